@@ -1,0 +1,298 @@
+"""``attribution``: run the asset graph headless, list events, backfill a week, or open the UI.
+
+Every run goes through a Dagster instance (``DAGSTER_HOME``; ``./.dagster_home`` is created when it
+is unset), so runs started here show in the UI next to sensor-triggered ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from attribution_assets.events import (
+    AlertFormatError,
+    DetectionEvent,
+    parse_iso_week,
+    read_alerts,
+    record_events,
+    registered_events,
+)
+from attribution_assets.paths import (
+    REPO_ROOT,
+    SAMPLE_ALERTS,
+    SAMPLE_ARCHIVE,
+    SAMPLE_TRUTH,
+    archive_root,
+    output_root,
+)
+
+
+@dataclass
+class EventOutcome:
+    """What happened to one event in a headless run."""
+
+    event: DetectionEvent
+    success: bool
+    seconds: float
+    row: pd.Series | None
+    error: str = ""
+
+
+def ensure_instance_home() -> Path:
+    """``DAGSTER_HOME``, or a local ``./.dagster_home`` (with the repository's dagster.yaml) when unset."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(Path.cwd() / ".dagster_home")
+        os.environ["DAGSTER_HOME"] = home
+    path = Path(home)
+    path.mkdir(parents=True, exist_ok=True)
+    config = REPO_ROOT / "dagster.yaml"
+    if config.exists() and not (path / "dagster.yaml").exists():
+        shutil.copy(config, path / "dagster.yaml")
+    return path
+
+
+def log_config(args: argparse.Namespace) -> dict:
+    """Console log level of the runs (the instance keeps every event regardless)."""
+    level = "INFO" if getattr(args, "verbose", False) else "WARNING"
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
+def _settings(args: argparse.Namespace):
+    from attribution_assets.resources import AnalysisSettings
+
+    return AnalysisSettings(
+        num_chains=args.chains, num_warmup=args.warmup, num_samples=args.samples, seed=args.seed
+    )
+
+
+def run_events(
+    events: Sequence[DetectionEvent], archive: Path, output: Path, args: argparse.Namespace, echo=print
+) -> list[EventOutcome]:
+    """Crawl the archive, register the events, materialise the event graph for each one, roll up."""
+    from dagster import DagsterInstance
+
+    from attribution_assets.definitions import build_defs
+    from attribution_assets.partitions import register_events
+    from attribution_assets.resources import OutputStore, build_resources
+
+    ensure_instance_home()
+    store = OutputStore(root=str(output))
+    defs = build_defs(build_resources(archive, output, _settings(args)))
+    with DagsterInstance.get() as instance:
+        keys = register_events(instance, events)
+        record_events(store.event_registry_path, list(events))
+        echo(f"archive {archive}\noutput  {output}\ninstance {os.environ['DAGSTER_HOME']}")
+        started = time.perf_counter()
+        defs.resolve_job_def("crawl_catalog").execute_in_process(
+            instance=instance, run_config=log_config(args)
+        )
+        catalog = gpd.read_parquet(store.catalog_path)
+        echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
+        outcomes = []
+        job = defs.resolve_job_def("attribute_event")
+        for i, (event, key) in enumerate(zip(events, keys, strict=True), start=1):
+            echo(f"[{i}/{len(keys)}] {key} ...", end="", flush=True)
+            started = time.perf_counter()
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, run_config=log_config(args)
+            )
+            seconds = time.perf_counter() - started
+            path = store.posterior_path(event.iso_week, key)
+            if result.success and path.exists():
+                row = gpd.read_parquet(path).iloc[0]
+                outcomes.append(EventOutcome(event, True, seconds, row))
+                echo(f" done in {seconds:.0f} s")
+            else:
+                outcomes.append(EventOutcome(event, False, seconds, None, step_failure(result)))
+                echo(f" FAILED in {seconds:.0f} s: {outcomes[-1].error}")
+        defs.resolve_job_def("weekly_rollup").execute_in_process(
+            instance=instance, run_config=log_config(args)
+        )
+    return outcomes
+
+
+def step_failure(result) -> str:
+    """The first failed step and its error message, from an execute_in_process result."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            message = error.cause.message if error and error.cause else (error.message if error else "")
+            return f"{event.step_key}: {message.strip().splitlines()[-1] if message.strip() else 'failed'}"
+    return "run failed"
+
+
+def _interval(row: pd.Series) -> str:
+    return (
+        f"{row['emission_rate_kg_h']:>12,.0f}  [{row['emission_rate_kg_h_p05']:,.0f} .. "
+        f"{row['emission_rate_kg_h_p95']:,.0f}]"
+    )
+
+
+def summary_table(outcomes: Sequence[EventOutcome], truth: pd.DataFrame | None = None) -> str:
+    """One line per event: id, instruments, emission mean and 90 % interval, detection (and the truth)."""
+    lines = []
+    header = (
+        f"{'event':<18} {'gas':<4} {'instruments':<20} {'emission kg/h  [90% interval]':<42} {'detected':<9}"
+    )
+    if truth is not None:
+        header += f" {'truth kg/h':>11} {'in 90%':>6}"
+    lines += [header, "-" * len(header)]
+    for outcome in outcomes:
+        name = outcome.event.event_id or outcome.event.key
+        if not outcome.success:
+            lines.append(f"{name:<18} {outcome.event.gas:<4} FAILED: {outcome.error[:120]}")
+            continue
+        row = outcome.row
+        line = (
+            f"{name:<18} {row['gas']:<4} {row['instruments']:<20} {_interval(row):<42} "
+            f"{'yes' if row['detected'] else 'no':<9}"
+        )
+        if truth is not None and name in truth.index:
+            q = float(truth.loc[name, "emission_rate_kg_h"])
+            inside = row["emission_rate_kg_h_p05"] <= q <= row["emission_rate_kg_h_p95"]
+            line += f" {q:>11,.0f} {'yes' if inside else 'NO':>6}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _load_alerts(path: Path) -> list[DetectionEvent]:
+    try:
+        return read_alerts(path)
+    except AlertFormatError as error:
+        raise SystemExit(f"attribution: {error}") from error
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    output = Path(args.output or output_root())
+    events = _load_alerts(SAMPLE_ALERTS)
+    outcomes = run_events(events, SAMPLE_ARCHIVE, output, args)
+    truth = pd.read_csv(SAMPLE_TRUTH).set_index("event_id")
+    print()
+    print(summary_table(outcomes, truth))
+    print(f"\nposteriors: {output / 'posteriors'}   weekly roll-ups and alerts: {output / 'weekly'}")
+    return 0 if all(o.success for o in outcomes) else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    events = _load_alerts(Path(args.alerts))
+    outcomes = run_events(events, Path(args.archive), Path(args.output), args)
+    print()
+    print(summary_table(outcomes))
+    return 0 if all(o.success for o in outcomes) else 1
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from attribution_assets.resources import OutputStore
+
+    store = OutputStore(root=str(args.output or output_root()))
+    events = registered_events(store.event_registry_path)
+    if not events:
+        print(f"no events registered under {store.path}")
+        return 0
+    print(f"{'event_key':<42} {'event_id':<18} {'week':<9} {'posterior':<10}")
+    for event in events:
+        done = store.posterior_path(event.iso_week, event.key).exists()
+        print(f"{event.key:<42} {event.event_id or '':<18} {event.iso_week:<9} {'yes' if done else 'no':<10}")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from attribution_assets.resources import OutputStore
+
+    output = Path(args.output or output_root())
+    start, end = parse_iso_week(args.week)
+    events = [
+        e
+        for e in registered_events(OutputStore(root=str(output)).event_registry_path)
+        if start <= e.time < end
+    ]
+    if args.alerts:
+        events += [e for e in _load_alerts(Path(args.alerts)) if start <= e.time < end]
+    events = list({e.key: e for e in events}.values())
+    if not events:
+        print(f"no registered events in {args.week} (register them with `attribution run` or --alerts FILE)")
+        return 1
+    outcomes = run_events(events, Path(args.archive or archive_root()), output, args)
+    print()
+    print(summary_table(outcomes))
+    return 0 if all(o.success for o in outcomes) else 1
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    ensure_instance_home()
+    os.environ.setdefault("ATTRIBUTION_ARCHIVE", str(args.archive or archive_root()))
+    os.environ.setdefault("ATTRIBUTION_OUTPUT", str(args.output or output_root()))
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "attribution_assets.definitions",
+        "-p",
+        str(args.port),
+    ]
+    return subprocess.call(command)
+
+
+def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
+    parser.add_argument(
+        "--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default 500)"
+    )
+    parser.add_argument("--samples", type=int, default=1000, help="NUTS draws per chain (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--verbose", action="store_true", help="print every step's log on the console")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attribution", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo", help="run the whole graph on the bundled sample archive and print a summary"
+    )
+    demo.add_argument("--output", help="output root (default $ATTRIBUTION_OUTPUT or ./attribution_output)")
+    _add_sampler_options(demo)
+    demo.set_defaults(func=cmd_demo)
+    run = sub.add_parser("run", help="headless: register the alerts' events and materialise each one")
+    run.add_argument("--archive", required=True, help="product archive root")
+    run.add_argument("--alerts", required=True, help="operator alerts (CSV or GeoJSON)")
+    run.add_argument("--output", required=True, help="output root")
+    _add_sampler_options(run)
+    run.set_defaults(func=cmd_run)
+    events = sub.add_parser("events", help="list registered events and whether their posterior exists")
+    events.add_argument("--output", help="output root")
+    events.set_defaults(func=cmd_events)
+    backfill = sub.add_parser("backfill", help="materialise every registered event of one ISO week")
+    backfill.add_argument("--week", required=True, help="ISO week, e.g. 2025-W33")
+    backfill.add_argument("--archive", help="product archive root (default $ATTRIBUTION_ARCHIVE)")
+    backfill.add_argument("--output", help="output root")
+    backfill.add_argument("--alerts", help="also register these alerts' events of that week")
+    _add_sampler_options(backfill)
+    backfill.set_defaults(func=cmd_backfill)
+    dev = sub.add_parser("dev", help="open the Dagster UI on this code location")
+    dev.add_argument("--archive", help="product archive root")
+    dev.add_argument("--output", help="output root")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The ``attribution_assets`` code location."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from attribution_assets.assets.aoi import emit_aoi, ghgsat_aoi, oco2_aoi, tropomi_aoi
+from attribution_assets.assets.catalog import event_overpasses, overpass_catalog
+from attribution_assets.assets.enhancement import emit_enhancement
+from attribution_assets.assets.forward import plume_forward
+from attribution_assets.assets.inversion import source_posterior
+from attribution_assets.assets.met import met_conditions
+from attribution_assets.assets.posterior import event_posterior
+from attribution_assets.assets.rollup import alerts, weekly_posteriors
+from attribution_assets.checks import no_rejected_files
+from attribution_assets.jobs import attribute_event_job, catalog_job, rollup_job
+from attribution_assets.resources import default_resources
+from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
+
+ASSETS = [
+    overpass_catalog, event_overpasses, emit_aoi, tropomi_aoi, ghgsat_aoi, oco2_aoi, emit_enhancement,
+    met_conditions, plume_forward, source_posterior, event_posterior, weekly_posteriors, alerts,
+]
+
+
+
+def build_defs(resources: dict[str, object] | None = None) -> Definitions:
+    """The code location with ``resources`` (default: from ATTRIBUTION_ARCHIVE / ATTRIBUTION_OUTPUT).
+
+    Steps run in one process per run (in-process executor): JAX compiles the forward model and the
+    sampler once per run rather than once per step.
+    """
+    return Definitions(
+        assets=ASSETS,
+        asset_checks=[no_rejected_files],
+        jobs=[catalog_job, attribute_event_job, rollup_job],
+        sensors=[alert_inbox_sensor],
+        schedules=[weekly_rollup_schedule],
+        resources=resources if resources is not None else default_resources(),
+        executor=in_process_executor,
+    )
+
+
+defs = build_defs()

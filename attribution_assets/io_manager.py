@@ -1,0 +1,113 @@
+"""IO manager for per-partition intermediates: NetCDF for xarray, GeoParquet for tables.
+
+Layout: ``<root>/<asset>/<partition>.<kind>.<ext>``. Supported values:
+
+- ``xarray.Dataset`` -> ``.nc``;
+- ``dict[str, xarray.Dataset]`` (one dataset per granule; empty when an instrument has no overpass)
+  -> ``.groups.nc``, one NetCDF group per entry;
+- ``geopandas.GeoDataFrame`` -> ``.parquet`` (GeoParquet 1.1);
+- ``arviz.InferenceData`` -> ``.idata.nc``.
+
+Every file is written to a temporary name and renamed, so a failed step leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import arviz as az
+import geopandas as gpd
+import netCDF4
+import xarray as xr
+from dagster import ConfigurableIOManager, InputContext, OutputContext
+
+from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
+
+_SUFFIXES = {"dataset": ".nc", "groups": ".groups.nc", "table": ".parquet", "idata": ".idata.nc"}
+
+
+def _safe_group(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def write_groups(datasets: dict[str, xr.Dataset], path: Path) -> None:
+    """Write each dataset into its own NetCDF group; the original names go in a root attribute."""
+    names = {_safe_group(name): name for name in datasets}
+    if len(names) != len(datasets):
+        raise ValueError(f"{path}: group names collide after sanitising: {sorted(datasets)}")
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.setncattr("group_names", json.dumps(names))
+    for safe, name in names.items():
+        datasets[name].to_netcdf(path, mode="a", group=safe, engine="netcdf4")
+
+
+def read_groups(path: Path) -> dict[str, xr.Dataset]:
+    """Inverse of :func:`write_groups` (datasets are loaded into memory)."""
+    with netCDF4.Dataset(path) as nc:
+        names = json.loads(nc.getncattr("group_names"))
+    result = {}
+    for safe, name in names.items():
+        with xr.open_dataset(path, group=safe, engine="netcdf4") as ds:
+            result[name] = ds.load()
+    return result
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if tmp.exists():
+        tmp.unlink()
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class EventStoreIOManager(ConfigurableIOManager):
+    """Stores asset outputs per partition under ``root`` (see module docstring)."""
+
+    root: str
+
+    def _base(self, asset_path: list[str], partition: str | None) -> Path:
+        return Path(self.root).joinpath(*asset_path) / (partition or "all")
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        if obj is None:
+            return
+        base = self._base(
+            context.asset_key.path, context.partition_key if context.has_partition_key else None
+        )
+        if isinstance(obj, gpd.GeoDataFrame):
+            kind, write = "table", lambda p: write_geoparquet(obj, p)
+        elif isinstance(obj, xr.Dataset):
+            kind, write = "dataset", lambda p: obj.to_netcdf(p, engine="netcdf4")
+        elif isinstance(obj, az.InferenceData):
+            kind, write = "idata", lambda p: obj.to_netcdf(str(p))
+        elif isinstance(obj, dict) and all(isinstance(v, xr.Dataset) for v in obj.values()):
+            kind, write = "groups", lambda p: write_groups(obj, p)
+        else:
+            raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
+        for other in _SUFFIXES.values():
+            stale = base.with_name(base.name + other)
+            if stale.exists() and other != _SUFFIXES[kind]:
+                stale.unlink()
+        path = base.with_name(base.name + _SUFFIXES[kind])
+        _atomic(path, write)
+        context.add_output_metadata({"path": str(path), "bytes": path.stat().st_size})
+
+    def load_input(self, context: InputContext) -> object:
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        base = self._base(context.asset_key.path, partition)
+        for kind, suffix in _SUFFIXES.items():
+            path = base.with_name(base.name + suffix)
+            if path.exists():
+                if kind == "table":
+                    return read_geoparquet(path)
+                if kind == "dataset":
+                    with xr.open_dataset(path, engine="netcdf4") as ds:
+                        return ds.load()
+                if kind == "idata":
+                    return az.from_netcdf(str(path))
+                return read_groups(path)
+        raise FileNotFoundError(f"no stored output for {context.asset_key.to_user_string()} at {base}.*")

@@ -1,0 +1,166 @@
+"""Reader errors and small helpers shared by every product reader.
+
+Every reader raises :class:`ProductFormatError` for a file that does not match its documented layout
+and :class:`EmptyAOIError` when the requested bounding box holds no usable data. Both messages name
+the file, so a failing event can be diagnosed from the run log alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+BBox = tuple[float, float, float, float]
+"""(west, south, east, north) in degrees; west > east means the box crosses the antimeridian."""
+
+_CHUNK_BYTES = 1 << 20
+
+
+class ProductFormatError(ValueError):
+    """A product file does not match the layout its reader expects.
+
+    Parameters
+    ----------
+    path: the offending file.
+    variable: the variable, group, attribute or dimension that is wrong (``"<file>"`` for the whole file).
+    expected: what the reader expected to find there.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], variable: str, expected: str) -> None:
+        self.path = str(path)
+        self.variable = variable
+        self.expected = expected
+        super().__init__(f"{self.path}: variable {variable!r}: expected {expected}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return (type(self), (self.path, self.variable, self.expected))
+
+
+class EmptyAOIError(LookupError):
+    """The bounding box holds no usable data in this file (a normal outcome, not a broken file).
+
+    Parameters
+    ----------
+    path: the file that was read.
+    bbox: the requested (west, south, east, north) box in degrees.
+    reason: optional detail, e.g. "no pixel with qa_value >= 0.5".
+    """
+
+    def __init__(self, path: str | os.PathLike[str], bbox: Sequence[float] | None, reason: str = "") -> None:
+        self.path = str(path)
+        self.bbox = None if bbox is None else tuple(float(v) for v in bbox)
+        self.reason = reason
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"{self.path}: no data inside bbox (west, south, east, north)={self.bbox}{detail}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, tuple[float, ...] | None, str]]:
+        return (type(self), (self.path, self.bbox, self.reason))
+
+
+@functools.lru_cache(maxsize=512)
+def _checksum_cached(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """Return ``"sha256:<hex>"`` of a file, streamed in 1 MiB blocks.
+
+    The result is cached per (absolute path, modification time in ns, size in bytes), so re-reading an
+    unchanged file costs one ``stat``.
+    """
+    resolved = str(Path(path).resolve())
+    stat = os.stat(resolved)
+    return _checksum_cached(resolved, stat.st_mtime_ns, stat.st_size)
+
+
+def validate_bbox(path: str | os.PathLike[str], bbox: Sequence[float] | None) -> BBox | None:
+    """Check a (west, south, east, north) box in degrees and return it as floats (None passes)."""
+    if bbox is None:
+        return None
+    if len(bbox) != 4:
+        raise ValueError(f"{path}: bbox must be (west, south, east, north), got {bbox!r}")
+    west, south, east, north = (float(v) for v in bbox)
+    if not (-90.0 <= south <= north <= 90.0):
+        raise ValueError(f"{path}: bbox latitudes must satisfy -90 <= south <= north <= 90, got {bbox!r}")
+    if not all(np.isfinite([west, east])):
+        raise ValueError(f"{path}: bbox longitudes must be finite, got {bbox!r}")
+    return (west, south, east, north)
+
+
+def overlaps_bbox(
+    lon_min: np.ndarray, lon_max: np.ndarray, lat_min: np.ndarray, lat_max: np.ndarray, bbox: BBox
+) -> np.ndarray:
+    """Boolean mask: do the boxes [lon_min, lon_max] x [lat_min, lat_max] (degrees) touch ``bbox``?
+
+    Longitudes are compared modulo 360, so a bbox with west > east (crossing the antimeridian) and
+    inputs in either [-180, 180) or [0, 360) work. NaN inputs give False.
+    """
+    west, south, east, north = bbox
+    east_unwrapped = east + 360.0 if west > east else east
+    lat_ok = (lat_max >= south) & (lat_min <= north)
+    lo = np.asarray(lon_min, dtype=np.float64)
+    hi = np.asarray(lon_max, dtype=np.float64)
+    shift = np.floor((lo - west) / 360.0) * 360.0
+    lo, hi = lo - shift, hi - shift  # lo now in [west, west + 360)
+    lon_ok = (lo <= east_unwrapped) | (hi >= west + 360.0)
+    return np.asarray(lat_ok & lon_ok)
+
+
+def in_bbox(lon: np.ndarray, lat: np.ndarray, bbox: BBox) -> np.ndarray:
+    """Boolean mask of points (degrees) inside ``bbox`` (edges included, antimeridian aware)."""
+    return overlaps_bbox(lon, lon, lat, lat, bbox)
+
+
+def normalise_lon(lon: np.ndarray) -> np.ndarray:
+    """Map longitudes in degrees to [-180, 180)."""
+    return (np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0
+
+
+def iso_utc(value: datetime | np.datetime64 | str) -> str:
+    """Format a time as ISO 8601 UTC with a ``Z`` suffix, whole seconds (naive values are UTC)."""
+    if isinstance(value, str):
+        value = parse_time(value)
+    if isinstance(value, np.datetime64):
+        seconds = value.astype("datetime64[s]").astype(np.int64)
+        value = datetime.fromtimestamp(int(seconds), tz=UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO 8601 time (``Z``, ``+0000`` or ``+00:00`` offsets; naive means UTC) to aware UTC."""
+    cleaned = text.strip()
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+        try:
+            return datetime.strptime(cleaned, fmt).astimezone(UTC)
+        except ValueError:
+            pass
+    parsed = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def provenance_attrs(
+    path: str | os.PathLike[str], product_version: str, instrument: str, start: str, end: str
+) -> dict[str, str]:
+    """The provenance attributes every reader output carries (times already ISO 8601 UTC ``Z``)."""
+    return {
+        "source_file": str(Path(path).resolve()),
+        "product_version": product_version,
+        "checksum": file_checksum(path),
+        "instrument": instrument,
+        "time_coverage_start": start,
+        "time_coverage_end": end,
+    }

@@ -1,0 +1,113 @@
+"""Catalog crawl, GeoParquet store and DuckDB queries on the bundled real-layout archive."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.parquet as pq
+import pytest
+
+from attribution_assets.catalog.crawl import crawl_archive
+from attribution_assets.catalog.filenames import parse_native_name
+from attribution_assets.catalog.query import query_overpasses
+from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
+
+
+@pytest.fixture()
+def archive(tmp_path, sample_archive):
+    root = tmp_path / "archive"
+    shutil.copytree(sample_archive, root)
+    return root
+
+
+def test_crawl_finds_every_product(archive):
+    result = crawl_archive(archive)
+    files = {os.path.basename(p) for p in result.catalog["path"]}
+    assert result.rejected.empty
+    assert set(result.catalog["instrument"]) == {"EMIT", "TROPOMI", "GHGSAT", "OCO2", "ERA5"}
+    assert len(files) == result.n_read == result.n_files
+    assert result.catalog.geometry.is_valid.all() and not result.catalog.geometry.is_empty.any()
+    assert (result.catalog["time_end"] >= result.catalog["time_start"]).all()
+
+
+def test_recrawl_reuses_unchanged_files(archive):
+    first = crawl_archive(archive)
+    second = crawl_archive(archive, previous=first.catalog)
+    assert second.n_read == 0 and second.n_reused == first.n_files
+    assert second.catalog.drop(columns="geometry").equals(first.catalog.drop(columns="geometry"))
+    touched = sorted(archive.rglob("*.h5"))[0]
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    third = crawl_archive(archive, previous=second.catalog)
+    assert third.n_read == 1
+
+
+def test_newest_processing_wins(archive):
+    tropomi = sorted((archive / "tropomi").glob("S5P_*.nc"))[0]
+    native = parse_native_name(tropomi.name)
+    newer = tropomi.name.replace("_020600_", "_020700_")
+    shutil.copy(tropomi, tropomi.with_name(newer))
+    result = crawl_archive(archive)
+    paths = set(result.catalog.loc[result.catalog["granule_id"].str.startswith(native.granule), "path"])
+    assert paths == {str(tropomi.with_name(newer))}
+    assert result.superseded == [str(tropomi)]
+
+
+def test_bad_files_are_rejected_with_reason_and_crawl_goes_on(archive):
+    emit = sorted((archive / "emit").glob("EMIT_*.nc"))[0]
+    emit.write_bytes(emit.read_bytes()[:4096])
+    (archive / "notes.txt").write_text("not a product")
+    result = crawl_archive(archive)
+    assert list(result.rejected["path"]) == [str(emit)]
+    assert result.n_ignored == 1
+    assert "TROPOMI" in set(result.catalog["instrument"])
+
+
+def test_geoparquet_store_and_duckdb_query(tmp_path, archive):
+    catalog = crawl_archive(archive).catalog
+    path = write_geoparquet(catalog, tmp_path / "catalog.parquet")
+    geo = json.loads(pq.read_schema(path).metadata[b"geo"])
+    assert geo["version"] == "1.1.0"
+    assert geo["columns"]["geometry"]["covering"]["bbox"]["xmin"] == ["bbox", "xmin"]
+    assert len(read_geoparquet(path)) == len(catalog)
+    t = datetime(2025, 8, 14, 17, 31, tzinfo=UTC)
+    near = query_overpasses(
+        path, (-103.62, 31.90, -103.60, 31.92), t - timedelta(hours=12), t + timedelta(hours=12)
+    )
+    assert {"EMIT", "GHGSAT", "TROPOMI", "ERA5"} <= set(near["instrument"])
+    assert "OCO2" not in set(near["instrument"])
+    only = query_overpasses(
+        path, (-103.62, 31.90, -103.60, 31.92), t - timedelta(hours=12), t + timedelta(hours=12), ["EMIT"]
+    )
+    assert set(only["instrument"]) == {"EMIT"}
+    later = query_overpasses(
+        path, (-103.62, 31.90, -103.60, 31.92), t + timedelta(days=3), t + timedelta(days=4)
+    )
+    assert later.empty
+    far = query_overpasses(path, (10.0, 10.0, 10.1, 10.1), t - timedelta(days=400), t + timedelta(days=400))
+    assert far.empty
+
+
+@pytest.mark.parametrize(
+    "name, instrument, granule",
+    [
+        ("EMIT_L1B_RAD_001_20250814T173100_2522611_004.nc", "EMIT", "EMIT_20250814T173100_2522611_004"),
+        (
+            "S5P_OFFL_L2__CH4____20250814T194000_20250814T212000_40512_03_020600_20250815T212000.nc",
+            "TROPOMI",
+            "S5P_CH4_40512",
+        ),
+        ("oco2_LtCO2_250610_B11210Ar_250710000000s.nc4", "OCO2", "OCO2_LITE_250610"),
+        ("wrfout_d01_2025-08-14_00:00:00", "WRF", "WRF_d01_2025-08-14_00:00:00"),
+    ],
+)
+def test_native_names(name, instrument, granule):
+    parsed = parse_native_name(name)
+    assert parsed is not None and parsed.instrument == instrument and parsed.granule == granule
+
+
+def test_user_named_files_are_not_native():
+    assert parse_native_name("era5_single_levels_permian-ch4_20250814.nc") is None
+    assert parse_native_name("GHGSat_L2_C5_20250814T164500Z_permian.h5") is None

@@ -1,0 +1,60 @@
+"""The import direction of the design: science, readers and catalog never import dagster."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "attribution_assets"
+PURE_LAYERS = ("science", "readers", "catalog")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", PURE_LAYERS)
+def test_pure_layers_do_not_import_dagster_in_source(layer: str):
+    files = sorted((PACKAGE / layer).rglob("*.py"))
+    assert files, f"layer {layer} has no modules"
+    offenders = {
+        str(f.relative_to(PACKAGE)): sorted(
+            m for m in _imported_modules(f) if m.split(".")[0].startswith("dagster")
+        )
+        for f in files
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_pure_layers_import_without_loading_dagster():
+    modules = [
+        f"attribution_assets.{p.relative_to(PACKAGE).with_suffix('').as_posix().replace('/', '.')}"
+        for layer in PURE_LAYERS
+        for p in sorted((PACKAGE / layer).rglob("*.py"))
+        if p.name != "__init__.py"
+    ]
+    code = (
+        "import importlib, sys\n"
+        + "".join(f"importlib.import_module({m!r})\n" for m in modules)
+        + "print(sorted(m for m in sys.modules if m.startswith('dagster')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_science_does_no_file_io():
+    forbidden = {"netCDF4", "h5py", "duckdb", "pyarrow", "geopandas"}
+    for path in sorted((PACKAGE / "science").rglob("*.py")):
+        assert not (_imported_modules(path) & forbidden), f"{path.name} imports a file-format library"
+        assert "open(" not in path.read_text().replace("xr.open", ""), f"{path.name} opens files"

@@ -1,0 +1,262 @@
+"""Joint plume inversion: exact linear-Gaussian limit, recovery, null scene, tightening, determinism."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attribution_assets.science import inversion as inv
+from attribution_assets.science.linear_gaussian import (
+    GaussianPosterior,
+    combine_gaussian_posteriors,
+    linear_gaussian_posterior,
+)
+from attribution_assets.science.met import OverpassWind
+from attribution_assets.science.operators import ObservationBlock, predict_block
+from attribution_assets.science.units import KG_M2_PER_PPM_M_CH4, kg_h_to_kg_s, kg_m2_per_ppb
+
+EMIT_K = 1.0 / KG_M2_PER_PPM_M_CH4  # ppm m per kg m-2
+PPB_K = 1.0 / float(kg_m2_per_ppb(101325.0, "CH4"))  # ppb per kg m-2
+TRUTH = {"q_kg_h": 1500.0, "xy_m": (120.0, -80.0), "u_m_s": 3.6, "v_m_s": 1.4, "s": 3.0}
+
+
+def _grid(n: int, pitch_m: float, n_quad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel quadrature points (n*n, q, 2) and weights of a square grid centred on the origin."""
+    c = (np.arange(n) - (n - 1) / 2) * pitch_m
+    xx, yy = np.meshgrid(c, c)
+    centres = np.stack([xx.ravel(), yy.ravel()], -1)
+    m = int(round(math.sqrt(n_quad)))
+    off = ((np.arange(m) + 0.5) / m - 0.5) * pitch_m
+    ox, oy = np.meshgrid(off, off)
+    pts = centres[:, None, :] + np.stack([ox.ravel(), oy.ravel()], -1)[None]
+    return pts, np.full(pts.shape[:2], 1.0 / (m * m))
+
+
+def _block(instrument: str, units: str, n: int, pitch_m: float, n_quad: int, k: float, noise: float,
+           background: float, overpass: int, seed: int, truth: dict | None) -> ObservationBlock:
+    pts, w = _grid(n, pitch_m, n_quad)
+    size = pts.shape[0]
+    clean = np.zeros(size)
+    if truth is not None:
+        clean = np.asarray(predict_block(
+            jnp.asarray(pts), jnp.asarray(w), jnp.full(size, k), jnp.asarray(truth["xy_m"]),
+            kg_h_to_kg_s(truth["q_kg_h"]), truth["u_m_s"], truth["v_m_s"], truth["s"]))
+    y = background + clean + noise * np.random.default_rng(seed).standard_normal(size)
+    return ObservationBlock(instrument=instrument, gas="CH4", units=units, y=y, sigma=np.full(size, noise),
+                            points_xy_m=pts, weights=w, kg_m2_to_obs=np.full(size, k), overpass=overpass,
+                            lon=np.zeros(size), lat=np.zeros(size))
+
+
+def _wind(u: float, v: float, speed_sd: float = 1.0, direction_sd: float = 0.25) -> OverpassWind:
+    return OverpassWind(time=datetime(2024, 6, 1, 18), u_m_s=u, v_m_s=v, speed_sd_m_s=speed_sd,
+                        direction_sd_rad=direction_sd, stability_index=3.0, pblh_m=1000.0,
+                        surface_pressure_pa=101325.0, source="ERA5")
+
+
+# met prior: the truth perturbed within its prior (speed -0.4 m/s, direction +0.17 rad)
+MET = [_wind(3.0, 1.8), _wind(3.5, 1.0)]
+FAST = inv.InversionSettings(num_chains=2, num_warmup=300, num_samples=300, escalate=False)
+
+
+def _scene(truth: dict | None) -> list[ObservationBlock]:
+    emit = _block("EMIT", "ppm m", 40, 60.0, 1, EMIT_K, 300.0, 0.0, 0, 1, truth)
+    tropomi = _block("TROPOMI", "ppb", 6, 5500.0, 16, PPB_K, 10.0, 1900.0, 1, 2, truth)
+    return [emit, tropomi]
+
+
+@pytest.fixture(scope="module")
+def recovery() -> inv.InversionResult:
+    return inv.invert(_scene(TRUTH), MET, "CH4", FAST)
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear-Gaussian limit: the sampler against the closed form
+# ---------------------------------------------------------------------------------------------
+
+LINEAR = inv.InversionSettings(
+    num_chains=2, num_warmup=400, num_samples=1500, escalate=False, q_prior="normal",
+    q_mean_kg_h=1000.0, q_sd_kg_h=1000.0, presence=False, fix_wind=True, fix_position=True,
+    fix_stability=True, fix_noise_inflation=True, position_prior_xy_m=TRUTH["xy_m"],
+)
+LINEAR_WIND = [_wind(TRUTH["u_m_s"], TRUTH["v_m_s"])]
+
+
+def _linear_blocks() -> list[ObservationBlock]:
+    emit = _block("EMIT", "ppm m", 24, 60.0, 1, EMIT_K, 600.0, 50.0, 0, 3, {**TRUTH, "q_kg_h": 800.0})
+    ghgsat = _block("GHGSAT", "ppb", 20, 75.0, 1, PPB_K, 60.0, 1900.0, 0, 4, {**TRUTH, "q_kg_h": 800.0})
+    return [emit, ghgsat]
+
+
+def _closed_form(blocks: list[ObservationBlock], n_state_blocks: int, offset: int = 0) -> GaussianPosterior:
+    """Closed-form posterior of (Q kg/h, background_0..background_{n-1}) for the given blocks."""
+    data, _ = inv.prepare(_linear_blocks(), LINEAR_WIND, "CH4", LINEAR)  # same background priors
+    rows, ys, var = [], [], []
+    for i, b in enumerate(blocks):
+        unit = np.asarray(predict_block(jnp.asarray(b.points_xy_m), jnp.asarray(b.weights),
+                                        jnp.asarray(b.kg_m2_to_obs), jnp.asarray(TRUTH["xy_m"]),
+                                        kg_h_to_kg_s(1.0), TRUTH["u_m_s"], TRUTH["v_m_s"], 3.0))
+        bg_cols = np.zeros((b.size, n_state_blocks))
+        bg_cols[:, offset + i] = 1.0
+        rows.append(np.column_stack([unit, bg_cols]))
+        ys.append(b.y)
+        var.append(b.sigma**2)
+    x_a = np.r_[1000.0, np.asarray(data.bg_mu, float)]
+    s_a = np.r_[1000.0**2, np.asarray(data.bg_sd, float) ** 2]
+    return linear_gaussian_posterior(np.vstack(rows), np.concatenate(ys), x_a, s_a, np.concatenate(var))
+
+
+@pytest.fixture(scope="module")
+def linear_joint() -> inv.InversionResult:
+    return inv.invert(_linear_blocks(), LINEAR_WIND, "CH4", LINEAR)
+
+
+def test_linear_limit_matches_closed_form(linear_joint: inv.InversionResult) -> None:
+    exact = _closed_form(_linear_blocks(), 2)
+    q = linear_joint.draws["emission_rate_kg_h"].ravel()
+    assert np.mean(q) == pytest.approx(exact.mean[0], rel=0.02)
+    assert np.std(q) == pytest.approx(exact.sd[0], rel=0.05)
+    bg = linear_joint.draws["background"].reshape(-1, 2)
+    for j in range(2):
+        assert abs(np.mean(bg[:, j]) - exact.mean[1 + j]) < 0.1 * exact.sd[1 + j]
+        assert np.std(bg[:, j]) == pytest.approx(exact.sd[1 + j], rel=0.05)
+    assert linear_joint.p_source == 1.0
+    assert linear_joint.diagnostics["divergences"] == 0
+
+
+def test_joint_equals_precision_weighted_combination(linear_joint: inv.InversionResult) -> None:
+    blocks = _linear_blocks()
+    joint = _closed_form(blocks, 2)
+    single = [_closed_form([blocks[0]], 2, 0), _closed_form([blocks[1]], 2, 1)]
+    data, _ = inv.prepare(blocks, LINEAR_WIND, "CH4", LINEAR)
+    prior = GaussianPosterior(np.r_[1000.0, np.asarray(data.bg_mu, float)],
+                              np.diag(np.r_[1000.0**2, np.asarray(data.bg_sd, float) ** 2]))
+    combined = combine_gaussian_posteriors(single, shared_prior=prior)
+    np.testing.assert_allclose(combined.mean, joint.mean, rtol=1e-8)
+    np.testing.assert_allclose(combined.cov, joint.cov, rtol=1e-6, atol=1e-9)
+    # the joint sampler agrees with the combination, and is tighter than either instrument alone
+    q = linear_joint.draws["emission_rate_kg_h"].ravel()
+    assert np.mean(q) == pytest.approx(combined.mean[0], rel=0.02)
+    assert np.std(q) < min(s.sd[0] for s in single)
+
+
+# ---------------------------------------------------------------------------------------------
+# Full nonlinear model
+# ---------------------------------------------------------------------------------------------
+
+
+def test_recovery_interval_contains_truth(recovery: inv.InversionResult) -> None:
+    s = recovery.summary()
+    assert s["emission_rate_kg_h_p05"] < TRUTH["q_kg_h"] < s["emission_rate_kg_h_p95"]
+    assert math.hypot(s["source_x_m"] - TRUTH["xy_m"][0], s["source_y_m"] - TRUTH["xy_m"][1]) < 60.0
+    assert s["detected"] and recovery.p_source > 0.99
+    assert s["divergences"] == 0 and s["r_hat_max"] < 1.05
+    direction = np.mean(recovery.draws["wind_to_direction_rad"][..., 0])
+    assert abs(direction - math.atan2(TRUTH["v_m_s"], TRUTH["u_m_s"])) < 0.15
+    idata = recovery.to_inference_data()
+    assert {"posterior", "sample_stats", "observed_data"} <= set(idata.groups())
+    assert idata.posterior["emission_rate_kg_h"].shape == (2, 300)
+
+
+def test_multistart_map_recovers_wind_direction_and_position() -> None:
+    data, config = inv.prepare(_scene(TRUTH), MET, "CH4", FAST)
+    lay = config.layout()
+    starts = inv._starts(data, config, FAST)
+    dir_sd = np.asarray(data.dir_sd)
+    rotation = np.round(starts[:, lay["direction"]][:, 0] * dir_sd[0], 6)
+    assert set(rotation) == {0.0, round(math.pi / 2, 6), round(-math.pi / 2, 6), round(math.pi, 6)}
+    z_hat, best, per_start = inv.find_map(data, config, FAST, starts=starts)
+    found = inv.unpack(z_hat, data, config)
+    truth_dir = math.atan2(TRUTH["v_m_s"], TRUTH["u_m_s"])
+    assert abs(found["wind_to_direction_rad"][0] - truth_dir) < 0.1
+    assert math.hypot(found["source_x_m"] - TRUTH["xy_m"][0], found["source_y_m"] - TRUTH["xy_m"][1]) < 30.0
+    assert found["emission_rate_if_present_kg_h"] == pytest.approx(TRUTH["q_kg_h"], rel=0.3)
+    # a start rotated by 90 degrees (met prior 0.17 rad off the truth) climbs back to the same mode
+    z_rot, value_rot, _ = inv.find_map(data, config, FAST, starts=starts[rotation == round(-math.pi / 2, 6)])
+    assert value_rot == pytest.approx(best, abs=0.5)
+    # the reversed wind is a separate local mode; the multi-start keeps the better one
+    _, value_rev, _ = inv.find_map(data, config, FAST, starts=starts[rotation == round(math.pi, 6)])
+    assert value_rev > best + 10.0
+
+
+def test_null_scene_is_not_detected() -> None:
+    result = inv.invert(_scene(None), MET, "CH4", FAST)
+    s = result.summary()
+    assert result.p_source < 0.5
+    assert not s["detected"]
+    assert s["emission_rate_kg_h_p05"] == 0.0
+    assert np.any(result.draws["emission_rate_kg_h"] == 0.0)
+    assert result.laplace["p_source"] < 0.5
+
+
+def test_same_seed_gives_identical_draws(recovery: inv.InversionResult) -> None:
+    again = inv.invert(_scene(TRUTH), MET, "CH4", FAST)
+    for name in ("emission_rate_kg_h", "source_x_m", "wind_u_m_s", "background"):
+        np.testing.assert_array_equal(again.draws[name], recovery.draws[name])
+
+
+LAPLACE = inv.InversionSettings(sampler="laplace", laplace_draws=4000)
+WINDS_2 = [_wind(3.0, 1.8, speed_sd=1.5), _wind(3.5, 1.0, speed_sd=1.5)]
+
+
+def _pair(overpass_b: int) -> tuple[ObservationBlock, ObservationBlock]:
+    a = _block("EMIT", "ppm m", 30, 60.0, 1, EMIT_K, 300.0, 0.0, 0, 5, TRUTH)
+    b = _block("GHGSAT", "ppb", 30, 50.0, 1, PPB_K, 40.0, 1900.0, 0, 6, TRUTH)
+    return a, ObservationBlock(**{**b.__dict__, "overpass": overpass_b})
+
+
+def _log_sd(x: np.ndarray) -> float:
+    return float(np.std(np.log(x)))
+
+
+@pytest.fixture(scope="module")
+def singles() -> tuple[inv.InversionResult, inv.InversionResult]:
+    a, b = _pair(0)
+    return inv.invert([a], WINDS_2[:1], "CH4", LAPLACE), inv.invert([b], WINDS_2[1:], "CH4", LAPLACE)
+
+
+def test_same_overpass_pair_tightens_q_over_u(singles) -> None:
+    """One shared wind: only Q/u is constrained by the images, and two instruments tighten it."""
+    joint = inv.invert(list(_pair(0)), WINDS_2[:1], "CH4", LAPLACE)
+    a, b = _pair(0)
+    single_b = inv.invert([b], WINDS_2[:1], "CH4", LAPLACE)
+
+    def q_over_u(r: inv.InversionResult) -> np.ndarray:
+        return r.draws["emission_rate_if_present_kg_h"] / r.draws["wind_speed_m_s"][..., 0]
+
+    assert _log_sd(q_over_u(joint)) < min(_log_sd(q_over_u(singles[0])), _log_sd(q_over_u(single_b)))
+
+
+def test_independent_overpasses_tighten_q(singles) -> None:
+    """Each overpass has its own wind error, which averages down in Q."""
+    joint = inv.invert(list(_pair(1)), WINDS_2, "CH4", LAPLACE)
+    q = "emission_rate_if_present_kg_h"
+    assert _log_sd(joint.draws[q]) < min(_log_sd(singles[0].draws[q]), _log_sd(singles[1].draws[q]))
+    lo, hi = np.percentile(joint.draws[q], [5, 95])
+    assert lo < TRUTH["q_kg_h"] < hi
+
+
+def test_bad_inputs_are_rejected() -> None:
+    blocks = _scene(None)
+    with pytest.raises(ValueError, match="OverpassWind"):
+        inv.invert(blocks, MET[:1], "CH4", FAST)
+    with pytest.raises(ValueError, match="expected CO2"):
+        inv.invert(blocks, MET, "CO2", FAST)
+
+
+def test_diagnostics_flag_disagreeing_chains() -> None:
+    from attribution_assets.science.diagnostics import convergence_diagnostics, is_converged
+
+    rng = np.random.default_rng(0)
+    iid = {"a": rng.standard_normal((4, 1000)), "b": rng.standard_normal((4, 1000, 3))}
+    good = convergence_diagnostics(iid, np.zeros((4, 1000), bool))
+    assert good["r_hat_max"] < 1.01 and good["ess_bulk_min"] > 2000 and is_converged(good)
+    shifted = {"a": iid["a"] + np.arange(4)[:, None]}
+    bad = convergence_diagnostics(shifted, np.zeros((4, 1000), bool))
+    assert bad["r_hat_max"] > 1.5 and not is_converged(bad)
+    divergent = np.zeros((4, 1000), bool)
+    divergent[0, 0] = True
+    assert not is_converged(convergence_diagnostics(iid, divergent))

@@ -1,0 +1,75 @@
+"""Plume masking on synthetic enhancement maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from attribution_assets.science.plume_mask import plume_mask, significance_map
+
+SD_PPM_M = 100.0
+
+
+def blob(shape, centre, amplitude, width_px):
+    """Isotropic Gaussian enhancement, ppm·m."""
+    rows, cols = np.indices(shape)
+    r2 = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2
+    return amplitude * np.exp(-0.5 * r2 / width_px**2)
+
+
+def noise(shape, seed):
+    return np.random.default_rng(seed).normal(0.0, SD_PPM_M, shape)
+
+
+def test_significance_of_pure_noise_is_standard_normal():
+    enh = noise((300, 300), 0)
+    sd = np.full(enh.shape, SD_PPM_M)
+    for smoothing in (0.0, 1.5, 3.0):
+        z = significance_map(enh, sd, smoothing)[20:-20, 20:-20]
+        assert z.std() == pytest.approx(1.0, abs=0.05)
+        assert abs(z.mean()) < 0.05
+
+
+def test_single_blob_found_with_right_centre():
+    shape, centre = (80, 100), (30, 45)
+    enh = blob(shape, centre, 600.0, 4.0) + noise(shape, 1)
+    enh[0, :5] = np.nan
+    res = plume_mask(enh, np.full(shape, SD_PPM_M))
+    assert res.detected and res.n_components == 1
+    rows, cols = np.nonzero(res.mask)
+    assert abs(rows.mean() - centre[0]) < 1.5 and abs(cols.mean() - centre[1]) < 1.5
+    assert abs(res.max_index[0] - centre[0]) <= 3 and abs(res.max_index[1] - centre[1]) <= 3
+    assert res.max_enhancement_ppm_m == pytest.approx(np.nanmax(np.where(res.mask, enh, np.nan)))
+    # Area: the blob exceeds ~3 sigma of the smoothed noise out to a few widths.
+    assert 50 < res.area_px < 1000
+    assert res.polygon.area == pytest.approx(res.area_px)
+    assert res.polygon.contains(shapely.Point(centre[1], centre[0]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pure_noise_rejected(seed):
+    enh = noise((120, 120), 10 + seed)
+    res = plume_mask(enh, np.full(enh.shape, SD_PPM_M))
+    assert not res.detected and res.n_components == 0
+    assert not res.mask.any() and res.polygon is None and res.max_index is None
+
+
+def test_point_selects_component_and_lonlat_polygon():
+    shape = (90, 120)
+    enh = blob(shape, (20, 20), 700.0, 3.0) + blob(shape, (60, 90), 500.0, 4.0) + noise(shape, 2)
+    lon = -103.0 + 0.0005 * np.arange(shape[1])
+    lat = 32.0 - 0.0005 * np.arange(shape[0])  # north-up: latitude decreases with row
+    sd = np.full(shape, SD_PPM_M)
+    default = plume_mask(enh, sd, lon=lon, lat=lat)
+    assert default.n_components == 2
+    near = plume_mask(enh, sd, point=(lon[85], lat[58]), lon=lon, lat=lat)
+    rows, cols = np.nonzero(near.mask)
+    assert abs(rows.mean() - 60) < 2 and abs(cols.mean() - 90) < 2
+    assert near.polygon.contains(shapely.Point(lon[90], lat[60]))
+    assert near.polygon.area == pytest.approx(near.area_px * 0.0005**2, rel=1e-6)
+    assert near.max_lon == pytest.approx(lon[near.max_index[1]])
+    assert near.max_lat == pytest.approx(lat[near.max_index[0]])
+    by_pixel = plume_mask(enh, sd, point=(21.0, 19.0))
+    rows, _ = np.nonzero(by_pixel.mask)
+    assert abs(rows.mean() - 20) < 2
