@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from attribution_assets.readers.wrf import parse_wrf_filename
+
 
 @dataclass(frozen=True)
 class NativeName:
@@ -35,7 +37,6 @@ _TROPOMI = re.compile(
 _OCO2 = re.compile(
     r"^oco2_LtCO2_(?P<day>\d{6})_(?P<build>B\d+)(?P<tag>[A-Za-z]*)_(?P<processing>\d{12}s?)\.nc4$"
 )
-_WRF = re.compile(r"^wrfout_d(?P<domain>\d{2})_(?P<start>\d{4}-\d{2}-\d{2}_\d{2}[:_]\d{2}[:_]\d{2})(\.nc)?$")
 _MODE_RANK = {"NRTI": "0", "OFFL": "1", "RPRO": "2"}
 
 
@@ -90,11 +91,11 @@ def parse_oco2(name: str) -> NativeName | None:
 
 def parse_wrf(name: str) -> NativeName | None:
     """``wrfout_d0N_YYYY-MM-DD_HH:MM:SS`` (``_`` accepted for ``:`` on file systems without colons)."""
-    m = _WRF.match(name)
-    if m is None:
+    parsed = parse_wrf_filename(name)
+    if parsed is None:
         return None
-    start = _utc(m["start"].replace(":", "_"), "%Y-%m-%d_%H_%M_%S")
-    return NativeName("WRF", "WRFOUT", "", f"WRF_d{m['domain']}_{m['start']}", "", start, None)
+    domain, start = parsed[0], parsed[1].replace(tzinfo=UTC)
+    return NativeName("WRF", "WRFOUT", "", f"WRF_d{domain:02d}_{start:%Y-%m-%d_%H:%M:%S}", "", start, None)
 
 
 PARSERS = (parse_emit, parse_tropomi, parse_oco2, parse_wrf)

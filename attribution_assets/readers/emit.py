@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from functools import partial
 
 import netCDF4
 import numpy as np
@@ -26,7 +27,7 @@ from attribution_assets.readers.errors import (
     iso_utc,
     parse_time,
     provenance_attrs,
-    validate_bbox,
+    read_product,
 )
 
 RADIANCE_UNITS = "uW/cm^2/SR/nm"
@@ -153,28 +154,52 @@ def _build_dataset(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox
     y_lat, x_lon = _ortho_coords(gt, rows, cols)
     band = nc.groups["sensor_band_parameters"]
     coords = {
-        "wavelength": ("band", _read_float(band.variables["wavelengths"], (slice(None),)),
-                       {"units": "nm", "long_name": "band centre wavelength"}),
-        "fwhm": ("band", _read_float(band.variables["fwhm"], (slice(None),)),
-                 {"units": "nm", "long_name": "band full width at half maximum"}),
-        "lat": (("downtrack", "crosstrack"), _read_float(loc.variables["lat"], (down, cross)),
-                {"units": "degrees_north", "long_name": "pixel centre latitude"}),
-        "lon": (("downtrack", "crosstrack"), _read_float(loc.variables["lon"], (down, cross)),
-                {"units": "degrees_east", "long_name": "pixel centre longitude"}),
+        "wavelength": (
+            "band",
+            _read_float(band.variables["wavelengths"], (slice(None),)),
+            {"units": "nm", "long_name": "band centre wavelength"},
+        ),
+        "fwhm": (
+            "band",
+            _read_float(band.variables["fwhm"], (slice(None),)),
+            {"units": "nm", "long_name": "band full width at half maximum"},
+        ),
+        "lat": (
+            ("downtrack", "crosstrack"),
+            _read_float(loc.variables["lat"], (down, cross)),
+            {"units": "degrees_north", "long_name": "pixel centre latitude"},
+        ),
+        "lon": (
+            ("downtrack", "crosstrack"),
+            _read_float(loc.variables["lon"], (down, cross)),
+            {"units": "degrees_east", "long_name": "pixel centre longitude"},
+        ),
         "y_lat": ("y", y_lat, {"units": "degrees_north", "long_name": "ortho pixel centre latitude"}),
         "x_lon": ("x", x_lon, {"units": "degrees_east", "long_name": "ortho pixel centre longitude"}),
     }
     data_vars = {
-        "radiance": (("downtrack", "crosstrack", "band"), radiance,
-                     {"units": RADIANCE_UNITS, "long_name": "at-sensor spectral radiance"}),
-        "glt_row": (("y", "x"), glt_row,
-                    {"units": "1", "long_name": "0-based downtrack index into radiance, -1 = no data"}),
-        "glt_col": (("y", "x"), glt_col,
-                    {"units": "1", "long_name": "0-based crosstrack index into radiance, -1 = no data"}),
+        "radiance": (
+            ("downtrack", "crosstrack", "band"),
+            radiance,
+            {"units": RADIANCE_UNITS, "long_name": "at-sensor spectral radiance"},
+        ),
+        "glt_row": (
+            ("y", "x"),
+            glt_row,
+            {"units": "1", "long_name": "0-based downtrack index into radiance, -1 = no data"},
+        ),
+        "glt_col": (
+            ("y", "x"),
+            glt_col,
+            {"units": "1", "long_name": "0-based crosstrack index into radiance, -1 = no data"},
+        ),
     }
     if "elev" in loc.variables:
-        data_vars["elev"] = (("downtrack", "crosstrack"), _read_float(loc.variables["elev"], (down, cross)),
-                             {"units": "m", "long_name": "surface elevation"})
+        data_vars["elev"] = (
+            ("downtrack", "crosstrack"),
+            _read_float(loc.variables["elev"], (down, cross)),
+            {"units": "m", "long_name": "surface elevation"},
+        )
     window_gt = [gt[0] + cols.start * gt[1], gt[1], gt[2], gt[3] + rows.start * gt[5], gt[4], gt[5]]
     attrs = {
         **provenance_attrs(
@@ -206,15 +231,6 @@ def read_emit_l1b(path: str | os.PathLike[str], bbox: Sequence[float] | None = N
     Raises ProductFormatError for an unreadable file or a missing/wrong variable, EmptyAOIError when
     the bbox misses the scene or only covers GLT no-data pixels.
     """
-    box = validate_bbox(path, bbox)
-    try:
-        nc = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise ProductFormatError(path, "<file>", f"a readable NetCDF-4 file ({exc})") from exc
-    try:
-        _check_layout(nc, path)
-        return _build_dataset(nc, path, box)
-    except (RuntimeError, OSError) as exc:
-        raise ProductFormatError(path, "<file>", f"readable variable data ({exc})") from exc
-    finally:
-        nc.close()
+    return read_product(
+        path, bbox, partial(netCDF4.Dataset, mode="r"), "NetCDF-4", _check_layout, _build_dataset
+    )

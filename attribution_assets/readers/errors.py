@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
 BBox = tuple[float, float, float, float]
 """(west, south, east, north) in degrees; west > east means the box crosses the antimeridian."""
 
@@ -150,6 +152,33 @@ def parse_time(text: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def read_product(
+    path: str | os.PathLike[str],
+    bbox: Sequence[float] | None,
+    opener: Callable[[str | os.PathLike[str]], Any],
+    file_kind: str,
+    check: Callable[[Any, str | os.PathLike[str]], object],
+    build: Callable[[Any, str | os.PathLike[str], BBox | None], T],
+) -> T:
+    """Open ``path`` with ``opener``, check its layout, build the carrier for ``bbox``, always close.
+
+    Unreadable files and failing reads become :class:`ProductFormatError` naming the file;
+    :class:`EmptyAOIError` and the layout checks' own errors pass through.
+    """
+    box = validate_bbox(path, bbox)
+    try:
+        handle = opener(path)
+    except OSError as exc:
+        raise ProductFormatError(path, "<file>", f"a readable {file_kind} file ({exc})") from exc
+    try:
+        check(handle, path)
+        return build(handle, path, box)
+    except (RuntimeError, OSError, KeyError) as exc:
+        raise ProductFormatError(path, "<file>", f"readable contents ({exc})") from exc
+    finally:
+        handle.close()
 
 
 def provenance_attrs(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 
 import h5py
 import numpy as np
@@ -22,7 +23,7 @@ from attribution_assets.readers.errors import (
     in_bbox,
     iso_utc,
     provenance_attrs,
-    validate_bbox,
+    read_product,
 )
 
 SCHEMA_VERSION = "ghgsat_l2_v1"
@@ -118,15 +119,4 @@ def read_ghgsat_l2(path: str | os.PathLike[str], bbox: Sequence[float] | None = 
     Raises ProductFormatError naming the attribute or dataset that breaks the schema, EmptyAOIError
     when no pixel centre lies in the bbox.
     """
-    box = validate_bbox(path, bbox)
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise ProductFormatError(path, "<file>", f"a readable HDF5 file ({exc})") from exc
-    try:
-        _check_layout(h5, path)
-        return _build(h5, path, box)
-    except (OSError, RuntimeError, KeyError) as exc:
-        raise ProductFormatError(path, "<file>", f"readable dataset contents ({exc})") from exc
-    finally:
-        h5.close()
+    return read_product(path, bbox, partial(h5py.File, mode="r"), "HDF5", _check_layout, _build)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from functools import partial
 
 import netCDF4
 import numpy as np
@@ -25,7 +26,7 @@ from attribution_assets.readers.errors import (
     iso_utc,
     overlaps_bbox,
     provenance_attrs,
-    validate_bbox,
+    read_product,
 )
 
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "ns")
@@ -176,15 +177,4 @@ def read_oco2_lite(path: str | os.PathLike[str], bbox: Sequence[float] | None = 
 
     Raises ProductFormatError (unreadable file, missing variable, wrong units) or EmptyAOIError.
     """
-    box = validate_bbox(path, bbox)
-    try:
-        nc = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise ProductFormatError(path, "<file>", f"a readable NetCDF-4 file ({exc})") from exc
-    try:
-        _check_layout(nc, path)
-        return _build(nc, path, box)
-    except (RuntimeError, OSError) as exc:
-        raise ProductFormatError(path, "<file>", f"readable variable data ({exc})") from exc
-    finally:
-        nc.close()
+    return read_product(path, bbox, partial(netCDF4.Dataset, mode="r"), "NetCDF-4", _check_layout, _build)

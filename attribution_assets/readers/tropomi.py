@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from functools import partial
 
 import netCDF4
 import numpy as np
@@ -26,7 +27,7 @@ from attribution_assets.readers.errors import (
     iso_utc,
     overlaps_bbox,
     provenance_attrs,
-    validate_bbox,
+    read_product,
 )
 
 QA_THRESHOLD = 0.5
@@ -230,15 +231,4 @@ def read_tropomi_ch4(path: str | os.PathLike[str], bbox: Sequence[float] | None 
 
     Raises ProductFormatError (unreadable file, missing group/variable, wrong units) or EmptyAOIError.
     """
-    box = validate_bbox(path, bbox)
-    try:
-        nc = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise ProductFormatError(path, "<file>", f"a readable NetCDF-4 file ({exc})") from exc
-    try:
-        _check_layout(nc, path)
-        return _build(nc, path, box)
-    except (RuntimeError, OSError) as exc:
-        raise ProductFormatError(path, "<file>", f"readable variable data ({exc})") from exc
-    finally:
-        nc.close()
+    return read_product(path, bbox, partial(netCDF4.Dataset, mode="r"), "NetCDF-4", _check_layout, _build)
