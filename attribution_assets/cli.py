@@ -132,6 +132,14 @@ def step_failure(result) -> str:
     return "run failed"
 
 
+def _attribution(row: pd.Series) -> str:
+    if not row["detected"] or not row.get("attributed_facility_name"):
+        return "-"
+    if row["p_unlisted_source"] > row["attributed_probability"]:
+        return f"unlisted source ({row['p_unlisted_source']:.2f})"
+    return f"{row['attributed_facility_name'][:26]} ({row['attributed_probability']:.2f})"
+
+
 def _interval(row: pd.Series) -> str:
     return (
         f"{row['emission_rate_kg_h']:>12,.0f}  [{row['emission_rate_kg_h_p05']:,.0f} .. "
@@ -144,6 +152,7 @@ def summary_table(outcomes: Sequence[EventOutcome], truth: pd.DataFrame | None =
     lines = []
     header = (
         f"{'event':<18} {'gas':<4} {'instruments':<20} {'emission kg/h  [90% interval]':<42} {'detected':<9}"
+        f" {'attributed to (probability)':<34}"
     )
     if truth is not None:
         header += f" {'truth kg/h':>11} {'in 90%':>6}"
@@ -156,7 +165,7 @@ def summary_table(outcomes: Sequence[EventOutcome], truth: pd.DataFrame | None =
         row = outcome.row
         line = (
             f"{name:<18} {row['gas']:<4} {row['instruments']:<20} {_interval(row):<42} "
-            f"{'yes' if row['detected'] else 'no':<9}"
+            f"{'yes' if row['detected'] else 'no':<9} {_attribution(row):<34}"
         )
         if truth is not None and name in truth.index:
             q = float(truth.loc[name, "emission_rate_kg_h"])

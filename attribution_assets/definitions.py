@@ -5,6 +5,8 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from attribution_assets.assets.aoi import emit_aoi, ghgsat_aoi, oco2_aoi, tropomi_aoi
+from attribution_assets.assets.attribution import source_attribution
+from attribution_assets.assets.baselines import quantification_baselines
 from attribution_assets.assets.catalog import event_overpasses, overpass_catalog
 from attribution_assets.assets.enhancement import emit_enhancement
 from attribution_assets.assets.forward import plume_forward
@@ -18,10 +20,22 @@ from attribution_assets.resources import default_resources
 from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
 
 ASSETS = [
-    overpass_catalog, event_overpasses, emit_aoi, tropomi_aoi, ghgsat_aoi, oco2_aoi, emit_enhancement,
-    met_conditions, plume_forward, source_posterior, event_posterior, weekly_posteriors, alerts,
+    overpass_catalog,
+    event_overpasses,
+    emit_aoi,
+    tropomi_aoi,
+    ghgsat_aoi,
+    oco2_aoi,
+    emit_enhancement,
+    met_conditions,
+    plume_forward,
+    quantification_baselines,
+    source_posterior,
+    source_attribution,
+    event_posterior,
+    weekly_posteriors,
+    alerts,
 ]
-
 
 
 def build_defs(resources: dict[str, object] | None = None) -> Definitions:

@@ -9,6 +9,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"
 SAMPLE_ARCHIVE = DATA_DIR / "sample_archive"
 SAMPLE_ALERTS = DATA_DIR / "sample_alerts.csv"
+REFERENCE_DIR = DATA_DIR / "reference"
 SAMPLE_TRUTH = Path(__file__).resolve().parent / "samples" / "truth_table.csv"
 
 

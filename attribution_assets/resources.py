@@ -9,7 +9,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 
 from attribution_assets.events import DetectionEvent
-from attribution_assets.paths import archive_root, output_root
+from attribution_assets.paths import REFERENCE_DIR, archive_root, output_root
 
 KM_PER_DEG_LAT = 111.32
 
@@ -64,7 +64,11 @@ class OutputStore(ConfigurableResource):
 
 
 class AnalysisSettings(ConfigurableResource):
-    """Search windows and inference settings. Half-widths in km around the alert point, window in hours."""
+    """Search windows, inference and attribution settings.
+
+    Half-widths in km around the alert point, window in hours; inventories (facility list CSV/GeoJSON,
+    WRI power-plant CSV, EDGAR NetCDF; an empty string switches one off) default to the bundled samples.
+    """
 
     time_window_h: float = 12.0
     emit_half_width_km: float = 4.0
@@ -76,12 +80,21 @@ class AnalysisSettings(ConfigurableResource):
     num_samples: int = 1000
     seed: int = 0
     escalate: bool = True
+    attribution_half_width_km: float = 4.0
+    facility_list: str = str(REFERENCE_DIR / "facilities_sample.csv")
+    power_plants: str = str(REFERENCE_DIR / "wri_gppd_sample.csv")
+    edgar: str = str(REFERENCE_DIR / "edgar_ch4_sample.nc")
+    facility_location_sd_m: float = 100.0
     alert_threshold_ch4_kg_h: float = 100.0
     alert_threshold_co2_kg_h: float = 100_000.0
 
     def half_width_km(self, instrument: str) -> float:
-        return {"EMIT": self.emit_half_width_km, "GHGSAT": self.ghgsat_half_width_km,
-                "TROPOMI": self.tropomi_half_width_km, "OCO2": self.oco2_half_width_km}.get(instrument, 0.0)
+        return {
+            "EMIT": self.emit_half_width_km,
+            "GHGSAT": self.ghgsat_half_width_km,
+            "TROPOMI": self.tropomi_half_width_km,
+            "OCO2": self.oco2_half_width_km,
+        }.get(instrument, 0.0)
 
     def bbox(self, event: DetectionEvent, half_width_km: float) -> tuple[float, float, float, float]:
         """(west, south, east, north) in degrees of a square of ``2 * half_width_km`` around the event."""
@@ -93,8 +106,9 @@ class AnalysisSettings(ConfigurableResource):
         return self.alert_threshold_co2_kg_h if gas == "CO2" else self.alert_threshold_ch4_kg_h
 
 
-def build_resources(archive: str | Path, output: str | Path,
-                    settings: AnalysisSettings | None = None) -> dict[str, object]:
+def build_resources(
+    archive: str | Path, output: str | Path, settings: AnalysisSettings | None = None
+) -> dict[str, object]:
     """The resources of the code location for an archive root and an output root."""
     from attribution_assets.io_manager import EventStoreIOManager
 

@@ -1,4 +1,4 @@
-"""Derive the CH4 unit absorption spectrum (d ln L / d c, per ppm·m) from the mag1c MODTRAN LUT.
+"""Resample the mag1c MODTRAN CH4 radiance look-up table to a compact 0.1 nm table (2000-2522 nm).
 
 Source: the MODTRAN CH4 look-up table shipped with mag1c 1.2.0 (``ch4.hdr`` / ``ch4.lut``), BSD-3-Clause,
 Foote, M. D. et al. (2020), "Fast and Accurate Retrieval of Methane Concentration From Imaging
@@ -6,16 +6,20 @@ Spectrometer Data Using Sparsity Prior", IEEE TGRS 58(9), 6480-6492, doi:10.1109
 The LUT holds at-sensor radiance for 7 CH4 path enhancements (0, 500, 1000, 2000, 4000, 8000,
 16000 ppm·m) at ~31 800 wavelengths from 1400 to 2522 nm (ENVI, float64, BSQ).
 
-Derivation (as in mag1c and the JPL EMIT GHG code, Thompson et al. 2015, AMT 8, 4383-4397):
-for every LUT wavelength, ordinary least squares of ``ln L(c) = b0 + k·c`` over the 7 concentrations
-gives the slope ``k`` in 1/(ppm·m) (negative where CH4 absorbs). The slope is then area-averaged onto a
-regular 0.1 nm grid (exact mean of the piecewise-linear slope over each 0.1 nm cell) and restricted to
-2000-2522 nm.
+What is shipped is the *radiance* at each concentration, not a per-wavelength slope: mag1c
+(``generate_template_from_bands``) and the JPL EMIT GHG code (Thompson et al. 2015, AMT 8, 4383-4397)
+first convolve the LUT radiance at every concentration with each band's spectral response and only
+then regress ln(band radiance) on concentration. Averaging a per-wavelength slope instead overstates
+the band absorption where narrow lines saturate (see :mod:`attribution_assets.science.absorption`).
+
+Resampling: the exact mean of the piecewise-linear LUT radiance over 0.1 nm cells centred on a regular
+grid (a box filter of 0.1 nm, far narrower than any instrument band), written with 7 significant
+digits (float32 precision).
 
 Usage::
 
     python scripts/derive_ch4_unit_absorption.py /tmp/mag1c/unpacked/mag1c \
-        [-o data/reference/ch4_unit_absorption.csv]
+        [-o data/reference/ch4_lut_radiance.csv]
 
 The argument is either the directory holding ``ch4.hdr``/``ch4.lut`` or the path of ``ch4.hdr``.
 """
@@ -33,7 +37,7 @@ GRID_STEP_NM = 0.1
 GRID_START_NM = 2000.0
 GRID_STOP_NM = 2522.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = REPO_ROOT / "data" / "reference" / "ch4_unit_absorption.csv"
+DEFAULT_OUTPUT = REPO_ROOT / "data" / "reference" / "ch4_lut_radiance.csv"
 ENVI_DTYPES = {4: "f4", 5: "f8", 2: "i2", 3: "i4", 12: "u2"}
 
 
@@ -46,7 +50,7 @@ def parse_envi_header(text: str) -> dict[str, str]:
 
 
 def read_envi_lut(hdr_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read the ENVI LUT; return ``(wavelength_nm (nb,), radiance (n_conc, nb))``."""
+    """Read the ENVI LUT; return ``(wavelength_nm (nb,), radiance (n_conc, nb))`` in LUT radiance units."""
     fields = parse_envi_header(hdr_path.read_text())
     samples, lines, bands = (int(fields[k]) for k in ("samples", "lines", "bands"))
     order = ">" if int(fields.get("byte order", "0")) == 1 else "<"
@@ -63,55 +67,58 @@ def read_envi_lut(hdr_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return wavelength, radiance.astype(np.float64)
 
 
-def regress_log_radiance(radiance: np.ndarray, concentration_ppm_m: np.ndarray) -> np.ndarray:
-    """Per-wavelength OLS slope of ln(radiance) on concentration, in 1/(ppm·m)."""
-    log_l = np.log(np.clip(radiance, np.finfo(float).tiny, None))
-    c = concentration_ppm_m - concentration_ppm_m.mean()
-    return (c @ (log_l - log_l.mean(axis=0))) / (c @ c)
-
-
 def cell_average(
     wavelength_nm: np.ndarray, values: np.ndarray, centres_nm: np.ndarray, step_nm: float
 ) -> np.ndarray:
-    """Exact mean of the piecewise-linear ``values(wavelength_nm)`` over cells ``centre ± step/2``."""
-    increments = 0.5 * (values[1:] + values[:-1]) * np.diff(wavelength_nm)
-    cumulative = np.concatenate([[0.0], np.cumsum(increments)])
-    lo = np.interp(centres_nm - step_nm / 2, wavelength_nm, cumulative)
-    hi = np.interp(centres_nm + step_nm / 2, wavelength_nm, cumulative)
-    return (hi - lo) / step_nm
+    """Exact mean of the piecewise-linear ``values(wavelength_nm)`` over cells ``centre ± step/2``.
+
+    ``values`` may be ``(n,)`` or ``(m, n)`` (rows averaged independently); returns ``(..., n_centres)``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    increments = 0.5 * (values[..., 1:] + values[..., :-1]) * np.diff(wavelength_nm)
+    cumulative = np.concatenate([np.zeros(values.shape[:-1] + (1,)), np.cumsum(increments, axis=-1)], axis=-1)
+    flat = cumulative.reshape(-1, cumulative.shape[-1])
+    lo = np.stack([np.interp(centres_nm - step_nm / 2, wavelength_nm, row) for row in flat])
+    hi = np.stack([np.interp(centres_nm + step_nm / 2, wavelength_nm, row) for row in flat])
+    return ((hi - lo) / step_nm).reshape(values.shape[:-1] + (centres_nm.size,))
 
 
 def derive(hdr_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Unit absorption on the 0.1 nm grid, 2000-2522 nm: ``(wavelength_nm, absorption_per_ppm_m)``."""
+    """LUT radiance on the 0.1 nm grid, 2000-2522 nm: ``(wavelength_nm (n,), radiance (7, n))``."""
     wavelength, radiance = read_envi_lut(hdr_path)
     if radiance.shape[0] != CONCENTRATIONS_PPM_M.size:
         raise ValueError(f"{hdr_path}: expected {CONCENTRATIONS_PPM_M.size} concentrations")
-    slope = regress_log_radiance(radiance, CONCENTRATIONS_PPM_M)
     n = round((GRID_STOP_NM - GRID_START_NM) / GRID_STEP_NM) + 1
     grid = GRID_START_NM + GRID_STEP_NM * np.arange(n)
     grid = grid[grid + GRID_STEP_NM / 2 <= wavelength[-1]]
-    return grid, cell_average(wavelength, slope, grid, GRID_STEP_NM)
+    return grid, cell_average(wavelength, radiance, grid, GRID_STEP_NM)
 
 
 HEADER = """\
-# CH4 unit absorption spectrum: d ln(L) / d c, per ppm·m of CH4 path enhancement (negative = absorbs).
-# Derived from the MODTRAN CH4 radiance look-up table shipped with mag1c 1.2.0 (ch4.hdr/ch4.lut),
-# https://github.com/markusfoote/mag1c, BSD-3-Clause, Copyright (c) 2019 Scientific Computing and
-# Imaging Institute and Utah Remote Sensing Applications Lab.
-# Cite: Foote M.D. et al. (2020) IEEE TGRS 58(9) 6480-6492, doi:10.1109/TGRS.2020.2976888.
-# Derivation: per LUT wavelength, least-squares slope of ln(radiance) on concentration over
-# c = 0, 500, 1000, 2000, 4000, 8000, 16000 ppm·m (as mag1c; Thompson et al. 2015 AMT 8 4383),
-# then the exact mean over 0.1 nm cells centred on the grid, restricted to 2000-2522 nm.
+# CH4 MODTRAN radiance look-up table: at-sensor radiance (LUT units; only ratios between concentrations
+# and across wavelengths matter) for 7 CH4 path enhancements, columns radiance_c<C> with C in ppm·m.
+# From the look-up table shipped with mag1c 1.2.0 (ch4.hdr/ch4.lut), https://github.com/markusfoote/mag1c,
+# BSD-3-Clause, Copyright (c) 2019 Scientific Computing and Imaging Institute and Utah Remote Sensing
+# Applications Lab. Cite: Foote M.D. et al. (2020) IEEE TGRS 58(9) 6480-6492, doi:10.1109/TGRS.2020.2976888.
+# Resampling: exact mean of the piecewise-linear LUT radiance over 0.1 nm cells centred on the grid,
+# 2000-2522 nm, 7 significant digits. Band unit absorption: convolve each column with the band SRF, then
+# regress ln(band radiance) on concentration (as mag1c; Thompson et al. 2015 AMT 8 4383).
 # Produced by scripts/derive_ch4_unit_absorption.py.
 """
 
 
-def write_csv(path: Path, wavelength_nm: np.ndarray, k_per_ppm_m: np.ndarray) -> None:
-    """Write the CSV (header comments + ``wavelength_nm,absorption_per_ppm_m``) atomically."""
+def write_csv(
+    path: Path, wavelength_nm: np.ndarray, radiance: np.ndarray,
+    concentrations_ppm_m: np.ndarray = CONCENTRATIONS_PPM_M,
+) -> None:
+    """Write the CSV (header comments + ``wavelength_nm,radiance_c0,...``) atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    rows = "\n".join(f"{w:.1f},{k:.6e}" for w, k in zip(wavelength_nm, k_per_ppm_m, strict=True))
-    tmp.write_text(HEADER + "wavelength_nm,absorption_per_ppm_m\n" + rows + "\n")
+    columns = ["wavelength_nm"] + [f"radiance_c{c:g}" for c in concentrations_ppm_m]
+    rows = [
+        f"{w:.1f}," + ",".join(f"{v:.7g}" for v in radiance[:, i]) for i, w in enumerate(wavelength_nm)
+    ]
+    tmp.write_text(HEADER + ",".join(columns) + "\n" + "\n".join(rows) + "\n")
     tmp.replace(path)
 
 
@@ -122,10 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     hdr = args.lut / "ch4.hdr" if args.lut.is_dir() else args.lut.with_suffix(".hdr")
-    wavelength, k = derive(hdr)
-    write_csv(args.output, wavelength, k)
-    print(f"wrote {args.output}: {wavelength.size} rows, {wavelength[0]:.1f}-{wavelength[-1]:.1f} nm, "
-          f"min k = {k.min():.3e} /ppm·m")
+    wavelength, radiance = derive(hdr)
+    write_csv(args.output, wavelength, radiance)
+    print(f"wrote {args.output}: {wavelength.size} rows x {radiance.shape[0]} concentrations, "
+          f"{wavelength[0]:.1f}-{wavelength[-1]:.1f} nm, {args.output.stat().st_size / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import duckdb
 import geopandas as gpd
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -71,14 +72,15 @@ def event_overpasses(
     window = timedelta(hours=settings.time_window_h)
     t0, t1 = event.time - window, event.time + window
     frames = []
-    for instrument in (*INSTRUMENTS, *MET_SOURCES):
-        half_width = settings.half_width_km(instrument)
-        bbox = settings.bbox(event, max(half_width, 0.5))
-        found = query_overpasses(store.catalog_path, bbox, t0, t1, [instrument])
-        if found.empty:
-            context.log.info(f"{instrument}: no overpass for {event.key}")
-            continue
-        frames.append(found.assign(aoi_half_width_km=half_width))
+    with duckdb.connect() as connection:
+        for instrument in (*INSTRUMENTS, *MET_SOURCES):
+            half_width = settings.half_width_km(instrument)
+            bbox = settings.bbox(event, max(half_width, 0.5))
+            found = query_overpasses(store.catalog_path, bbox, t0, t1, [instrument], connection=connection)
+            if found.empty:
+                context.log.info(f"{instrument}: no overpass for {event.key}")
+                continue
+            frames.append(found.assign(aoi_half_width_km=half_width))
     if not frames:
         result = empty_catalog().assign(aoi_half_width_km=pd.Series(dtype=float))
     else:

@@ -12,7 +12,7 @@ from attribution_assets.science.matched_filter import emit_enhancement as matche
 
 
 @cache
-def _unit_absorption() -> tuple[np.ndarray, np.ndarray]:
+def _unit_absorption() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return load_ch4_unit_absorption()
 
 

@@ -18,6 +18,7 @@ from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.events import DetectionEvent, registered_events
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import AnalysisSettings, OutputStore
+from attribution_assets.science.attribution import UNLISTED_ID
 
 SUMMARY_COLUMNS = (
     "source_lon",
@@ -44,8 +45,41 @@ def alert_score(emission_draws_kg_h: np.ndarray, threshold_kg_h: float) -> float
     return float(np.mean(draws > threshold_kg_h)) if draws.size else 0.0
 
 
-def posterior_row(event: DetectionEvent, summary: dict, score: float, provenance: str) -> gpd.GeoDataFrame:
-    """The one-row GeoDataFrame of the output schema (geometry = posterior mean source position)."""
+def baseline_columns(baselines: gpd.GeoDataFrame) -> dict[str, object]:
+    """``ime_*`` and ``csf_*`` columns from the finest instrument (EMIT before GHGSat); NaN if none."""
+    columns: dict[str, object] = {}
+    for method in ("IME", "CSF"):
+        rows = baselines[baselines["method"] == method].sort_values(
+            "instrument", key=lambda s: s.map({"EMIT": 0, "GHGSAT": 1}).fillna(2)
+        )
+        best = rows.iloc[0] if len(rows) else None
+        prefix = method.lower()
+        columns[f"{prefix}_emission_rate_kg_h"] = float(best["rate_kg_h"]) if best is not None else np.nan
+        columns[f"{prefix}_emission_rate_kg_h_sd"] = (
+            float(best["rate_kg_h_sd"]) if best is not None else np.nan
+        )
+        columns[f"{prefix}_instrument"] = str(best["instrument"]) if best is not None else ""
+    return columns
+
+
+def attribution_columns(attribution: gpd.GeoDataFrame) -> dict[str, object]:
+    """The most probable listed facility, its probability and that of an unlisted source."""
+    listed = attribution[attribution["facility_id"] != UNLISTED_ID]
+    best = listed.sort_values("probability", ascending=False).iloc[0] if len(listed) else None
+    unlisted = attribution.loc[attribution["facility_id"] == UNLISTED_ID, "probability"]
+    return {
+        "attributed_facility_id": str(best["facility_id"]) if best is not None else "",
+        "attributed_facility_name": str(best["name"]) if best is not None else "",
+        "attributed_probability": float(best["probability"]) if best is not None else np.nan,
+        "p_unlisted_source": float(unlisted.iloc[0]) if len(unlisted) else np.nan,
+    }
+
+
+def posterior_row(
+    event: DetectionEvent, summary: dict, score: float, provenance: str, extra: dict[str, object]
+) -> gpd.GeoDataFrame:
+    """The one-row GeoDataFrame of the output schema (geometry = posterior mean source position);
+    ``extra`` adds the baseline and attribution columns."""
     row = {
         "event_key": event.key,
         "event_id": event.event_id or event.key,
@@ -56,6 +90,7 @@ def posterior_row(event: DetectionEvent, summary: dict, score: float, provenance
         **{name: summary[name] for name in SUMMARY_COLUMNS},
         "instruments": summary["instruments"],
         "alert_score": score,
+        **extra,
         "provenance": provenance,
     }
     frame = pd.DataFrame([row])
@@ -76,6 +111,8 @@ def event_posterior(
     context: AssetExecutionContext,
     source_posterior: az.InferenceData,
     event_overpasses: gpd.GeoDataFrame,
+    quantification_baselines: gpd.GeoDataFrame,
+    source_attribution: gpd.GeoDataFrame,
     settings: AnalysisSettings,
     store: OutputStore,
 ) -> MaterializeResult:
@@ -86,7 +123,13 @@ def event_posterior(
     score = alert_score(
         source_posterior.posterior["emission_rate_kg_h"].values, settings.alert_threshold_kg_h(event.gas)
     )
-    row = posterior_row(event, summary, score, provenance_json(event_overpasses, summary["granules"]))
+    row = posterior_row(
+        event,
+        summary,
+        score,
+        provenance_json(event_overpasses, summary["granules"]),
+        {**baseline_columns(quantification_baselines), **attribution_columns(source_attribution)},
+    )
     path = write_geoparquet(row, store.posterior_path(event.iso_week, event.key))
     return MaterializeResult(
         metadata={

@@ -28,6 +28,7 @@ TROPOMI_SEGMENT_SCANLINES = 200
 OCO2_SEGMENT_KM = 400.0
 OCO2_GAP_KM = 50.0
 OCO2_SWATH_BUFFER_DEG = 0.06
+OCO2_SIMPLIFY_DEG = 0.01  # track simplification before buffering, well inside the buffer
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def describe_oco2(path: Path, name: NativeName) -> list[GranuleSegment]:
         for piece in np.unique(pieces):
             idx = run_start + np.flatnonzero(pieces == piece)
             pts = np.column_stack([lon[idx], lat[idx]])
-            line = LineString(pts) if len(idx) > 1 else shapely.Point(pts[0])
+            line = LineString(pts).simplify(OCO2_SIMPLIFY_DEG) if len(idx) > 1 else shapely.Point(pts[0])
             segments.append(
                 GranuleSegment(
                     f"{name.granule}#{len(segments):04d}",

@@ -1,41 +1,48 @@
 """Small bundled reference tables (``data/reference``).
 
-The CH4 unit absorption spectrum is derived from the MODTRAN CH4 look-up table distributed with mag1c
-(Foote et al. 2020, IEEE TGRS 58(9), doi:10.1109/TGRS.2020.2976888; BSD-3-Clause) by
+The CH4 radiance look-up table is the MODTRAN CH4 LUT distributed with mag1c (Foote et al. 2020,
+IEEE TGRS 58(9), doi:10.1109/TGRS.2020.2976888; BSD-3-Clause), resampled to 0.1 nm over 2000-2522 nm by
 ``scripts/derive_ch4_unit_absorption.py``.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-CH4_UNIT_ABSORPTION_CSV = DATA_DIR / "reference" / "ch4_unit_absorption.csv"
+CH4_LUT_CSV = DATA_DIR / "reference" / "ch4_lut_radiance.csv"
+_RADIANCE_COLUMN = re.compile(r"^radiance_c(?P<c>[0-9.eE+-]+)$")
 
 
-def load_ch4_unit_absorption(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Load the high-resolution CH4 unit absorption spectrum.
+def load_ch4_unit_absorption(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Load the high-resolution CH4 radiance look-up table used to derive band unit absorption.
+
+    Pass the result straight on: ``band_unit_absorption(*load_ch4_unit_absorption(), centres_nm, fwhm_nm)``.
 
     Args:
-        path: CSV with ``#`` comment header and columns ``wavelength_nm, absorption_per_ppm_m``;
-            default the bundled ``data/reference/ch4_unit_absorption.csv``.
+        path: CSV with ``#`` comment header and columns ``wavelength_nm, radiance_c<C>...`` (one per CH4
+            path enhancement ``C`` in ppm·m); default the bundled ``data/reference/ch4_lut_radiance.csv``.
 
     Returns:
-        ``(wavelength_nm, k_per_ppm_m)``: increasing wavelengths in nm (0.1 nm grid, 2000-2522 nm) and
-        ``d ln(radiance) / d c`` in 1/(ppm·m), negative where CH4 absorbs. float64 arrays.
+        ``(wavelength_nm, radiance, concentration_ppm_m)``: increasing wavelengths in nm (0.1 nm grid,
+        2000-2522 nm), shape ``(n_wl,)``; at-sensor radiance in LUT units, shape ``(n_conc, n_wl)``; the
+        CH4 path enhancements in ppm·m, shape ``(n_conc,)`` (0 ... 16000). float64 arrays.
     """
-    csv = Path(path) if path is not None else CH4_UNIT_ABSORPTION_CSV
+    csv = Path(path) if path is not None else CH4_LUT_CSV
     table = pd.read_csv(csv, comment="#")
-    missing = {"wavelength_nm", "absorption_per_ppm_m"} - set(table.columns)
-    if missing:
-        raise ValueError(
-            f"{csv}: missing column(s) {sorted(missing)}; expected wavelength_nm, absorption_per_ppm_m"
-        )
+    columns = [(float(m["c"]), name) for name in table.columns if (m := _RADIANCE_COLUMN.match(name))]
+    if "wavelength_nm" not in table.columns or len(columns) < 2:
+        raise ValueError(f"{csv}: expected columns wavelength_nm and at least two radiance_c<ppm·m>")
+    columns.sort()
     wavelength = table["wavelength_nm"].to_numpy(np.float64)
-    k = table["absorption_per_ppm_m"].to_numpy(np.float64)
-    if wavelength.size < 2 or np.any(np.diff(wavelength) <= 0) or not np.all(np.isfinite(k)):
-        raise ValueError(f"{csv}: wavelength_nm must increase strictly and absorption_per_ppm_m be finite")
-    return wavelength, k
+    radiance = table[[name for _, name in columns]].to_numpy(np.float64).T
+    concentration = np.array([c for c, _ in columns])
+    if wavelength.size < 2 or np.any(np.diff(wavelength) <= 0):
+        raise ValueError(f"{csv}: wavelength_nm must increase strictly")
+    if not np.all(np.isfinite(radiance)) or np.any(radiance <= 0):
+        raise ValueError(f"{csv}: radiance must be finite and positive")
+    return wavelength, radiance, concentration

@@ -152,7 +152,7 @@ def matched_filter(
     radiance: np.ndarray,
     wavelength_nm: np.ndarray,
     fwhm_nm: np.ndarray,
-    k_hi: tuple[np.ndarray, np.ndarray],
+    k_hi: tuple[np.ndarray, np.ndarray, np.ndarray],
     window_nm: tuple[float, float] = CH4_WINDOW_NM,
     *,
     albedo_correction: bool = True,
@@ -173,7 +173,8 @@ def matched_filter(
     Args:
         radiance: ``(downtrack, crosstrack, band)`` radiance, uW cm-2 sr-1 nm-1 (float32 or float64).
         wavelength_nm: ``(band,)`` band centres, nm. fwhm_nm: ``(band,)`` band FWHM, nm.
-        k_hi: high-resolution unit absorption ``(wavelength_nm, d ln L / d c in 1/(ppm·m))``.
+        k_hi: CH4 radiance LUT ``(wavelength_nm, radiance (n_conc, n_wl), concentration_ppm_m)`` as
+            returned by ``readers.reference.load_ch4_unit_absorption``.
         window_nm: spectral window used by the filter, nm (JPL: 2137-2493).
         albedo_correction: scale the target by mag1c's per-pixel ``R = x^T mu / mu^T mu``.
         second_pass: re-estimate statistics without pixels above ``plume_sigma`` x sd (dilated by
@@ -192,7 +193,7 @@ def matched_filter(
         raise ValueError(f"radiance must be (downtrack, crosstrack, band={np.size(wavelength_nm)}), "
                          f"got {radiance.shape}")
     band_index = window_bands(wavelength_nm, window_nm)
-    k_band = band_unit_absorption(k_hi[0], k_hi[1], np.asarray(wavelength_nm)[band_index],
+    k_band = band_unit_absorption(*k_hi, np.asarray(wavelength_nm)[band_index],
                                   np.asarray(fwhm_nm)[band_index])
     if band_index.size < 2 or not np.any(k_band < 0):
         raise ValueError(f"no CH4-absorbing bands inside window {window_nm} nm")
@@ -420,14 +421,16 @@ def _method_string(options: dict[str, Any]) -> str:
     )
 
 
-def emit_enhancement(ds: xr.Dataset, k_hi: tuple[np.ndarray, np.ndarray], **options: Any) -> xr.Dataset:
+def emit_enhancement(
+    ds: xr.Dataset, k_hi: tuple[np.ndarray, np.ndarray, np.ndarray], **options: Any
+) -> xr.Dataset:
     """Matched-filter CH4 enhancement of an EMIT L1B reader dataset, orthorectified.
 
     Args:
         ds: reader carrier with ``radiance(downtrack, crosstrack, band)`` (uW cm-2 sr-1 nm-1), coords
             ``wavelength(band)``, ``fwhm(band)`` (nm), ``glt_row``/``glt_col(y, x)`` (0-based, -1 = none),
             ``y_lat(y)``, ``x_lon(x)`` and provenance attributes.
-        k_hi: high-resolution CH4 unit absorption ``(wavelength_nm, 1/(ppm·m))``.
+        k_hi: CH4 radiance LUT ``(wavelength_nm, radiance, concentration_ppm_m)``.
         **options: passed to :func:`matched_filter`.
 
     Returns:

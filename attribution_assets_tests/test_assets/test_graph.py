@@ -150,6 +150,24 @@ def test_absent_instruments_are_recorded_not_errors(graph_run, sample_events):
     assert emit.metadata["granules_read"].value == 0
 
 
+def test_sources_are_attributed_to_their_facilities(graph_run, sample_events):
+    permian = _posterior(graph_run, sample_events, "permian-ch4").iloc[0]
+    assert (
+        permian["attributed_facility_name"] == "Permian well pad A"
+        and permian["attributed_probability"] > 0.9
+    )
+    plant = _posterior(graph_run, sample_events, "belchatow-co2").iloc[0]
+    assert plant["attributed_facility_name"] == "Belchatow" and plant["attributed_probability"] > 0.5
+
+
+def test_baselines_are_reported_next_to_the_posterior(graph_run, sample_events):
+    permian = _posterior(graph_run, sample_events, "permian-ch4").iloc[0]
+    assert permian["ime_instrument"] == "EMIT" and permian["ime_emission_rate_kg_h"] > 0
+    assert permian["csf_emission_rate_kg_h"] > 0 and permian["ime_emission_rate_kg_h_sd"] > 0
+    null = _posterior(graph_run, sample_events, "turkmen-null-ch4").iloc[0]
+    assert null["ime_instrument"] == ""
+
+
 def test_weekly_rollup_and_alerts(graph_run, sample_events):
     weekly = graph_run["output"] / "weekly"
     weeks = sorted(p.name for p in weekly.glob("week=*"))

@@ -1,0 +1,175 @@
+"""NASA Earthdata search and download through ``earthaccess`` (EMIT L1B, TROPOMI CH4, OCO-2 Lite).
+
+Calls (earthaccess documentation, "Searching for data" / "Authentication"):
+``earthaccess.login(strategy="environment" | "netrc" | "all")``,
+``earthaccess.search_data(short_name=, version=, temporal=(t0, t1), bounding_box=(w, s, e, n))`` and
+``earthaccess.download(granules, local_path=)``. Granules keep their native file names, so the catalog
+crawl (``catalog.crawl.crawl_archive``) recognises them under ``<archive>/<instrument>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from attribution_assets.access.retry import DEFAULT_RETRY_ON, with_backoff
+
+EDL_HOST = "urs.earthdata.nasa.gov"
+
+
+@dataclass(frozen=True)
+class Product:
+    """An Earthdata collection: CMR short name, instrument (archive folder) and accepted versions."""
+
+    short_name: str
+    instrument: str
+    versions: tuple[str, ...]
+    default_version: str | None
+
+
+PRODUCTS: dict[str, Product] = {
+    "EMITL1BRAD": Product("EMITL1BRAD", "EMIT", ("001",), "001"),
+    "S5P_L2__CH4____HiR": Product("S5P_L2__CH4____HiR", "TROPOMI", (), None),
+    "OCO2_L2_Lite_FP": Product("OCO2_L2_Lite_FP", "OCO2", ("11.1r", "11.2r"), "11.2r"),
+}
+"""Supported collections. TROPOMI: no version filter unless one is given (every collection is kept;
+the crawl keeps the newest processing of each orbit)."""
+
+
+class CredentialsError(RuntimeError):
+    """No Earthdata Login credentials in the environment or ``~/.netrc``."""
+
+
+def _iso_z(value: datetime) -> str:
+    """ISO 8601 UTC with ``Z``, whole seconds (naive datetimes are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class EarthdataSearch:
+    """One granule search: collection, time window (UTC) and bounding box (west, south, east, north; deg)."""
+
+    short_name: str
+    time_start: datetime
+    time_end: datetime
+    bbox: tuple[float, float, float, float]
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        product = PRODUCTS.get(self.short_name)
+        if product is None:
+            raise ValueError(
+                f"unsupported Earthdata short name {self.short_name!r}; one of {sorted(PRODUCTS)}"
+            )
+        if self.version is None and product.default_version is not None:
+            object.__setattr__(self, "version", product.default_version)
+        if product.versions and self.version not in product.versions:
+            raise ValueError(
+                f"{self.short_name}: version must be one of {product.versions}, got {self.version!r}"
+            )
+        if len(self.bbox) != 4:
+            raise ValueError(f"bbox must be (west, south, east, north), got {self.bbox!r}")
+        west, south, east, north = (float(v) for v in self.bbox)
+        if not -90.0 <= south <= north <= 90.0:
+            raise ValueError(f"bbox latitudes must satisfy -90 <= south <= north <= 90, got {self.bbox!r}")
+        object.__setattr__(self, "bbox", (west, south, east, north))
+        if _iso_z(self.time_end) < _iso_z(self.time_start):
+            raise ValueError(f"time_end {self.time_end} is before time_start {self.time_start}")
+
+    @property
+    def instrument(self) -> str:
+        """Instrument name as in the catalog (``EMIT``, ``TROPOMI``, ``OCO2``)."""
+        return PRODUCTS[self.short_name].instrument
+
+    def search_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``earthaccess.search_data`` (``version`` only when one is set)."""
+        kwargs: dict[str, Any] = {"short_name": self.short_name}
+        if self.version is not None:
+            kwargs["version"] = self.version
+        kwargs["temporal"] = (_iso_z(self.time_start), _iso_z(self.time_end))
+        kwargs["bounding_box"] = self.bbox
+        return kwargs
+
+
+def _netrc_has_edl(path: Path) -> bool:
+    try:
+        return netrc.netrc(str(path)).authenticators(EDL_HOST) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def has_credentials(environ: Mapping[str, str] | None = None, netrc_path: Path | None = None) -> str | None:
+    """The earthaccess login strategy the credentials support, or ``None`` when there are none.
+
+    ``"environment"`` for ``EARTHDATA_TOKEN`` or ``EARTHDATA_USERNAME`` + ``EARTHDATA_PASSWORD``;
+    ``"netrc"`` for a ``machine urs.earthdata.nasa.gov`` entry in ``~/.netrc`` (or ``NETRC``).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("EARTHDATA_TOKEN") or (env.get("EARTHDATA_USERNAME") and env.get("EARTHDATA_PASSWORD")):
+        return "environment"
+    if netrc_path is None:
+        netrc_path = Path(env.get("NETRC") or Path.home() / ".netrc")
+    if netrc_path.is_file() and _netrc_has_edl(netrc_path):
+        return "netrc"
+    return None
+
+
+def login(strategy: str | None = None, client: ModuleType | Any | None = None) -> Any:
+    """Log in to Earthdata with ``client.login(strategy=...)`` (default client: ``earthaccess``).
+
+    ``strategy`` is ``"environment"``, ``"netrc"`` or ``"all"``; ``None`` picks the one
+    :func:`has_credentials` finds. Raises :class:`CredentialsError` without calling the client when no
+    credentials exist, so nothing ever prompts.
+    """
+    if strategy not in (None, "environment", "netrc", "all"):
+        raise ValueError(f"strategy must be 'environment', 'netrc' or 'all', got {strategy!r}")
+    found = has_credentials()
+    if found is None:
+        raise CredentialsError(
+            "no NASA Earthdata credentials: set EARTHDATA_TOKEN (or EARTHDATA_USERNAME and "
+            f"EARTHDATA_PASSWORD), or add 'machine {EDL_HOST}' to ~/.netrc"
+        )
+    if client is None:
+        import earthaccess as client
+    return client.login(strategy=strategy or found)
+
+
+def download_granules(
+    search: EarthdataSearch,
+    archive_dir: str | os.PathLike[str],
+    client: ModuleType | Any | None = None,
+    *,
+    attempts: int = 4,
+    base_s: float = 2.0,
+    retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON,
+    sleep: Callable[[float], None] = time.sleep,
+    log: logging.Logger | Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Search and download the granules of ``search`` into ``<archive_dir>/<instrument lower>/``.
+
+    ``client`` is anything with earthaccess's ``search_data(**kwargs)`` and ``download(granules,
+    local_path=)`` (default: the ``earthaccess`` module; log in first with :func:`login`). Both calls are
+    retried with :func:`with_backoff`. Files keep their native names. Returns the local paths (empty
+    when the search finds nothing).
+    """
+    if client is None:
+        import earthaccess as client
+    target = Path(archive_dir) / search.instrument.lower()
+    kwargs = search.search_kwargs()
+    retry = {"attempts": attempts, "base_s": base_s, "retry_on": retry_on, "sleep": sleep, "log": log}
+    granules: Sequence[Any] = with_backoff(lambda: client.search_data(**kwargs), **retry)
+    if not granules:
+        return []
+    target.mkdir(parents=True, exist_ok=True)
+    paths = with_backoff(lambda: client.download(granules, local_path=str(target)), **retry)
+    return [Path(p) for p in paths if p is not None]

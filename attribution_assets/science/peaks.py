@@ -1,0 +1,488 @@
+"""OCO-2 along-track XCO2 peak scan: Gaussian + linear background fits in a sliding window.
+
+Method (the oco2peak detector, Data for Good / IPSL, github.com/dataforgoodfr/batch7_satellite_ges,
+after Chevallier et al. 2020, ACP 20, 8501-8510, "Observing carbon dioxide emissions over China's
+cities and industrial areas with the Orbiting Carbon Observatory-2"; see also Reuter et al. 2019,
+ACP 19, 9371-9383): along each orbit segment, XCO2 as a function of the distance along the track
+``d`` (km, great-circle distance from the segment's first sounding) is fitted in a window of
+``window_km`` around a candidate centre ``c`` by
+
+    XCO2(d) = a · exp(-(d - c)² / (2 σ²)) + b0 + b1 · (d - c)
+
+For a fixed ``(c, σ)`` the model is linear in ``(a, b0, b1)``, so the weighted least-squares fit
+(weights ``1 / xco2_uncertainty²``) is a closed-form 3 × 3 solve. All centres on a ``step_km`` grid
+and all widths of ``sigma_km`` are solved at once (batched normal equations). At every centre the
+width with the smallest χ² is kept; the significance is ``a / SE(a)`` with ``SE(a)`` from the
+reported uncertainties, inflated by ``sqrt(χ²/dof)`` when the residual scatter exceeds them.
+Windows need ``min_soundings`` soundings, ``min_side_soundings`` on each side beyond 2 σ (to pin
+the background) and no gap larger than ``min(max_gap_km, 2 σ)`` within ``c ± 2 σ``. Positive
+peaks above ``min_significance`` are reported once each by non-maximum suppression
+(strongest first; others within ``max(suppression_km, 3 σ)`` are dropped).
+
+Line density (oco2peak): the Gaussian's along-track integral ``ΔX = a σ √(2π)`` in ppm·km becomes
+
+    λ [kg m-1] = ΔX [ppm·km] · 1e-3 · (44.01 / 28.96) · (p_s / g − tcwv)
+
+with ``p_s`` in Pa, ``g`` = 9.80665 m s-2 and ``tcwv`` the total column water vapour in kg m-2
+(ppm·km · 1e-3 = mole fraction · m; times the CO2/air molar-mass ratio and the dry-air column in
+kg m-2 gives kg m-1; 1 ppm·km ≈ 15.7 kg m-1 at 1013 hPa). The emission is ``Q = λ · |u⊥|`` with
+``u⊥`` the wind component perpendicular to the track (m s-1), in kg s-1 and kg h-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+EARTH_RADIUS_KM = 6371.0088
+G_M_S2 = 9.80665
+M_CO2_OVER_M_AIR = 44.01 / 28.96  # molar-mass ratio used by oco2peak
+SECONDS_PER_HOUR = 3600.0
+_SQRT_2PI = float(np.sqrt(2.0 * np.pi))
+
+PEAK_COLUMNS = [
+    "orbit", "segment", "time", "longitude", "latitude", "distance_km", "amplitude_ppm",
+    "amplitude_sd_ppm", "sigma_km", "significance", "n_soundings", "background_ppm",
+    "background_slope_ppm_km", "chi2_reduced", "refined", "psurf_hpa", "tcwv_kg_m2", "line_density_ppm_km",
+    "line_density_kg_m", "line_density_sd_kg_m", "track_east", "track_north", "wind_u_m_s",
+    "wind_v_m_s", "wind_perpendicular_m_s", "emission_kg_s", "emission_kg_h", "emission_sd_kg_h",
+]
+OUTCOME_COLUMNS = ["orbit", "segment", "n_soundings", "n_good", "n_windows_valid", "n_peaks", "status"]
+
+
+@dataclass(frozen=True)
+class PeakScanConfig:
+    """Settings of :func:`scan_oco2_peaks` (distances in km along the track, XCO2 in ppm)."""
+
+    window_km: float = 100.0
+    step_km: float = 0.5
+    sigma_km: tuple[float, ...] = (1.5, 2.0, 2.7, 3.6, 4.8, 6.4, 8.5, 11.0, 14.0)
+    min_soundings: int = 20
+    min_side_soundings: int = 5
+    max_gap_km: float = 5.0
+    min_significance: float = 5.0
+    suppression_km: float = 10.0
+    segment_gap_km: float = 50.0
+    quality_flag_good: int = 0
+    max_chunk_elements: int = 3_000_000
+
+
+@dataclass(frozen=True)
+class TrackFit:
+    """Best fit per candidate centre of one track segment (arrays of shape ``(n_centres,)``)."""
+
+    centre_km: np.ndarray
+    amplitude_ppm: np.ndarray
+    amplitude_sd_ppm: np.ndarray
+    sigma_km: np.ndarray
+    significance: np.ndarray
+    background_ppm: np.ndarray
+    slope_ppm_km: np.ndarray
+    chi2_reduced: np.ndarray
+    n_soundings: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass(frozen=True)
+class PeakScanResult:
+    """Peaks (one row each, columns :data:`PEAK_COLUMNS`) and one outcome row per orbit segment."""
+
+    peaks: pd.DataFrame
+    outcomes: pd.DataFrame
+
+
+def haversine_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Great-circle distance in km between points given in degrees (broadcasts)."""
+    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lon1, lat1, lon2, lat2))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def line_density_kg_m(
+    delta_ppm_km: np.ndarray | float,
+    surface_pressure_hpa: np.ndarray | float,
+    tcwv_kg_m2: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """CO2 line density (kg m-1) of an along-track integral ``ΔX`` in ppm·km (oco2peak factor).
+
+    ``λ = ΔX · 1e-3 · (44.01/28.96) · (p_s / g − tcwv)`` with ``p_s`` in hPa (converted to Pa) and
+    ``tcwv`` in kg m-2.
+    """
+    dry_column_kg_m2 = np.asarray(surface_pressure_hpa, dtype=np.float64) * 100.0 / G_M_S2 - np.asarray(
+        tcwv_kg_m2, dtype=np.float64
+    )
+    return np.asarray(delta_ppm_km, dtype=np.float64) * 1e-3 * M_CO2_OVER_M_AIR * dry_column_kg_m2
+
+
+def perpendicular_wind_m_s(
+    wind_u_m_s: np.ndarray | float, wind_v_m_s: np.ndarray | float,
+    track_east: np.ndarray | float, track_north: np.ndarray | float,
+) -> np.ndarray:
+    """Magnitude (m s-1) of the wind component perpendicular to a track with unit direction (east, north)."""
+    u, v = np.asarray(wind_u_m_s), np.asarray(wind_v_m_s)
+    return np.abs(u * np.asarray(track_north) - v * np.asarray(track_east))
+
+
+def emission_kg_s(
+    line_density: np.ndarray | float, wind_u_m_s: np.ndarray | float, wind_v_m_s: np.ndarray | float,
+    track_east: np.ndarray | float, track_north: np.ndarray | float,
+) -> np.ndarray:
+    """Emission rate (kg s-1) = line density (kg m-1) × |wind ⊥ track| (m s-1)."""
+    return np.asarray(line_density, dtype=np.float64) * perpendicular_wind_m_s(
+        wind_u_m_s, wind_v_m_s, track_east, track_north
+    )
+
+
+def fit_track(
+    distance_km: np.ndarray, xco2_ppm: np.ndarray, uncertainty_ppm: np.ndarray,
+    config: PeakScanConfig = PeakScanConfig(),
+) -> TrackFit:
+    """Fit Gaussian + linear background at every centre of a ``step_km`` grid along one track.
+
+    Args:
+        distance_km: along-track distance of each sounding, km (any order; sorted internally).
+        xco2_ppm: XCO2, ppm. uncertainty_ppm: 1-sigma XCO2 uncertainty, ppm (> 0).
+        config: window, widths and validity rules.
+
+    Returns:
+        :class:`TrackFit` with, per centre, the smallest-χ² width and its amplitude (ppm), standard
+        error (ppm), significance ``a / SE(a)``, background at the centre (ppm), slope (ppm km-1),
+        reduced χ², soundings in the window and whether any width gave a valid window.
+    """
+    order = np.argsort(distance_km, kind="stable")
+    d = np.asarray(distance_km, dtype=np.float64)[order]
+    y_raw = np.asarray(xco2_ppm, dtype=np.float64)[order]
+    offset = float(np.median(y_raw)) if y_raw.size else 0.0
+    y = y_raw - offset
+    w = 1.0 / np.asarray(uncertainty_ppm, dtype=np.float64)[order] ** 2
+    sig = np.asarray(config.sigma_km, dtype=np.float64)
+    half = config.window_km / 2.0
+    centres = np.arange(d[0], d[-1] + config.step_km / 2, config.step_km) if d.size else np.zeros(0)
+    nc = centres.size
+    out = {name: np.full(nc, np.nan) for name in ("a", "se", "sigma", "z", "b0", "b1", "chi2r")}
+    n_win = np.zeros(nc, dtype=np.int64)
+    valid_any = np.zeros(nc, dtype=bool)
+    if nc:
+        lo = np.searchsorted(d, centres - half, side="left")
+        hi = np.searchsorted(d, centres + half, side="right")
+        n_win = hi - lo
+        m = max(int(n_win.max()), 1)
+        chunk = max(1, config.max_chunk_elements // (m * sig.size))
+        for start in range(0, nc, chunk):
+            sl = slice(start, min(nc, start + chunk))
+            _fit_chunk(d, y, w, centres[sl], lo[sl], n_win[sl], m, sig, config, out, valid_any, sl)
+    return TrackFit(
+        centre_km=centres, amplitude_ppm=out["a"], amplitude_sd_ppm=out["se"], sigma_km=out["sigma"],
+        significance=out["z"], background_ppm=out["b0"] + offset, slope_ppm_km=out["b1"],
+        chi2_reduced=out["chi2r"], n_soundings=n_win, valid=valid_any,
+    )
+
+
+def _fit_chunk(
+    d: np.ndarray, y: np.ndarray, w: np.ndarray, centres: np.ndarray, lo: np.ndarray, n_win: np.ndarray,
+    m: int, sig: np.ndarray, config: PeakScanConfig, out: dict[str, np.ndarray], valid_any: np.ndarray,
+    sl: slice,
+) -> None:
+    """Batched normal equations for one chunk of centres × all widths; writes the best width per centre."""
+    idx = lo[:, None] + np.arange(m)[None, :]
+    inside = np.arange(m)[None, :] < n_win[:, None]
+    idx = np.minimum(idx, d.size - 1)
+    t = np.where(inside, d[idx] - centres[:, None], 0.0)  # (nc, m)
+    yy = np.where(inside, y[idx], 0.0)
+    ww = np.where(inside, w[idx], 0.0)
+    s0, st, stt = ww.sum(1), (ww * t).sum(1), (ww * t * t).sum(1)
+    sy, sty, syy = (ww * yy).sum(1), (ww * t * yy).sum(1), (ww * yy * yy).sum(1)
+    g = np.exp(-0.5 * (t[:, None, :] / sig[None, :, None]) ** 2)  # (nc, ns, m)
+    wg = ww[:, None, :] * g
+    sg, sgg = wg.sum(2), (wg * g).sum(2)
+    sgt, sgy = (wg * t[:, None, :]).sum(2), (wg * yy[:, None, :]).sum(2)
+    ns = sig.size
+    a_mat = np.empty((t.shape[0], ns, 3, 3))
+    a_mat[..., 0, 0], a_mat[..., 0, 1], a_mat[..., 0, 2] = sgg, sg, sgt
+    a_mat[..., 1, 1], a_mat[..., 1, 2] = s0[:, None], st[:, None]
+    a_mat[..., 2, 2] = stt[:, None]
+    a_mat[..., 1, 0], a_mat[..., 2, 0], a_mat[..., 2, 1] = sg, sgt, st[:, None]
+    rhs = np.stack(
+        [sgy, np.broadcast_to(sy[:, None], sgy.shape), np.broadcast_to(sty[:, None], sgy.shape)], axis=-1
+    )
+
+    core = np.abs(t)[:, None, :] <= 2.0 * sig[None, :, None]
+    core &= inside[:, None, :]
+    n_left = ((t[:, None, :] < -2.0 * sig[None, :, None]) & inside[:, None, :]).sum(2)
+    n_right = ((t[:, None, :] > 2.0 * sig[None, :, None]) & inside[:, None, :]).sum(2)
+    valid = (n_win[:, None] >= config.min_soundings) & (n_left >= config.min_side_soundings)
+    valid &= n_right >= config.min_side_soundings
+    valid &= _core_max_gap(t, core, sig) <= np.minimum(config.max_gap_km, 2.0 * sig)[None, :]
+    det = np.linalg.det(a_mat)
+    scale = np.abs(a_mat[..., 0, 0] * a_mat[..., 1, 1] * a_mat[..., 2, 2]) + 1e-300
+    valid &= np.abs(det) > 1e-10 * scale
+    a_mat[~valid] = np.eye(3)
+    inv = np.linalg.inv(a_mat)
+    beta = np.einsum("...ij,...j->...i", inv, rhs)
+    dof = np.maximum(n_win[:, None] - 3, 1)
+    chi2 = np.maximum(syy[:, None] - np.einsum("...i,...i->...", beta, rhs), 0.0)
+    chi2r = chi2 / dof
+    se = np.sqrt(np.maximum(inv[..., 0, 0], 0.0) * np.maximum(chi2r, 1.0))
+    chi2_masked = np.where(valid, chi2, np.inf)
+    best = np.argmin(chi2_masked, axis=1)
+    rows = np.arange(t.shape[0])
+    ok = valid[rows, best]
+    a_best = beta[rows, best, 0]
+    se_best = se[rows, best]
+    out["a"][sl] = np.where(ok, a_best, np.nan)
+    out["se"][sl] = np.where(ok, se_best, np.nan)
+    out["sigma"][sl] = np.where(ok, sig[best], np.nan)
+    out["z"][sl] = np.where(ok, a_best / np.where(se_best > 0, se_best, np.inf), np.nan)
+    out["b0"][sl] = np.where(ok, beta[rows, best, 1], np.nan)
+    out["b1"][sl] = np.where(ok, beta[rows, best, 2], np.nan)
+    out["chi2r"][sl] = np.where(ok, chi2r[rows, best], np.nan)
+    valid_any[sl] = ok
+
+
+def _core_max_gap(t: np.ndarray, core: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    """Largest gap (km) in ``[-2σ, 2σ]`` between consecutive core soundings and the core edges."""
+    tt = t[:, None, :]
+    first = np.where(core, tt, np.inf).min(2)
+    last = np.where(core, tt, -np.inf).max(2)
+    pair = core[..., 1:] & core[..., :-1]
+    internal = np.where(pair, np.diff(np.broadcast_to(tt, core.shape), axis=2), 0.0).max(2, initial=0.0)
+    edge = np.maximum(first + 2.0 * sig[None, :], 2.0 * sig[None, :] - last)
+    return np.where(np.isfinite(first), np.maximum(internal, edge), 4.0 * sig[None, :])
+
+
+def select_peaks(fit: TrackFit, config: PeakScanConfig = PeakScanConfig()) -> np.ndarray:
+    """Indices into ``fit`` of the reported peaks: positive, ``significance >= min_significance``,
+    one per peak by non-maximum suppression (radius ``max(suppression_km, 3 σ)``), strongest first."""
+    z = np.where(fit.valid & (fit.amplitude_ppm > 0), fit.significance, -np.inf)
+    candidates = np.flatnonzero(z >= config.min_significance)
+    candidates = candidates[np.argsort(-z[candidates], kind="stable")]
+    kept: list[int] = []
+    for i in candidates:
+        radius = np.maximum(config.suppression_km, 3.0 * np.maximum(fit.sigma_km[i], fit.sigma_km[kept]))
+        if not kept or np.all(np.abs(fit.centre_km[kept] - fit.centre_km[i]) > radius):
+            kept.append(int(i))
+    return np.array(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class RefinedPeak:
+    """Five-parameter Gauss-Newton fit of one peak (km, ppm); ``*_sd`` are 1-sigma."""
+
+    centre_km: float
+    sigma_km: float
+    amplitude_ppm: float
+    amplitude_sd_ppm: float
+    centre_sd_km: float
+    sigma_sd_km: float
+    background_ppm: float
+    slope_ppm_km: float
+    chi2_reduced: float
+    converged: bool
+
+
+def refine_peak(
+    distance_km: np.ndarray, xco2_ppm: np.ndarray, uncertainty_ppm: np.ndarray, centre_km: float,
+    sigma_km: float, window_km: float = 100.0, sigma_bounds_km: tuple[float, float] = (0.5, 30.0),
+) -> RefinedPeak:
+    """Refine a grid detection by fitting ``(a, c, σ, b0, b1)`` jointly (Levenberg-Marquardt).
+
+    Starts from the grid ``(centre_km, sigma_km)`` and the closed-form ``(a, b0, b1)``; uses the
+    soundings within ``window_km / 2`` of the start centre. The amplitude error comes from the full
+    5 × 5 covariance ``(JᵀWJ)⁻¹ · max(χ²_red, 1)``, so it includes the trade-off between amplitude and
+    width. If the fit fails, leaves ``[c ± σ]`` or hits a width bound, the grid values are returned
+    with ``converged=False`` (their amplitude error then ignores that trade-off).
+    """
+    from scipy.optimize import least_squares
+
+    d = np.asarray(distance_km, dtype=np.float64)
+    keep = np.abs(d - centre_km) <= window_km / 2.0
+    d, y, u = d[keep], np.asarray(xco2_ppm, dtype=np.float64)[keep], np.asarray(uncertainty_ppm)[keep]
+    offset = float(np.median(y))
+    y = y - offset
+
+    def design(c: float, s: float) -> np.ndarray:
+        t = d - c
+        return np.stack([np.exp(-0.5 * (t / s) ** 2), np.ones_like(t), t], axis=1)
+
+    lin = np.linalg.lstsq(design(centre_km, sigma_km) / u[:, None], y / u, rcond=None)[0]
+
+    def residual(p: np.ndarray) -> np.ndarray:
+        a, c, s, b0, b1 = p
+        return (a * np.exp(-0.5 * ((d - c) / s) ** 2) + b0 + b1 * (d - c) - y) / u
+
+    def jacobian(p: np.ndarray) -> np.ndarray:
+        a, c, s, _, _ = p
+        t = d - c
+        g = np.exp(-0.5 * (t / s) ** 2)
+        cols = [g, a * g * t / s**2 - p[4], a * g * t**2 / s**3, np.ones_like(t), t]
+        return np.stack(cols, axis=1) / u[:, None]
+
+    p0 = np.array([lin[0], centre_km, sigma_km, lin[1], lin[2]])
+    dof = max(d.size - 5, 1)
+    lo_s, hi_s = sigma_bounds_km
+    try:
+        sol = least_squares(residual, p0, jac=jacobian, method="lm", x_scale="jac", max_nfev=200)
+        a, c, s, b0, b1 = sol.x
+        s = abs(s)
+        ok = bool(sol.success) and abs(c - centre_km) <= sigma_km and lo_s < s < hi_s and a > 0
+        if ok:
+            chi2r = float(np.sum(sol.fun**2) / dof)
+            jac = jacobian(np.array([a, c, s, b0, b1]))
+            cov = np.linalg.inv(jac.T @ jac) * max(chi2r, 1.0)
+            sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+            ok = bool(np.all(np.isfinite(sd)))
+    except (np.linalg.LinAlgError, ValueError):
+        ok = False
+    if ok:
+        return RefinedPeak(float(c), float(s), float(a), float(sd[0]), float(sd[1]), float(sd[2]),
+                           float(b0) + offset, float(b1), chi2r, True)
+    res = residual(p0)
+    chi2r = float(np.sum(res**2) / max(d.size - 3, 1))
+    x = design(centre_km, sigma_km) / u[:, None]
+    cov = np.linalg.pinv(x.T @ x) * max(chi2r, 1.0)
+    return RefinedPeak(float(centre_km), float(sigma_km), float(lin[0]), float(np.sqrt(cov[0, 0])),
+                       float("nan"), float("nan"), float(lin[1]) + offset, float(lin[2]), chi2r, False)
+
+
+def _segments(lon: np.ndarray, lat: np.ndarray, gap_km: float) -> list[np.ndarray]:
+    """Split time-ordered soundings where consecutive soundings are more than ``gap_km`` apart."""
+    if lon.size == 0:
+        return []
+    step = haversine_km(lon[:-1], lat[:-1], lon[1:], lat[1:])
+    breaks = np.flatnonzero(step > gap_km) + 1
+    return np.split(np.arange(lon.size), breaks)
+
+
+def _track_direction(lon: np.ndarray, lat: np.ndarray, distance_km: np.ndarray) -> tuple[float, float]:
+    """Unit (east, north) direction of increasing along-track distance, from the principal axis."""
+    lat0 = np.radians(np.mean(lat))
+    x = np.radians(lon - lon[0]) * EARTH_RADIUS_KM * np.cos(lat0)
+    yv = np.radians(lat - lat[0]) * EARTH_RADIUS_KM
+    xy = np.stack([x - x.mean(), yv - yv.mean()], axis=1)
+    if xy.shape[0] < 2 or not np.any(xy):
+        return float("nan"), float("nan")
+    axis = np.linalg.svd(xy, full_matrices=False)[2][0]
+    if np.dot(xy @ axis, distance_km - distance_km.mean()) < 0:
+        axis = -axis
+    return float(axis[0]), float(axis[1])
+
+
+def _variable(ds: xr.Dataset, name: str, default: float | None = None) -> np.ndarray:
+    if name in ds.variables:
+        return np.asarray(ds[name].values)
+    if default is None:
+        raise KeyError(f"OCO-2 carrier lacks {name!r}")
+    return np.full(ds.sizes["sounding"], default, dtype=np.float64)
+
+
+def scan_oco2_peaks(
+    ds: xr.Dataset,
+    wind_m_s: tuple[float, float] | None = None,
+    config: PeakScanConfig = PeakScanConfig(),
+    tcwv_kg_m2: float | None = None,
+) -> PeakScanResult:
+    """Scan every orbit segment of an OCO-2 Lite carrier for along-track XCO2 peaks.
+
+    Args:
+        ds: OCO-2 reader output (dim ``sounding``): ``xco2``, ``xco2_uncertainty`` (ppm),
+            ``xco2_quality_flag``, ``latitude``, ``longitude``, ``time``, ``orbit``, ``psurf`` (hPa),
+            ``windspeed_u_met``/``windspeed_v_met`` (m s-1); optional ``tcwv`` (kg m-2).
+        wind_m_s: ``(u, v)`` wind (m s-1, towards east/north) for the emission estimate; default the
+            median OCO-2 Lite meteorology wind of the soundings within ``centre ± 2 σ``.
+        config: scan settings (:class:`PeakScanConfig`).
+        tcwv_kg_m2: total column water vapour (kg m-2) used in the line density when ``ds`` has no
+            ``tcwv``; default 0 (a ≲ 0.5 % overestimate of the dry-air column).
+
+    Returns:
+        :class:`PeakScanResult`. ``peaks`` (one row per peak, :data:`PEAK_COLUMNS`): amplitude and
+        its 1-sigma in ppm, width ``sigma_km``, ``significance = a / SE(a)``, line density in ppm·km
+        and kg m-1 (1-sigma from the amplitude error only), perpendicular wind (m s-1) and emission
+        in kg s-1 / kg h-1. ``outcomes`` (one row per orbit segment): ``status`` is ``"scanned"``,
+        ``"too_few_soundings"`` or ``"no_valid_window"``; never raises for short or gappy tracks.
+    """
+    n = ds.sizes.get("sounding", 0)
+    xco2 = _variable(ds, "xco2").astype(np.float64) if n else np.zeros(0)
+    unc = _variable(ds, "xco2_uncertainty").astype(np.float64) if n else np.zeros(0)
+    flag = _variable(ds, "xco2_quality_flag", float(config.quality_flag_good)) if n else np.zeros(0)
+    lon = _variable(ds, "longitude").astype(np.float64) if n else np.zeros(0)
+    lat = _variable(ds, "latitude").astype(np.float64) if n else np.zeros(0)
+    times = _variable(ds, "time") if n else np.zeros(0, dtype="datetime64[ns]")
+    orbit = _variable(ds, "orbit", -1.0).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+    psurf = _variable(ds, "psurf", 1013.25).astype(np.float64) if n else np.zeros(0)
+    u_met = _variable(ds, "windspeed_u_met", np.nan).astype(np.float64) if n else np.zeros(0)
+    v_met = _variable(ds, "windspeed_v_met", np.nan).astype(np.float64) if n else np.zeros(0)
+    tcwv_default = 0.0 if tcwv_kg_m2 is None else float(tcwv_kg_m2)
+    tcwv = _variable(ds, "tcwv", tcwv_default).astype(np.float64) if n else np.zeros(0)
+
+    good = (flag == config.quality_flag_good) & np.isfinite(xco2) & np.isfinite(unc) & (unc > 0)
+    good &= np.isfinite(lon) & np.isfinite(lat)
+    rows: list[dict] = []
+    outcomes: list[dict] = []
+    if n == 0:
+        outcomes.append({"orbit": -1, "segment": 0, "n_soundings": 0, "n_good": 0, "n_windows_valid": 0,
+                         "n_peaks": 0, "status": "too_few_soundings"})
+    for orb in np.unique(orbit):
+        in_orbit = np.flatnonzero(orbit == orb)
+        sel = in_orbit[good[in_orbit]]
+        sel = sel[np.argsort(times[sel], kind="stable")]
+        segments = _segments(lon[sel], lat[sel], config.segment_gap_km) or [np.zeros(0, dtype=np.int64)]
+        for k, seg_local in enumerate(segments):
+            seg = sel[seg_local]
+            outcome = {"orbit": int(orb), "segment": k, "n_soundings": int(in_orbit.size),
+                       "n_good": int(seg.size), "n_windows_valid": 0, "n_peaks": 0}
+            if seg.size < config.min_soundings:
+                outcomes.append({**outcome, "status": "too_few_soundings"})
+                continue
+            dist = haversine_km(lon[seg[0]], lat[seg[0]], lon[seg], lat[seg])
+            fit = fit_track(dist, xco2[seg], unc[seg], config)
+            outcome["n_windows_valid"] = int(fit.valid.sum())
+            if not fit.valid.any():
+                outcomes.append({**outcome, "status": "no_valid_window"})
+                continue
+            chosen = select_peaks(fit, config)
+            outcome["n_peaks"] = int(chosen.size)
+            outcomes.append({**outcome, "status": "scanned"})
+            for i in chosen:
+                ref = refine_peak(dist, xco2[seg], unc[seg], fit.centre_km[i], fit.sigma_km[i],
+                                  config.window_km)
+                c, s = ref.centre_km, ref.sigma_km
+                near = np.abs(dist - c) <= 2.0 * s
+                window = np.abs(dist - c) <= config.window_km / 2.0
+                nearest = int(np.argmin(np.abs(dist - c)))
+                east, north = _track_direction(lon[seg][window], lat[seg][window], dist[window])
+                if wind_m_s is None:
+                    wu, wv = float(np.nanmedian(u_met[seg][near])), float(np.nanmedian(v_met[seg][near]))
+                else:
+                    wu, wv = float(wind_m_s[0]), float(wind_m_s[1])
+                ps = float(np.median(psurf[seg][near]))
+                tc = float(np.median(tcwv[seg][near]))
+                delta = ref.amplitude_ppm * s * _SQRT_2PI
+                lam = float(line_density_kg_m(delta, ps, tc))
+                rel_sd = ref.amplitude_sd_ppm / ref.amplitude_ppm
+                if ref.converged:
+                    rel_sd = float(np.hypot(rel_sd, ref.sigma_sd_km / s))
+                lam_sd = lam * rel_sd
+                u_perp = float(perpendicular_wind_m_s(wu, wv, east, north))
+                q = lam * u_perp
+                rows.append({
+                    "orbit": int(orb), "segment": k, "time": pd.Timestamp(times[seg][nearest], tz="UTC"),
+                    "longitude": float(lon[seg][nearest]), "latitude": float(lat[seg][nearest]),
+                    "distance_km": float(c), "amplitude_ppm": ref.amplitude_ppm,
+                    "amplitude_sd_ppm": ref.amplitude_sd_ppm, "sigma_km": float(s),
+                    "significance": float(fit.significance[i]), "n_soundings": int(fit.n_soundings[i]),
+                    "background_ppm": ref.background_ppm, "background_slope_ppm_km": ref.slope_ppm_km,
+                    "chi2_reduced": ref.chi2_reduced, "refined": ref.converged, "psurf_hpa": ps,
+                    "tcwv_kg_m2": tc,
+                    "line_density_ppm_km": float(delta), "line_density_kg_m": lam,
+                    "line_density_sd_kg_m": float(lam_sd), "track_east": east, "track_north": north,
+                    "wind_u_m_s": wu, "wind_v_m_s": wv, "wind_perpendicular_m_s": u_perp,
+                    "emission_kg_s": q, "emission_kg_h": q * SECONDS_PER_HOUR,
+                    "emission_sd_kg_h": float(lam_sd * u_perp * SECONDS_PER_HOUR),
+                })
+    peaks = pd.DataFrame(rows, columns=PEAK_COLUMNS)
+    if not rows:
+        peaks["time"] = pd.to_datetime(peaks["time"], utc=True)
+    return PeakScanResult(peaks=peaks, outcomes=pd.DataFrame(outcomes, columns=OUTCOME_COLUMNS))

@@ -1,0 +1,1 @@
+"""Tests of the live data access layer (fake clients; live tests skipped without credentials)."""
