@@ -8,6 +8,7 @@ from attribution_assets.assets.aoi import emit_aoi, ghgsat_aoi, oco2_aoi, tropom
 from attribution_assets.assets.attribution import source_attribution
 from attribution_assets.assets.baselines import quantification_baselines
 from attribution_assets.assets.catalog import event_overpasses, overpass_catalog
+from attribution_assets.assets.detections import detections
 from attribution_assets.assets.enhancement import emit_enhancement
 from attribution_assets.assets.forward import plume_forward
 from attribution_assets.assets.inversion import source_posterior
@@ -15,7 +16,7 @@ from attribution_assets.assets.met import met_conditions
 from attribution_assets.assets.posterior import event_posterior
 from attribution_assets.assets.rollup import alerts, weekly_posteriors
 from attribution_assets.checks import no_rejected_files
-from attribution_assets.jobs import attribute_event_job, catalog_job, rollup_job
+from attribution_assets.jobs import attribute_event_job, catalog_job, detection_job, rollup_job
 from attribution_assets.resources import default_resources
 from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
 
@@ -35,6 +36,7 @@ ASSETS = [
     event_posterior,
     weekly_posteriors,
     alerts,
+    detections,
 ]
 
 
@@ -47,7 +49,7 @@ def build_defs(resources: dict[str, object] | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
         asset_checks=[no_rejected_files],
-        jobs=[catalog_job, attribute_event_job, rollup_job],
+        jobs=[catalog_job, attribute_event_job, rollup_job, detection_job],
         sensors=[alert_inbox_sensor],
         schedules=[weekly_rollup_schedule],
         resources=resources if resources is not None else default_resources(),

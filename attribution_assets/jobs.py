@@ -5,14 +5,27 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 from attribution_assets.assets.catalog import overpass_catalog
+from attribution_assets.assets.detections import detections
 from attribution_assets.assets.rollup import alerts, weekly_posteriors
 
-catalog_job = define_asset_job("crawl_catalog", selection=AssetSelection.assets(overpass_catalog),
-                               description="Crawl the archive into the overpass catalog (incremental).")
+catalog_job = define_asset_job(
+    "crawl_catalog",
+    selection=AssetSelection.assets(overpass_catalog),
+    description="Crawl the archive into the overpass catalog (incremental).",
+)
 attribute_event_job = define_asset_job(
     "attribute_event",
-    selection=AssetSelection.all() - AssetSelection.assets(overpass_catalog, weekly_posteriors, alerts),
+    selection=AssetSelection.all()
+    - AssetSelection.assets(overpass_catalog, weekly_posteriors, alerts, detections),
     description="Every per-event stage, from the catalog query to the GeoParquet posterior row.",
 )
-rollup_job = define_asset_job("weekly_rollup", selection=AssetSelection.assets(weekly_posteriors, alerts),
-                              description="Rebuild stale weekly roll-ups and alert lists.")
+detection_job = define_asset_job(
+    "scan_detections",
+    selection=AssetSelection.assets(overpass_catalog, detections),
+    description="Crawl, then scan every TROPOMI and OCO-2 granule for plumes; events go to the alert inbox.",
+)
+rollup_job = define_asset_job(
+    "weekly_rollup",
+    selection=AssetSelection.assets(weekly_posteriors, alerts),
+    description="Rebuild stale weekly roll-ups and alert lists.",
+)

@@ -21,3 +21,9 @@ def archive_root() -> Path:
 def output_root() -> Path:
     """``ATTRIBUTION_OUTPUT`` or ``./attribution_output``."""
     return Path(os.environ.get("ATTRIBUTION_OUTPUT") or Path.cwd() / "attribution_output")
+
+
+def alert_inbox() -> Path:
+    """``ATTRIBUTION_ALERTS_INBOX`` or ``OUTPUT/alerts_inbox``: operator alert files (and the detection
+    scans' events) dropped here are registered by the alert sensor."""
+    return Path(os.environ.get("ATTRIBUTION_ALERTS_INBOX") or output_root() / "alerts_inbox")

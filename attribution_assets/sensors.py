@@ -1,8 +1,6 @@
 """Sensors and schedules: operator alert files become event partitions and runs; weekly roll-ups."""
 
 import json
-import os
-from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus,
@@ -14,17 +12,13 @@ from dagster import (
     sensor,
 )
 
-from attribution_assets.events import AlertFormatError, read_alerts
+from attribution_assets.events import AlertFormatError, DetectionEvent, read_alerts, record_events
 from attribution_assets.jobs import attribute_event_job, rollup_job
 from attribution_assets.partitions import detection_events
-from attribution_assets.paths import output_root
+from attribution_assets.paths import alert_inbox
+from attribution_assets.resources import OutputStore
 
 ALERT_SUFFIXES = (".csv", ".geojson", ".json")
-
-
-def alert_inbox() -> Path:
-    """``ATTRIBUTION_ALERTS_INBOX`` or ``OUTPUT/alerts_inbox``: drop operator alert files here."""
-    return Path(os.environ.get("ATTRIBUTION_ALERTS_INBOX") or output_root() / "alerts_inbox")
 
 
 @sensor(
@@ -34,7 +28,7 @@ def alert_inbox() -> Path:
     description="Registers the events of new or changed alert files in the alert inbox and requests a "
     "run of the whole event graph for each new event.",
 )
-def alert_inbox_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+def alert_inbox_sensor(context: SensorEvaluationContext, store: OutputStore) -> SensorResult | SkipReason:
     inbox = alert_inbox()
     if not inbox.is_dir():
         return SkipReason(f"alert inbox {inbox} does not exist")
@@ -46,15 +40,19 @@ def alert_inbox_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
     ]
     if not changed:
         return SkipReason("no new alert files")
-    keys: list[str] = []
+    events: list[DetectionEvent] = []
     for path in changed:
         try:
-            keys.extend(event.key for event in read_alerts(path))
+            events.extend(read_alerts(path))
         except AlertFormatError as error:
             context.log.error(str(error))
         seen[path.name] = path.stat().st_mtime_ns
+    if events:
+        record_events(store.event_registry_path, events)
     new = [
-        k for k in dict.fromkeys(keys) if not context.instance.has_dynamic_partition(detection_events.name, k)
+        k
+        for k in dict.fromkeys(e.key for e in events)
+        if not context.instance.has_dynamic_partition(detection_events.name, k)
     ]
     return SensorResult(
         run_requests=[RunRequest(run_key=key, partition_key=key) for key in new],

@@ -11,11 +11,11 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, instance_for_test
 
 from attribution_assets.definitions import ASSETS, build_defs
 from attribution_assets.events import record_events
+from attribution_assets.jobs import EVENT_ASSETS
 from attribution_assets.partitions import detection_events, register_events
 from attribution_assets.resources import AnalysisSettings, OutputStore, build_resources
 from attribution_assets_tests.conftest import FAST_SAMPLER
 
-EVENT_ASSETS = AssetSelection.all() - AssetSelection.assets("overpass_catalog", "weekly_posteriors", "alerts")
 DESIGN_COLUMNS = {
     "event_key",
     "event_time",

@@ -1,0 +1,83 @@
+"""Detection scans over the catalogued archive: TROPOMI hotspots and OCO-2 along-track peaks.
+
+The scan results become detection events, written as an operator alert file into the alert inbox,
+so the alert sensor registers and runs them exactly like an operator's alerts.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from attribution_assets.assets.catalog import overpass_catalog
+from attribution_assets.catalog.store import read_geoparquet
+from attribution_assets.events import DetectionEvent
+from attribution_assets.paths import alert_inbox
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.oco2 import read_oco2_lite
+from attribution_assets.readers.tropomi import read_tropomi_ch4
+from attribution_assets.resources import OutputStore
+from attribution_assets.science.detections import detections_to_events
+from attribution_assets.science.hotspots import scan_tropomi_hotspots
+from attribution_assets.science.peaks import scan_oco2_peaks
+
+SCANS = {
+    "TROPOMI": ("CH4", read_tropomi_ch4, lambda ds: scan_tropomi_hotspots(ds).candidates),
+    "OCO2": ("CO2", read_oco2_lite, lambda ds: scan_oco2_peaks(ds).peaks),
+}
+
+
+def events_table(events: list[DetectionEvent], source: dict[str, str]) -> pd.DataFrame:
+    """Events in the operator alert format (``event_id`` = key), with the granule that produced each."""
+    return pd.DataFrame(
+        {
+            "event_id": [e.key for e in events],
+            "event_time": [e.time.strftime("%Y-%m-%dT%H:%M:%SZ") for e in events],
+            "latitude": [e.latitude for e in events],
+            "longitude": [e.longitude for e in events],
+            "gas": [e.gas for e in events],
+            "detected_in": [source[e.key] for e in events],
+        }
+    )
+
+
+@asset(
+    deps=[overpass_catalog],
+    group_name="detection",
+    description="TROPOMI hotspot and OCO-2 peak scans of every catalogued granule, merged into detection "
+    "events and dropped into the alert inbox for the alert sensor.",
+)
+def detections(context: AssetExecutionContext, store: OutputStore) -> MaterializeResult:
+    catalog = read_geoparquet(store.catalog_path)
+    events: list[DetectionEvent] = []
+    source: dict[str, str] = {}
+    outcomes: dict[str, str] = {}
+    for instrument, (gas, reader, scan) in SCANS.items():
+        for path in dict.fromkeys(catalog.loc[catalog["instrument"] == instrument, "path"]):
+            name = Path(path).name
+            try:
+                candidates = scan(reader(path))
+            except (ProductFormatError, EmptyAOIError, OSError) as error:
+                outcomes[name] = f"skipped: {error}"
+                context.log.warning(f"{instrument}: {error}")
+                continue
+            found = detections_to_events(candidates, gas) if len(candidates) else []
+            outcomes[name] = f"{len(candidates)} candidates, {len(found)} events"
+            for event in found:
+                source[event.key] = name
+            events += found
+    table = events_table(events, source)
+    inbox = alert_inbox()
+    inbox.mkdir(parents=True, exist_ok=True)
+    target = inbox / "detections.csv"
+    tmp = target.with_name(".detections.csv.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(target)
+    return MaterializeResult(
+        metadata={
+            "events": len(table),
+            "alert_file": MetadataValue.path(str(target)),
+            "granules": MetadataValue.json(outcomes),
+            "table": MetadataValue.md(table.to_markdown(index=False) if len(table) else "no detection"),
+        }
+    )
