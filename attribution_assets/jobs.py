@@ -13,10 +13,13 @@ catalog_job = define_asset_job(
     selection=AssetSelection.assets(overpass_catalog),
     description="Crawl the archive into the overpass catalog (incremental).",
 )
+GLOBAL_ASSETS = AssetSelection.assets(overpass_catalog, weekly_posteriors, alerts, detections)
+EVENT_ASSETS = AssetSelection.all() - GLOBAL_ASSETS
+"""Every asset partitioned by detection event."""
+
 attribute_event_job = define_asset_job(
     "attribute_event",
-    selection=AssetSelection.all()
-    - AssetSelection.assets(overpass_catalog, weekly_posteriors, alerts, detections),
+    selection=EVENT_ASSETS,
     description="Every per-event stage, from the catalog query to the GeoParquet posterior row.",
 )
 detection_job = define_asset_job(
