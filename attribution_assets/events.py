@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from attribution_assets.atomic import atomic_path
+
 GASES = ("CH4", "CO2")
 KEY_PATTERN = re.compile(
     r"^(?P<gas>CH4|CO2)_(?P<time>\d{8}T\d{6}Z)_(?P<lat>\d{1,2}\.\d{4})(?P<ns>[NS])_(?P<lon>\d{1,3}\.\d{4})(?P<ew>[EW])$"
@@ -184,10 +186,8 @@ def record_events(path: str | Path, events: list[DetectionEvent]) -> None:
         rows = pd.concat([pd.read_csv(path, dtype=str), rows.astype(str)]).drop_duplicates(
             "event_key", keep="last"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    rows.sort_values("event_time").to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        rows.sort_values("event_time").to_csv(tmp, index=False)
 
 
 def registered_events(path: str | Path) -> list[DetectionEvent]:

@@ -14,7 +14,6 @@ Every file is written to a temporary name and renamed, so a failed step leaves n
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import netCDF4
 import xarray as xr
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
+from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
 
 _SUFFIXES = {"dataset": ".nc", "groups": ".groups.nc", "table": ".parquet", "idata": ".idata.nc"}
@@ -55,15 +55,6 @@ def read_groups(path: Path) -> dict[str, xr.Dataset]:
     return result
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if tmp.exists():
-        tmp.unlink()
-    write(tmp)
-    os.replace(tmp, path)
-
-
 class EventStoreIOManager(ConfigurableIOManager):
     """Stores asset outputs per partition under ``root`` (see module docstring)."""
 
@@ -93,7 +84,8 @@ class EventStoreIOManager(ConfigurableIOManager):
             if stale.exists() and other != _SUFFIXES[kind]:
                 stale.unlink()
         path = base.with_name(base.name + _SUFFIXES[kind])
-        _atomic(path, write)
+        with atomic_path(path) as tmp:
+            write(tmp)
         context.add_output_metadata({"path": str(path), "bytes": path.stat().st_size})
 
     def load_input(self, context: InputContext) -> object:

@@ -10,6 +10,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from attribution_assets.assets.catalog import overpass_catalog
+from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet
 from attribution_assets.events import DetectionEvent
 from attribution_assets.paths import alert_inbox
@@ -67,12 +68,9 @@ def detections(context: AssetExecutionContext, store: OutputStore) -> Materializ
                 source[event.key] = name
             events += found
     table = events_table(events, source)
-    inbox = alert_inbox()
-    inbox.mkdir(parents=True, exist_ok=True)
-    target = inbox / "detections.csv"
-    tmp = target.with_name(".detections.csv.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(target)
+    target = alert_inbox() / "detections.csv"
+    with atomic_path(target) as tmp:
+        table.to_csv(tmp, index=False)
     return MaterializeResult(
         metadata={
             "events": len(table),

@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from attribution_assets.assets.posterior import event_posterior
+from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
 from attribution_assets.resources import OutputStore
 
@@ -99,12 +100,10 @@ def write_alerts(frame: gpd.GeoDataFrame, week_dir: Path) -> int:
     alerts = frame[frame["detected"].astype(bool) & (frame["alert_score"] >= ALERT_SCORE_MIN)]
     alerts = alerts[[c for c in ALERT_COLUMNS if c in alerts.columns] + ["geometry"]].copy()
     alerts["event_time"] = pd.to_datetime(alerts["event_time"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    week_dir.mkdir(parents=True, exist_ok=True)
-    geojson = week_dir / "alerts.geojson"
-    tmp = geojson.with_name(".alerts.geojson.tmp")
-    tmp.write_text(json.dumps(json.loads(alerts.to_json()), indent=1))
-    tmp.replace(geojson)
-    alerts.drop(columns="geometry").to_csv(week_dir / "alerts.csv", index=False)
+    with atomic_path(week_dir / "alerts.csv") as tmp:
+        alerts.drop(columns="geometry").to_csv(tmp, index=False)
+    with atomic_path(week_dir / "alerts.geojson") as tmp:
+        tmp.write_text(json.dumps(json.loads(alerts.to_json()), indent=1))
     return len(alerts)
 
 

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import geopandas as gpd
 
+from attribution_assets.atomic import atomic_path
+
 
 def write_geoparquet(frame: gpd.GeoDataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``frame`` as GeoParquet 1.1 (WKB geometry + ``bbox`` struct) via a temporary file + rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False, write_covering_bbox=True, schema_version="1.1.0", row_group_size=65536)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(
+            tmp, index=False, write_covering_bbox=True, schema_version="1.1.0", row_group_size=65536
+        )
     return path
 
 
