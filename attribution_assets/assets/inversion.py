@@ -22,7 +22,12 @@ from attribution_assets.partitions import detection_events
 from attribution_assets.resources import AnalysisSettings, OutputStore
 from attribution_assets.science.blocks import block_from_dataset
 from attribution_assets.science.geometry import LocalFrame
-from attribution_assets.science.inversion import InversionResult, InversionSettings, invert
+from attribution_assets.science.inversion import (
+    InversionResult,
+    InversionSettings,
+    invert,
+    posterior_predictive,
+)
 
 
 def inversion_settings(settings: AnalysisSettings) -> InversionSettings:
@@ -76,6 +81,24 @@ def posterior_figure(result: InversionResult, blocks, frame: LocalFrame, title: 
     return fig
 
 
+def predictive_figure(result: InversionResult, blocks, winds, title: str):
+    """Observed vs posterior-predictive mean per instrument block, with the 1:1 line."""
+    predictive = posterior_predictive(result, blocks, winds)
+    fig, axes = plt.subplots(1, len(blocks), figsize=(3.6 * len(blocks), 3.4), squeeze=False)
+    for ax, block, pred in zip(axes[0], blocks, predictive, strict=True):
+        ax.scatter(block.y, pred["mean"], s=3, alpha=0.4, color="tab:blue", rasterized=True)
+        lo, hi = np.percentile(np.r_[block.y, pred["mean"]], [0.5, 99.5])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        z = (block.y - pred["mean"]) / block.sigma
+        ax.set_title(f"{block.instrument} (overpass {block.overpass})\n"
+                     f"RMS of (obs - pred) / sigma = {np.sqrt(np.mean(z**2)):.2f}", fontsize=8)
+        ax.set_xlabel(f"observed ({block.units})")
+        ax.set_ylabel(f"posterior predictive ({block.units})")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 @asset(
     partitions_def=detection_events,
     group_name="inversion",
@@ -121,6 +144,8 @@ def source_posterior(
             f"divergences={summary['divergences']})"
         )
     figure = posterior_figure(result, blocks, frame, event.key)
+    predictive = predictive_figure(result, blocks, winds, f"{event.key}: observed vs posterior predictive")
+    predictive_meta = figure_metadata(predictive, store.figure_path("source_posterior_predictive", event.key))
     metadata = {
         "emission_rate_kg_h": summary["emission_rate_kg_h"],
         "interval_90_kg_h": (
@@ -133,9 +158,11 @@ def source_posterior(
         "divergences": summary["divergences"],
         "method": summary["method"],
         "laplace": MetadataValue.json({k: float(v) for k, v in result.laplace.items()}),
-        "plume_points_evaluated": float(result.diagnostics["plume_points_evaluated"]),
+        "observations_evaluated": float(result.diagnostics["observations_evaluated"]),
         "max_excluded_plume_sigma": float(result.diagnostics["max_excluded_plume_sigma"]),
         **figure_metadata(figure, store.figure_path("source_posterior", event.key)),
+        "posterior_predictive": predictive_meta["figure"],
+        "posterior_predictive_path": predictive_meta["figure_path"],
     }
     yield Output(idata, metadata=metadata)
     yield convergence_check(summary, result.diagnostics)

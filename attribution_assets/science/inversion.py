@@ -71,7 +71,7 @@ from scipy import optimize
 
 from attribution_assets.science.diagnostics import ESS_THRESHOLD, convergence_diagnostics, is_converged
 from attribution_assets.science.met import OverpassWind
-from attribution_assets.science.operators import ObservationBlock
+from attribution_assets.science.operators import ObservationBlock, padded_rows
 from attribution_assets.science.plume import column_enhancement_kg_m2
 from attribution_assets.science.units import kg_h_to_kg_s
 
@@ -90,8 +90,10 @@ class InversionSettings:
     ``position_prior_xy_m``), stability (to the met prior) or noise inflation (to 1); with all four
     fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
     ``sampler`` "nuts" (default) or "laplace" (draws from the Laplace approximation only).
-    ``chain_method`` "sequential" by default: on 2 CPU cores one value-and-gradient of a 74 000-point
-    problem took 4 ms, four chains batched ("vectorized") 26 ms.
+    ``chain_method`` "auto" runs chains in parallel, one per JAX CPU device, when there are enough
+    devices (the package configures one per core, at least 4) and sequentially otherwise; batching
+    chains ("vectorized") is slower on CPU (on 2 cores one value-and-gradient of a 74 000-point
+    problem took 4 ms, four batched chains 26 ms).
     """
 
     num_chains: int = 4
@@ -99,7 +101,7 @@ class InversionSettings:
     num_samples: int = 1000
     target_accept: float = 0.8
     max_tree_depth: int = 8
-    chain_method: str = "sequential"
+    chain_method: str = "auto"
     seed: int = 0
     sampler: str = "nuts"
     escalate: bool = True
@@ -168,33 +170,53 @@ class _Config:
         return max(s.stop for s in self.layout().values())
 
 
-class _Data(NamedTuple):
-    """Flat observation arrays and prior hyper-parameters (a JAX pytree; all float32/int32)."""
+class _Group(NamedTuple):
+    """The observations of one block that the plume can reach (a JAX pytree, float32).
 
-    y: jax.Array            # (N,) observations, block units
-    sigma: jax.Array        # (N,) reported 1-sigma
-    k: jax.Array            # (N,) obs units per kg m-2
-    obs_block: jax.Array    # (N,) block index
-    points: jax.Array       # (M, 2) quadrature points, m
-    weights: jax.Array      # (M,)
-    point_obs: jax.Array    # (M,) observation index
-    point_overpass: jax.Array  # (M,) overpass index
-    point_sigma_floor_m: jax.Array  # (M,) crosswind blur of the instrument response, m
-    block_n: jax.Array      # (B,) observations per block
-    q_loc: jax.Array        # log(median kg/h) or mean kg/h
-    q_scale: jax.Array      # log-sd or sd kg/h
-    pos_center: jax.Array   # (2,) m
-    pos_sd: jax.Array       # m
-    speed0: jax.Array       # (O,) met speed, m/s
+    Rows are padded to a bucket size (:func:`operators.padded_rows`); padded rows have ``live = 0``,
+    ``k = 0`` and zero weights and contribute nothing. One group per block keeps the block's
+    background, noise inflation and overpass wind scalars, with no per-row gather or scatter.
+    """
+
+    y: jax.Array  # (n,) observation minus its block's prior background, block units
+    sigma: jax.Array  # (n,) reported 1-sigma, block units
+    k: jax.Array  # (n,) obs units per kg m-2
+    live: jax.Array  # (n,) 1 for an observation, 0 for padding
+    points: jax.Array  # (n, S, 2) quadrature points, m
+    weights: jax.Array  # (n, S)
+    block: jax.Array  # () int32 block index
+    overpass: jax.Array  # () int32 overpass index
+    sigma_floor_m: jax.Array  # () crosswind blur of the instrument response, m
+
+
+class _Data(NamedTuple):
+    """The observations and prior hyper-parameters of one event (a JAX pytree; float32).
+
+    ``groups`` hold the observations the plume can reach (all of them for MAP and Laplace; the
+    screened subset for NUTS). The others enter through per-block sufficient statistics of their
+    residuals ``r = y - prior background``: ``rest_s0 = sum 1/sigma^2``, ``rest_s1 = sum r/sigma^2``,
+    ``rest_s2 = sum r^2/sigma^2``, exact for a model whose plume term is zero there.
+    """
+
+    groups: tuple[_Group, ...]
+    rest_s0: jax.Array  # (B,)
+    rest_s1: jax.Array  # (B,)
+    rest_s2: jax.Array  # (B,)
+    block_n: jax.Array  # (B,) observations per block
+    q_loc: jax.Array  # log(median kg/h) or mean kg/h
+    q_scale: jax.Array  # log-sd or sd kg/h
+    pos_center: jax.Array  # (2,) m
+    pos_sd: jax.Array  # m
+    speed0: jax.Array  # (O,) met speed, m/s
     speed_logmu: jax.Array  # (O,)
     speed_logsd: jax.Array  # (O,)
-    dir0: jax.Array         # (O,) rad, direction the air moves to
-    dir_sd: jax.Array       # (O,) rad
-    stab0: jax.Array        # (O,) met stability index
+    dir0: jax.Array  # (O,) rad, direction the air moves to
+    dir_sd: jax.Array  # (O,) rad
+    stab0: jax.Array  # (O,) met stability index
     stab_eta_mu: jax.Array  # (O,)
     stab_eta_sd: jax.Array  # (O,)
-    bg_mu: jax.Array        # (B,) obs units
-    bg_sd: jax.Array        # (B,) obs units
+    bg_mu: jax.Array  # (B,) obs units
+    bg_sd: jax.Array  # (B,) obs units
     infl_log_sd: jax.Array
     log_prior_odds: jax.Array
 
@@ -253,57 +275,100 @@ def _validate(blocks: Sequence[ObservationBlock], winds: Sequence[OverpassWind],
         if block.gas.upper() != gas.upper():
             raise ValueError(f"block {i} ({block.instrument}) is {block.gas}, expected {gas}")
         if not 0 <= block.overpass < len(winds):
-            raise ValueError(f"block {i} ({block.instrument}): overpass {block.overpass} has no "
-                             f"OverpassWind (have {len(winds)})")
+            raise ValueError(
+                f"block {i} ({block.instrument}): overpass {block.overpass} has no "
+                f"OverpassWind (have {len(winds)})"
+            )
         if block.size == 0:
             raise ValueError(f"block {i} ({block.instrument}) has no observations")
         if np.any(~np.isfinite(block.y)) or np.any(~(np.asarray(block.sigma) > 0)):
             raise ValueError(f"block {i} ({block.instrument}): y must be finite and sigma > 0")
 
 
+def _assemble(
+    blocks: Sequence[ObservationBlock], bg_mu: np.ndarray, keep: Sequence[np.ndarray] | None = None
+) -> tuple[tuple[_Group, ...], np.ndarray]:
+    """One group per block with its kept observations (all when ``keep`` is None), and the per-block
+    sufficient statistics (3, B) of the others."""
+    rest = np.zeros((3, len(blocks)))
+    groups = []
+    for b, block in enumerate(blocks):
+        rows = np.ones(block.size, bool) if keep is None else np.asarray(keep[b], bool)
+        inv_var = 1.0 / np.asarray(block.sigma, float)[~rows] ** 2
+        resid = np.asarray(block.y, float)[~rows] - bg_mu[b]
+        rest[:, b] = inv_var.sum(), (resid * inv_var).sum(), (resid**2 * inv_var).sum()
+        n, size = int(rows.sum()), block.weights.shape[1]
+        padded = padded_rows(n, size)
+        arrays = {
+            "y": np.zeros(padded),
+            "sigma": np.ones(padded),
+            "k": np.zeros(padded),
+            "live": np.zeros(padded),
+            "points": np.zeros((padded, size, 2)),
+            "weights": np.zeros((padded, size)),
+        }
+        arrays["y"][:n] = np.asarray(block.y, float)[rows] - bg_mu[b]
+        arrays["sigma"][:n] = np.asarray(block.sigma, float)[rows]
+        arrays["k"][:n] = np.asarray(block.kg_m2_to_obs, float)[rows]
+        arrays["live"][:n] = 1.0
+        arrays["points"][:n] = np.asarray(block.points_xy_m, float)[rows]
+        arrays["weights"][:n] = np.asarray(block.weights, float)[rows]
+        groups.append(
+            _Group(
+                **{name: jnp.asarray(v, jnp.float32) for name, v in arrays.items()},
+                block=jnp.asarray(b, jnp.int32),
+                overpass=jnp.asarray(block.overpass, jnp.int32),
+                sigma_floor_m=jnp.asarray(block.sigma_floor_m, jnp.float32),
+            )
+        )
+    return tuple(groups), rest
+
+
+def _with_observations(
+    data: _Data, blocks: Sequence[ObservationBlock], keep: Sequence[np.ndarray] | None
+) -> _Data:
+    """``data`` with its observation groups rebuilt from the ``keep`` masks (per block)."""
+    groups, rest = _assemble(blocks, np.asarray(data.bg_mu, float), keep)
+    return data._replace(groups=groups, **{f"rest_s{i}": jnp.asarray(rest[i], jnp.float32) for i in range(3)})
+
+
 def _build(
     blocks: Sequence[ObservationBlock], winds: Sequence[OverpassWind], gas: str, settings: InversionSettings
 ) -> tuple[_Data, _Config]:
-    """Concatenate the blocks into flat arrays and collect the prior hyper-parameters."""
+    """Observation groups of every observation and the prior hyper-parameters."""
     _validate(blocks, winds, gas)
     q_lognormal, q_loc, q_scale = _q_prior(gas, settings)
-    ys, sigmas, ks, obs_block, pts, wts, pt_obs, pt_op, pt_floor, bg = [], [], [], [], [], [], [], [], [], []
-    offset = 0
-    for b, block in enumerate(blocks):
-        n, s = block.weights.shape
-        ys.append(block.y)
-        sigmas.append(block.sigma)
-        ks.append(block.kg_m2_to_obs)
-        obs_block.append(np.full(n, b))
-        keep = np.asarray(block.weights) != 0
-        pts.append(np.asarray(block.points_xy_m)[keep])
-        wts.append(np.asarray(block.weights)[keep])
-        pt_obs.append((offset + np.repeat(np.arange(n)[:, None], s, axis=1))[keep])
-        pt_op.append(np.full(int(keep.sum()), block.overpass))
-        pt_floor.append(np.full(int(keep.sum()), block.sigma_floor_m))
-        bg.append(_robust_background(block, settings.background_sd_factor))
-        offset += n
+    bg = np.array([_robust_background(block, settings.background_sd_factor) for block in blocks])
+    groups, rest = _assemble(blocks, bg[:, 0])
     wind = _wind_priors(winds, settings.stability_sd)
     f32 = partial(jnp.asarray, dtype=jnp.float32)
-    i32 = partial(jnp.asarray, dtype=jnp.int32)
     p = settings.prior_p_source
     data = _Data(
-        y=f32(np.concatenate(ys)), sigma=f32(np.concatenate(sigmas)), k=f32(np.concatenate(ks)),
-        obs_block=i32(np.concatenate(obs_block)), points=f32(np.concatenate(pts)),
-        weights=f32(np.concatenate(wts)), point_obs=i32(np.concatenate(pt_obs)),
-        point_overpass=i32(np.concatenate(pt_op)), point_sigma_floor_m=f32(np.concatenate(pt_floor)),
+        groups=groups,
+        rest_s0=f32(rest[0]),
+        rest_s1=f32(rest[1]),
+        rest_s2=f32(rest[2]),
         block_n=f32([blk.size for blk in blocks]),
-        q_loc=f32(q_loc), q_scale=f32(q_scale), pos_center=f32(settings.position_prior_xy_m),
-        pos_sd=f32(settings.position_sd_m), **{k: f32(v) for k, v in wind.items()},
-        bg_mu=f32([m for m, _ in bg]), bg_sd=f32([s for _, s in bg]),
+        q_loc=f32(q_loc),
+        q_scale=f32(q_scale),
+        pos_center=f32(settings.position_prior_xy_m),
+        pos_sd=f32(settings.position_sd_m),
+        **{k: f32(v) for k, v in wind.items()},
+        bg_mu=f32(bg[:, 0]),
+        bg_sd=f32(bg[:, 1]),
         infl_log_sd=f32(settings.noise_inflation_log_sd),
         log_prior_odds=f32(math.log(p / (1.0 - p)) if 0 < p < 1 else 0.0),
     )
     config = _Config(
-        n_blocks=len(blocks), n_overpasses=len(winds), q_lognormal=q_lognormal,
-        presence=settings.presence and 0 < p < 1, fix_wind=settings.fix_wind,
-        fix_position=settings.fix_position, fix_stability=settings.fix_stability,
-        fix_inflation=settings.fix_noise_inflation, urban=settings.urban,
+        n_blocks=len(blocks),
+        n_overpasses=len(winds),
+        q_lognormal=q_lognormal,
+        presence=settings.presence and 0 < p < 1,
+        fix_wind=settings.fix_wind,
+        fix_position=settings.fix_position,
+        fix_stability=settings.fix_stability,
+        fix_inflation=settings.fix_noise_inflation,
+        urban=settings.urban,
     )
     return data, config
 
@@ -334,29 +399,36 @@ def _unpack(z: jax.Array, data: _Data, config: _Config) -> dict[str, jax.Array]:
     else:
         inflation = jnp.exp(data.infl_log_sd * z[lay["inflation"]])
     return {
-        "emission_rate_if_present_kg_h": q, "source_x_m": pos[0], "source_y_m": pos[1],
-        "wind_speed_m_s": speed, "wind_to_direction_rad": direction,
-        "wind_u_m_s": speed * jnp.cos(direction), "wind_v_m_s": speed * jnp.sin(direction),
-        "stability_index": stab, "background": background, "noise_inflation": inflation,
+        "emission_rate_if_present_kg_h": q,
+        "source_x_m": pos[0],
+        "source_y_m": pos[1],
+        "wind_speed_m_s": speed,
+        "wind_to_direction_rad": direction,
+        "wind_u_m_s": speed * jnp.cos(direction),
+        "wind_v_m_s": speed * jnp.sin(direction),
+        "stability_index": stab,
+        "background": background,
+        "noise_inflation": inflation,
     }
 
 
-def _point_columns(phys: dict[str, jax.Array], data: _Data, config: _Config) -> jax.Array:
-    """Plume column enhancement (kg m-2) at every quadrature point (M,)."""
-    op = data.point_overpass
+def _group_columns(phys: dict[str, jax.Array], group: _Group, config: _Config) -> jax.Array:
+    """Plume column enhancement (kg m-2) at every quadrature point of a group (n, S)."""
     return column_enhancement_kg_m2(
-        data.points, jnp.stack([phys["source_x_m"], phys["source_y_m"]]),
+        group.points,
+        jnp.stack([phys["source_x_m"], phys["source_y_m"]]),
         kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"]),
-        phys["wind_u_m_s"][op], phys["wind_v_m_s"][op], phys["stability_index"][op],
-        urban=config.urban, sigma_floor_m=data.point_sigma_floor_m,
+        phys["wind_u_m_s"][group.overpass],
+        phys["wind_v_m_s"][group.overpass],
+        phys["stability_index"][group.overpass],
+        urban=config.urban,
+        sigma_floor_m=group.sigma_floor_m,
     )
 
 
-def _predict(phys: dict[str, jax.Array], data: _Data, config: _Config) -> jax.Array:
-    """Modelled plume enhancement (N,) in observation units, without background."""
-    summed = jax.ops.segment_sum(data.weights * _point_columns(phys, data, config), data.point_obs,
-                                 num_segments=data.y.shape[0])
-    return data.k * summed
+def _group_predict(phys: dict[str, jax.Array], group: _Group, config: _Config) -> jax.Array:
+    """Modelled plume enhancement (n,) of a group's observations in their units, without background."""
+    return group.k * jnp.sum(group.weights * _group_columns(phys, group, config), axis=-1)
 
 
 def _log_lik_parts(z: jax.Array, data: _Data, config: _Config) -> tuple[jax.Array, jax.Array]:
@@ -364,15 +436,22 @@ def _log_lik_parts(z: jax.Array, data: _Data, config: _Config) -> tuple[jax.Arra
 
     Additive constants (2 pi and the reported sigmas) are dropped. The difference is computed
     directly as ``sum (2 r m - m^2) / (2 s^2)`` (``r`` = y - background, ``m`` = plume) so that it
-    does not suffer from cancellation between two large sums.
+    does not suffer from cancellation between two large sums. Residuals are taken from the prior
+    background, ``r = (y - mu_b) - (B_b - mu_b)``, which keeps them small in float32.
     """
     phys = _unpack(z, data, config)
-    model = _predict(phys, data, config)
+    offset = data.bg_sd * z[config.layout()["background"]]
     infl = phys["noise_inflation"]
-    resid = data.y - phys["background"][data.obs_block]
-    inv_var = 1.0 / (data.sigma * infl[data.obs_block]) ** 2
-    ll0 = -0.5 * jnp.sum(resid**2 * inv_var) - jnp.sum(data.block_n * jnp.log(infl))
-    delta = 0.5 * jnp.sum((2.0 * resid - model) * model * inv_var)
+    ll0 = -jnp.sum(data.block_n * jnp.log(infl)) - 0.5 * jnp.sum(
+        (data.rest_s2 - 2.0 * offset * data.rest_s1 + offset**2 * data.rest_s0) / infl**2
+    )
+    delta = jnp.zeros(())
+    for group in data.groups:
+        model = _group_predict(phys, group, config)
+        resid = group.y - offset[group.block]
+        inv_var = group.live / (group.sigma * infl[group.block]) ** 2
+        ll0 = ll0 - 0.5 * jnp.sum(resid**2 * inv_var)
+        delta = delta + 0.5 * jnp.sum((2.0 * resid - model) * model * inv_var)
     return ll0, delta
 
 
@@ -415,8 +494,26 @@ def _model(data: _Data, shift: jax.Array, chol: jax.Array, config: _Config) -> N
 
 
 _value_and_grad = jax.jit(jax.value_and_grad(_potential), static_argnames=("config", "kind"))
-_batched_potential = jax.jit(jax.vmap(_potential, in_axes=(0, None, None, None)),
-                             static_argnames=("config", "kind"))
+
+
+@partial(jax.jit, static_argnames="config")
+def predict_groups(z: jax.Array, data: _Data, config: _Config) -> tuple[jax.Array, ...]:
+    """The forward model: modelled plume enhancement of every observation group (rows of
+    ``data.groups``, observation units, without background) at the whitened parameters ``z``."""
+    phys = _unpack(z, data, config)
+    return tuple(_group_predict(phys, group, config) for group in data.groups)
+
+
+def potential_and_gradient(
+    z: jax.Array, data: _Data, config: _Config, kind: str = "model"
+) -> tuple[jax.Array, jax.Array]:
+    """Negative log posterior density of ``z`` and its gradient (what MAP and NUTS evaluate)."""
+    return _value_and_grad(z, data, config, kind)
+
+
+_batched_potential = jax.jit(
+    jax.vmap(_potential, in_axes=(0, None, None, None)), static_argnames=("config", "kind")
+)
 _hessian = jax.jit(jax.hessian(_potential), static_argnames=("config", "kind"))
 _unpack_draws = jax.jit(jax.vmap(_unpack, in_axes=(0, None, None)), static_argnames=("config",))
 
@@ -434,11 +531,13 @@ def _profile_gain(z: jax.Array, data: _Data, config: _Config) -> tuple[jax.Array
     is ``max(Q_hat, 0)^2 sum(m^2 / s^2) / 2`` (a matched-filter statistic of the plume shape).
     """
     phys = _unpack(z, data, config)
-    unit = _predict(phys, data, config)
-    resid = data.y - data.bg_mu[data.obs_block]
-    inv_var = 1.0 / data.sigma**2
-    energy = jnp.sum(unit**2 * inv_var) + 1e-30
-    q_hat = jnp.sum(resid * unit * inv_var) / energy
+    cross, energy = jnp.zeros(()), jnp.full((), 1e-30)
+    for group in data.groups:
+        unit = _group_predict(phys, group, config)
+        inv_var = group.live / group.sigma**2
+        cross = cross + jnp.sum(group.y * unit * inv_var)
+        energy = energy + jnp.sum(unit**2 * inv_var)
+    q_hat = cross / energy
     return 0.5 * jnp.maximum(q_hat, 0.0) ** 2 * energy, q_hat
 
 
@@ -493,8 +592,9 @@ def _minimise(
             return 1e30, np.zeros_like(z)
         return value, np.asarray(grad, dtype=float)
 
-    res = optimize.minimize(fun, z0, jac=True, method="L-BFGS-B",
-                            options={"maxiter": max_steps, "maxfun": 2 * max_steps})
+    res = optimize.minimize(
+        fun, z0, jac=True, method="L-BFGS-B", options={"maxiter": max_steps, "maxfun": 2 * max_steps}
+    )
     return np.asarray(res.x), float(res.fun)
 
 
@@ -543,6 +643,55 @@ def _laplace(z_hat: np.ndarray, potential: float, data: _Data, config: _Config, 
     return _Laplace(mean=z_hat, cov=cov, log_evidence=-potential - 0.5 * float(np.sum(np.log(evals))))
 
 
+def _absent_laplace(blocks: Sequence[ObservationBlock], data: _Data, config: _Config) -> _Laplace:
+    """Laplace approximation of the no-source model, in closed form.
+
+    Without a plume the potential separates: the plume parameters keep their standard-normal prior
+    (mode 0, unit Hessian) and each block ``b`` contributes, in its whitened background ``u`` and
+    noise-inflation ``v`` coordinates (``off = a u``, ``lambda = exp(c v)``),
+
+        U_b = u^2 / 2 + v^2 / 2 + n c v + Q(off) exp(-2 c v) / 2,  Q = S2 - 2 off S1 + off^2 S0,
+
+    with ``S0, S1, S2`` the sums of ``1/s^2``, ``r/s^2`` and ``r^2/s^2`` of all its residuals from the
+    prior background. Each 2-parameter block problem is solved by Newton's method with the exact
+    gradient and Hessian, so no JAX program is compiled for it.
+    """
+    lay = config.layout()
+    mean, hess = np.zeros(config.dim), np.eye(config.dim)
+    potential = 0.0
+    bg_mu, bg_sd, c = np.asarray(data.bg_mu, float), np.asarray(data.bg_sd, float), float(data.infl_log_sd)
+    for b, block in enumerate(blocks):
+        r = np.asarray(block.y, float) - bg_mu[b]
+        w = 1.0 / np.asarray(block.sigma, float) ** 2
+        s0, s1, s2, n, a = w.sum(), (r * w).sum(), (r**2 * w).sum(), block.size, bg_sd[b]
+        u, v = a * s1 / (1.0 + a * a * s0), 0.0  # exact when the inflation is fixed (v = 0)
+        while not config.fix_inflation:
+            e, q = math.exp(-2.0 * c * v), s2 - 2.0 * a * u * s1 + (a * u) ** 2 * s0
+            slope = a * a * s0 * u - a * s1
+            grad = np.array([u + e * slope, v + n * c - c * q * e])
+            h = np.array(
+                [
+                    [1.0 + e * a * a * s0, -2.0 * c * e * slope],
+                    [-2.0 * c * e * slope, 1.0 + 2.0 * c * c * q * e],
+                ]
+            )
+            step = np.linalg.solve(h, grad)
+            u, v = u - step[0], v - step[1]
+            if np.max(np.abs(step)) < 1e-10:
+                break
+        e, q = math.exp(-2.0 * c * v), s2 - 2.0 * a * u * s1 + (a * u) ** 2 * s0
+        potential += 0.5 * (u * u + v * v) + n * c * v + 0.5 * q * e
+        ib = lay["background"].start + b
+        mean[ib], hess[ib, ib] = u, 1.0 + e * a * a * s0
+        if not config.fix_inflation:
+            iv = lay["inflation"].start + b
+            mean[iv], hess[iv, iv] = v, 1.0 + 2.0 * c * c * q * e
+            hess[ib, iv] = hess[iv, ib] = -2.0 * c * e * (a * a * s0 * u - a * s1)
+    evals, evecs = np.linalg.eigh(hess)
+    cov = (evecs / evals) @ evecs.T
+    return _Laplace(mean=mean, cov=cov, log_evidence=-potential - 0.5 * float(np.sum(np.log(evals))))
+
+
 # ----------------------------------------------------------------------------------------------
 # NUTS
 # ----------------------------------------------------------------------------------------------
@@ -555,13 +704,22 @@ def _mcmc(
     config: _Config, chains: int, warmup: int, samples: int, accept: float, depth: int, method: str
 ) -> MCMC:
     """A cached NumPyro MCMC object, so that reruns on same-shaped data do not recompile."""
+    if method == "auto":
+        method = "parallel" if chains > 1 and jax.local_device_count() >= chains else "sequential"
     key = (config, chains, warmup, samples, accept, depth, method)
     if key in _MCMC_CACHE:
         _MCMC_CACHE.move_to_end(key)
         return _MCMC_CACHE[key]
     kernel = NUTS(partial(_model, config=config), target_accept_prob=accept, max_tree_depth=depth)
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
-                progress_bar=False, jit_model_args=True)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=warmup,
+        num_samples=samples,
+        num_chains=chains,
+        chain_method=method,
+        progress_bar=False,
+        jit_model_args=True,
+    )
     _MCMC_CACHE[key] = mcmc
     while len(_MCMC_CACHE) > _MCMC_CACHE_SIZE:
         _MCMC_CACHE.popitem(last=False)
@@ -569,24 +727,49 @@ def _mcmc(
 
 
 def _run_nuts(
-    data: _Data, config: _Config, lap: _Laplace, init: np.ndarray, warmup: int, accept: float,
-    settings: InversionSettings, key: Any,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """NUTS draws of z (C, D, P), log Bayes factors (C, D) and divergence flags (C, D).
+    data: _Data,
+    config: _Config,
+    lap: _Laplace,
+    init: np.ndarray,
+    warmup: int,
+    accept: float,
+    settings: InversionSettings,
+    key: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """NUTS draws of z (C, D, P), log Bayes factors (C, D), divergence flags (C, D) and leapfrog steps
+    per draw (C, D).
 
     ``init`` (C, P) are the chains' starting points in the preconditioned coordinates ``w``.
     """
     shift, chol = lap.mean, _cholesky(lap.cov)
-    mcmc = _mcmc(config, settings.num_chains, warmup, settings.num_samples, accept,
-                 settings.max_tree_depth, settings.chain_method)
+    mcmc = _mcmc(
+        config,
+        settings.num_chains,
+        warmup,
+        settings.num_samples,
+        accept,
+        settings.max_tree_depth,
+        settings.chain_method,
+    )
     init_params = {"w": jnp.asarray(init if settings.num_chains > 1 else init[0], jnp.float32)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        mcmc.run(key, data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32),
-                 init_params=init_params)
+        mcmc.run(
+            key,
+            data,
+            jnp.asarray(shift, jnp.float32),
+            jnp.asarray(chol, jnp.float32),
+            init_params=init_params,
+            extra_fields=("diverging", "num_steps"),
+        )
     samples = mcmc.get_samples(group_by_chain=True)
-    diverging = mcmc.get_extra_fields(group_by_chain=True)["diverging"]
-    return np.asarray(samples["z"]), np.asarray(samples["log_bayes_factor"]), np.asarray(diverging)
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    return (
+        np.asarray(samples["z"]),
+        np.asarray(samples["log_bayes_factor"]),
+        np.asarray(extra["diverging"]),
+        np.asarray(extra["num_steps"]),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -597,8 +780,13 @@ def _run_nuts(
 def _quantiles(x: np.ndarray) -> dict[str, float]:
     x = np.ravel(np.asarray(x, dtype=float))
     p05, p50, p95 = np.percentile(x, [5.0, 50.0, 95.0])
-    return {"mean": float(np.mean(x)), "sd": float(np.std(x, ddof=1)) if x.size > 1 else 0.0,
-            "p05": float(p05), "p50": float(p50), "p95": float(p95)}
+    return {
+        "mean": float(np.mean(x)),
+        "sd": float(np.std(x, ddof=1)) if x.size > 1 else 0.0,
+        "p05": float(p05),
+        "p50": float(p50),
+        "p95": float(p95),
+    }
 
 
 @dataclass
@@ -609,7 +797,8 @@ class InversionResult:
     component), ``emission_rate_if_present_kg_h``, ``source_present`` (0/1), ``p_source_conditional``,
     ``source_x_m``, ``source_y_m`` (local frame, m), per overpass ``wind_u_m_s``, ``wind_v_m_s``,
     ``wind_speed_m_s``, ``wind_to_direction_rad``, ``stability_index``, per block ``background``
-    (block units, see ``block_units``) and ``noise_inflation`` (1).
+    (block units, see ``block_units``) and ``noise_inflation`` (1). ``latent`` holds the whitened
+    draws ``z`` (chain, draw, P) the physical ones were computed from.
     """
 
     gas: str
@@ -624,6 +813,7 @@ class InversionResult:
     block_units: tuple[str, ...]
     observed: tuple[np.ndarray, ...]
     settings: InversionSettings = field(repr=False)
+    latent: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0, 0)))
 
     def summary(self) -> dict[str, Any]:
         """Posterior summary in the output-table columns (emission in kg h-1, positions in m).
@@ -636,10 +826,13 @@ class InversionResult:
         x = np.ravel(self.draws["source_x_m"])
         y = np.ravel(self.draws["source_y_m"])
         return {
-            "emission_rate_kg_h": q["mean"], "emission_rate_kg_h_p05": q["p05"],
-            "emission_rate_kg_h_p50": q["p50"], "emission_rate_kg_h_p95": q["p95"],
+            "emission_rate_kg_h": q["mean"],
+            "emission_rate_kg_h_p05": q["p05"],
+            "emission_rate_kg_h_p50": q["p50"],
+            "emission_rate_kg_h_p95": q["p95"],
             "emission_rate_kg_h_sd": q["sd"],
-            "source_x_m": float(np.mean(x)), "source_y_m": float(np.mean(y)),
+            "source_x_m": float(np.mean(x)),
+            "source_y_m": float(np.mean(y)),
             "source_location_sd_m": float(np.sqrt(0.5 * (np.var(x) + np.var(y)))),
             "p_source": float(self.p_source),
             "detected": bool(self.p_source >= 0.5 and q["p05"] > 0.0),
@@ -659,17 +852,33 @@ class InversionResult:
         stats_names = ("diverging", "p_source_conditional", "log_bayes_factor")
         posterior = {k: v for k, v in self.draws.items() if k not in stats_names}
         stats = {k: self.draws[k] for k in stats_names if k in self.draws}
-        dims = {"wind_u_m_s": ["overpass"], "wind_v_m_s": ["overpass"], "wind_speed_m_s": ["overpass"],
-                "wind_to_direction_rad": ["overpass"], "stability_index": ["overpass"],
-                "background": ["block"], "noise_inflation": ["block"]}
+        dims = {
+            "wind_u_m_s": ["overpass"],
+            "wind_v_m_s": ["overpass"],
+            "wind_speed_m_s": ["overpass"],
+            "wind_to_direction_rad": ["overpass"],
+            "stability_index": ["overpass"],
+            "background": ["block"],
+            "noise_inflation": ["block"],
+        }
         observed = {f"y_block{i}": np.asarray(y) for i, y in enumerate(self.observed)}
         dims.update({f"y_block{i}": [f"obs_block{i}"] for i in range(len(self.observed))})
-        attrs = {"gas": self.gas, "method": self.method, "p_source": float(self.p_source),
-                 "instruments": ",".join(self.instruments), "block_units": ",".join(self.block_units),
-                 "converged": int(bool(self.diagnostics["converged"]))}
-        return az.from_dict(posterior=posterior, sample_stats=stats, observed_data=observed,
-                            coords={"block": [f"{i}:{name}" for i, name in enumerate(self.instruments)]},
-                            dims=dims, attrs=attrs)
+        attrs = {
+            "gas": self.gas,
+            "method": self.method,
+            "p_source": float(self.p_source),
+            "instruments": ",".join(self.instruments),
+            "block_units": ",".join(self.block_units),
+            "converged": int(bool(self.diagnostics["converged"])),
+        }
+        return az.from_dict(
+            posterior=posterior,
+            sample_stats=stats,
+            observed_data=observed,
+            coords={"block": [f"{i}:{name}" for i, name in enumerate(self.instruments)]},
+            dims=dims,
+            attrs=attrs,
+        )
 
 
 def _physical_draws(z: np.ndarray, data: _Data, config: _Config) -> dict[str, np.ndarray]:
@@ -758,8 +967,7 @@ def invert(
     lap = _laplace(z_map, u_map, data, config, "present")
     precondition = lap
     if config.presence:
-        z0, u0, _ = find_map(data, config, settings, starts=np.zeros((1, config.dim)), kind="absent")
-        lap0 = _laplace(z0, u0, data, config, "absent")
+        lap0 = _absent_laplace(blocks, data, config)
         log_odds = float(data.log_prior_odds) + lap.log_evidence - lap0.log_evidence
         p_laplace = float(1.0 / (1.0 + math.exp(-min(max(log_odds, -700.0), 700.0))))
         if p_laplace < 0.5:  # the no-source component dominates: precondition NUTS with its Laplace fit
@@ -774,67 +982,109 @@ def invert(
     if settings.sampler == "laplace":
         z, phys = laplace_draws["z"], {k: v for k, v in laplace_draws.items() if k != "z"}
         p_source = p_laplace
-        diag = {"r_hat_max": float("nan"), "ess_bulk_min": float("nan"), "ess_tail_min": float("nan"),
-                "divergences": 0, "converged": False, "escalated": False}
+        diag = {
+            "r_hat_max": float("nan"),
+            "ess_bulk_min": float("nan"),
+            "ess_tail_min": float("nan"),
+            "divergences": 0,
+            "converged": False,
+            "escalated": False,
+        }
         method = "gaussian-plume multi-start MAP + Laplace"
     elif settings.sampler == "nuts":
-        z, phys, p_source, diag = _sample(data, config, precondition, settings, rng)
-        method = (f"gaussian-plume NUTS ({settings.num_chains} chains x {settings.num_samples}, "
-                  f"MAP/Laplace init{', presence marginalised' if config.presence else ''})")
+        z, phys, p_source, diag = _sample(data, config, precondition, settings, rng, blocks)
+        method = (
+            f"gaussian-plume NUTS ({settings.num_chains} chains x {settings.num_samples}, "
+            f"MAP/Laplace init{', presence marginalised' if config.presence else ''})"
+        )
     else:
         raise ValueError(f"sampler must be 'nuts' or 'laplace', got {settings.sampler!r}")
     diag.update(map_laplace_s=t_map - t_start, sampling_s=time.perf_counter() - t_map)
     return InversionResult(
-        gas=gas.upper(), draws=phys, p_source=p_source, map_values=map_values,
-        map_log_density=-u_map, laplace=laplace_summary, diagnostics=diag, method=method,
-        instruments=tuple(b.instrument for b in blocks), block_units=tuple(b.units for b in blocks),
-        observed=tuple(np.asarray(b.y) for b in blocks), settings=settings,
+        gas=gas.upper(),
+        draws=phys,
+        p_source=p_source,
+        map_values=map_values,
+        map_log_density=-u_map,
+        laplace=laplace_summary,
+        diagnostics=diag,
+        method=method,
+        instruments=tuple(b.instrument for b in blocks),
+        block_units=tuple(b.units for b in blocks),
+        observed=tuple(np.asarray(b.y) for b in blocks),
+        settings=settings,
+        latent=z,
     )
 
 
+def posterior_predictive(
+    result: InversionResult,
+    blocks: Sequence[ObservationBlock],
+    winds: Sequence[OverpassWind],
+    n_draws: int = 64,
+) -> list[dict[str, np.ndarray]]:
+    """Posterior-predictive mean and sd of every observation, per block, in block units.
+
+    For ``n_draws`` posterior draws spread evenly over the chains, the modelled observation is the
+    block background plus, when the draw's source indicator is 1, the plume; ``mean`` and ``sd``
+    (n_b,) summarise it over the draws (the sd is that of the expected value, without observation
+    noise). ``blocks`` and ``winds`` must be those the result was computed from.
+    """
+    data, config = _build(blocks, winds, result.gas, result.settings)
+    flat = result.latent.reshape(-1, result.latent.shape[-1])
+    picks = np.linspace(0, flat.shape[0] - 1, min(n_draws, flat.shape[0])).astype(int)
+    present = np.ravel(result.draws["source_present"])[picks]
+    background = np.asarray(result.draws["background"]).reshape(flat.shape[0], -1)[picks]
+    samples = [np.empty((picks.size, b.size)) for b in blocks]
+    for i, (z, on) in enumerate(zip(flat[picks], present, strict=True)):
+        plume = predict_groups(jnp.asarray(z, jnp.float32), data, config)
+        for b, block in enumerate(blocks):
+            samples[b][i] = background[i, b] + on * np.asarray(plume[b], float)[: block.size]
+    return [{"mean": x.mean(axis=0), "sd": x.std(axis=0)} for x in samples]
+
+
 SCREENING_SIGMA = 1e-3
-"""A plume point is evaluated by NUTS when its contribution can reach this fraction of its
-observation's noise under the widened Laplace approximation."""
+"""An observation is evaluated by NUTS when its plume contribution can reach this fraction of its
+noise under the widened Laplace approximation."""
 SCREENING_WIDEN = 2.5
 SCREENING_DRAWS = 64
-POINT_BUCKET = 4096
 
 
 @partial(jax.jit, static_argnames="config")
-def _plume_sigma(z: jax.Array, data: _Data, config: _Config) -> jax.Array:
-    """|contribution| of every quadrature point to its observation, in units of the reported sigma (M,)."""
-    column = _point_columns(_unpack(z, data, config), data, config)
-    return jnp.abs(data.k[data.point_obs] * data.weights * column) / data.sigma[data.point_obs]
+def _plume_sigma(z: jax.Array, data: _Data, config: _Config) -> tuple[jax.Array, ...]:
+    """Plume contribution of every observation in units of its reported sigma, per group (n,)."""
+    phys = _unpack(z, data, config)
+    return tuple(jnp.abs(_group_predict(phys, g, config)) / g.sigma for g in data.groups)
 
 
-def _max_plume_sigma(zs: np.ndarray, data: _Data, config: _Config) -> np.ndarray:
-    """Largest point contribution (in sigma) over the parameter draws ``zs`` (K, P), per point (M,)."""
-    worst = np.zeros(data.points.shape[0])
+def _max_plume_sigma(
+    zs: np.ndarray, data: _Data, config: _Config, blocks: Sequence[ObservationBlock]
+) -> list[np.ndarray]:
+    """Largest plume contribution (in sigma) over the parameter draws ``zs`` (K, P), per block (n_b,).
+
+    ``data`` must hold every observation (as built by :func:`_build`)."""
+    worst = [np.zeros(b.size) for b in blocks]
     for z in zs:
-        worst = np.maximum(worst, np.asarray(_plume_sigma(jnp.asarray(z, jnp.float32), data, config)))
+        per_group = [np.asarray(v) for v in _plume_sigma(jnp.asarray(z, jnp.float32), data, config)]
+        worst = [np.maximum(w, v[: w.size]) for w, v in zip(worst, per_group, strict=True)]
     return worst
 
 
-def _subset_points(data: _Data, keep: np.ndarray) -> _Data:
-    """``data`` with only the quadrature points in ``keep``, padded with zero-weight points to a multiple
-    of ``POINT_BUCKET`` so that similar events share compiled code."""
-    index = np.flatnonzero(keep)
-    padded = int(np.ceil(max(index.size, 1) / POINT_BUCKET) * POINT_BUCKET)
-    index = np.concatenate([index, np.full(padded - index.size, index[0] if index.size else 0)])
-    live = np.arange(padded) < int(keep.sum())
-    take = {name: getattr(data, name)[index] for name in
-            ("points", "point_obs", "point_overpass", "point_sigma_floor_m")}
-    return data._replace(weights=jnp.where(jnp.asarray(live), data.weights[index], 0.0), **take)
-
-
-def _screen(data: _Data, config: _Config, lap: _Laplace, settings: InversionSettings) -> np.ndarray:
-    """Points whose plume contribution can matter: any of ``SCREENING_DRAWS`` draws from the Laplace
-    approximation widened ``SCREENING_WIDEN`` times brings them above ``SCREENING_SIGMA``."""
+def _screen(
+    data: _Data,
+    config: _Config,
+    lap: _Laplace,
+    settings: InversionSettings,
+    blocks: Sequence[ObservationBlock],
+) -> list[np.ndarray]:
+    """Observations whose plume contribution can matter, per block: any of ``SCREENING_DRAWS`` draws
+    from the Laplace approximation widened ``SCREENING_WIDEN`` times brings them above
+    ``SCREENING_SIGMA``."""
     rng = np.random.default_rng([settings.seed, 4])
     chol = _cholesky(lap.cov)
     w = SCREENING_WIDEN * rng.standard_normal((SCREENING_DRAWS, lap.mean.size))
     zs = np.vstack([lap.mean[None, :], lap.mean[None, :] + w @ chol.T])
-    return _max_plume_sigma(zs, data, config) > SCREENING_SIGMA
+    return [m > SCREENING_SIGMA for m in _max_plume_sigma(zs, data, config, blocks)]
 
 
 def _ess_target(settings: InversionSettings) -> float:
@@ -843,37 +1093,60 @@ def _ess_target(settings: InversionSettings) -> float:
 
 
 def _sample(
-    data: _Data, config: _Config, lap: _Laplace, settings: InversionSettings, rng: np.random.Generator
+    data: _Data,
+    config: _Config,
+    lap: _Laplace,
+    settings: InversionSettings,
+    rng: np.random.Generator,
+    blocks: Sequence[ObservationBlock],
 ) -> tuple[np.ndarray, dict[str, np.ndarray], float, dict[str, Any]]:
     """NUTS from Laplace draws around the MAP, diagnostics, and one escalation if needed.
 
-    NUTS evaluates the plume only at the points the Laplace screening keeps (:func:`_screen`); the
-    largest contribution of an excluded point under 32 posterior draws is reported in the diagnostics
-    (``max_excluded_plume_sigma``) so the approximation is checked on every event.
+    NUTS evaluates the plume only for the observations the Laplace screening keeps
+    (:func:`_screen`); the others enter the likelihood through their sufficient statistics. The
+    largest plume contribution of an excluded observation under 32 posterior draws is reported in
+    the diagnostics (``max_excluded_plume_sigma``) so the approximation is checked on every event.
     """
     init_rng = np.random.default_rng([settings.seed, 3])
     init = 0.5 * init_rng.standard_normal((settings.num_chains, lap.mean.size))
     init[0] = 0.0
     key = jax.random.PRNGKey(settings.seed)
-    active = _screen(data, config, lap, settings)
-    sampled = _subset_points(data, active)
-    z, log_bf, div = _run_nuts(sampled, config, lap, init, settings.num_warmup, settings.target_accept,
-                               settings, key)
+    active = _screen(data, config, lap, settings, blocks)
+    sampled = _with_observations(data, blocks, active)
+    z, log_bf, div, steps = _run_nuts(
+        sampled, config, lap, init, settings.num_warmup, settings.target_accept, settings, key
+    )
     diag = convergence_diagnostics({"z": z}, div)
     escalated = False
     ess_target = _ess_target(settings)
     if settings.escalate and not is_converged(diag, ess_threshold=ess_target):
         escalated = True
         warmup = max(settings.escalation_warmup, settings.num_warmup)
-        z, log_bf, div = _run_nuts(sampled, config, lap, init, warmup, settings.escalation_target_accept,
-                                   settings, jax.random.fold_in(key, 1))
+        z, log_bf, div, steps = _run_nuts(
+            sampled,
+            config,
+            lap,
+            init,
+            warmup,
+            settings.escalation_target_accept,
+            settings,
+            jax.random.fold_in(key, 1),
+        )
         diag = convergence_diagnostics({"z": z}, div)
     flat = z.reshape(-1, z.shape[-1])
     check = flat[np.linspace(0, flat.shape[0] - 1, 32).astype(int)]
-    excluded = _max_plume_sigma(check, data, config)[~active]
-    diag = {**diag, "converged": is_converged(diag, ess_threshold=ess_target), "escalated": escalated,
-            "ess_target": ess_target, "plume_points_evaluated": float(active.mean()),
-            "max_excluded_plume_sigma": float(excluded.max()) if excluded.size else 0.0}
+    worst = _max_plume_sigma(check, data, config, blocks)
+    excluded = np.concatenate([w[~a] for w, a in zip(worst, active, strict=True)])
+    n_active = sum(int(a.sum()) for a in active)
+    diag = {
+        **diag,
+        "converged": is_converged(diag, ess_threshold=ess_target),
+        "escalated": escalated,
+        "ess_target": ess_target,
+        "observations_evaluated": n_active / sum(b.size for b in blocks),
+        "mean_leapfrog_steps": float(steps.mean()),
+        "max_excluded_plume_sigma": float(excluded.max()) if excluded.size else 0.0,
+    }
     phys = _physical_draws(z, data, config)
     p_source = _presence_draws(phys, log_bf, config, float(data.log_prior_odds), rng)
     phys["log_bayes_factor"] = log_bf

@@ -14,6 +14,7 @@ stays at each instrument's native resolution: nothing is regridded between instr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import jax
@@ -397,15 +398,39 @@ def oco2_block(ds: xr.Dataset, frame: LocalFrame, overpass: int, n_sub: int = 3)
 
 _predict_block_jit = jax.jit(predict_block, static_argnames="urban")
 
+MIN_BUCKET_POINTS = 1024
+BUCKETS_PER_OCTAVE = 4
+
+
+def padded_rows(rows: int, points_per_row: int) -> int:
+    """Row count after padding ``rows`` observations of ``points_per_row`` quadrature points each.
+
+    The padded point count is the smallest ``MIN_BUCKET_POINTS * 2^(j / BUCKETS_PER_OCTAVE)`` that
+    holds them (at most 19 % padding), so events of similar size share compiled code: XLA compiles
+    once per array shape, and with these buckets once per process rather than once per event.
+    """
+    points = max(rows * points_per_row, 1)
+    j = max(0, math.ceil(BUCKETS_PER_OCTAVE * math.log2(points / MIN_BUCKET_POINTS) - 1e-9))
+    return -(-math.ceil(MIN_BUCKET_POINTS * 2 ** (j / BUCKETS_PER_OCTAVE)) // points_per_row)
+
+
+def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
+    """``values`` with zero rows appended up to ``rows``."""
+    return np.concatenate([values, np.zeros((rows - values.shape[0],) + values.shape[1:])])
+
 
 def jacobian(
     block: ObservationBlock, source_xy_m: np.ndarray, wind: OverpassWind, urban: bool = False
 ) -> np.ndarray:
-    """d y / d Q (n,) in observation units per kg s-1 at the met prior (``predict_block`` with Q = 1)."""
+    """d y / d Q (n,) in observation units per kg s-1 at the met prior (``predict_block`` with Q = 1).
+
+    Arrays are padded to :func:`padded_rows` so that blocks of similar size reuse one compilation.
+    """
+    rows = padded_rows(block.size, block.weights.shape[1])
     values = _predict_block_jit(
-        jnp.asarray(block.points_xy_m),
-        jnp.asarray(block.weights),
-        jnp.asarray(block.kg_m2_to_obs),
+        jnp.asarray(_pad_rows(block.points_xy_m, rows), jnp.float32),
+        jnp.asarray(_pad_rows(block.weights, rows), jnp.float32),
+        jnp.asarray(_pad_rows(block.kg_m2_to_obs, rows), jnp.float32),
         jnp.asarray(source_xy_m, dtype=float),
         1.0,
         wind.u_m_s,
@@ -414,4 +439,4 @@ def jacobian(
         urban=urban,
         sigma_floor_m=block.sigma_floor_m,
     )
-    return np.asarray(values, np.float64)
+    return np.asarray(values, np.float64)[: block.size]

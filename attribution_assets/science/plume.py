@@ -95,13 +95,26 @@ def _briggs(x_m: jax.Array, stability_index: jax.Array, table: jax.Array) -> jax
     return (1.0 - frac) * sigma_lo + frac * sigma_hi
 
 
+def _briggs_y(x_m: jax.Array, stability_index: jax.Array, table: jax.Array) -> jax.Array:
+    """sigma_y (m) of :func:`_briggs` for tables whose ``b`` and ``p = -1/2`` are the same in every
+    class (both Briggs sigma_y tables): ``sigma = a(s) x / sqrt(1 + b x)`` with ``a`` interpolated,
+    identical to interpolating the two class curves, at one ``rsqrt`` per point instead of two powers.
+    """
+    x = jnp.maximum(jnp.asarray(x_m, dtype=float), 0.0)
+    s = jnp.clip(jnp.asarray(stability_index, dtype=float), 0.0, N_STABILITY_CLASSES - 1.0)
+    lower = jnp.clip(jnp.floor(s), 0, N_STABILITY_CLASSES - 2).astype(jnp.int32)
+    frac = s - lower
+    a = (1.0 - frac) * table[lower, 0] + frac * table[lower + 1, 0]
+    return a * x * jax.lax.rsqrt(1.0 + table[0, 1] * x)
+
+
 def briggs_sigma_y_m(x_m: jax.Array, stability_index: jax.Array, urban: bool = False) -> jax.Array:
     """Crosswind dispersion sigma_y (m) at downwind distance ``x_m`` (m) for stability index ``s``.
 
     Briggs (1973) open-country (default) or urban curves; e.g. class D (s = 3), x = 1 km:
     sigma_y = 80 / sqrt(1.1) = 76.3 m.
     """
-    return _briggs(x_m, stability_index, _URBAN_SIGMA_Y if urban else _RURAL_SIGMA_Y)
+    return _briggs_y(x_m, stability_index, _URBAN_SIGMA_Y if urban else _RURAL_SIGMA_Y)
 
 
 def briggs_sigma_z_m(x_m: jax.Array, stability_index: jax.Array, urban: bool = False) -> jax.Array:
@@ -157,9 +170,12 @@ def column_enhancement_kg_m2(
     downwind, crosswind, speed = plume_coordinates(
         jnp.asarray(points_xy_m, float), source, wind_u_m_s, wind_v_m_s
     )
-    length = cutoff_length_m
-    downwind_pos = length * jax.nn.softplus(downwind / length)
-    sigma_y = jnp.sqrt(briggs_sigma_y_m(downwind_pos, stability_index, urban) ** 2 + sigma_floor_m**2)
-    upwind_cutoff = jax.nn.sigmoid(downwind / length)
-    gaussian = jnp.exp(-0.5 * (crosswind / sigma_y) ** 2) / (jnp.sqrt(2.0 * jnp.pi) * sigma_y)
+    # softplus and logistic cut-off of x / L from one exponential: e = exp(-|x| / L)
+    scaled = downwind / cutoff_length_m
+    e = jnp.exp(-jnp.abs(scaled))
+    downwind_pos = cutoff_length_m * (jnp.maximum(scaled, 0.0) + jnp.log(1.0 + e))
+    upwind_cutoff = jnp.where(scaled >= 0.0, 1.0, e) / (1.0 + e)
+    sigma_y_plume = briggs_sigma_y_m(downwind_pos, stability_index, urban)
+    inv_sigma_y = jax.lax.rsqrt(sigma_y_plume**2 + sigma_floor_m**2)
+    gaussian = jnp.exp(-0.5 * (crosswind * inv_sigma_y) ** 2) * inv_sigma_y / jnp.sqrt(2.0 * jnp.pi)
     return q_kg_s / speed * gaussian * upwind_cutoff

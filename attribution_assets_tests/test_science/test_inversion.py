@@ -260,3 +260,39 @@ def test_diagnostics_flag_disagreeing_chains() -> None:
     divergent = np.zeros((4, 1000), bool)
     divergent[0, 0] = True
     assert not is_converged(convergence_diagnostics(iid, divergent))
+
+
+@pytest.mark.parametrize("fix_inflation", [False, True])
+@pytest.mark.parametrize("truth", [None, TRUTH])
+def test_closed_form_no_source_laplace_matches_numerical(fix_inflation: bool, truth: dict | None) -> None:
+    """The closed-form no-source Laplace fit equals L-BFGS + the autodiff Hessian of that potential."""
+    settings = inv.InversionSettings(fix_noise_inflation=fix_inflation)
+    blocks = _scene(truth)
+    data, config = inv.prepare(blocks, MET, "CH4", settings)
+    z0, u0, _ = inv.find_map(data, config, settings, starts=np.zeros((1, config.dim)), kind="absent")
+    numerical = inv._laplace(z0, u0, data, config, "absent")
+    closed = inv._absent_laplace(blocks, data, config)
+    np.testing.assert_allclose(closed.mean, numerical.mean, atol=3e-3)
+    np.testing.assert_allclose(closed.cov, numerical.cov, atol=2e-4)
+    assert closed.log_evidence == pytest.approx(numerical.log_evidence, abs=0.01)
+
+
+def test_posterior_predictive_reproduces_the_plume(recovery: inv.InversionResult) -> None:
+    """The posterior-predictive mean follows the noise-free scene: residuals from the truth are well
+    below the noise, and the observed residuals are noise-sized (RMS of (y - pred) / sigma near 1)."""
+    blocks = _scene(TRUTH)
+    predictive = inv.posterior_predictive(recovery, blocks, MET, n_draws=32)
+    assert [p["mean"].shape for p in predictive] == [(b.size,) for b in blocks]
+    emit = blocks[0]
+    clean = np.asarray(predict_block(
+        jnp.asarray(emit.points_xy_m), jnp.asarray(emit.weights), jnp.asarray(emit.kg_m2_to_obs),
+        jnp.asarray(TRUTH["xy_m"]), kg_h_to_kg_s(TRUTH["q_kg_h"]), TRUTH["u_m_s"], TRUTH["v_m_s"],
+        TRUTH["s"]))
+    plume = clean > 3 * emit.sigma
+    assert plume.sum() > 10
+    error = predictive[0]["mean"][plume] - clean[plume]
+    assert np.sqrt(np.mean(error**2)) < 0.35 * np.sqrt(np.mean(clean[plume] ** 2))
+    for block, pred in zip(blocks, predictive, strict=True):
+        rms = np.sqrt(np.mean(((block.y - pred["mean"]) / block.sigma) ** 2))
+        assert 0.8 < rms < 1.2
+        assert np.all(pred["sd"] >= 0)
