@@ -1,13 +1,19 @@
-"""Resources: where products come from, where outputs go, and the analysis settings."""
+"""Resources: where products come from (the local archive and the live services that fill it), where
+outputs go, and the analysis settings."""
 
-from __future__ import annotations
-
+import logging
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, ResourceDependency
 
+from attribution_assets.access import cds as cds_access
+from attribution_assets.access import earthdata as earthdata_access
+from attribution_assets.access.live import LiveDecision, decide_live
 from attribution_assets.events import DetectionEvent
 from attribution_assets.paths import REFERENCE_DIR, archive_root, output_root
 
@@ -44,6 +50,16 @@ class OutputStore(ConfigurableResource):
     @property
     def rejected_path(self) -> Path:
         return self.path / "catalog" / "rejected_files.csv"
+
+    @property
+    def superseded_path(self) -> Path:
+        """Rows of archive files whose granule exists in a newer processing (kept so re-crawls skip them)."""
+        return self.path / "catalog" / "superseded_files.parquet"
+
+    @property
+    def catalog_lock_path(self) -> Path:
+        """Lock file held while the catalog is updated (crawl, live downloads)."""
+        return self.path / "catalog" / ".catalog.lock"
 
     def posterior_path(self, week: str, key: str) -> Path:
         return self.path / "posteriors" / f"week={week}" / f"{key}.parquet"
@@ -106,16 +122,133 @@ class AnalysisSettings(ConfigurableResource):
         return self.alert_threshold_co2_kg_h if gas == "CO2" else self.alert_threshold_ch4_kg_h
 
 
+Log = logging.Logger | Callable[[str], None] | None
+
+
+class EarthdataResource(ConfigurableResource):
+    """NASA Earthdata through ``earthaccess``: search the event's EMIT, TROPOMI and OCO-2 granules and
+    download the missing ones into the archive (``access.earthdata.download_granules``).
+
+    ``live``: ``None`` (default) = on exactly when credentials are found (``EARTHDATA_TOKEN``, or
+    ``EARTHDATA_USERNAME`` + ``EARTHDATA_PASSWORD``, or a ``urs.earthdata.nasa.gov`` entry in
+    ``~/.netrc``); ``False`` = off; ``True`` = on, and an error without credentials.
+    ``short_names``: the collections searched. ``attempts`` and ``backoff_s`` (seconds, first wait):
+    retries of each search and download. ``client``: the transport, anything with earthaccess's
+    ``login``, ``search_data`` and ``download`` (default ``None``: the ``earthaccess`` module).
+    """
+
+    live: bool | None = None
+    short_names: list[str] = list(earthdata_access.PRODUCTS)
+    attempts: int = 4
+    backoff_s: float = 2.0
+    client: ResourceDependency[Any] = None
+
+    def decision(self) -> LiveDecision:
+        """On or off, and why (see ``live``); raises ``CredentialsError`` for live=True without them."""
+        return decide_live(
+            "NASA Earthdata", self.live, earthdata_access.has_credentials(), earthdata_access.HOW_TO
+        )
+
+    def fetch(
+        self,
+        aois: Sequence[tuple[str, tuple[float, float, float, float]]],
+        t0: datetime,
+        t1: datetime,
+        archive_dir: Path,
+        known: set[str],
+        log: Log = None,
+    ) -> Iterator[earthdata_access.GranuleFetch]:
+        """Log in, then for each (instrument, bbox in degrees) with a collection in ``short_names``
+        search [``t0``, ``t1``] and download the product files whose names are not in ``known``; yields
+        one result per search as it completes (a failing search raises after the earlier ones)."""
+        wanted = [
+            (earthdata_access.SHORT_NAMES[instrument], bbox)
+            for instrument, bbox in aois
+            if earthdata_access.SHORT_NAMES.get(instrument) in self.short_names
+        ]
+        if not wanted:
+            return
+        earthdata_access.login(client=self.client)
+        for short_name, bbox in wanted:
+            yield earthdata_access.download_granules(
+                earthdata_access.EarthdataSearch(short_name, t0, t1, bbox),
+                archive_dir,
+                self.client,
+                known=known,
+                attempts=self.attempts,
+                base_s=self.backoff_s,
+                log=log,
+            )
+
+
+class CdsResource(ConfigurableResource):
+    """The Copernicus Climate Data Store through ``cdsapi``: ERA5 single levels for an event's AOI and
+    time window, downloaded into ``<archive>/era5/`` (``access.cds.download_era5``).
+
+    ``live``: ``None`` (default) = on exactly when credentials are found (``CDSAPI_URL`` and
+    ``CDSAPI_KEY``, or ``~/.cdsapirc``); ``False`` = off; ``True`` = on, and an error without them.
+    ``variables``: CDS variable names. ``attempts`` and ``backoff_s`` (seconds, first wait): retries.
+    ``client``: the transport, anything with ``cdsapi.Client``'s ``retrieve(name, request, target)``
+    (default ``None``: a ``cdsapi.Client()``).
+    """
+
+    live: bool | None = None
+    variables: list[str] = list(cds_access.DEFAULT_VARIABLES)
+    attempts: int = 4
+    backoff_s: float = 2.0
+    client: ResourceDependency[Any] = None
+
+    def decision(self) -> LiveDecision:
+        """On or off, and why (see ``live``); raises ``CredentialsError`` for live=True without them."""
+        return decide_live("Copernicus CDS", self.live, cds_access.has_cds_credentials(), cds_access.HOW_TO)
+
+    def fetch(
+        self,
+        bbox: tuple[float, float, float, float],
+        t0: datetime,
+        t1: datetime,
+        archive_dir: Path,
+        log: Log = None,
+    ) -> tuple[Path, bool]:
+        """ERA5 single levels for ``bbox`` (degrees) and [``t0``, ``t1``] in the archive: the file and
+        whether it was fetched now (``False``: the same request was downloaded before)."""
+        request = cds_access.era5_request(bbox, t0, t1, self.variables)
+        existing = cds_access.era5_existing(archive_dir, t0, request)
+        if existing is not None:
+            return existing, False
+        factory = None if self.client is None else (lambda: self.client)
+        path = cds_access.download_era5(
+            bbox,
+            t0,
+            t1,
+            archive_dir,
+            factory,
+            variables=self.variables,
+            attempts=self.attempts,
+            base_s=self.backoff_s,
+            log=log,
+        )
+        return path, True
+
+
 def build_resources(
-    archive: str | Path, output: str | Path, settings: AnalysisSettings | None = None
+    archive: str | Path,
+    output: str | Path,
+    settings: AnalysisSettings | None = None,
+    live: bool | None = None,
 ) -> dict[str, object]:
-    """The resources of the code location for an archive root and an output root."""
+    """The resources of the code location for an archive root and an output root.
+
+    ``live`` switches both live services (``None``: each is on when its credentials are found).
+    """
     from attribution_assets.io_manager import EventStoreIOManager
 
     return {
         "archive": ProductArchive(root=str(archive)),
         "store": OutputStore(root=str(output)),
         "settings": settings or AnalysisSettings(),
+        "earthdata": EarthdataResource(live=live),
+        "cds": CdsResource(live=live),
         "io_manager": EventStoreIOManager(root=os.path.join(str(output), "intermediate")),
     }
 

@@ -103,7 +103,7 @@ def test_every_native_file_is_written(fresh: Path) -> None:
 def test_every_file_opens_through_its_reader(fresh: Path) -> None:
     for name in EXPECTED_FILES:
         ds = READERS[name.split("/")[0]](fresh / "sample_archive" / name)
-        assert ds.attrs["checksum"].startswith("sha256:")
+        assert ds.attrs["checksum"].startswith("sha256-headtail-v1:")
         assert all(ds.sizes[d] > 0 for d in ds.sizes)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution_assets.access.retry import DEFAULT_RETRY_ON, with_backoff
+from attribution_assets.atomic import move_into_place, staging_dir
 
 ERA5_DATASET = "reanalysis-era5-single-levels"
 DEFAULT_VARIABLES: tuple[str, ...] = (
@@ -36,6 +37,7 @@ DEFAULT_VARIABLES: tuple[str, ...] = (
     "surface_sensible_heat_flux",
 )
 """CDS long names of u10, v10, u100, v100, blh, sp, t2m, tcc, fsr, sshf."""
+HOW_TO = "set CDSAPI_URL and CDSAPI_KEY, or write ~/.cdsapirc (url: and key: lines)"
 GRID_DEG = 0.25
 PAD_DEG = 0.5
 
@@ -108,15 +110,23 @@ def era5_target(archive_dir: str | os.PathLike[str], t0: datetime, request: Mapp
     return Path(archive_dir) / "era5" / f"era5_single_levels_{_utc(t0):%Y%m%d}_{request_hash(request)}.nc"
 
 
-def has_cds_credentials(environ: Mapping[str, str] | None = None, rc_path: Path | None = None) -> bool:
-    """True when ``CDSAPI_URL`` and ``CDSAPI_KEY`` are set, or the cdsapi rc file exists
-    (``CDSAPI_RC`` or ``~/.cdsapirc``)."""
+def era5_existing(
+    archive_dir: str | os.PathLike[str], t0: datetime, request: Mapping[str, Any]
+) -> Path | None:
+    """The file a previous :func:`download_era5` of ``request`` left in the archive (``.nc`` or ``.zip``)."""
+    target = era5_target(archive_dir, t0, request)
+    return next((p for p in (target, target.with_suffix(".zip")) if p.is_file()), None)
+
+
+def has_cds_credentials(environ: Mapping[str, str] | None = None, rc_path: Path | None = None) -> str | None:
+    """Where cdsapi will find credentials: ``"environment"`` when ``CDSAPI_URL`` and ``CDSAPI_KEY`` are
+    set, ``"<rc path>"`` when the cdsapi rc file exists (``CDSAPI_RC`` or ``~/.cdsapirc``), else ``None``."""
     env = os.environ if environ is None else environ
     if env.get("CDSAPI_URL") and env.get("CDSAPI_KEY"):
-        return True
+        return "environment"
     if rc_path is None:
         rc_path = Path(env.get("CDSAPI_RC") or Path.home() / ".cdsapirc")
-    return rc_path.is_file()
+    return str(rc_path) if rc_path.is_file() else None
 
 
 def _is_zip(path: Path) -> bool:
@@ -142,33 +152,28 @@ def download_era5(
 
     ``client_factory()`` returns an object with cdsapi's ``retrieve(name, request, target)`` (default
     ``cdsapi.Client``, which reads ``CDSAPI_URL``/``CDSAPI_KEY`` or ``~/.cdsapirc``). The retrieve is
-    retried with :func:`with_backoff` and writes ``<target>.part``, renamed into place on success (the
-    crawl ignores ``.part``). A zip delivery is stored as ``<target stem>.zip``. An existing target is
-    returned without a request.
+    retried with :func:`with_backoff` and writes into a hidden staging folder next to the target; the
+    finished file is moved into place with ``atomic.move_into_place`` (a zip delivery as
+    ``<target stem>.zip``), so the crawl never sees a partial file. An existing target is returned
+    without a request.
     """
     request = era5_request(bbox, t0, t1, variables)
     target = era5_target(archive_dir, t0, request)
-    for existing in (target, target.with_suffix(".zip")):
-        if existing.is_file():
-            return existing
+    existing = era5_existing(archive_dir, t0, request)
+    if existing is not None:
+        return existing
     if client_factory is None:
         import cdsapi
 
         client_factory = cdsapi.Client
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
     client = client_factory()
+    with staging_dir(target.parent) as staging:
+        staged = staging / target.name
 
-    def retrieve() -> None:
-        client.retrieve(ERA5_DATASET, request, str(part))
+        def retrieve() -> None:
+            client.retrieve(ERA5_DATASET, request, str(staged))
 
-    try:
         with_backoff(retrieve, attempts=attempts, base_s=base_s, retry_on=retry_on, sleep=sleep, log=log)
-        if not part.is_file():
-            raise FileNotFoundError(f"CDS retrieve finished without writing {part}")
-        final = target.with_suffix(".zip") if _is_zip(part) else target
-        os.replace(part, final)
-    finally:
-        if part.exists():
-            part.unlink()
-    return final
+        if not staged.is_file():
+            raise FileNotFoundError(f"CDS retrieve of {target.name} finished without writing {staged}")
+        return move_into_place(staged, target.with_suffix(".zip") if _is_zip(staged) else target)

@@ -3,8 +3,11 @@
 Calls (earthaccess documentation, "Searching for data" / "Authentication"):
 ``earthaccess.login(strategy="environment" | "netrc" | "all")``,
 ``earthaccess.search_data(short_name=, version=, temporal=(t0, t1), bounding_box=(w, s, e, n))`` and
-``earthaccess.download(granules, local_path=)``. Granules keep their native file names, so the catalog
-crawl (``catalog.crawl.crawl_archive``) recognises them under ``<archive>/<instrument>/``.
+``earthaccess.download(urls, local_path=)``, and ``DataGranule.data_links()`` for a granule's HTTPS
+file links. Only the granule files the system reads are fetched (an EMIT granule also holds an OBS file),
+and only when no file of that name is known yet. Files are downloaded into a hidden staging folder and
+moved into ``<archive>/<instrument lower>/`` under their native names (``atomic.move_into_place``), so
+the catalog crawl (``catalog.crawl.crawl_archive``) recognises them and never sees a partial file.
 """
 
 from __future__ import annotations
@@ -20,9 +23,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from attribution_assets.access.live import CredentialsError
 from attribution_assets.access.retry import DEFAULT_RETRY_ON, with_backoff
+from attribution_assets.atomic import move_into_place, staging_dir
+from attribution_assets.catalog.filenames import parse_native_name
 
 EDL_HOST = "urs.earthdata.nasa.gov"
+HOW_TO = (
+    "set EARTHDATA_TOKEN (or EARTHDATA_USERNAME and EARTHDATA_PASSWORD), "
+    f"or add 'machine {EDL_HOST}' to ~/.netrc"
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,12 @@ class Product:
     versions: tuple[str, ...]
     default_version: str | None
 
+    def reads(self, name: str) -> bool:
+        """True when ``name`` is the native name of a granule file of this instrument that the readers
+        take (``catalog.filenames.parse_native_name``); e.g. not an EMIT granule's OBS file."""
+        native = parse_native_name(name)
+        return native is not None and native.instrument == self.instrument
+
 
 PRODUCTS: dict[str, Product] = {
     "EMITL1BRAD": Product("EMITL1BRAD", "EMIT", ("001",), "001"),
@@ -42,10 +58,8 @@ PRODUCTS: dict[str, Product] = {
 }
 """Supported collections. TROPOMI: no version filter unless one is given (every collection is kept;
 the crawl keeps the newest processing of each orbit)."""
-
-
-class CredentialsError(RuntimeError):
-    """No Earthdata Login credentials in the environment or ``~/.netrc``."""
+SHORT_NAMES: dict[str, str] = {product.instrument: name for name, product in PRODUCTS.items()}
+"""Instrument (as in the catalog) -> Earthdata short name."""
 
 
 def _iso_z(value: datetime) -> str:
@@ -135,13 +149,37 @@ def login(strategy: str | None = None, client: ModuleType | Any | None = None) -
         raise ValueError(f"strategy must be 'environment', 'netrc' or 'all', got {strategy!r}")
     found = has_credentials()
     if found is None:
-        raise CredentialsError(
-            "no NASA Earthdata credentials: set EARTHDATA_TOKEN (or EARTHDATA_USERNAME and "
-            f"EARTHDATA_PASSWORD), or add 'machine {EDL_HOST}' to ~/.netrc"
-        )
+        raise CredentialsError(f"no NASA Earthdata credentials: {HOW_TO}")
     if client is None:
         import earthaccess as client
     return client.login(strategy=strategy or found)
+
+
+def granule_links(granules: Sequence[Any], product: Product) -> list[str]:
+    """The HTTPS links of the files of ``granules`` (earthaccess ``DataGranule`` results) that the
+    readers take (:meth:`Product.reads`); first occurrence kept, order preserved."""
+    links: dict[str, None] = {}
+    for granule in granules:
+        for url in granule.data_links():
+            if product.reads(file_name(url)):
+                links.setdefault(url, None)
+    return list(links)
+
+
+def file_name(url: str) -> str:
+    """The file name at the end of a data link (query string dropped)."""
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class GranuleFetch:
+    """What one search found and fetched: ``links`` (every matching file link), ``downloaded`` (local
+    paths of files fetched now) and ``present`` (names not fetched because they were already known)."""
+
+    search: EarthdataSearch
+    links: tuple[str, ...]
+    downloaded: tuple[Path, ...]
+    present: tuple[str, ...]
 
 
 def download_granules(
@@ -149,27 +187,41 @@ def download_granules(
     archive_dir: str | os.PathLike[str],
     client: ModuleType | Any | None = None,
     *,
+    known: set[str] | frozenset[str] = frozenset(),
     attempts: int = 4,
     base_s: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON,
     sleep: Callable[[float], None] = time.sleep,
     log: logging.Logger | Callable[[str], None] | None = None,
-) -> list[Path]:
-    """Search and download the granules of ``search`` into ``<archive_dir>/<instrument lower>/``.
+) -> GranuleFetch:
+    """Search ``search`` and download the missing product files into ``<archive_dir>/<instrument lower>/``.
 
-    ``client`` is anything with earthaccess's ``search_data(**kwargs)`` and ``download(granules,
-    local_path=)`` (default: the ``earthaccess`` module; log in first with :func:`login`). Both calls are
-    retried with :func:`with_backoff`. Files keep their native names. Returns the local paths (empty
-    when the search finds nothing).
+    ``client`` is anything with earthaccess's ``search_data(**kwargs)`` (returning granules with
+    ``data_links()``) and ``download(urls, local_path=)`` (default: the ``earthaccess`` module; log in
+    first with :func:`login`). A file is missing when its name is neither in ``known`` (e.g. the file
+    names already in the catalog) nor present in the target folder. Both calls are retried with
+    :func:`with_backoff`. Raises ``RuntimeError`` naming the links when the client returns fewer files
+    than asked for (earthaccess returns an empty list when not logged in).
     """
     if client is None:
         import earthaccess as client
+    product = PRODUCTS[search.short_name]
     target = Path(archive_dir) / search.instrument.lower()
     kwargs = search.search_kwargs()
     retry = {"attempts": attempts, "base_s": base_s, "retry_on": retry_on, "sleep": sleep, "log": log}
     granules: Sequence[Any] = with_backoff(lambda: client.search_data(**kwargs), **retry)
-    if not granules:
-        return []
-    target.mkdir(parents=True, exist_ok=True)
-    paths = with_backoff(lambda: client.download(granules, local_path=str(target)), **retry)
-    return [Path(p) for p in paths if p is not None]
+    links = granule_links(granules or [], product)
+    present = [url for url in links if file_name(url) in known or (target / file_name(url)).is_file()]
+    wanted = [url for url in links if url not in present]
+    downloaded: list[Path] = []
+    if wanted:
+        with staging_dir(target) as staging:
+            got = with_backoff(lambda: client.download(wanted, local_path=str(staging)), **retry)
+            by_name = {Path(p).name: Path(p) for p in got or [] if p is not None}
+            lost = [url for url in wanted if file_name(url) not in by_name]
+            if lost:
+                raise RuntimeError(
+                    f"{search.short_name}: the download returned no file for {lost} (logged in to Earthdata?)"
+                )
+            downloaded = [move_into_place(by_name[file_name(url)], target / file_name(url)) for url in wanted]
+    return GranuleFetch(search, tuple(links), tuple(downloaded), tuple(file_name(url) for url in present))

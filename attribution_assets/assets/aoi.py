@@ -12,7 +12,7 @@ import geopandas as gpd
 import xarray as xr
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, asset
 
-from attribution_assets.assets.common import event_of
+from attribution_assets.assets.common import INSTRUMENT_GAS, event_of
 from attribution_assets.partitions import detection_events
 from attribution_assets.readers.emit import read_emit_l1b
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
@@ -22,7 +22,6 @@ from attribution_assets.readers.tropomi import read_tropomi_ch4
 from attribution_assets.resources import AnalysisSettings
 
 Reader = Callable[..., xr.Dataset]
-INSTRUMENT_GAS = {"EMIT": "CH4", "TROPOMI": "CH4", "GHGSAT": "CH4", "OCO2": "CO2"}
 
 
 def read_aoi(

@@ -1,18 +1,84 @@
-"""Catalog stages: crawl the archive (global) and find each event's overpasses (per event)."""
+"""Catalog stages: crawl the archive (global) and find each event's overpasses (per event).
 
-from datetime import timedelta
+Live access happens in the per-event step: before its catalog query, ``event_overpasses`` asks the
+``earthdata`` and ``cds`` resources whether they are on (by default: when their credentials are found).
+When Earthdata is on it searches the event's instruments (EMIT, TROPOMI for CH4; OCO-2 for CO2) over each
+instrument's AOI and the time window and downloads the product files the catalog does not know yet;
+when the CDS is on and no ERA5/WRF file covers the event location over the whole window, it requests
+ERA5 single levels for the window. New files land in the archive and are catalogued by an incremental
+crawl (:func:`update_catalog`) before the query, under a lock shared with ``overpass_catalog``. Without
+credentials nothing is fetched and the metadata says why.
+"""
 
-import duckdb
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
 import geopandas as gpd
 import pandas as pd
+import shapely
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from attribution_assets.assets.common import INSTRUMENTS, MET_SOURCES, event_of
-from attribution_assets.catalog.crawl import crawl_archive, empty_catalog
-from attribution_assets.catalog.query import query_overpasses
+from attribution_assets.access.live import LiveDecision
+from attribution_assets.assets.common import INSTRUMENT_GAS, INSTRUMENTS, MET_SOURCES, event_of
+from attribution_assets.atomic import atomic_path
+from attribution_assets.catalog.crawl import CrawlResult, crawl_archive, empty_catalog
+from attribution_assets.catalog.query import new_connection, query_overpasses
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
+from attribution_assets.events import DetectionEvent
 from attribution_assets.partitions import detection_events
-from attribution_assets.resources import AnalysisSettings, OutputStore, ProductArchive
+from attribution_assets.resources import (
+    AnalysisSettings,
+    CdsResource,
+    EarthdataResource,
+    OutputStore,
+    ProductArchive,
+)
+
+MET_HALF_WIDTH_KM = 0.5
+"""Half-width (km) of the box around the source used to query, and request, met data."""
+
+
+@contextmanager
+def catalog_lock(store: OutputStore) -> Iterator[None]:
+    """Hold an exclusive lock on the catalog (``flock`` on an empty lock file) while updating it."""
+    store.catalog_lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.catalog_lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def known_rows(store: OutputStore) -> gpd.GeoDataFrame:
+    """Every row of the last crawl: the catalog and the superseded files (empty before the first crawl)."""
+    frames = [read_geoparquet(p) for p in (store.catalog_path, store.superseded_path) if p.exists()]
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        return empty_catalog()
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+
+
+def update_catalog(context: AssetExecutionContext, archive: Path, store: OutputStore) -> CrawlResult:
+    """Incremental crawl of ``archive`` (files unchanged since the last crawl, superseded ones included,
+    are not reopened); writes the catalog, the superseded rows and the rejected-file list. Call it
+    under :func:`catalog_lock`."""
+
+    def progress(i: int, path: Path) -> None:
+        if i and i % 500 == 0:
+            context.log.info(f"crawled {i} files (now {path})")
+
+    result = crawl_archive(archive, previous=known_rows(store), progress=progress)
+    write_geoparquet(result.catalog, store.catalog_path)
+    write_geoparquet(result.superseded_rows, store.superseded_path)
+    with atomic_path(store.rejected_path) as tmp:
+        result.rejected.to_csv(tmp, index=False)
+    for row in result.rejected.itertuples():
+        context.log.warning(f"rejected {row.path}: {row.reason}")
+    return result
 
 
 @asset(
@@ -23,18 +89,8 @@ from attribution_assets.resources import AnalysisSettings, OutputStore, ProductA
 def overpass_catalog(
     context: AssetExecutionContext, archive: ProductArchive, store: OutputStore
 ) -> MaterializeResult:
-    previous = read_geoparquet(store.catalog_path) if store.catalog_path.exists() else None
-
-    def progress(i: int, path) -> None:
-        if i and i % 500 == 0:
-            context.log.info(f"crawled {i} files (now {path})")
-
-    result = crawl_archive(archive.path, previous=previous, progress=progress)
-    write_geoparquet(result.catalog, store.catalog_path)
-    store.rejected_path.parent.mkdir(parents=True, exist_ok=True)
-    result.rejected.to_csv(store.rejected_path, index=False)
-    for row in result.rejected.itertuples():
-        context.log.warning(f"rejected {row.path}: {row.reason}")
+    with catalog_lock(store):
+        result = update_catalog(context, archive.path, store)
     counts = result.catalog["instrument"].value_counts().to_dict() if not result.catalog.empty else {}
     return MaterializeResult(
         metadata={
@@ -54,15 +110,103 @@ def overpass_catalog(
     )
 
 
+def met_covers(
+    catalog: gpd.GeoDataFrame, longitude: float, latitude: float, t0: datetime, t1: datetime
+) -> bool:
+    """True when the ERA5/WRF rows whose footprint contains (``longitude``, ``latitude``) (degrees) cover
+    [``t0``, ``t1``] together, without a gap between consecutive files."""
+    met = catalog[catalog["instrument"].isin(MET_SOURCES)]
+    met = met[met.geometry.covers(shapely.Point(longitude, latitude))]
+    covered_to = pd.Timestamp(t0)
+    for start, end in sorted(zip(met["time_start"], met["time_end"], strict=True)):
+        if start > covered_to:
+            break
+        covered_to = max(covered_to, end)
+    return covered_to >= pd.Timestamp(t1)
+
+
+def fetch_live(
+    context: AssetExecutionContext,
+    event: DetectionEvent,
+    t0: datetime,
+    t1: datetime,
+    archive: ProductArchive,
+    store: OutputStore,
+    settings: AnalysisSettings,
+    earthdata: EarthdataResource,
+    cds: CdsResource,
+) -> dict[str, object]:
+    """Fetch what the archive lacks for the event from the live services that are on, and catalogue it.
+
+    Returns the metadata of what happened. A failing service (network, server or account errors after
+    the retries) is logged as an error and the event goes on with the local archive.
+    """
+    decisions: list[LiveDecision] = [earthdata.decision(), cds.decision()]
+    for decision in decisions:
+        context.log.info(f"live access {decision}")
+    report: dict[str, object] = {d.service: ("on" if d.on else "off") + f": {d.reason}" for d in decisions}
+    if not any(d.on for d in decisions):
+        return report
+    downloaded: list[Path] = []
+    uncatalogued: list[str] = []
+    with catalog_lock(store):
+        catalog = read_geoparquet(store.catalog_path)
+        names = {Path(path).name for path in known_rows(store)["path"]}
+        if decisions[0].on:
+            aois = [
+                (instrument, settings.bbox(event, settings.half_width_km(instrument)))
+                for instrument in INSTRUMENTS
+                if INSTRUMENT_GAS[instrument] == event.gas
+            ]
+            try:
+                for fetch in earthdata.fetch(aois, t0, t1, archive.path, names, context.log.warning):
+                    context.log.info(
+                        f"{fetch.search.short_name}: {len(fetch.links)} product files found, "
+                        f"{len(fetch.downloaded)} downloaded, {len(fetch.present)} already in the archive"
+                    )
+                    downloaded.extend(fetch.downloaded)
+                    uncatalogued.extend(name for name in fetch.present if name not in names)
+            except Exception as error:  # any service failure: the event goes on with the local archive
+                context.log.error(f"Earthdata search/download failed; using the local archive: {error}")
+                report["NASA Earthdata"] = f"failed: {error}"
+        if decisions[1].on:
+            if met_covers(catalog, event.longitude, event.latitude, t0, t1):
+                context.log.info("met: the archive covers the event window; no ERA5 request")
+            else:
+                try:
+                    bbox = settings.bbox(event, MET_HALF_WIDTH_KM)
+                    path, fetched = cds.fetch(bbox, t0, t1, archive.path, context.log.warning)
+                    if fetched:
+                        downloaded.append(path)
+                    else:
+                        context.log.info(f"met: {path.name} holds this ERA5 request already")
+                        if path.name not in names:
+                            uncatalogued.append(path.name)
+                except Exception as error:  # any service failure: the event goes on with the local archive
+                    context.log.error(f"ERA5 request failed; using the local archive: {error}")
+                    report["Copernicus CDS"] = f"failed: {error}"
+        if downloaded or uncatalogued:
+            result = update_catalog(context, archive.path, store)
+            report["catalogued"] = f"{result.n_read} files read, {result.n_reused} reused"
+    report["downloaded"] = [str(path) for path in downloaded]
+    return report
+
+
 @asset(
     partitions_def=detection_events,
     deps=[overpass_catalog],
     group_name="catalog",
     description="Catalog query for the event: every granule of every instrument and met source whose "
-    "footprint meets the instrument's AOI within the time window.",
+    "footprint meets the instrument's AOI within the time window; with live access on, missing granules "
+    "and ERA5 are downloaded into the archive and catalogued first.",
 )
 def event_overpasses(
-    context: AssetExecutionContext, store: OutputStore, settings: AnalysisSettings
+    context: AssetExecutionContext,
+    archive: ProductArchive,
+    store: OutputStore,
+    settings: AnalysisSettings,
+    earthdata: EarthdataResource,
+    cds: CdsResource,
 ) -> gpd.GeoDataFrame:
     event = event_of(context)
     if not store.catalog_path.exists():
@@ -71,11 +215,12 @@ def event_overpasses(
         )
     window = timedelta(hours=settings.time_window_h)
     t0, t1 = event.time - window, event.time + window
+    live = fetch_live(context, event, t0, t1, archive, store, settings, earthdata, cds)
     frames = []
-    with duckdb.connect() as connection:
+    with new_connection() as connection:
         for instrument in (*INSTRUMENTS, *MET_SOURCES):
             half_width = settings.half_width_km(instrument)
-            bbox = settings.bbox(event, max(half_width, 0.5))
+            bbox = settings.bbox(event, max(half_width, MET_HALF_WIDTH_KM))
             found = query_overpasses(store.catalog_path, bbox, t0, t1, [instrument], connection=connection)
             if found.empty:
                 context.log.info(f"{instrument}: no overpass for {event.key}")
@@ -91,6 +236,7 @@ def event_overpasses(
             "granules": MetadataValue.json(counts),
             "instruments_with_overpass": ", ".join(i for i in INSTRUMENTS if counts[i]) or "none",
             "window": f"{t0:%Y-%m-%dT%H:%MZ} .. {t1:%Y-%m-%dT%H:%MZ}",
+            "live_access": MetadataValue.json(live),
         }
     )
     return result

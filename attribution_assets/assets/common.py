@@ -14,6 +14,8 @@ matplotlib.use("Agg")
 
 INSTRUMENTS = ("EMIT", "TROPOMI", "GHGSAT", "OCO2")
 MET_SOURCES = ("ERA5", "WRF")
+INSTRUMENT_GAS = {"EMIT": "CH4", "TROPOMI": "CH4", "GHGSAT": "CH4", "OCO2": "CO2"}
+"""The gas each instrument measures."""
 
 
 def event_of(context: AssetExecutionContext) -> DetectionEvent:

@@ -2,34 +2,34 @@
 
 Files are recognised by their native names where the product has one (EMIT, TROPOMI, OCO-2, WRF)
 and by their content where whoever downloaded them chose the name (GHGSat deliveries, ERA5 from the
-CDS). Unchanged files (same path, size and modification time as in the previous catalog) are not
-reopened. When the same granule exists in several processings, only the newest is kept. Files that
-cannot be read are listed with the reason; the crawl goes on.
+CDS). Unchanged files (same path, size and modification time as in the previous crawl) are not
+reopened. When the same granule exists in several processings, only the newest is catalogued; the
+older files are kept aside as superseded rows, so a re-crawl does not reopen them either. Files that
+cannot be read are listed with the reason; the crawl goes on. Every row carries the file's
+``readers.errors.file_checksum`` fingerprint, the same value the readers put in their provenance.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from attribution_assets.catalog.filenames import parse_native_name
 from attribution_assets.catalog.footprints import (
     GranuleSegment,
+    describe_by_content,
     describe_emit,
-    describe_era5,
-    describe_ghgsat,
     describe_oco2,
     describe_tropomi,
     describe_wrf,
-    is_ghgsat,
 )
-from attribution_assets.readers.era5 import looks_like_era5
+from attribution_assets.readers.errors import file_checksum
 
 CATALOG_COLUMNS = [
     "granule_id",
@@ -52,12 +52,16 @@ _NATIVE_DESCRIBERS = {
     "OCO2": describe_oco2,
     "WRF": describe_wrf,
 }
-_FINGERPRINT_BYTES = 65536
 
 
 @dataclass
 class CrawlResult:
-    """The catalog and what the crawl did."""
+    """The catalog and what the crawl did.
+
+    ``superseded_rows`` are the rows of files whose granule exists in a newer processing: they are not
+    in ``catalog`` (never selected for an event) but are kept so the next incremental crawl reuses them
+    instead of reopening those files; ``superseded`` lists their paths.
+    """
 
     catalog: gpd.GeoDataFrame
     rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
@@ -65,18 +69,20 @@ class CrawlResult:
     n_reused: int = 0
     n_read: int = 0
     n_ignored: int = 0
-    superseded: list[str] = field(default_factory=list)
+    superseded_rows: gpd.GeoDataFrame = field(default_factory=lambda: empty_catalog())
 
+    @property
+    def superseded(self) -> list[str]:
+        """Sorted paths of the superseded files."""
+        return sorted(set(self.superseded_rows["path"]))
 
-def fingerprint(path: Path, size: int, mtime_ns: int) -> str:
-    """Cheap content fingerprint: sha256 of size, mtime and the first and last 64 KiB."""
-    digest = hashlib.sha256(f"{size}:{mtime_ns}".encode())
-    with open(path, "rb") as handle:
-        digest.update(handle.read(_FINGERPRINT_BYTES))
-        if size > _FINGERPRINT_BYTES:
-            handle.seek(max(size - _FINGERPRINT_BYTES, _FINGERPRINT_BYTES))
-            digest.update(handle.read(_FINGERPRINT_BYTES))
-    return f"sha256-head-tail:{digest.hexdigest()[:32]}"
+    @property
+    def known_rows(self) -> gpd.GeoDataFrame:
+        """Every row of this crawl (catalog and superseded): the ``previous`` of the next crawl."""
+        if self.superseded_rows.empty:
+            return self.catalog
+        frame = pd.concat([self.catalog, self.superseded_rows], ignore_index=True)
+        return gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:4326")
 
 
 def describe_file(path: Path) -> list[GranuleSegment] | None:
@@ -84,12 +90,7 @@ def describe_file(path: Path) -> list[GranuleSegment] | None:
     native = parse_native_name(path.name)
     if native is not None:
         return _NATIVE_DESCRIBERS[native.instrument](path, native)
-    suffix = path.suffix.lower()
-    if suffix in {".h5", ".he5", ".hdf5"} and is_ghgsat(path):
-        return describe_ghgsat(path)
-    if suffix in {".nc", ".nc4", ".zip"} and looks_like_era5(path):
-        return describe_era5(path)
-    return None
+    return describe_by_content(path)
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -101,7 +102,8 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _rows(path: Path, segments: list[GranuleSegment], size: int, mtime_ns: int) -> list[dict]:
-    stamp = fingerprint(path, size, mtime_ns)
+    stamp = file_checksum(path)
+    url = path.resolve().as_uri()
     return [
         {
             "granule_id": s.granule_id,
@@ -109,10 +111,10 @@ def _rows(path: Path, segments: list[GranuleSegment], size: int, mtime_ns: int) 
             "product": s.product,
             "version": s.version,
             "processing": s.processing,
-            "time_start": pd.Timestamp(s.time_start),
-            "time_end": pd.Timestamp(s.time_end),
+            "time_start": s.time_start,
+            "time_end": s.time_end,
             "path": str(path),
-            "url": path.resolve().as_uri(),
+            "url": url,
             "size_bytes": size,
             "mtime_ns": mtime_ns,
             "fingerprint": stamp,
@@ -123,15 +125,15 @@ def _rows(path: Path, segments: list[GranuleSegment], size: int, mtime_ns: int) 
     ]
 
 
-def _keep_newest(catalog: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[str]]:
-    """Drop every file whose granule also exists in a newer processing (native-named products)."""
+def _keep_newest(catalog: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Split off every file whose granule also exists in a newer processing: (kept, superseded rows)."""
     if catalog.empty:
-        return catalog, []
+        return catalog, empty_catalog()
     base = catalog["granule_id"].str.split("#").str[0]
     per_file = catalog.assign(base=base).drop_duplicates(["base", "path"])
     newest = per_file.sort_values(["base", "processing", "path"]).groupby("base").tail(1)
-    superseded = sorted(set(per_file["path"]) - set(newest["path"]))
-    return catalog[~catalog["path"].isin(superseded)].reset_index(drop=True), superseded
+    old = catalog["path"].isin(set(per_file["path"]) - set(newest["path"]))
+    return catalog[~old].reset_index(drop=True), catalog[old].reset_index(drop=True)
 
 
 def empty_catalog() -> gpd.GeoDataFrame:
@@ -147,16 +149,21 @@ def crawl_archive(
 ) -> CrawlResult:
     """Catalog every product file under ``root``; reuse rows of unchanged files from ``previous``.
 
-    ``progress(i, path)`` is called for every file visited (for logging on long crawls).
+    ``previous`` holds the rows of the last crawl, superseded files included
+    (:attr:`CrawlResult.known_rows`); a file with the same path, size (bytes) and modification time (ns)
+    is not reopened. ``progress(i, path)`` is called for every file visited (for logging on long crawls).
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"archive root {root} does not exist or is not a directory")
-    known: dict[str, pd.DataFrame] = {}
+    known: dict[str, np.ndarray] = {}
     if previous is not None and not previous.empty:
-        known = {path: rows for path, rows in previous.groupby("path")}
+        previous = previous.reset_index(drop=True)
+        known = previous.groupby("path", sort=False).indices
+        sizes = previous["size_bytes"].to_numpy(np.int64)
+        mtimes = previous["mtime_ns"].to_numpy(np.int64)
     rows: list[dict] = []
-    reused: list[pd.DataFrame] = []
+    reused: list[np.ndarray] = []
     rejected: list[dict] = []
     result = CrawlResult(catalog=empty_catalog())
     for i, path in enumerate(_walk(root)):
@@ -165,11 +172,7 @@ def crawl_archive(
             progress(i, path)
         stat = path.stat()
         old = known.get(str(path))
-        if (
-            old is not None
-            and int(old["size_bytes"].iloc[0]) == stat.st_size
-            and int(old["mtime_ns"].iloc[0]) == stat.st_mtime_ns
-        ):
+        if old is not None and sizes[old[0]] == stat.st_size and mtimes[old[0]] == stat.st_mtime_ns:
             reused.append(old)
             result.n_reused += 1
             continue
@@ -183,14 +186,16 @@ def crawl_archive(
             continue
         result.n_read += 1
         rows.extend(_rows(path, segments, stat.st_size, stat.st_mtime_ns))
-    frames = [f for f in [*reused, pd.DataFrame(rows)] if not f.empty]
+    frames = [pd.DataFrame(rows)] if rows else []
+    if reused:
+        frames.insert(0, previous.iloc[np.sort(np.concatenate(reused))])
     if frames:
         catalog = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
         for column in ("time_start", "time_end"):
             catalog[column] = pd.to_datetime(catalog[column], utc=True)
-        catalog, result.superseded = _keep_newest(catalog)
-        result.catalog = catalog.sort_values(["instrument", "time_start", "granule_id"]).reset_index(
-            drop=True
-        )
+        catalog, superseded = _keep_newest(catalog)
+        order = ["instrument", "time_start", "granule_id"]
+        result.catalog = catalog.sort_values(order).reset_index(drop=True)
+        result.superseded_rows = superseded.sort_values(["path", "granule_id"]).reset_index(drop=True)
     result.rejected = pd.DataFrame(rejected, columns=["path", "reason"])
     return result

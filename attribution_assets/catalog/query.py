@@ -1,9 +1,14 @@
 """Catalog queries with DuckDB: bounding-box and time predicates on the GeoParquet ``bbox`` covering
-column (row groups are pruned on their statistics), then the exact footprint intersection."""
+column (row groups are pruned on their statistics), then the exact footprint intersection.
+
+A query without a connection runs on its own new connection (``cursor()``) to one in-memory DuckDB
+database per process: opening a connection costs microseconds, creating a database 10-30 ms.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -13,6 +18,21 @@ import pandas as pd
 import shapely
 
 from attribution_assets.catalog.crawl import empty_catalog
+
+_DATABASE: dict[int, duckdb.DuckDBPyConnection] = {}
+_DATABASE_LOCK = threading.Lock()
+
+
+def new_connection() -> duckdb.DuckDBPyConnection:
+    """A new connection to this process's in-memory DuckDB database (created on first use, and again in
+    a forked child); close it after use. Connections are independent, so threads may each hold one."""
+    with _DATABASE_LOCK:
+        database = _DATABASE.get(os.getpid())
+        if database is None:
+            _DATABASE.clear()
+            database = _DATABASE.setdefault(os.getpid(), duckdb.connect())
+        return database.cursor()
+
 
 _SQL = """
 SELECT * EXCLUDE (bbox) FROM read_parquet($path)
@@ -31,15 +51,23 @@ def query_overpasses(
 ) -> gpd.GeoDataFrame:
     """Catalog rows whose footprint intersects ``bbox`` (west, south, east, north; degrees) and whose
     time span overlaps [``time_start``, ``time_end``] (aware UTC datetimes), optionally only for
-    ``instruments``. Sorted by instrument and time."""
+    ``instruments``. Sorted by instrument and time. Without ``connection`` the query runs on a
+    :func:`new_connection`, closed afterwards."""
     west, south, east, north = bbox
     sql = _SQL
-    params: dict[str, object] = {"path": str(catalog_path), "west": west, "east": east, "south": south,
-                                 "north": north, "t0": pd.Timestamp(time_start), "t1": pd.Timestamp(time_end)}
+    params: dict[str, object] = {
+        "path": str(catalog_path),
+        "west": west,
+        "east": east,
+        "south": south,
+        "north": north,
+        "t0": pd.Timestamp(time_start),
+        "t1": pd.Timestamp(time_end),
+    }
     if instruments:
         sql += " AND list_contains($instruments, instrument)"
         params["instruments"] = list(instruments)
-    con = connection or duckdb.connect()
+    con = connection or new_connection()
     try:
         frame = con.sql(sql, params=params).to_arrow_table().to_pandas()
     finally:

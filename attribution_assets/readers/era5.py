@@ -186,14 +186,16 @@ def read_era5(path: str | os.PathLike[str], bbox: Sequence[float] | None = None)
     return ds
 
 
-def _looks_like_era5_variables(dims: set[str], names: set[str]) -> bool:
+def era5_layout(dims: set[str], names: set[str]) -> bool:
+    """True when dimension names ``dims`` and variable names ``names`` are those of a CDS ERA5 file: a
+    ``valid_time``/``time`` and ``latitude``/``longitude`` dimension and at least one known field."""
     has_time = bool(dims & set(_TIME_NAMES))
     return has_time and {"latitude", "longitude"} <= dims and bool(names & set(FIELDS))
 
 
 def _sniff_netcdf(path: str | os.PathLike[str]) -> bool:
     with netCDF4.Dataset(path, "r") as nc:
-        return _looks_like_era5_variables(set(nc.dimensions), set(nc.variables))
+        return era5_layout(set(nc.dimensions), set(nc.variables))
 
 
 def _sniff_zip(path: str | os.PathLike[str]) -> bool:
@@ -202,7 +204,7 @@ def _sniff_zip(path: str | os.PathLike[str]) -> bool:
         if not names:
             return False
         with zf.open(names[0]) as member, h5py.File(member, "r") as h5:
-            return _looks_like_era5_variables(set(h5.keys()), set(h5.keys()))
+            return era5_layout(set(h5.keys()), set(h5.keys()))
 
 
 def looks_like_era5(path: str | os.PathLike[str]) -> bool:

@@ -74,8 +74,12 @@ def test_request_exact() -> None:
 
 
 def test_request_across_midnight_and_grid_edges() -> None:
-    request = era5_request((10.0, 89.8, 10.25, 90.0), datetime(2025, 8, 31, 22, 0),
-                           datetime(2025, 9, 1, 1, 30), variables=["2m_temperature"])
+    request = era5_request(
+        (10.0, 89.8, 10.25, 90.0),
+        datetime(2025, 8, 31, 22, 0),
+        datetime(2025, 9, 1, 1, 30),
+        variables=["2m_temperature"],
+    )
     assert request["variable"] == ["2m_temperature"]
     assert request["year"] == ["2025"] and request["month"] == ["08", "09"] and request["day"] == ["01", "31"]
     assert request["time"] == ["00:00", "01:00", "02:00", "22:00", "23:00"]
@@ -88,14 +92,17 @@ def test_request_across_midnight_and_grid_edges() -> None:
 def test_download_writes_target_and_crawl_catalogs_era5(tmp_path: Path) -> None:
     RecordingCds.instances.clear()
     waits: list[float] = []
-    path = download_era5(BBOX, T0, T1, tmp_path, client_factory=lambda: RecordingCds(fail=1),
-                         sleep=waits.append)
+    path = download_era5(
+        BBOX, T0, T1, tmp_path, client_factory=lambda: RecordingCds(fail=1), sleep=waits.append
+    )
     request = era5_request(BBOX, T0, T1)
     assert path == tmp_path / "era5" / f"era5_single_levels_20250814_{request_hash(request)}.nc"
     assert path == era5_target(tmp_path, T0, request)
     (client,) = RecordingCds.instances
-    part = str(path) + ".part"
-    assert client.calls == [(ERA5_DATASET, request, part), (ERA5_DATASET, request, part)]
+    staged = Path(client.calls[0][2])
+    assert staged.name == path.name and staged.parent.parent == path.parent
+    assert staged.parent.name.startswith(".staging-") and not staged.parent.exists()
+    assert client.calls == [(ERA5_DATASET, request, str(staged)), (ERA5_DATASET, request, str(staged))]
     assert len(waits) == 1
     assert sorted(p.name for p in (tmp_path / "era5").iterdir()) == [path.name]
     result = crawl_archive(tmp_path)
@@ -114,17 +121,18 @@ def test_zip_delivery_is_stored_as_zip(tmp_path: Path) -> None:
 
 def test_failed_download_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConnectionError):
-        download_era5(BBOX, T0, T1, tmp_path, client_factory=lambda: RecordingCds(fail=9),
-                      sleep=lambda s: None)
+        download_era5(
+            BBOX, T0, T1, tmp_path, client_factory=lambda: RecordingCds(fail=9), sleep=lambda s: None
+        )
     assert list((tmp_path / "era5").iterdir()) == []
 
 
 def test_has_cds_credentials(tmp_path: Path) -> None:
     rc = tmp_path / ".cdsapirc"
-    assert has_cds_credentials({"CDSAPI_URL": "https://cds", "CDSAPI_KEY": "k"}, rc)
-    assert not has_cds_credentials({"CDSAPI_URL": "https://cds"}, rc)
+    assert has_cds_credentials({"CDSAPI_URL": "https://cds", "CDSAPI_KEY": "k"}, rc) == "environment"
+    assert has_cds_credentials({"CDSAPI_URL": "https://cds"}, rc) is None
     rc.write_text("url: https://cds.climate.copernicus.eu/api\nkey: abc\n")
-    assert has_cds_credentials({}, rc)
+    assert has_cds_credentials({}, rc) == str(rc)
     assert len(DEFAULT_VARIABLES) == 10
 
 

@@ -1,8 +1,9 @@
-"""Earthdata search/download with a recording fake client; the crawl catalogs what lands."""
+"""Earthdata search/download through a local transport (earthaccess call shapes, real CMR granule
+records and sample files); the crawl catalogs what lands."""
 
 from __future__ import annotations
 
-import shutil
+import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,46 +11,28 @@ from pathlib import Path
 import pytest
 
 from attribution_assets.access.earthdata import (
+    PRODUCTS,
     CredentialsError,
     EarthdataSearch,
     download_granules,
+    file_name,
+    granule_links,
     has_credentials,
     login,
 )
 from attribution_assets.access.retry import backoff_delays, with_backoff
 from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.paths import SAMPLE_ARCHIVE
+from attribution_assets_tests.test_access.transports import RECORDS, LocalEarthaccess
 
 EMIT_NAME = "EMIT_L1B_RAD_001_20250814T173100_2522612_001.nc"
+EMIT_URL = (
+    "https://data.lpdaac.earthdatacloud.nasa.gov/lp-prod-protected/EMITL1BRAD.001/"
+    f"EMIT_L1B_RAD_001_20250814T173100_2522612_001/{EMIT_NAME}"
+)
 T0 = datetime(2025, 8, 14, 5, 31, tzinfo=UTC)
 T1 = T0 + timedelta(hours=24)
 BBOX = (-103.7, 31.8, -103.5, 32.0)
-
-
-class RecordingEarthaccess:
-    """Stand-in for the ``earthaccess`` module: records calls; ``download`` copies a sample granule."""
-
-    def __init__(self, source: Path, fail_downloads: int = 0) -> None:
-        self.source = source
-        self.fail_downloads = fail_downloads
-        self.calls: list[tuple[str, dict]] = []
-
-    def login(self, **kwargs):
-        self.calls.append(("login", kwargs))
-        return "auth"
-
-    def search_data(self, **kwargs):
-        self.calls.append(("search_data", kwargs))
-        return [{"granule": self.source.name}]
-
-    def download(self, granules, local_path=None):
-        self.calls.append(("download", {"granules": granules, "local_path": local_path}))
-        if self.fail_downloads:
-            self.fail_downloads -= 1
-            raise ConnectionError("connection reset by peer")
-        target = Path(local_path) / self.source.name
-        shutil.copyfile(self.source, target)
-        return [target]
 
 
 def test_search_kwargs_exact() -> None:
@@ -82,31 +65,74 @@ def test_search_rejects_bad_input(args, message) -> None:
         EarthdataSearch(*args)
 
 
+def test_granule_links_keep_only_the_product_files_the_readers_take() -> None:
+    client = LocalEarthaccess(SAMPLE_ARCHIVE)
+    emit = client.search_data(**EarthdataSearch("EMITL1BRAD", T0, T1, BBOX).search_kwargs())
+    every_link = [link for granule in emit for link in granule.data_links()]
+    assert {file_name(link) for link in every_link} == {EMIT_NAME, EMIT_NAME.replace("_RAD_", "_OBS_")}
+    assert granule_links(emit, PRODUCTS["EMITL1BRAD"]) == [EMIT_URL]
+    tropomi = client.search_data(**EarthdataSearch("S5P_L2__CH4____HiR", T0, T1, BBOX).search_kwargs())
+    (link,) = granule_links(tropomi, PRODUCTS["S5P_L2__CH4____HiR"])
+    assert link.startswith("https://data.gesdisc.earthdata.nasa.gov/data/S5P_TROPOMI_Level2/")
+    june = datetime(2025, 6, 10, tzinfo=UTC)
+    oco2 = client.search_data(**EarthdataSearch("OCO2_L2_Lite_FP", june, june, BBOX).search_kwargs())
+    assert [file_name(u) for u in granule_links(oco2, PRODUCTS["OCO2_L2_Lite_FP"])] == [
+        "oco2_LtCO2_250610_B11210Ar_250710000000s.nc4"
+    ]
+    assert granule_links(emit + tropomi, PRODUCTS["OCO2_L2_Lite_FP"]) == []
+    assert file_name(EMIT_URL + "?token=x") == EMIT_NAME
+    assert len(json.loads(RECORDS.read_text())) == 4
+
+
 def test_download_lands_native_name_and_crawl_catalogs_it(tmp_path: Path) -> None:
-    fake = RecordingEarthaccess(SAMPLE_ARCHIVE / "emit" / EMIT_NAME, fail_downloads=1)
+    fake = LocalEarthaccess(SAMPLE_ARCHIVE, fail_downloads=1)
     waits: list[float] = []
     search = EarthdataSearch("EMITL1BRAD", T0, T1, BBOX)
-    paths = download_granules(search, tmp_path, client=fake, sleep=waits.append)
-    assert paths == [tmp_path / "emit" / EMIT_NAME]
+    fetch = download_granules(search, tmp_path, client=fake, sleep=waits.append)
+    assert fetch.downloaded == (tmp_path / "emit" / EMIT_NAME,) and fetch.links == (EMIT_URL,)
+    assert fetch.present == ()
     assert [name for name, _ in fake.calls] == ["search_data", "download", "download"]
     assert fake.calls[0][1] == search.search_kwargs()
-    assert fake.calls[1][1] == {"granules": [{"granule": EMIT_NAME}], "local_path": str(tmp_path / "emit")}
+    staging = Path(fake.calls[1][1]["local_path"])
+    assert fake.calls[1][1]["granules"] == [EMIT_URL]
+    assert staging.parent == tmp_path / "emit" and staging.name.startswith(".staging-")
+    assert not staging.exists() and sorted(p.name for p in (tmp_path / "emit").iterdir()) == [EMIT_NAME]
     assert waits == backoff_delays(4, 2.0, 60.0)[:1]
     result = crawl_archive(tmp_path)
     assert result.rejected.empty
     assert list(result.catalog["instrument"]) == ["EMIT"]
-    assert result.catalog["path"].iloc[0] == str(paths[0])
+    assert result.catalog["path"].iloc[0] == str(fetch.downloaded[0])
+    again = download_granules(search, tmp_path, client=fake)
+    assert again.downloaded == () and again.present == (EMIT_NAME,)
+    assert [name for name, _ in fake.calls[3:]] == ["search_data"]
 
 
-def test_download_with_no_granules_returns_empty(tmp_path: Path) -> None:
-    class Empty(RecordingEarthaccess):
-        def search_data(self, **kwargs):
-            self.calls.append(("search_data", kwargs))
+def test_known_files_are_not_downloaded(tmp_path: Path) -> None:
+    fake = LocalEarthaccess(SAMPLE_ARCHIVE)
+    search = EarthdataSearch("EMITL1BRAD", T0, T1, BBOX)
+    fetch = download_granules(search, tmp_path, client=fake, known={EMIT_NAME})
+    assert fetch.present == (EMIT_NAME,) and fetch.downloaded == ()
+    assert [name for name, _ in fake.calls] == ["search_data"] and not (tmp_path / "emit").exists()
+
+
+def test_download_with_no_granules_returns_nothing(tmp_path: Path) -> None:
+    fake = LocalEarthaccess(SAMPLE_ARCHIVE)
+    later = EarthdataSearch("EMITL1BRAD", T0 + timedelta(days=30), T1 + timedelta(days=30), BBOX)
+    assert download_granules(later, tmp_path, client=fake).links == ()
+    assert [name for name, _ in fake.calls] == ["search_data"]
+
+
+def test_a_download_that_returns_no_file_is_an_error(tmp_path: Path) -> None:
+    class NotLoggedIn(LocalEarthaccess):
+        def download(self, granules, local_path=None):
+            self.calls.append(("download", {"granules": granules, "local_path": local_path}))
             return []
 
-    fake = Empty(SAMPLE_ARCHIVE / "emit" / EMIT_NAME)
-    assert download_granules(EarthdataSearch("EMITL1BRAD", T0, T1, BBOX), tmp_path, client=fake) == []
-    assert [name for name, _ in fake.calls] == ["search_data"]
+    with pytest.raises(RuntimeError, match=f"EMITL1BRAD.*{EMIT_NAME}.*logged in"):
+        download_granules(
+            EarthdataSearch("EMITL1BRAD", T0, T1, BBOX), tmp_path, client=NotLoggedIn(SAMPLE_ARCHIVE)
+        )
+    assert list((tmp_path / "emit").iterdir()) == []
 
 
 def test_has_credentials_strategies(tmp_path: Path) -> None:
@@ -122,7 +148,7 @@ def test_has_credentials_strategies(tmp_path: Path) -> None:
 
 
 def test_login_only_with_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake = RecordingEarthaccess(SAMPLE_ARCHIVE / "emit" / EMIT_NAME)
+    fake = LocalEarthaccess(SAMPLE_ARCHIVE)
     for name in ("EARTHDATA_TOKEN", "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "absent"))
@@ -171,9 +197,13 @@ def test_with_backoff_retries_then_raises() -> None:
 @pytest.mark.skipif(has_credentials() is None, reason="no NASA Earthdata credentials")
 def test_live_emit_download() -> None:
     login()
-    search = EarthdataSearch("EMITL1BRAD", datetime(2024, 10, 6, 16, 0, tzinfo=UTC),
-                             datetime(2024, 10, 6, 18, 0, tzinfo=UTC), (-103.8, 31.7, -103.4, 32.1))
+    search = EarthdataSearch(
+        "EMITL1BRAD",
+        datetime(2024, 10, 6, 16, 0, tzinfo=UTC),
+        datetime(2024, 10, 6, 18, 0, tzinfo=UTC),
+        (-103.8, 31.7, -103.4, 32.1),
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        paths = download_granules(search, tmp)
-        assert all(path.is_file() for path in paths)
-        assert len(crawl_archive(tmp).catalog) == len(paths)
+        fetch = download_granules(search, tmp)
+        assert all(path.is_file() for path in fetch.downloaded)
+        assert len(crawl_archive(tmp).catalog) == len(fetch.downloaded)

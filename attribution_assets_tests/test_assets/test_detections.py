@@ -15,7 +15,7 @@ from attribution_assets.sensors import alert_inbox_sensor
 def test_scans_drop_events_that_the_sensor_registers(tmp_path, monkeypatch, sample_archive, sample_events):
     inbox = tmp_path / "inbox"
     monkeypatch.setenv("ATTRIBUTION_ALERTS_INBOX", str(inbox))
-    resources = build_resources(sample_archive, tmp_path / "output")
+    resources = build_resources(sample_archive, tmp_path / "output", live=False)
     with instance_for_test() as instance:
         result = materialize(
             ASSETS,

@@ -46,7 +46,7 @@ DESIGN_COLUMNS = {
 def graph_run(tmp_path_factory, sample_archive, sample_events):
     """Materialise the catalog, every sample event and the weekly roll-ups once for this module."""
     output = tmp_path_factory.mktemp("output")
-    resources = build_resources(sample_archive, output, AnalysisSettings(**FAST_SAMPLER))
+    resources = build_resources(sample_archive, output, AnalysisSettings(**FAST_SAMPLER), live=False)
     with instance_for_test() as instance:
         events = list(sample_events.values())
         keys = register_events(instance, events)

@@ -7,13 +7,17 @@ import os
 import shutil
 from datetime import UTC, datetime, timedelta
 
+import h5py
 import pyarrow.parquet as pq
 import pytest
+import shapely
 
 from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.catalog.filenames import parse_native_name
 from attribution_assets.catalog.query import query_overpasses
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
+from attribution_assets.readers.emit import read_emit_l1b
+from attribution_assets.readers.errors import file_checksum
 
 
 @pytest.fixture()
@@ -55,6 +59,50 @@ def test_newest_processing_wins(archive):
     assert result.superseded == [str(tropomi)]
 
 
+def test_oco2_footprints_cover_every_sounding_and_its_corners(archive):
+    catalog = crawl_archive(archive).catalog
+    oco2 = catalog[catalog["instrument"] == "OCO2"]
+    with h5py.File(oco2["path"].iloc[0]) as h5:
+        lat, lon = h5["latitude"][()], h5["longitude"][()]
+        corners_lat, corners_lon = h5["vertex_latitude"][()].ravel(), h5["vertex_longitude"][()].ravel()
+    footprint = shapely.union_all(oco2.geometry.values)
+    assert shapely.contains_xy(footprint, lon, lat).all()
+    assert shapely.contains_xy(footprint, corners_lon, corners_lat).all()
+    assert oco2["n_obs"].sum() == lat.size and oco2["granule_id"].is_unique
+    assert (oco2["time_end"] >= oco2["time_start"]).all()
+    # compact segments: each footprint spans at most ~400 km along track (+ margin), under 5 deg
+    bounds = oco2.geometry.bounds
+    assert ((bounds["maxy"] - bounds["miny"]) < 5.0).all()
+
+
+def test_recrawl_does_not_reopen_superseded_files(archive):
+    tropomi = sorted((archive / "tropomi").glob("S5P_*.nc"))[0]
+    newer = tropomi.with_name(tropomi.name.replace("_020600_", "_020700_"))
+    shutil.copy(tropomi, newer)
+    first = crawl_archive(archive)
+    assert first.superseded == [str(tropomi)] and str(tropomi) not in set(first.catalog["path"])
+    assert set(first.superseded_rows["path"]) == {str(tropomi)}
+    assert len(first.known_rows) == len(first.catalog) + len(first.superseded_rows)
+    second = crawl_archive(archive, previous=first.known_rows)
+    assert second.n_read == 0 and second.n_reused == second.n_files == first.n_files
+    assert second.superseded == [str(tropomi)]
+    assert second.catalog.drop(columns="geometry").equals(first.catalog.drop(columns="geometry"))
+    # without the superseded rows the older file is opened again
+    assert crawl_archive(archive, previous=first.catalog).n_read == 1
+    # when the newer processing goes away, the older file is back in the catalog without reopening it
+    newer.unlink()
+    third = crawl_archive(archive, previous=second.known_rows)
+    assert third.n_read == 0 and third.superseded == []
+    assert str(tropomi) in set(third.catalog["path"])
+
+
+def test_catalog_fingerprint_is_the_reader_checksum(archive):
+    catalog = crawl_archive(archive).catalog
+    emit = catalog[catalog["instrument"] == "EMIT"].iloc[0]
+    assert emit["fingerprint"] == read_emit_l1b(emit["path"]).attrs["checksum"] == file_checksum(emit["path"])
+    assert emit["fingerprint"].startswith(f"sha256-headtail-v1:{emit['size_bytes']}:")
+
+
 def test_bad_files_are_rejected_with_reason_and_crawl_goes_on(archive):
     emit = sorted((archive / "emit").glob("EMIT_*.nc"))[0]
     emit.write_bytes(emit.read_bytes()[:4096])
@@ -63,6 +111,20 @@ def test_bad_files_are_rejected_with_reason_and_crawl_goes_on(archive):
     assert list(result.rejected["path"]) == [str(emit)]
     assert result.n_ignored == 1
     assert "TROPOMI" in set(result.catalog["instrument"])
+
+
+def test_content_recognised_files_are_opened_once_and_judged_by_content(archive):
+    ghgsat = sorted((archive / "ghgsat").glob("*.h5"))[0]
+    ghgsat.write_bytes(ghgsat.read_bytes()[:2048])
+    other = archive / "era5" / "not_era5.nc"
+    with h5py.File(other, "w") as h5:
+        h5["temperature"] = [1.0, 2.0]
+    (archive / "era5" / "notes.nc").write_text("plain text with a NetCDF suffix")
+    result = crawl_archive(archive)
+    assert list(result.rejected["path"]) == [str(ghgsat)]
+    assert result.rejected["reason"].iloc[0].startswith("OSError")
+    assert result.n_ignored == 2
+    assert set(result.catalog["instrument"]) == {"EMIT", "TROPOMI", "GHGSAT", "OCO2", "ERA5"}
 
 
 def test_geoparquet_store_and_duckdb_query(tmp_path, archive):

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from attribution_assets.readers.emit import read_emit_l1b
-from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError, file_checksum
 from attribution_assets.samples.formats.emit import emit_l1b_filename, write_emit_l1b
 
 GT = (-102.0, 0.001, 0.0, 32.0, 0.0, -0.001)
@@ -116,7 +116,8 @@ def test_full_read_round_trips_the_carrier(emit_file: Path) -> None:
     assert ds["glt_row"].dtype == np.int32
     assert ds.attrs["time_coverage_start"] == "2024-10-06T16:52:00Z"
     assert ds.attrs["product_version"] == "V001" and ds.attrs["instrument"] == "EMIT"
-    assert ds.attrs["checksum"].startswith("sha256:") and ds.attrs["source_file"] == str(emit_file)
+    assert ds.attrs["checksum"] == file_checksum(emit_file) and ds.attrs["source_file"] == str(emit_file)
+    assert ds.attrs["checksum"].startswith(f"sha256-headtail-v1:{emit_file.stat().st_size}:")
 
 
 def test_windowed_read_returns_only_the_referenced_slab(emit_file: Path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from attribution_assets.readers.errors import (
+    HEADTAIL_BYTES,
     EmptyAOIError,
     ProductFormatError,
     file_checksum,
@@ -39,13 +40,30 @@ def test_empty_aoi_is_not_a_format_error() -> None:
     assert pickle.loads(pickle.dumps(err)).bbox == (1.0, 2.0, 3.0, 4.0)
 
 
-def test_checksum_is_streamed_sha256_and_tracks_changes(tmp_path: Path) -> None:
+def test_checksum_is_the_named_head_tail_sha256(tmp_path: Path) -> None:
     path = tmp_path / "blob.bin"
     payload = os.urandom(3 * 1024 * 1024 + 17)
     path.write_bytes(payload)
-    assert file_checksum(path) == "sha256:" + hashlib.sha256(payload).hexdigest()
+    head, tail = payload[:HEADTAIL_BYTES], payload[-HEADTAIL_BYTES:]
+    expected = hashlib.sha256(f"{len(payload)}\n".encode() + head + tail).hexdigest()
+    assert file_checksum(path) == f"sha256-headtail-v1:{len(payload)}:{expected}"
+    os.utime(path, ns=(0, 10**18))
+    assert file_checksum(path) == f"sha256-headtail-v1:{len(payload)}:{expected}"
+    changed_head = b"x" + payload[1:]
+    path.write_bytes(changed_head)
+    assert file_checksum(path) != f"sha256-headtail-v1:{len(payload)}:{expected}"
     path.write_bytes(payload + b"x")
-    assert file_checksum(path) == "sha256:" + hashlib.sha256(payload + b"x").hexdigest()
+    assert file_checksum(path).startswith(f"sha256-headtail-v1:{len(payload) + 1}:")
+
+
+def test_checksum_of_a_small_file_covers_every_byte(tmp_path: Path) -> None:
+    path = tmp_path / "small.bin"
+    payload = os.urandom(2 * HEADTAIL_BYTES - 5)
+    path.write_bytes(payload)
+    expected = hashlib.sha256(f"{len(payload)}\n".encode() + payload).hexdigest()
+    assert file_checksum(path) == f"sha256-headtail-v1:{len(payload)}:{expected}"
+    with pytest.raises(FileNotFoundError, match="absent.nc"):
+        file_checksum(tmp_path / "absent.nc")
 
 
 def test_bbox_helpers_handle_the_antimeridian() -> None:
@@ -56,8 +74,9 @@ def test_bbox_helpers_handle_the_antimeridian() -> None:
     around_zero = in_bbox(lon, lat, (-10.0, -1.0, 10.0, 1.0))
     np.testing.assert_array_equal(around_zero, [False, False, True, False, False])
     # a pixel spanning the box without any corner inside it
-    assert overlaps_bbox(np.array([-1.0]), np.array([1.0]), np.array([-1.0]), np.array([1.0]),
-                         (-0.1, -0.1, 0.1, 0.1))[0]
+    assert overlaps_bbox(
+        np.array([-1.0]), np.array([1.0]), np.array([-1.0]), np.array([1.0]), (-0.1, -0.1, 0.1, 0.1)
+    )[0]
     with pytest.raises(ValueError, match="south <= north"):
         validate_bbox("f.nc", (0, 10, 1, 5))
 
@@ -79,6 +98,7 @@ def test_readers_and_writers_do_not_import_dagster() -> None:
         "loaded = [m for m in sys.modules if m == 'dagster' or m.startswith('dagster.')]\n"
         "assert not loaded, loaded\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
     assert result.returncode == 0, result.stderr

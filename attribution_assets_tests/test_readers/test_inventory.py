@@ -45,7 +45,7 @@ def test_gppd_sample_contains_belchatow() -> None:
     assert (row["latitude"], row["longitude"]) == pytest.approx((51.2660, 19.3308))
     assert row["gas"] == "CO2" and row["sector"] == "power:coal"
     assert row["facility_id"].startswith("GPPD:")
-    assert plants.attrs["checksum"].startswith("sha256:")
+    assert plants.attrs["checksum"].startswith("sha256-headtail-v1:")
     assert plants.attrs["instrument"] == "WRI GPPD"
 
 
