@@ -1,25 +1,19 @@
 """Satellite greenhouse-gas source attribution as an event-partitioned Dagster asset graph.
 
-Importing the package sets two XLA CPU options before JAX initialises its backend (they are read
-once, at initialisation, so they must be set here, before anything imports JAX), each only when
-``XLA_FLAGS`` does not already set it:
-
-- one CPU device per core (at least 4), so that NUTS chains run in parallel (``chain_method="auto"``);
-- with jaxlib 0.10, sums are not handed to the YNNPACK reduction fusion, which evaluates the fused
-  plume arithmetic element by element: on 2 cores the value and gradient of a 74 000-point
-  three-instrument likelihood takes 1.9 ms without it and 4.5-5 ms with it
-  (``benchmarks/bench_forward.py``).
+Importing the package sets one XLA CPU option unless ``XLA_FLAGS`` already sets it. XLA reads it
+once, when JAX initialises its backend (the first computation), so it must be set before that,
+which importing any part of the package does: with jaxlib 0.10, sums are not handed to the YNNPACK
+reduction fusion, which evaluates the fused plume arithmetic element by element. On 2 cores the
+value and gradient of a 74 000-point three-instrument likelihood takes 1.9 ms without it and
+4.5-5 ms with it (``benchmarks/bench_forward.py``).
 """
 
 import os
-import sys
 from importlib import metadata
 
 
 def _xla_flags(current: str) -> str:
     flags = [current] if current else []
-    if "xla_force_host_platform_device_count" not in current:
-        flags.append(f"--xla_force_host_platform_device_count={max(4, os.cpu_count() or 1)}")
     try:
         jaxlib = tuple(int(part) for part in metadata.version("jaxlib").split(".")[:2])
     except (metadata.PackageNotFoundError, ValueError):
@@ -29,5 +23,4 @@ def _xla_flags(current: str) -> str:
     return " ".join(flags)
 
 
-if "jax" not in sys.modules:
-    os.environ["XLA_FLAGS"] = _xla_flags(os.environ.get("XLA_FLAGS", ""))
+os.environ["XLA_FLAGS"] = _xla_flags(os.environ.get("XLA_FLAGS", ""))

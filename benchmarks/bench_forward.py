@@ -24,12 +24,12 @@ import json
 import time
 from datetime import datetime
 
-import attribution_assets  # noqa: F401  (JAX device set-up before jax is imported)
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+import attribution_assets  # noqa: F401  (XLA CPU options, before the first computation)
 from attribution_assets.science import inversion, operators
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.met import OverpassWind

@@ -90,10 +90,9 @@ class InversionSettings:
     ``position_prior_xy_m``), stability (to the met prior) or noise inflation (to 1); with all four
     fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
     ``sampler`` "nuts" (default) or "laplace" (draws from the Laplace approximation only).
-    ``chain_method`` "auto" runs chains in parallel, one per JAX CPU device, when there are enough
-    devices (the package configures one per core, at least 4) and sequentially otherwise; batching
-    chains ("vectorized") is slower on CPU (on 2 cores one value-and-gradient of a 74 000-point
-    problem took 4 ms, four batched chains 26 ms).
+    ``chain_method`` "sequential" by default: NumPyro compiles the sampler once per problem shape and
+    reuses it, whereas "parallel" (chains on separate JAX devices) recompiles on every run, and
+    "vectorized" (chains batched) makes every chain wait for the longest trajectory.
     """
 
     num_chains: int = 4
@@ -101,7 +100,7 @@ class InversionSettings:
     num_samples: int = 1000
     target_accept: float = 0.8
     max_tree_depth: int = 8
-    chain_method: str = "auto"
+    chain_method: str = "sequential"
     seed: int = 0
     sampler: str = "nuts"
     escalate: bool = True
@@ -704,8 +703,6 @@ def _mcmc(
     config: _Config, chains: int, warmup: int, samples: int, accept: float, depth: int, method: str
 ) -> MCMC:
     """A cached NumPyro MCMC object, so that reruns on same-shaped data do not recompile."""
-    if method == "auto":
-        method = "parallel" if chains > 1 and jax.local_device_count() >= chains else "sequential"
     key = (config, chains, warmup, samples, accept, depth, method)
     if key in _MCMC_CACHE:
         _MCMC_CACHE.move_to_end(key)
