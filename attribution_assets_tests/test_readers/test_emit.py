@@ -139,6 +139,19 @@ def test_windowed_read_returns_only_the_referenced_slab(emit_file: Path) -> None
         sub["lat"].values[row[valid], col[valid]], full["lat"].values[full_row[valid], full_col[valid]])
 
 
+def test_band_window_reads_only_the_bands_inside(emit_file: Path) -> None:
+    full = read_emit_l1b(emit_file)
+    wl = full["wavelength"].values
+    window = (float(wl[2]) - 0.1, float(wl[4]) + 0.1)
+    part = read_emit_l1b(emit_file, window_nm=window)
+    np.testing.assert_array_equal(part["wavelength"].values, wl[2:5])
+    np.testing.assert_array_equal(part["fwhm"].values, full["fwhm"].values[2:5])
+    np.testing.assert_array_equal(part["radiance"].values, full["radiance"].values[..., 2:5])
+    assert part["radiance"].dtype == np.float32
+    with pytest.raises(EmptyAOIError, match="no band centre"):
+        read_emit_l1b(emit_file, window_nm=(float(wl[-1]) + 1.0, float(wl[-1]) + 2.0))
+
+
 def test_bbox_outside_the_scene_is_an_empty_aoi(emit_file: Path) -> None:
     with pytest.raises(EmptyAOIError, match=emit_file.name):
         read_emit_l1b(emit_file, (10.0, 10.0, 10.1, 10.1))

@@ -116,6 +116,25 @@ def test_second_pass_reduces_plume_bias(both_passes):
     assert not first.plume_excluded.any()
 
 
+def test_second_pass_refits_only_columns_that_lose_plume_pixels():
+    x, _, _ = synthetic_cube(600, 14, (slice(200, 260), slice(2, 5)), seed=10)
+    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=False)
+    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=True)
+    touched = second.plume_excluded.any(axis=0)
+    assert touched.any() and not touched.all()
+    np.testing.assert_array_equal(second.enhancement_ppm_m[:, ~touched], first.enhancement_ppm_m[:, ~touched])
+    np.testing.assert_array_equal(second.shrinkage[~touched], first.shrinkage[~touched])
+
+
+def test_noise_exceedances_stay_in_the_statistics():
+    x, _, _ = synthetic_cube(1000, 8, None, seed=9)
+    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=False)
+    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=True)
+    assert (first.enhancement_ppm_m > 3 * first.sd_ppm_m).sum() > 0  # single-pixel 3-sigma exceedances exist
+    assert not second.plume_excluded.any()
+    np.testing.assert_array_equal(second.enhancement_ppm_m, first.enhancement_ppm_m)
+
+
 def test_albedo_correction_removes_albedo_scaling(plume_scene):
     x, alpha, albedo = plume_scene
     plume = alpha > 0
