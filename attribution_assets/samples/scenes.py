@@ -530,6 +530,31 @@ def emit_noise_sd(radiance: np.ndarray) -> np.ndarray:
     return np.sqrt(0.0008**2 + (0.0025 * radiance) ** 2)
 
 
+def emit_base_radiance(wavelength_nm: np.ndarray, mu0: float, k_band: np.ndarray) -> np.ndarray:
+    """Radiance of a unit-reflectance surface, ``E0 mu0 / pi * T(lambda)``, uW cm-2 sr-1 nm-1."""
+    transmittance = two_way_transmittance(wavelength_nm, mu0, k_band)
+    return solar_irradiance_uw_cm2_nm(wavelength_nm) * mu0 / np.pi * transmittance
+
+
+def emit_radiance(
+    rng: np.random.Generator,
+    base: np.ndarray,
+    k_band: np.ndarray,
+    endmembers: np.ndarray,
+    abundances: np.ndarray,
+    alpha_ppm_m: np.ndarray,
+) -> np.ndarray:
+    """``L = base * sum_e f_e rho_e * exp(k alpha) + noise`` (uW cm-2 sr-1 nm-1), shape ``(..., band)``.
+
+    ``endmembers`` ``(e, band)`` reflectances, ``abundances`` ``(e, ...)`` fractions, ``alpha_ppm_m``
+    ``(...)`` CH4 enhancement; the noise is :func:`emit_noise_sd` (Beer-Lambert forward model of
+    Thompson et al. 2015, AMT 8, 4383; Foote et al. 2020, IEEE TGRS 58, 6480).
+    """
+    reflectance = np.einsum("e...,eb->...b", abundances, endmembers)
+    radiance = base * reflectance * np.exp(k_band * np.asarray(alpha_ppm_m)[..., None])
+    return radiance + emit_noise_sd(radiance) * rng.standard_normal(radiance.shape)
+
+
 def emit_glt(ev: Event, centre_xy: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
     """Ortho grid (north-up, ``EMIT_ORTHO_DEG`` pixels) and its nearest-pixel GLT (0-based, -1 = none)."""
     d = EMIT_ORTHO_DEG
@@ -576,14 +601,12 @@ def emit_scene(ev: Event, op: Overpass, era5: xr.Dataset, rng: np.random.Generat
     wavelength, fwhm = emit_band_parameters()
     k_band = band_unit_absorption(*load_ch4_unit_absorption(), wavelength, fwhm)
     mu0 = float(cos_solar_zenith(ev.source_lon, ev.source_lat, op.time))
-    base = (
-        solar_irradiance_uw_cm2_nm(wavelength) * mu0 / np.pi * two_way_transmittance(wavelength, mu0, k_band)
-    )
     sx, sy = ev.source_xy_m
     pad = ((np.abs(x - sx) < 70.0) & (np.abs(y - sy) < 60.0)).astype(float)
-    reflectance = np.einsum("edc,eb->dcb", emit_abundances(rng, pad), endmember_reflectances(wavelength))
-    radiance = base * reflectance * np.exp(k_band * alpha_ppm_m[..., None])
-    radiance = radiance + emit_noise_sd(radiance) * rng.standard_normal(radiance.shape)
+    radiance = emit_radiance(
+        rng, emit_base_radiance(wavelength, mu0, k_band), k_band, endmember_reflectances(wavelength),
+        emit_abundances(rng, pad), alpha_ppm_m,
+    )
     glt = emit_glt(ev, centre, lon, lat)
     end = op.time + timedelta(seconds=EMIT_SCENE_DURATION_S)
     return xr.Dataset(
