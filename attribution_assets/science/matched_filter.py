@@ -54,7 +54,7 @@ import xarray as xr
 from scipy import linalg, ndimage
 
 from attribution_assets.science.absorption import band_unit_absorption
-from attribution_assets.science.plume_mask import significance_map
+from attribution_assets.science.plume_mask import robust_spread, significance_map
 
 FILL_VALUE = -9999.0
 CH4_WINDOW_NM = (2137.0, 2493.0)
@@ -65,8 +65,6 @@ _VARIANCE_FLOOR = 1e-30
 _LOO_MAX_LINES = 256
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 """Threads for the column pieces (numpy releases the GIL; each BLAS call stays single-threaded)."""
-MAD_TO_SD = 1.4826
-"""Standard deviation of a Gaussian per median absolute deviation (Huber 1981)."""
 _GEMM_LINES = 192
 """Pixels per batched matrix product: OpenBLAS runs a GEMM on one thread while m·n·k < 2 · 262144
 (48 x 48 x 192 here). Larger per-column products go multi-threaded, and tiny multi-threaded GEMMs
@@ -170,9 +168,8 @@ def plume_pixels(
     """Pixels to drop from the refit statistics: significant connected plume regions, dilated.
 
     ``z`` is the significance of the Gaussian-smoothed enhancement (``plume_mask.significance_map``,
-    exact for independent pixel errors), divided by its robust scene spread ``max(1, 1.4826 MAD(z))``:
-    surface structure that mimics the CH4 target is spatially correlated, so smoothing does not average
-    it down as it does noise (on the generated full scene the spread of ``z`` is ~1.2). Hysteresis
+    exact for independent pixel errors), divided by its robust scene spread
+    (``plume_mask.robust_spread``, ~1.2 on the generated full scene). Hysteresis
     thresholding (Canny 1986, IEEE TPAMI 8 679): 8-connected regions of ``z > grow_sigma`` are kept when
     they hold at least ``min_pixels`` pixels with ``z > sigma``, then dilated by ``dilation_px``. A plume
     of only ~1-3 sigma per pixel stands out as a whole and is kept down to its faint edges, while single
@@ -180,12 +177,7 @@ def plume_pixels(
     component in 2.5 million white-noise pixels, see ``science.plume_mask``).
     """
     z = significance_map(alpha, sd, smoothing_px)
-    finite = z[np.isfinite(z)]
-    if finite.size == 0:
-        return np.zeros(z.shape, dtype=bool)
-    centre = np.median(finite)
-    spread = max(1.0, MAD_TO_SD * float(np.median(np.abs(finite - centre))))
-    z = np.nan_to_num(z, nan=-np.inf) / spread
+    z = np.nan_to_num(z / robust_spread(z), nan=-np.inf)
     low = z > min(grow_sigma, sigma)
     if not low.any():
         return low
