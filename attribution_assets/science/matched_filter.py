@@ -157,27 +157,20 @@ def column_groups(counts: np.ndarray, min_pixels: int) -> np.ndarray:
 
 
 def plume_pixels(
-    alpha: np.ndarray,
-    sd: np.ndarray,
-    sigma: float,
-    grow_sigma: float,
-    smoothing_px: float,
-    min_pixels: int,
-    dilation_px: int,
+    z: np.ndarray, sigma: float, grow_sigma: float, min_pixels: int, dilation_px: int
 ) -> np.ndarray:
     """Pixels to drop from the refit statistics: significant connected plume regions, dilated.
 
     ``z`` is the significance of the Gaussian-smoothed enhancement (``plume_mask.significance_map``,
-    exact for independent pixel errors), divided by its robust scene spread
-    (``plume_mask.robust_spread``, ~1.2 on the generated full scene). Hysteresis
-    thresholding (Canny 1986, IEEE TPAMI 8 679): 8-connected regions of ``z > grow_sigma`` are kept when
-    they hold at least ``min_pixels`` pixels with ``z > sigma``, then dilated by ``dilation_px``. A plume
-    of only ~1-3 sigma per pixel stands out as a whole and is kept down to its faint edges, while single
-    noise exceedances and weak clutter stay in the statistics (at 4 sigma, 1.5 px, 10 px no chance
-    component in 2.5 million white-noise pixels, see ``science.plume_mask``).
+    exact for independent pixel errors) divided by its robust scene spread (``plume_mask.robust_spread``,
+    ~1.2 on the generated full scene). Hysteresis thresholding (Canny 1986, IEEE TPAMI 8 679):
+    8-connected regions of ``z > grow_sigma`` are kept when they hold at least ``min_pixels`` pixels
+    with ``z > sigma``, then dilated by ``dilation_px``. A plume of only ~1-3 sigma per pixel stands out
+    as a whole and is kept down to its faint edges, while single noise exceedances and weak clutter stay
+    in the statistics (at 4 sigma, 1.5 px, 10 px no chance component in 2.5 million white-noise pixels,
+    see ``science.plume_mask``).
     """
-    z = significance_map(alpha, sd, smoothing_px)
-    z = np.nan_to_num(z / robust_spread(z), nan=-np.inf)
+    z = np.nan_to_num(z, nan=-np.inf)
     low = z > min(grow_sigma, sigma)
     if not low.any():
         return low
@@ -188,6 +181,21 @@ def plume_pixels(
     if dilation_px > 0 and core.any():
         core = ndimage.binary_dilation(core, iterations=dilation_px)
     return core
+
+
+def _update_significance(
+    z: np.ndarray, alpha: np.ndarray, sd: np.ndarray, cols: np.ndarray, smoothing_px: float
+):
+    """Recompute in place the smoothed significance of columns ``cols`` and of those within the kernel's
+    reach of them (exactly the full-map values: each run of columns is smoothed with a margin of one
+    kernel radius, and ``significance_map`` pads with zeros only at the image edges)."""
+    reach = max(int(np.ceil(4.0 * smoothing_px)), 1) if smoothing_px > 0 else 0
+    n_col = z.shape[1]
+    breaks = np.flatnonzero(np.diff(cols) > 2 * reach + 1) + 1
+    for run in np.split(cols, breaks):
+        a, b = max(int(run[0]) - reach, 0), min(int(run[-1]) + reach + 1, n_col)
+        lo, hi = max(a - reach, 0), min(b + reach, n_col)
+        z[:, a:b] = significance_map(alpha[:, lo:hi], sd[:, lo:hi], smoothing_px)[:, a - lo : b - lo]
 
 
 def matched_filter(
@@ -280,17 +288,18 @@ def matched_filter(
     fit = filt.fit(usable, moments, None)
     filt.apply(usable, fit, all_cols, alpha, sd)
     excluded = np.zeros_like(usable)
-    for _ in range(max(int(plume_passes), 0) if second_pass and fit.group.max() >= 0 else 0):
-        found = plume_pixels(
-            alpha, sd, plume_sigma, plume_grow_sigma, plume_smoothing_px, plume_min_pixels, plume_dilation_px
-        )
+    passes = max(int(plume_passes), 0) if second_pass and fit.group.max() >= 0 else 0
+    z = significance_map(alpha, sd, plume_smoothing_px) if passes else np.zeros(0)
+    spread = robust_spread(z) if passes else 1.0  # a property of the scene: kept over the passes
+    for _ in range(passes):
+        found = plume_pixels(z / spread, plume_sigma, plume_grow_sigma, plume_min_pixels, plume_dilation_px)
         new = found & usable & ~excluded
         touched = np.flatnonzero(new.sum(axis=0) > plume_refit_fraction * usable.sum(axis=0))
         if touched.size == 0:
             break
         excluded[:, touched] |= new[:, touched]
         stats_mask = usable & ~excluded
-        moments = moments.replaced(touched, filt.moments(stats_mask, touched))
+        moments = moments.replace(touched, filt.moments(stats_mask, touched))
         refit = filt.fit(stats_mask, moments, (fit, touched))
         regrouped = not np.array_equal(refit.group, fit.group)
         redo = all_cols if regrouped else np.flatnonzero(np.isin(refit.group, refit.refitted))
@@ -298,6 +307,7 @@ def matched_filter(
         alpha[:, redo] = np.nan
         sd[:, redo] = np.nan
         filt.apply(usable, fit, redo, alpha, sd)
+        _update_significance(z, alpha, sd, redo, plume_smoothing_px)
     return MatchedFilterResult(alpha, sd, np.isfinite(alpha), fit.group, fit.shrinkage, excluded, band_index)
 
 
@@ -338,11 +348,10 @@ class _Moments:
     mean: np.ndarray
     scatter: np.ndarray
 
-    def replaced(self, cols: np.ndarray, new: _Moments) -> _Moments:
-        """Copy with the moments of columns ``cols`` taken from ``new`` (moments of those columns only)."""
-        count, mean, scatter = self.count.copy(), self.mean.copy(), self.scatter.copy()
-        count[cols], mean[cols], scatter[cols] = new.count, new.mean, new.scatter
-        return _Moments(count, mean, scatter)
+    def replace(self, cols: np.ndarray, new: _Moments) -> _Moments:
+        """Overwrite, in place, the moments of columns ``cols`` with ``new`` (moments of those columns)."""
+        self.count[cols], self.mean[cols], self.scatter[cols] = new.count, new.mean, new.scatter
+        return self
 
 
 @dataclass(frozen=True)
@@ -409,7 +418,8 @@ class _Filter:
         """Group statistics, LOO shrinkage and filter vectors.
 
         With ``previous = (fit, touched_columns)`` and an unchanged grouping, only the groups holding a
-        touched column are recomputed; the others are copied from ``fit``.
+        touched column are recomputed, in ``fit``'s arrays (which the returned fit shares: the
+        previous fit is not used again).
         """
         group = column_groups(moments.count.astype(np.int64), self.min_pixels)
         n_band = self.xw.shape[2]
@@ -433,7 +443,7 @@ class _Filter:
             redo = np.unique(group[previous[1]])
             redo = redo[redo >= 0]
             fields = {
-                name: getattr(base, name).copy()
+                name: getattr(base, name)
                 for name in ("count", "mean", "scale", "eigval", "eigvec", "shrinkage", "q", "den")
             }
         else:
