@@ -11,7 +11,9 @@ Significance is computed exactly for independent pixel errors: with normalised G
 smoothing. Invalid (NaN) pixels get zero weight.
 
 Defaults (4 sigma, 1.5 px smoothing, 10 px minimum) gave no false component in 2.5 million pixels of
-white noise; 3 sigma gave ~16 per million.
+white noise; 3 sigma gave ~16 per million. For detection scans, ``line_px`` thresholds instead the
+oriented line significance (:func:`line_significance_map`), calibrated by the scene's robust spread
+(:func:`robust_spread`), which suits the thin streak a plume forms near its source.
 """
 
 from __future__ import annotations
@@ -153,7 +155,6 @@ def plume_mask(
     point: tuple[float, float] | None = None,
     lon: np.ndarray | None = None,
     lat: np.ndarray | None = None,
-    robust: bool = False,
     line_px: tuple[float, float] | None = None,
 ) -> PlumeMask:
     """Find the plume component in an enhancement map.
@@ -168,20 +169,17 @@ def plume_mask(
             ``(row, col)``; the component containing it, else the nearest one, is selected. Without a
             point the component with the largest summed enhancement is selected.
         lon: ``(x,)`` pixel-centre longitudes, degrees. lat: ``(y,)`` pixel-centre latitudes, degrees.
-        robust: divide the significance by its scene spread (:func:`robust_spread`) before thresholding.
         line_px: ``(along, across)`` sigmas in pixels: threshold the oriented line significance
             (:func:`line_significance_map`, always spread-calibrated) instead of the isotropic one.
 
     Returns:
-        :class:`PlumeMask` (``significance`` as thresholded, i.e. rescaled when ``robust``).
+        :class:`PlumeMask` (``significance``: the map that was thresholded).
     """
     enh = np.asarray(enh_ppm_m, dtype=np.float64)
     if line_px is not None:
         z = line_significance_map(enh, sd_ppm_m, *line_px)
     else:
         z = significance_map(enh, sd_ppm_m, smoothing_px)
-        if robust:
-            z = z / robust_spread(z)
     raw, n_raw = ndimage.label(np.nan_to_num(z, nan=-np.inf) > threshold_sigma, structure=_EIGHT_CONNECTED)
     sizes = np.bincount(raw.ravel(), minlength=n_raw + 1)
     keep = np.flatnonzero(sizes >= max(min_size_px, 1))
