@@ -106,27 +106,43 @@ def write_full_scene(
     path.parent.mkdir(parents=True, exist_ok=True)
     end = START + timedelta(seconds=11)
     with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-        for dim, size in (("downtrack", N_DOWN), ("crosstrack", N_CROSS), ("bands", N_BANDS),
-                          ("ortho_y", ny), ("ortho_x", nx)):
+        for dim, size in (
+            ("downtrack", N_DOWN),
+            ("crosstrack", N_CROSS),
+            ("bands", N_BANDS),
+            ("ortho_y", ny),
+            ("ortho_x", nx),
+        ):
             nc.createDimension(dim, size)
-        nc.setncatts({
-            "title": TITLE, "instrument": "EMIT", "platform": "ISS", "product_version": "V001",
-            "time_coverage_start": START.strftime(_TIME_FORMAT),
-            "time_coverage_end": end.strftime(_TIME_FORMAT),
-            "flight_line": f"emit{START:%Y%m%dt%H%M%S}", "geotransform": np.asarray(gt, dtype=np.float64),
-            "spatial_ref": WKT_EPSG_4326,
-            "northernmost_latitude": gt[3], "southernmost_latitude": gt[3] + ny * gt[5],
-            "westernmost_longitude": gt[0], "easternmost_longitude": gt[0] + nx * gt[1],
-        })
-        rad = nc.createVariable("radiance", "f4", ("downtrack", "crosstrack", "bands"),
-                                fill_value=np.float32(FILL))
+        nc.setncatts(
+            {
+                "title": TITLE,
+                "instrument": "EMIT",
+                "platform": "ISS",
+                "product_version": "V001",
+                "time_coverage_start": START.strftime(_TIME_FORMAT),
+                "time_coverage_end": end.strftime(_TIME_FORMAT),
+                "flight_line": f"emit{START:%Y%m%dt%H%M%S}",
+                "geotransform": np.asarray(gt, dtype=np.float64),
+                "spatial_ref": WKT_EPSG_4326,
+                "northernmost_latitude": gt[3],
+                "southernmost_latitude": gt[3] + ny * gt[5],
+                "westernmost_longitude": gt[0],
+                "easternmost_longitude": gt[0] + nx * gt[1],
+            }
+        )
+        rad = nc.createVariable(
+            "radiance", "f4", ("downtrack", "crosstrack", "bands"), fill_value=np.float32(FILL)
+        )
         rad.units = "uW/cm^2/SR/nm"
         rad.long_name = "Radiance Data"
         wavelengths = np.linspace(381.0, 2493.0, N_BANDS, dtype=np.float32)
         grp = nc.createGroup("sensor_band_parameters")
         fwhm = np.full(N_BANDS, 8.5, np.float32) if fwhm_nm is None else np.asarray(fwhm_nm, np.float32)
-        for name, values, long_name in (("wavelengths", wavelengths, "Wavelength Centers"),
-                                        ("fwhm", fwhm, "Full Width at Half Max")):
+        for name, values, long_name in (
+            ("wavelengths", wavelengths, "Wavelength Centers"),
+            ("fwhm", fwhm, "Full Width at Half Max"),
+        ):
             var = grp.createVariable(name, "f4", ("bands",))
             var.units, var.long_name = "nm", long_name
             var[:] = values
@@ -135,14 +151,18 @@ def write_full_scene(
             r1 = min(r0 + SLAB_ROWS, N_DOWN)
             rad[r0:r1, :, :] = radiance_slab(wavelengths, rng, r0, r1)
         loc = nc.createGroup("location")
-        rows, cols = np.meshgrid(np.arange(N_DOWN, dtype=float), np.arange(N_CROSS, dtype=float),
-                                 indexing="ij")
+        rows, cols = np.meshgrid(
+            np.arange(N_DOWN, dtype=float), np.arange(N_CROSS, dtype=float), indexing="ij"
+        )
         lon, lat = _scene_lonlat(rows, cols)
-        for name, values, units, long_name in (("lat", lat, "degrees_north", "Latitude (WGS-84)"),
-                                               ("lon", lon, "degrees_east", "Longitude (WGS-84)"),
-                                               ("elev", np.zeros_like(lat), "m", "Surface Elevation")):
-            var = loc.createVariable(name, "f8", ("downtrack", "crosstrack"), fill_value=float(FILL),
-                                     zlib=True)
+        for name, values, units, long_name in (
+            ("lat", lat, "degrees_north", "Latitude (WGS-84)"),
+            ("lon", lon, "degrees_east", "Longitude (WGS-84)"),
+            ("elev", np.zeros_like(lat), "m", "Surface Elevation"),
+        ):
+            var = loc.createVariable(
+                name, "f8", ("downtrack", "crosstrack"), fill_value=float(FILL), zlib=True
+            )
             var.units, var.long_name = units, long_name
             var[:] = values
         del rows, cols, lon, lat
@@ -193,11 +213,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 def _child_rss(path: Path, bbox: tuple[float, ...]) -> dict[str, object]:
     """One AOI read in a fresh interpreter: peak RSS (MB, RUSAGE_CHILDREN) and timings (s)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), *map(str, bbox)],
-                         check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), *map(str, bbox)], check=True, capture_output=True, text=True
+    ).stdout.split()
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    baseline = subprocess.run([sys.executable, "-c", _CHILD_BASELINE], check=True, capture_output=True,
-                              text=True).stdout.strip()
+    baseline = subprocess.run(
+        [sys.executable, "-c", _CHILD_BASELINE], check=True, capture_output=True, text=True
+    ).stdout.strip()
     return {
         "child_import_s": float(out[0]),
         "child_read_s": float(out[1]),
@@ -259,8 +281,10 @@ def _table(res: dict[str, object]) -> str:
         ("AOI", f"{res['aoi_side_km']} km square, radiance {res['radiance_shape']}"),
         ("sha256 of whole file", f"{res['checksum_sha256_s']:.2f} s"),
         ("first read in process (incl. sha256)", f"{res['first_read_in_process_s']:.3f} s"),
-        (f"read p50 / max ({res['repeats']} repeats, checksum cached)",
-         f"{res['read_p50_s']:.3f} / {res['read_max_s']:.3f} s  (target <= 0.5 s)"),
+        (
+            f"read p50 / max ({res['repeats']} repeats, checksum cached)",
+            f"{res['read_p50_s']:.3f} / {res['read_max_s']:.3f} s  (target <= 0.5 s)",
+        ),
         ("fresh subprocess: import / read", f"{res['child_import_s']:.2f} / {res['child_read_s']:.2f} s"),
         ("fresh subprocess peak RSS", f"{res['child_peak_rss_mb']:.0f} MB  (target <= 300 MB)"),
         ("  of which import only", f"{res['child_import_only_rss_mb']:.0f} MB"),
