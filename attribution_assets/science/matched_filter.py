@@ -28,10 +28,12 @@ Conventions of this implementation:
   uW cm-2 sr-1 nm-1 as mag1c); flares (radiance of the band nearest 2389 nm above ``flare_threshold``,
   default 1.5 uW cm-2 sr-1 nm-1, JPL EMIT GHG); optional clouds (mean radiance over the 450-1250 nm
   continuum above ``cloud_threshold`` uW cm-2 sr-1 nm-1); an optional caller ``exclude`` mask.
-* Second pass: connected regions whose smoothed first-pass enhancement is significant
-  (:func:`plume_pixels`, dilated by ``plume_dilation_px``) are removed from the statistics, which are
-  re-estimated, so that a plume does not bias ``mu`` and ``C`` (motivation: SRON HyperGas issue #60).
-  Only the column groups that lose pixels are refitted; isolated noise exceedances stay in.
+* Second pass: connected regions whose smoothed enhancement is significant (:func:`plume_pixels`,
+  hysteresis from 4-sigma seeds down to 2.5 sigma, dilated by ``plume_dilation_px``) are removed from
+  the statistics, which are re-estimated, so that a plume does not bias ``mu`` and ``C`` (motivation:
+  SRON HyperGas issue #60); repeated while the excluded set grows (at most ``plume_passes``), because a
+  plume along a detector column that fills much of it is suppressed at first and found a piece at a
+  time. Only the column groups that lose pixels are refitted; isolated noise exceedances stay in.
 * ``albedo_correction``: mag1c's per-pixel scaling of the target by ``R = x^T mu / mu^T mu``, i.e.
   ``alpha = (x - mu)^T C^-1 t / (R t^T C^-1 t)`` and ``sd = 1 / (R sqrt(t^T C^-1 t))``.
 
@@ -81,7 +83,7 @@ class MatchedFilterResult:
         valid: True where the pixel passed screening and its column group had statistics.
         column_group: (crosstrack,) index of the statistics group of each column, -1 if none.
         shrinkage: (n_groups,) shrinkage weight ``a`` chosen per group (last pass).
-        plume_excluded: pixels removed from the statistics on the second pass.
+        plume_excluded: pixels removed from the statistics by the plume passes.
         band_index: indices of the bands used (the CH4 window).
     """
 
