@@ -115,12 +115,22 @@ def screen_pixels(
     """Usable pixels ``(downtrack, crosstrack)``: finite, not fill, not saturated, no flare, no cloud.
 
     Thresholds are radiances in uW cm-2 sr-1 nm-1 (EMIT L1B units); ``None`` disables a test. The
-    window bands are reduced once to their per-pixel minimum and maximum (NaN propagates through both);
-    only pixels whose minimum reaches ``fill_value`` are compared band by band with it.
+    window bands are reduced once to their per-pixel minimum and maximum (NaN propagates through both;
+    crosstrack pieces on the worker threads); only pixels whose minimum reaches ``fill_value`` are
+    compared band by band with it.
     """
     wl = np.asarray(wavelength_nm, dtype=np.float64)
     xw = _take_bands(radiance, band_index)
-    low, high = xw.min(axis=-1), xw.max(axis=-1)
+    low = np.empty(xw.shape[:-1], dtype=xw.dtype)
+    high = np.empty_like(low)
+
+    def work(_offset: int, cols: np.ndarray) -> None:
+        piece = xw[:, cols[0] : cols[-1] + 1, :]
+        low[:, cols[0] : cols[-1] + 1] = piece.min(axis=-1)
+        high[:, cols[0] : cols[-1] + 1] = piece.max(axis=-1)
+
+    n_col = xw.shape[-2]
+    _run_chunks(work, np.arange(n_col), max(1, -(-n_col // (4 * _WORKERS))))
     usable = np.isfinite(low) & np.isfinite(high)
     maybe_fill = usable & (low <= fill_value)
     if maybe_fill.any():
@@ -358,20 +368,16 @@ class _Moments:
 
 @dataclass(frozen=True)
 class _Fit:
-    """Statistics and filter vectors of every column group.
+    """Filter quantities of every column group.
 
-    ``group`` maps columns to groups (-1 = none); per group: pixel ``count``, ``mean`` radiance,
-    ``scale = sqrt(diag S)``, eigenvalues/vectors of the sample correlation matrix, the chosen
-    ``shrinkage``, ``q = C^-1 t`` and ``den = t^T C^-1 t``. ``refitted`` lists the groups computed by
-    the call that made this fit.
+    ``group`` maps columns to groups (-1 = none); per group: pixel ``count``, ``mean`` radiance, the
+    chosen ``shrinkage``, ``q = C^-1 t`` and ``den = t^T C^-1 t``. ``refitted`` lists the groups computed
+    by the call that made this fit.
     """
 
     group: np.ndarray
     count: np.ndarray
     mean: np.ndarray
-    scale: np.ndarray
-    eigval: np.ndarray
-    eigvec: np.ndarray
     shrinkage: np.ndarray
     q: np.ndarray
     den: np.ndarray
@@ -417,63 +423,41 @@ class _Filter:
         return _Moments(count, mean, scatter)
 
     def fit(self, use: np.ndarray, moments: _Moments, previous: tuple[_Fit, np.ndarray] | None) -> _Fit:
-        """Group statistics, LOO shrinkage and filter vectors.
+        """Group statistics, shrinkage and filter vectors.
 
-        With ``previous = (fit, touched_columns)`` and an unchanged grouping, only the groups holding a
-        touched column are recomputed, in ``fit``'s arrays (which the returned fit shares: the
-        previous fit is not used again).
+        Without ``previous`` every group is fitted: eigenbasis of its correlation matrix, leave-one-out
+        shrinkage, filter vectors. With ``previous = (fit, touched_columns)`` and an unchanged grouping
+        (a plume pass), only the groups holding a touched column are refitted, keeping their shrinkage
+        and solving the shrunk correlation matrix directly (the choice of ``a`` is a property of the
+        background that a plume's removal barely moves; the solve costs a tenth of an eigendecomposition),
+        in ``fit``'s arrays (which the returned fit shares: the previous fit is not used again).
         """
         group = column_groups(moments.count.astype(np.int64), self.min_pixels)
         n_band = self.xw.shape[2]
         if group.max() < 0:
             empty = np.zeros((0, n_band))
-            return _Fit(
-                group,
-                np.zeros(0),
-                empty,
-                empty,
-                empty,
-                np.zeros((0, n_band, n_band)),
-                np.zeros(0),
-                empty,
-                np.zeros(0),
-                np.zeros(0, dtype=np.int64),
-            )
+            none = np.zeros(0)
+            return _Fit(group, none, empty, none, empty, none, np.zeros(0, dtype=np.int64))
         count_g, mean_g, scatter_g = _pool_groups(moments.count, moments.mean, moments.scatter, group)
         if previous is not None and np.array_equal(previous[0].group, group):
             base = previous[0]
             redo = np.unique(group[previous[1]])
             redo = redo[redo >= 0]
-            fields = {
-                name: getattr(base, name)
-                for name in ("count", "mean", "scale", "eigval", "eigvec", "shrinkage", "q", "den")
-            }
+            count, mean, a = count_g[redo], mean_g[redo], base.shrinkage[redo]
+            scale, corr = _correlation(scatter_g[redo], count)
+            shrunk = (1.0 - a)[:, None, None] * corr + a[:, None, None] * np.eye(n_band)
+            t = self.k_band[None, :] * mean
+            q = np.linalg.solve(shrunk, (t / scale)[..., None])[..., 0] / scale
+            den = np.einsum("gb,gb->g", t, q)
+            fields = {name: getattr(base, name) for name in ("count", "mean", "shrinkage", "q", "den")}
         else:
             redo = np.arange(group.max() + 1)
-            fields = {
-                "count": count_g,
-                "mean": mean_g,
-                "scale": np.zeros_like(mean_g),
-                "eigval": np.zeros_like(mean_g),
-                "eigvec": np.zeros_like(scatter_g),
-                "shrinkage": np.zeros(redo.size),
-                "q": np.zeros_like(mean_g),
-                "den": np.zeros(redo.size),
-            }
-        count, mean = count_g[redo], mean_g[redo]
-        scale, eigval, eigvec = _correlation_eigen(scatter_g[redo], count)
-        a = self._loo_shrinkage(use, group, redo, count, mean, scale, eigval, eigvec)
-        q, den = _filter_vectors(self.k_band, mean, scale, eigval, eigvec, a)
-        for name, value in (
-            ("count", count),
-            ("mean", mean),
-            ("scale", scale),
-            ("eigval", eigval),
-            ("eigvec", eigvec),
-            ("shrinkage", a),
-            ("q", q),
-            ("den", den),
-        ):
+            count, mean = count_g, mean_g
+            scale, eigval, eigvec = _correlation_eigen(scatter_g, count)
+            a = self._loo_shrinkage(use, group, redo, count, mean, scale, eigval, eigvec)
+            q, den = _filter_vectors(self.k_band, mean, scale, eigval, eigvec, a)
+            fields = {"count": count, "mean": mean, "shrinkage": a, "q": q, "den": den}
+        for name, value in (("count", count), ("mean", mean), ("shrinkage", a), ("q", q), ("den", den)):
             fields[name][redo] = value
         return _Fit(group=group, refitted=redo, **fields)
 
@@ -562,12 +546,17 @@ def _pool_groups(count, mean, scatter, group) -> tuple[np.ndarray, np.ndarray, n
     return n_g, mean_g, np.add.reduceat(scatter + between, starts)
 
 
-def _correlation_eigen(scatter_g, count_g) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Diagonal scale ``sqrt(diag S)`` and the eigenbasis of the sample correlation matrix per group."""
+def _correlation(scatter_g, count_g) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal scale ``sqrt(diag S)`` and the sample correlation matrix per group."""
     cov = scatter_g / (count_g - 1.0)[:, None, None]
     var = np.maximum(np.diagonal(cov, axis1=1, axis2=2), _VARIANCE_FLOOR)
     scale = np.sqrt(var)
-    corr = cov / (scale[:, :, None] * scale[:, None, :])
+    return scale, cov / (scale[:, :, None] * scale[:, None, :])
+
+
+def _correlation_eigen(scatter_g, count_g) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Diagonal scale ``sqrt(diag S)`` and the eigenbasis of the sample correlation matrix per group."""
+    scale, corr = _correlation(scatter_g, count_g)
     # scipy's batched eigh: numpy's stacked eigh can be >2x slower for small matrices when OpenBLAS
     # threads compete with other processes.
     eigval = np.empty(corr.shape[:2])
