@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,8 +84,23 @@ def _ortho_grid() -> tuple[list[float], int, int]:
     return [west, PIXEL_DEG, 0.0, north, 0.0, -PIXEL_DEG], ny, nx
 
 
-def write_full_scene(path: Path) -> Path:
-    """Write the full-size scene to ``path`` (temporary name + rename), slab by slab; return ``path``."""
+def flat_slab(wavelengths: np.ndarray, rng: np.random.Generator, r0: int, r1: int) -> np.ndarray:
+    """Default radiance slab: one smooth spectrum times (1 + 5 % per-pixel brightness noise)."""
+    spectrum = (10.0 * np.exp(-(((wavelengths - 700.0) / 600.0) ** 2))).astype(np.float32)
+    noise = rng.standard_normal((r1 - r0, N_CROSS, 1), dtype=np.float32)
+    return spectrum[None, None, :] * (1.0 + 0.05 * noise)
+
+
+def write_full_scene(
+    path: Path,
+    radiance_slab: Callable[[np.ndarray, np.random.Generator, int, int], np.ndarray] = flat_slab,
+    fwhm_nm: np.ndarray | None = None,
+) -> Path:
+    """Write the full-size scene to ``path`` (temporary name + rename), slab by slab; return ``path``.
+
+    ``radiance_slab(wavelengths, rng, r0, r1)`` returns downtrack lines ``r0:r1`` of the radiance
+    (``(r1 - r0, 1242, 285)``, uW cm-2 sr-1 nm-1); ``fwhm_nm`` defaults to 8.5 nm for every band.
+    """
     gt, ny, nx = _ortho_grid()
     tmp = path.with_name(f".{path.name}.part")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +138,7 @@ def write_full_scene(path: Path) -> Path:
         rad.long_name = "Radiance Data"
         wavelengths = np.linspace(381.0, 2493.0, N_BANDS, dtype=np.float32)
         grp = nc.createGroup("sensor_band_parameters")
-        fwhm = np.full(N_BANDS, 8.5, np.float32)
+        fwhm = np.full(N_BANDS, 8.5, np.float32) if fwhm_nm is None else np.asarray(fwhm_nm, np.float32)
         for name, values, long_name in (
             ("wavelengths", wavelengths, "Wavelength Centers"),
             ("fwhm", fwhm, "Full Width at Half Max"),
@@ -130,12 +146,10 @@ def write_full_scene(path: Path) -> Path:
             var = grp.createVariable(name, "f4", ("bands",))
             var.units, var.long_name = "nm", long_name
             var[:] = values
-        spectrum = (10.0 * np.exp(-(((wavelengths - 700.0) / 600.0) ** 2))).astype(np.float32)
         rng = np.random.default_rng(0)
         for r0 in range(0, N_DOWN, SLAB_ROWS):
             r1 = min(r0 + SLAB_ROWS, N_DOWN)
-            noise = rng.standard_normal((r1 - r0, N_CROSS, 1), dtype=np.float32)
-            rad[r0:r1, :, :] = spectrum[None, None, :] * (1.0 + 0.05 * noise)
+            rad[r0:r1, :, :] = radiance_slab(wavelengths, rng, r0, r1)
         loc = nc.createGroup("location")
         rows, cols = np.meshgrid(
             np.arange(N_DOWN, dtype=float), np.arange(N_CROSS, dtype=float), indexing="ij"

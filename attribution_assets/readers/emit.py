@@ -109,10 +109,23 @@ def _read_glt(loc: netCDF4.Dataset, rows: slice, cols: slice) -> tuple[np.ndarra
 def _read_float(var: netCDF4.Variable, index: tuple[slice, ...]) -> np.ndarray:
     """Read a float slab as float32/float64 with the fill value (and -9999) replaced by NaN."""
     var.set_auto_mask(False)
-    values = np.array(var[index])
+    values = np.asarray(var[index])
     fill = getattr(var, "_FillValue", _FILL)
-    values[(values == fill) | (values == _FILL)] = np.nan
+    is_fill = values == _FILL
+    if fill != _FILL:
+        is_fill |= values == fill
+    values[is_fill] = np.nan
     return values
+
+
+def band_window(wavelength_nm: np.ndarray, window_nm: tuple[float, float] | None) -> slice:
+    """The contiguous band slice whose centres lie inside ``window_nm`` (inclusive, nm); all if None."""
+    if window_nm is None:
+        return slice(0, wavelength_nm.size)
+    inside = np.flatnonzero((wavelength_nm >= window_nm[0]) & (wavelength_nm <= window_nm[1]))
+    if inside.size == 0:
+        return slice(0, 0)
+    return slice(int(inside[0]), int(inside[-1]) + 1)
 
 
 def _ortho_coords(gt: Sequence[float], rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +150,12 @@ def _scene_window(
     )
 
 
-def _build_dataset(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None) -> xr.Dataset:
+def _build_dataset(
+    nc: netCDF4.Dataset,
+    path: str | os.PathLike[str],
+    bbox: BBox | None,
+    window_nm: tuple[float, float] | None,
+) -> xr.Dataset:
     gt = [float(v) for v in np.ravel(nc.getncattr("geotransform"))]
     loc = nc.groups["location"]
     ortho_shape = loc.variables["glt_x"].shape
@@ -150,18 +168,18 @@ def _build_dataset(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox
     valid = glt_row >= 0
     glt_row = np.where(valid, glt_row - down.start, -1).astype(np.int32)
     glt_col = np.where(valid, glt_col - cross.start, -1).astype(np.int32)
-    radiance = _read_float(rad_var, (down, cross, slice(None))).astype(np.float32)
-    y_lat, x_lon = _ortho_coords(gt, rows, cols)
     band = nc.groups["sensor_band_parameters"]
+    wavelength = _read_float(band.variables["wavelengths"], (slice(None),))
+    bands = band_window(wavelength, window_nm)
+    if bands.stop <= bands.start:
+        raise EmptyAOIError(path, bbox, f"no band centre inside {window_nm} nm")
+    radiance = _read_float(rad_var, (down, cross, bands)).astype(np.float32, copy=False)
+    y_lat, x_lon = _ortho_coords(gt, rows, cols)
     coords = {
-        "wavelength": (
-            "band",
-            _read_float(band.variables["wavelengths"], (slice(None),)),
-            {"units": "nm", "long_name": "band centre wavelength"},
-        ),
+        "wavelength": ("band", wavelength[bands], {"units": "nm", "long_name": "band centre wavelength"}),
         "fwhm": (
             "band",
-            _read_float(band.variables["fwhm"], (slice(None),)),
+            _read_float(band.variables["fwhm"], (bands,)),
             {"units": "nm", "long_name": "band full width at half maximum"},
         ),
         "lat": (
@@ -218,10 +236,16 @@ def _build_dataset(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
-def read_emit_l1b(path: str | os.PathLike[str], bbox: Sequence[float] | None = None) -> xr.Dataset:
+def read_emit_l1b(
+    path: str | os.PathLike[str],
+    bbox: Sequence[float] | None = None,
+    window_nm: tuple[float, float] | None = None,
+) -> xr.Dataset:
     """Read the part of an EMIT L1B RAD V001 scene that covers ``bbox`` (west, south, east, north; deg).
 
-    Only the radiance slab referenced by the GLT inside the bbox window is read from disk. Returns
+    Only the radiance slab referenced by the GLT inside the bbox window is read from disk, and with
+    ``window_nm`` (nm, inclusive) only the contiguous bands whose centres lie inside it (e.g. the CH4
+    matched-filter window, 48 of 285 bands: a full scene then reads 0.3 instead of 1.8 GB). Returns
     ``radiance(downtrack, crosstrack, band)`` in uW/cm^2/SR/nm (fill -> NaN), coords ``wavelength``,
     ``fwhm`` (nm), ``lat``, ``lon`` (degrees), ``y_lat(y)``, ``x_lon(x)`` ortho pixel centres, optional
     ``elev`` (m), and ``glt_row``/``glt_col(y, x)`` int32 0-based into the returned slab (-1 = no data).
@@ -229,8 +253,13 @@ def read_emit_l1b(path: str | os.PathLike[str], bbox: Sequence[float] | None = N
     ``ortho_offset_yx`` and ``scene_offset_downtrack_crosstrack`` (where the window sits in the file).
 
     Raises ProductFormatError for an unreadable file or a missing/wrong variable, EmptyAOIError when
-    the bbox misses the scene or only covers GLT no-data pixels.
+    the bbox misses the scene, only covers GLT no-data pixels, or ``window_nm`` holds no band.
     """
     return read_product(
-        path, bbox, partial(netCDF4.Dataset, mode="r"), "NetCDF-4", _check_layout, _build_dataset
+        path,
+        bbox,
+        partial(netCDF4.Dataset, mode="r"),
+        "NetCDF-4",
+        _check_layout,
+        partial(_build_dataset, window_nm=window_nm),
     )

@@ -39,7 +39,7 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.science.absorption import band_unit_absorption
 from attribution_assets.science.geometry import LocalFrame
-from attribution_assets.science.plume import column_enhancement_kg_m2
+from attribution_assets.science.plume import column_enhancement_kg_m2, instrument_sigma_floor_m
 from attribution_assets.science.units import (
     G_M_S2,
     KG_M2_PER_PPM_M_CH4,
@@ -530,6 +530,96 @@ def emit_noise_sd(radiance: np.ndarray) -> np.ndarray:
     return np.sqrt(0.0008**2 + (0.0025 * radiance) ** 2)
 
 
+def emit_base_radiance(wavelength_nm: np.ndarray, mu0: float, k_band: np.ndarray) -> np.ndarray:
+    """Radiance of a unit-reflectance surface, ``E0 mu0 / pi * T(lambda)``, uW cm-2 sr-1 nm-1."""
+    transmittance = two_way_transmittance(wavelength_nm, mu0, k_band)
+    return solar_irradiance_uw_cm2_nm(wavelength_nm) * mu0 / np.pi * transmittance
+
+
+def emit_radiance(
+    rng: np.random.Generator,
+    base: np.ndarray,
+    k_band: np.ndarray,
+    endmembers: np.ndarray,
+    abundances: np.ndarray,
+    alpha_ppm_m: np.ndarray,
+    noise_scale: float = 1.0,
+) -> np.ndarray:
+    """``L = base * sum_e f_e rho_e * exp(k alpha) + noise`` (uW cm-2 sr-1 nm-1), shape ``(..., band)``.
+
+    ``endmembers`` ``(e, band)`` reflectances, ``abundances`` ``(e, ...)`` fractions, ``alpha_ppm_m``
+    ``(...)`` CH4 enhancement; the noise is ``noise_scale`` times :func:`emit_noise_sd` (Beer-Lambert
+    forward model of Thompson et al. 2015, AMT 8, 4383; Foote et al. 2020, IEEE TGRS 58, 6480).
+    """
+    reflectance = np.einsum("e...,eb->...b", abundances, endmembers)
+    radiance = base * reflectance * np.exp(k_band * np.asarray(alpha_ppm_m)[..., None])
+    return radiance + noise_scale * emit_noise_sd(radiance) * rng.standard_normal(radiance.shape)
+
+
+EMIT_DETECTION_NOISE_SCALE = 2.3
+"""Radiance noise multiple that gives the matched filter the ~400 ppm·m per-pixel uncertainty of real
+EMIT scenes (science reference §6) on :func:`emit_plume_cube` scenes."""
+
+
+@dataclass(frozen=True)
+class EmitPlumeCube:
+    """A generated EMIT window radiance cube with its known plume (``emit_plume_cube``)."""
+
+    radiance: np.ndarray  # (downtrack, crosstrack, band), uW cm-2 sr-1 nm-1
+    wavelength_nm: np.ndarray
+    fwhm_nm: np.ndarray
+    alpha_ppm_m: np.ndarray  # (downtrack, crosstrack) true CH4 enhancement
+    source_px: tuple[float, float]  # (row, col) of the source
+    rate_kg_h: float
+    wind_m_s: float
+
+
+def emit_plume_cube(
+    rng: np.random.Generator,
+    shape: tuple[int, int] = (200, 200),
+    rate_kg_h: float = 0.0,
+    wind_m_s: float = 3.0,
+    window_nm: tuple[float, float] = (2137.0, 2493.0),
+    noise_scale: float = EMIT_DETECTION_NOISE_SCALE,
+) -> EmitPlumeCube:
+    """EMIT scene (60 m pixels, bands of ``window_nm`` only) with one Gaussian point-source plume.
+
+    Random per scene: solar zenith (cos 0.55-0.95), surface (four endmembers mixed by correlated
+    random fields, :func:`emit_abundances`, one bright pad at the source), source position (central
+    half of the scene), wind direction, stability (Briggs classes B-D). ``rate_kg_h = 0`` gives a null
+    scene. The plume is ``science.plume.column_enhancement_kg_m2`` at the pixel centres with the pixel
+    width in its crosswind spread, converted with 7.16e-7 kg m-2 per ppm·m.
+    """
+    wavelength, fwhm = emit_band_parameters()
+    inside = (wavelength >= window_nm[0]) & (wavelength <= window_nm[1])
+    wavelength, fwhm = wavelength[inside], fwhm[inside]
+    k_band = band_unit_absorption(*load_ch4_unit_absorption(), wavelength, fwhm)
+    base = emit_base_radiance(wavelength, float(rng.uniform(0.55, 0.95)), k_band)
+    rows, cols = np.indices(shape, dtype=np.float64)
+    source = (float(rng.uniform(0.25, 0.75) * shape[0]), float(rng.uniform(0.25, 0.75) * shape[1]))
+    pad = ((np.abs(rows - source[0]) <= 1.0) & (np.abs(cols - source[1]) <= 1.0)).astype(float)
+    abundances = emit_abundances(rng, pad)
+    direction = rng.uniform(0.0, 2.0 * np.pi)
+    stability = float(rng.uniform(1.0, 3.0))
+    alpha = np.zeros(shape)
+    if rate_kg_h > 0:
+        points = np.stack([rows, cols], axis=-1) * EMIT_PIXEL_M
+        omega = _plume_jit(
+            jnp.asarray(points),
+            jnp.asarray(np.array(source) * EMIT_PIXEL_M),
+            kg_h_to_kg_s(rate_kg_h),
+            wind_m_s * np.cos(direction),
+            wind_m_s * np.sin(direction),
+            stability,
+            sigma_floor_m=instrument_sigma_floor_m(EMIT_PIXEL_M),
+        )
+        alpha = np.asarray(omega, dtype=np.float64) / KG_M2_PER_PPM_M_CH4
+    radiance = emit_radiance(
+        rng, base, k_band, endmember_reflectances(wavelength), abundances, alpha, noise_scale
+    )
+    return EmitPlumeCube(radiance.astype(np.float32), wavelength, fwhm, alpha, source, rate_kg_h, wind_m_s)
+
+
 def emit_glt(ev: Event, centre_xy: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
     """Ortho grid (north-up, ``EMIT_ORTHO_DEG`` pixels) and its nearest-pixel GLT (0-based, -1 = none)."""
     d = EMIT_ORTHO_DEG
@@ -576,14 +666,16 @@ def emit_scene(ev: Event, op: Overpass, era5: xr.Dataset, rng: np.random.Generat
     wavelength, fwhm = emit_band_parameters()
     k_band = band_unit_absorption(*load_ch4_unit_absorption(), wavelength, fwhm)
     mu0 = float(cos_solar_zenith(ev.source_lon, ev.source_lat, op.time))
-    base = (
-        solar_irradiance_uw_cm2_nm(wavelength) * mu0 / np.pi * two_way_transmittance(wavelength, mu0, k_band)
-    )
     sx, sy = ev.source_xy_m
     pad = ((np.abs(x - sx) < 70.0) & (np.abs(y - sy) < 60.0)).astype(float)
-    reflectance = np.einsum("edc,eb->dcb", emit_abundances(rng, pad), endmember_reflectances(wavelength))
-    radiance = base * reflectance * np.exp(k_band * alpha_ppm_m[..., None])
-    radiance = radiance + emit_noise_sd(radiance) * rng.standard_normal(radiance.shape)
+    radiance = emit_radiance(
+        rng,
+        emit_base_radiance(wavelength, mu0, k_band),
+        k_band,
+        endmember_reflectances(wavelength),
+        emit_abundances(rng, pad),
+        alpha_ppm_m,
+    )
     glt = emit_glt(ev, centre, lon, lat)
     end = op.time + timedelta(seconds=EMIT_SCENE_DURATION_S)
     return xr.Dataset(

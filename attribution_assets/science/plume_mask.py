@@ -11,7 +11,9 @@ Significance is computed exactly for independent pixel errors: with normalised G
 smoothing. Invalid (NaN) pixels get zero weight.
 
 Defaults (4 sigma, 1.5 px smoothing, 10 px minimum) gave no false component in 2.5 million pixels of
-white noise; 3 sigma gave ~16 per million.
+white noise; 3 sigma gave ~16 per million. For detection scans, ``line_px`` thresholds instead the
+oriented line significance (:func:`line_significance_map`), calibrated by the scene's robust spread
+(:func:`robust_spread`), which suits the thin streak a plume forms near its source.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from scipy import ndimage
+from scipy import ndimage, signal
 from shapely.geometry.base import BaseGeometry
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+MAD_TO_SD = 1.4826
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,59 @@ def significance_map(enh_ppm_m: np.ndarray, sd_ppm_m: np.ndarray, smoothing_px: 
     return np.where(ok & (weight > 0) & (var > 0), z, np.nan)
 
 
+def line_kernel(along_px: float, across_px: float, angle_rad: float) -> np.ndarray:
+    """Normalised 2-D anisotropic Gaussian (``along_px`` / ``across_px`` sigmas) rotated by ``angle_rad``."""
+    radius = max(int(np.ceil(3.0 * max(along_px, across_px))), 1)
+    dy, dx = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
+    u = dx * np.cos(angle_rad) + dy * np.sin(angle_rad)
+    v = -dx * np.sin(angle_rad) + dy * np.cos(angle_rad)
+    w = np.exp(-0.5 * (u / along_px) ** 2 - 0.5 * (v / across_px) ** 2)
+    return w / w.sum()
+
+
+def line_significance_map(
+    enh_ppm_m: np.ndarray,
+    sd_ppm_m: np.ndarray,
+    along_px: float = 3.0,
+    across_px: float = 0.7,
+    n_angles: int = 12,
+) -> np.ndarray:
+    """Largest significance over ``n_angles`` orientations of a line-shaped smoothing kernel.
+
+    Near its source a plume is a narrow streak, often under a pixel wide: an isotropic kernel of width
+    ``s`` gains ``sqrt(2)`` in significance on a one-pixel line, an anisotropic one ``sqrt(2 along /
+    across)`` (2.9 for 3 x 0.7 px), the oriented matched filter of a line (Canny 1986, IEEE TPAMI 8 679,
+    for its steerable form). Each orientation's significance (exact for independent pixel errors, as
+    :func:`significance_map`) is divided by its :func:`robust_spread` before the maximum is taken.
+    """
+    enh = np.asarray(enh_ppm_m, dtype=np.float64)
+    sd = np.asarray(sd_ppm_m, dtype=np.float64)
+    ok = np.isfinite(enh) & np.isfinite(sd) & (sd > 0)
+    num_in, var_in = np.where(ok, enh, 0.0), np.where(ok, sd**2, 0.0)
+    best = np.full(enh.shape, -np.inf)
+    for angle in np.arange(n_angles) * np.pi / n_angles:
+        w = line_kernel(along_px, across_px, angle)
+        var = signal.fftconvolve(var_in, w**2, mode="same")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = signal.fftconvolve(num_in, w, mode="same") / np.sqrt(var)
+        z = np.where(ok & (var > 1e-12 * np.nanmax(var_in, initial=1.0) * (w**2).max()), z, np.nan)
+        best = np.fmax(best, z / robust_spread(z))
+    return np.where(ok & np.isfinite(best), best, np.nan)
+
+
+def robust_spread(z: np.ndarray) -> float:
+    """``max(1, 1.4826 MAD)`` of the finite values of a significance map (1 when there are none).
+
+    For independent pixel errors the smoothed significance is N(0, 1); matched-filter errors are not
+    independent (per-column statistics leave column stripes, surface structure that mimics the target is
+    smooth), so the scene's own robust spread (Huber 1981, *Robust Statistics*) rescales it.
+    """
+    finite = np.asarray(z)[np.isfinite(z)]
+    if finite.size == 0:
+        return 1.0
+    return max(1.0, MAD_TO_SD * float(np.median(np.abs(finite - np.median(finite)))))
+
+
 def plume_mask(
     enh_ppm_m: np.ndarray,
     sd_ppm_m: np.ndarray,
@@ -99,6 +155,7 @@ def plume_mask(
     point: tuple[float, float] | None = None,
     lon: np.ndarray | None = None,
     lat: np.ndarray | None = None,
+    line_px: tuple[float, float] | None = None,
 ) -> PlumeMask:
     """Find the plume component in an enhancement map.
 
@@ -112,12 +169,17 @@ def plume_mask(
             ``(row, col)``; the component containing it, else the nearest one, is selected. Without a
             point the component with the largest summed enhancement is selected.
         lon: ``(x,)`` pixel-centre longitudes, degrees. lat: ``(y,)`` pixel-centre latitudes, degrees.
+        line_px: ``(along, across)`` sigmas in pixels: threshold the oriented line significance
+            (:func:`line_significance_map`, always spread-calibrated) instead of the isotropic one.
 
     Returns:
-        :class:`PlumeMask`.
+        :class:`PlumeMask` (``significance``: the map that was thresholded).
     """
     enh = np.asarray(enh_ppm_m, dtype=np.float64)
-    z = significance_map(enh, sd_ppm_m, smoothing_px)
+    if line_px is not None:
+        z = line_significance_map(enh, sd_ppm_m, *line_px)
+    else:
+        z = significance_map(enh, sd_ppm_m, smoothing_px)
     raw, n_raw = ndimage.label(np.nan_to_num(z, nan=-np.inf) > threshold_sigma, structure=_EIGHT_CONNECTED)
     sizes = np.bincount(raw.ravel(), minlength=n_raw + 1)
     keep = np.flatnonzero(sizes >= max(min_size_px, 1))
@@ -188,5 +250,15 @@ def _describe(mask, labels, n_components, enh, z, lon, lat) -> PlumeMask:
         max_value = float(enh[max_index])
         if lon is not None and lat is not None:
             max_lon, max_lat = float(np.asarray(lon)[max_index[1]]), float(np.asarray(lat)[max_index[0]])
-    return PlumeMask(mask, labels, n_components, area, max_index, max_value, max_lon, max_lat,
-                     mask_polygon(mask, lon, lat), z)
+    return PlumeMask(
+        mask,
+        labels,
+        n_components,
+        area,
+        max_index,
+        max_value,
+        max_lon,
+        max_lat,
+        mask_polygon(mask, lon, lat),
+        z,
+    )

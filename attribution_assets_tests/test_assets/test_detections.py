@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pandas as pd
 from dagster import AssetSelection, SkipReason, build_sensor_context, instance_for_test, materialize
 
@@ -43,3 +46,40 @@ def test_scans_drop_events_that_the_sensor_registers(tmp_path, monkeypatch, samp
             build_sensor_context(instance=instance, cursor=first.cursor, resources={"store": store})
         )
         assert isinstance(again, SkipReason) and again.skip_message == "no new alert files"
+
+
+def test_tropomi_hotspot_becomes_an_event(tmp_path, monkeypatch, sample_archive, sample_events):
+    """The Korpezhe TROPOMI granule regenerated at 40 t/h (the bundled one, 20 t/h, is a ~4-sigma
+    two-pixel signal below the scan's threshold) yields a CH4 detection event at the source."""
+    from dataclasses import replace
+
+    from attribution_assets.samples import scenes
+    from attribution_assets.samples.generate import _write_tropomi
+
+    archive = tmp_path / "archive"
+    shutil.copytree(sample_archive, archive)
+    event = next(e for e in scenes.load_events() if e.event_id == "korpezhe-ch4")
+    op = next(
+        o for o in scenes.load_overpasses() if o.event_id == event.event_id and o.instrument == "TROPOMI"
+    )
+    strong = replace(event, emission_rate_kg_h=40_000.0)
+    ds = scenes.tropomi_scene(strong, op, scenes.era5_dataset(event), np.random.default_rng(300))
+    path = _write_tropomi(strong, op, ds, archive)
+    assert path.exists() and len(list((archive / "tropomi").iterdir())) == 3  # replaced, not added
+    inbox = tmp_path / "inbox"
+    monkeypatch.setenv("ATTRIBUTION_ALERTS_INBOX", str(inbox))
+    with instance_for_test() as instance:
+        result = materialize(
+            ASSETS,
+            instance=instance,
+            resources=build_resources(archive, tmp_path / "output"),
+            selection=AssetSelection.assets("overpass_catalog", "detections"),
+        )
+        assert result.success
+    table = pd.read_csv(inbox / "detections.csv")
+    ch4 = table[(table["gas"] == "CH4") & (table["detected_in"] == path.name)]
+    assert len(ch4) == 1
+    source = sample_events["korpezhe-ch4"]
+    assert abs(ch4["latitude"].iloc[0] - source.latitude) < 0.15
+    assert abs(ch4["longitude"].iloc[0] - source.longitude) < 0.15
+    assert is_event_key(ch4["event_id"].iloc[0])

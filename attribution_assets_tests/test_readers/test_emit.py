@@ -72,7 +72,12 @@ def test_filename_follows_native_pattern() -> None:
 def test_written_file_matches_documented_layout(emit_file: Path) -> None:
     with netCDF4.Dataset(emit_file) as nc:
         assert {d: len(v) for d, v in nc.dimensions.items()} == {
-            "downtrack": N_DOWN, "crosstrack": N_CROSS, "bands": N_BAND, "ortho_y": N_Y, "ortho_x": N_X}
+            "downtrack": N_DOWN,
+            "crosstrack": N_CROSS,
+            "bands": N_BAND,
+            "ortho_y": N_Y,
+            "ortho_x": N_X,
+        }
         rad = nc["radiance"]
         assert rad.dimensions == ("downtrack", "crosstrack", "bands")
         assert rad.dtype == np.float32 and rad._FillValue == -9999 and rad.units == "uW/cm^2/SR/nm"
@@ -134,10 +139,26 @@ def test_windowed_read_returns_only_the_referenced_slab(emit_file: Path) -> None
     full_row, full_col = full["glt_row"].values[2:6, 4:8], full["glt_col"].values[2:6, 4:8]
     valid = row >= 0
     np.testing.assert_array_equal(valid, full_row >= 0)
-    np.testing.assert_array_equal(sub["radiance"].values[row[valid], col[valid]],
-                                  full["radiance"].values[full_row[valid], full_col[valid]])
     np.testing.assert_array_equal(
-        sub["lat"].values[row[valid], col[valid]], full["lat"].values[full_row[valid], full_col[valid]])
+        sub["radiance"].values[row[valid], col[valid]],
+        full["radiance"].values[full_row[valid], full_col[valid]],
+    )
+    np.testing.assert_array_equal(
+        sub["lat"].values[row[valid], col[valid]], full["lat"].values[full_row[valid], full_col[valid]]
+    )
+
+
+def test_band_window_reads_only_the_bands_inside(emit_file: Path) -> None:
+    full = read_emit_l1b(emit_file)
+    wl = full["wavelength"].values
+    window = (float(wl[2]) - 0.1, float(wl[4]) + 0.1)
+    part = read_emit_l1b(emit_file, window_nm=window)
+    np.testing.assert_array_equal(part["wavelength"].values, wl[2:5])
+    np.testing.assert_array_equal(part["fwhm"].values, full["fwhm"].values[2:5])
+    np.testing.assert_array_equal(part["radiance"].values, full["radiance"].values[..., 2:5])
+    assert part["radiance"].dtype == np.float32
+    with pytest.raises(EmptyAOIError, match="no band centre"):
+        read_emit_l1b(emit_file, window_nm=(float(wl[-1]) + 1.0, float(wl[-1]) + 2.0))
 
 
 def test_bbox_outside_the_scene_is_an_empty_aoi(emit_file: Path) -> None:

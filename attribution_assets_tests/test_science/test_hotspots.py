@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from attribution_assets.science.hotspots import HotspotConfig, scan_tropomi_hotspots
+from attribution_assets.science.peaks import haversine_km
 
 DLAT = 7.0 / 111.2  # ~7 km along track
 LAT0, LON0 = 38.0, 54.0
@@ -26,8 +27,11 @@ def _granule(seed: int, plume: tuple[float, float, float] | None = None, shape=(
     qa = np.where(rng.uniform(size=lat.size) < 0.1, 0.3, 1.0)  # 10 % bad pixels
     time = np.datetime64("2025-07-21T08:30:00", "ns") + (rows.ravel() * 1e9).astype("timedelta64[ns]")
     return xr.Dataset(
-        {"xch4": ("pixel", xch4), "xch4_precision": ("pixel", np.full(lat.size, 10.0)),
-         "qa_value": ("pixel", qa)},
+        {
+            "xch4": ("pixel", xch4),
+            "xch4_precision": ("pixel", np.full(lat.size, 10.0)),
+            "qa_value": ("pixel", qa),
+        },
         coords={"latitude": ("pixel", lat), "longitude": ("pixel", lon), "time": ("pixel", time)},
     )
 
@@ -66,3 +70,38 @@ def test_too_few_pixels_is_an_outcome():
     assert scan_tropomi_hotspots(ds).status == "too_few_pixels"
     assert scan_tropomi_hotspots(ds.isel(pixel=slice(0, 0))).candidates.empty
     assert scan_tropomi_hotspots(ds, HotspotConfig(min_good_pixels=5)).status == "scanned"
+
+
+def _generated_granule(rate_kg_h: float, seed: int) -> tuple[xr.Dataset, tuple[float, float]]:
+    """TROPOMI subset of the Korpezhe sample event (3 m/s) with the source emitting ``rate_kg_h``."""
+    from dataclasses import replace
+
+    from attribution_assets.samples import scenes
+
+    event = next(e for e in scenes.load_events() if e.event_id == "korpezhe-ch4")
+    op = next(
+        o for o in scenes.load_overpasses() if o.event_id == event.event_id and o.instrument == "TROPOMI"
+    )
+    ds = scenes.tropomi_scene(
+        replace(event, emission_rate_kg_h=rate_kg_h),
+        op,
+        scenes.era5_dataset(event),
+        np.random.default_rng(seed),
+    )
+    return ds, (event.source_lon, event.source_lat)
+
+
+def test_generated_hotspot_is_found_at_its_source_and_null_granules_stay_empty():
+    # Seeds 300-302: disjoint from the 100-115 used to choose the smoothing and thresholds.
+    for seed in (300, 301, 302):
+        ds, (slon, slat) = _generated_granule(40_000.0, seed)
+        result = scan_tropomi_hotspots(ds)
+        assert len(result.candidates) >= 1, seed
+        best = result.candidates.iloc[0]
+        # The largest enhancement is in the source pixel or the next one downwind (<= 2 pixel spacings).
+        assert haversine_km(slon, slat, best["longitude"], best["latitude"]) < 15.0
+        assert (
+            best["peak_enhancement_ppb"] > 30.0 and best["significance"] >= HotspotConfig().min_significance
+        )
+        null, _ = _generated_granule(0.0, seed)
+        assert scan_tropomi_hotspots(null).candidates.empty, seed

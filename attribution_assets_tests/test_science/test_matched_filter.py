@@ -11,6 +11,7 @@ from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.science.absorption import band_unit_absorption
 from attribution_assets.science.matched_filter import (
     CH4_WINDOW_NM,
+    _update_significance,
     column_groups,
     emit_enhancement,
     loo_log_likelihood,
@@ -18,6 +19,7 @@ from attribution_assets.science.matched_filter import (
     orthorectify,
     window_bands,
 )
+from attribution_assets.science.plume_mask import significance_map
 
 K_HI = load_ch4_unit_absorption()
 WAVELENGTH_NM = np.concatenate([[550.0, 850.0, 1050.0], np.arange(2100.0, 2500.0, 7.4)])
@@ -116,6 +118,25 @@ def test_second_pass_reduces_plume_bias(both_passes):
     assert not first.plume_excluded.any()
 
 
+def test_second_pass_refits_only_columns_that_lose_plume_pixels():
+    x, _, _ = synthetic_cube(600, 14, (slice(200, 260), slice(2, 5)), seed=10)
+    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=False)
+    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=True)
+    touched = second.plume_excluded.any(axis=0)
+    assert touched.any() and not touched.all()
+    np.testing.assert_array_equal(second.enhancement_ppm_m[:, ~touched], first.enhancement_ppm_m[:, ~touched])
+    np.testing.assert_array_equal(second.shrinkage[~touched], first.shrinkage[~touched])
+
+
+def test_noise_exceedances_stay_in_the_statistics():
+    x, _, _ = synthetic_cube(1000, 8, None, seed=9)
+    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=False)
+    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=True)
+    assert (first.enhancement_ppm_m > 3 * first.sd_ppm_m).sum() > 0  # single-pixel 3-sigma exceedances exist
+    assert not second.plume_excluded.any()
+    np.testing.assert_array_equal(second.enhancement_ppm_m, first.enhancement_ppm_m)
+
+
 def test_albedo_correction_removes_albedo_scaling(plume_scene):
     x, alpha, albedo = plume_scene
     plume = alpha > 0
@@ -209,9 +230,7 @@ def test_orthorectify_hand_made_glt():
     field = np.arange(6.0).reshape(2, 3)
     row = np.array([[0, 1, -1], [1, 0, 0]])
     col = np.array([[2, 0, 1], [-1, 1, 0]])
-    np.testing.assert_array_equal(
-        orthorectify(field, row, col), [[2.0, 3.0, np.nan], [np.nan, 1.0, 0.0]]
-    )
+    np.testing.assert_array_equal(orthorectify(field, row, col), [[2.0, 3.0, np.nan], [np.nan, 1.0, 0.0]])
     flags = orthorectify(field > 2, row, col, fill=False)
     assert flags.dtype == bool
     np.testing.assert_array_equal(flags, [[False, True, False], [False, False, False]])
@@ -227,14 +246,19 @@ def test_emit_enhancement_carrier():
     glt_col = np.where(glt_row >= 0, rng.integers(0, 6, (ny, nx)), -1).astype(np.int32)
     ds = xr.Dataset(
         {
-            "radiance": (("downtrack", "crosstrack", "band"), x.astype(np.float32),
-                         {"units": "uW/cm^2/SR/nm"}),
+            "radiance": (
+                ("downtrack", "crosstrack", "band"),
+                x.astype(np.float32),
+                {"units": "uW/cm^2/SR/nm"},
+            ),
             "glt_row": (("y", "x"), glt_row),
             "glt_col": (("y", "x"), glt_col),
         },
         coords={
-            "wavelength": ("band", WAVELENGTH_NM), "fwhm": ("band", FWHM_NM),
-            "y_lat": ("y", 35.0 - 0.00054 * np.arange(ny)), "x_lon": ("x", -103.0 + 0.00054 * np.arange(nx)),
+            "wavelength": ("band", WAVELENGTH_NM),
+            "fwhm": ("band", FWHM_NM),
+            "y_lat": ("y", 35.0 - 0.00054 * np.arange(ny)),
+            "x_lon": ("x", -103.0 + 0.00054 * np.arange(nx)),
         },
         attrs={"instrument": "EMIT", "source_file": "/x/EMIT_L1B_RAD_001.nc", "checksum": "sha256:00"},
     )
@@ -249,3 +273,15 @@ def test_emit_enhancement_carrier():
     expected = orthorectify(raw.enhancement_ppm_m, glt_row, glt_col)
     np.testing.assert_array_equal(out["ch4_enhancement_ppm_m"].values, expected)
     np.testing.assert_array_equal(out["valid"].values, glt_row >= 0)
+
+
+def test_partial_significance_update_equals_the_full_map():
+    rng = np.random.default_rng(11)
+    alpha = rng.normal(0.0, 300.0, (60, 90))
+    sd = rng.uniform(200.0, 400.0, alpha.shape)
+    alpha[5, 7] = np.nan
+    z = significance_map(alpha, sd, 1.5)
+    cols = np.array([0, 1, 2, 40, 41, 60, 89])
+    alpha[:, cols] += 500.0
+    _update_significance(z, alpha, sd, cols, 1.5)
+    np.testing.assert_allclose(z, significance_map(alpha, sd, 1.5), rtol=1e-12, atol=1e-12)

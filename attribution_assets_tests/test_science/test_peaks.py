@@ -38,10 +38,13 @@ def _carrier(lon, lat, xco2, orbit=1, flag=None, start="2025-06-10T12:00:00") ->
     t[order] = time
     return xr.Dataset(
         {
-            "xco2": ("sounding", xco2), "xco2_uncertainty": ("sounding", np.full(n, NOISE_PPM)),
+            "xco2": ("sounding", xco2),
+            "xco2_uncertainty": ("sounding", np.full(n, NOISE_PPM)),
             "xco2_quality_flag": ("sounding", np.zeros(n, np.int8) if flag is None else flag),
-            "psurf": ("sounding", np.full(n, 1013.25)), "windspeed_u_met": ("sounding", np.full(n, 4.0)),
-            "windspeed_v_met": ("sounding", np.full(n, 1.0)), "orbit": ("sounding", np.full(n, orbit)),
+            "psurf": ("sounding", np.full(n, 1013.25)),
+            "windspeed_u_met": ("sounding", np.full(n, 4.0)),
+            "windspeed_v_met": ("sounding", np.full(n, 1.0)),
+            "orbit": ("sounding", np.full(n, orbit)),
         },
         coords={"latitude": ("sounding", lat), "longitude": ("sounding", lon), "time": ("sounding", t)},
     )
@@ -102,6 +105,20 @@ def test_gaps_short_tracks_and_quality_flags_are_outcomes_not_errors():
     # With the flag cleared the same peak is found exactly once, on the second segment.
     found = scan_oco2_peaks(_carrier(lon[~gap], lat[~gap], y[~gap])).peaks
     assert len(found) == 1 and abs(found["amplitude_ppm"].iloc[0] - 3.0) < 0.5
+
+
+def test_start_of_a_clear_stretch_does_not_fake_a_peak():
+    # A strong peak 45 km into the stretch: windows centred near the start see it on one side only.
+    hits = 0
+    for seed in range(4):
+        d, lon, lat, y = _track(700, seed=20 + seed)
+        y = y + 4.0 * np.exp(-0.5 * ((d - 45.0) / 6.0) ** 2)
+        fit = fit_track(d, y, np.full(d.size, NOISE_PPM))
+        chosen = select_peaks(fit)
+        hits += int(np.sum(np.abs(fit.centre_km[chosen] - 45.0) <= 12.0))
+        assert np.all(np.abs(fit.centre_km[chosen] - 45.0) <= 12.0), fit.centre_km[chosen]
+        assert not fit.valid[fit.centre_km < PeakScanConfig().min_side_km].any()
+    assert hits == 4
 
 
 def test_window_with_central_gap_is_invalid():
