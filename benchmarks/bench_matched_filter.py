@@ -192,7 +192,7 @@ def run(workdir: Path, repeats: int, mag1c_python: str | None, mag1c_batch: int,
         "file_size_gb": path.stat().st_size / 1e9,
         "write_s": write_s,
         "window_bands": int(cube.shape[-1]),
-        "checksum_sha256_s": checksum_s,
+        "checksum_s": checksum_s,
         "repeats": repeats,
         "ours_file_to_maps_s": statistics.median(pipeline),
         "ours_file_to_maps_min_s": min(pipeline),
@@ -227,7 +227,7 @@ def _table(res: dict) -> str:
             f"{res['file_size_gb']:.2f} GB, {res['window_bands']} window bands"
             + ("" if res["write_s"] is None else f", written in {res['write_s']:.0f} s"),
         ),
-        ("sha256 of the file (once per process)", f"{res['checksum_sha256_s']:.2f} s"),
+        ("provenance checksum (once per file and process)", f"{res['checksum_s'] * 1e3:.1f} ms"),
         (
             f"ours: file -> maps, median / min of {res['repeats']}",
             f"{res['ours_file_to_maps_s']:.2f} / {res['ours_file_to_maps_min_s']:.2f} s  (target <= 2 s)",
