@@ -7,9 +7,10 @@ observation ``i`` of block ``b`` taken at overpass ``o`` is
 
 with ``Omega`` the Gaussian-plume column enhancement (kg m-2, :mod:`attribution_assets.science.plume`),
 ``B_b`` the block's background (observation units), ``lambda_b`` a noise inflation and ``c`` the
-binary "source present" indicator. All observations of all blocks are concatenated into flat arrays
-(one row per quadrature point, with observation, block and overpass indices), so the likelihood is a
-single vectorised computation at every instrument's native resolution and compiles once per shape.
+binary "source present" indicator. Each block is one group of arrays (observations x quadrature
+points) padded to a geometric bucket size, so the likelihood is vectorised at every instrument's
+native resolution and similar events reuse the compiled program. For NUTS, observations the plume
+cannot reach under a widened Laplace approximation enter through per-block sufficient statistics.
 
 Priors
 - ``Q`` (kg h-1): log-normal with a gas-dependent median (CH4 1000 kg h-1, CO2 1e6 kg h-1) and log-sd
@@ -937,7 +938,8 @@ def _to_numpy(values: dict[str, jax.Array]) -> dict[str, Any]:
 def prepare(
     blocks: Sequence[ObservationBlock], winds: Sequence[OverpassWind], gas: str, settings: InversionSettings
 ) -> tuple[_Data, _Config]:
-    """The flat arrays and static structure of the problem (for :func:`find_map` and tests)."""
+    """The observation groups, priors and static structure of the problem (for :func:`find_map`,
+    :func:`predict_groups` and tests)."""
     return _build(blocks, winds, gas, settings)
 
 
