@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro.infer import MCMC, NUTS
+from numpyro.infer import NUTS
 from scipy import optimize
 
 from attribution_assets.science.diagnostics import ESS_THRESHOLD, convergence_diagnostics, is_converged
@@ -91,9 +91,9 @@ class InversionSettings:
     ``position_prior_xy_m``), stability (to the met prior) or noise inflation (to 1); with all four
     fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
     ``sampler`` "nuts" (default) or "laplace" (draws from the Laplace approximation only).
-    ``chain_method`` "sequential" by default: NumPyro compiles the sampler once per problem shape and
-    reuses it, whereas "parallel" (chains on separate JAX devices) recompiles on every run, and
-    "vectorized" (chains batched) makes every chain wait for the longest trajectory.
+    Chains run one after another through one compiled NUTS program per problem shape (on CPU,
+    batching chains makes every chain wait for the longest trajectory, and chains on separate
+    devices recompile on every run).
     """
 
     num_chains: int = 4
@@ -101,7 +101,6 @@ class InversionSettings:
     num_samples: int = 1000
     target_accept: float = 0.8
     max_tree_depth: int = 8
-    chain_method: str = "sequential"
     seed: int = 0
     sampler: str = "nuts"
     escalate: bool = True
@@ -486,9 +485,8 @@ def _model(data: _Data, shift: jax.Array, chol: jax.Array, config: _Config) -> N
     With ``shift = 0`` and ``chol = I`` this is the plain model.
     """
     w = numpyro.sample("w", dist.ImproperUniform(dist.constraints.real_vector, (), (config.dim,)))
-    z = numpyro.deterministic("z", shift + chol @ w)
+    z = shift + chol @ w
     ll0, delta = _log_lik_parts(z, data, config)
-    numpyro.deterministic("log_bayes_factor", delta)
     ll = ll0 + (_mixture(delta, data.log_prior_odds) if config.presence else delta)
     numpyro.factor("log_posterior", ll - 0.5 * jnp.sum(z**2))
 
@@ -696,32 +694,60 @@ def _absent_laplace(blocks: Sequence[ObservationBlock], data: _Data, config: _Co
 # NUTS
 # ----------------------------------------------------------------------------------------------
 
-_MCMC_CACHE: OrderedDict[tuple, MCMC] = OrderedDict()
-_MCMC_CACHE_SIZE = 8
+_SAMPLERS: OrderedDict[tuple, tuple[NUTS, Any]] = OrderedDict()
+_SAMPLER_CACHE_SIZE = 8
 
 
-def _mcmc(
-    config: _Config, chains: int, warmup: int, samples: int, accept: float, depth: int, method: str
-) -> MCMC:
-    """A cached NumPyro MCMC object, so that reruns on same-shaped data do not recompile."""
-    key = (config, chains, warmup, samples, accept, depth, method)
-    if key in _MCMC_CACHE:
-        _MCMC_CACHE.move_to_end(key)
-        return _MCMC_CACHE[key]
+def _sampler(config: _Config, warmup: int, samples: int, accept: float, depth: int) -> tuple[NUTS, Any]:
+    """A NUTS kernel and a jitted chain runner for this model structure, cached per process.
+
+    The runner is one compiled program, ``(state, model_args) -> (w draws, divergences, leapfrog
+    steps)``: ``warmup`` adaptation steps (step size and diagonal mass matrix, the kernel's own
+    schedule) then ``samples`` draws, both as ``lax.scan``. It is compiled once per problem shape and
+    reused by every later event and chain (``MCMC.run`` compiles its collection loop again on every
+    call, which also grows JIT code memory without bound in a long-lived process).
+    """
+    key = (config, warmup, samples, accept, depth)
+    if key in _SAMPLERS:
+        _SAMPLERS.move_to_end(key)
+        return _SAMPLERS[key]
     kernel = NUTS(partial(_model, config=config), target_accept_prob=accept, max_tree_depth=depth)
-    mcmc = MCMC(
-        kernel,
-        num_warmup=warmup,
-        num_samples=samples,
-        num_chains=chains,
-        chain_method=method,
-        progress_bar=False,
-        jit_model_args=True,
-    )
-    _MCMC_CACHE[key] = mcmc
-    while len(_MCMC_CACHE) > _MCMC_CACHE_SIZE:
-        _MCMC_CACHE.popitem(last=False)
-    return mcmc
+
+    def run(state: Any, model_args: tuple) -> tuple[jax.Array, jax.Array, jax.Array]:
+        def adapt(state: Any, _: None) -> tuple[Any, None]:
+            return kernel.sample(state, model_args, {}), None
+
+        def draw(state: Any, _: None) -> tuple[Any, tuple[jax.Array, jax.Array, jax.Array]]:
+            state = kernel.sample(state, model_args, {})
+            return state, (state.z["w"], state.diverging, state.num_steps)
+
+        state, _ = jax.lax.scan(adapt, state, None, length=warmup)
+        return jax.lax.scan(draw, state, None, length=samples)[1]
+
+    _SAMPLERS[key] = (kernel, jax.jit(run))
+    while len(_SAMPLERS) > _SAMPLER_CACHE_SIZE:
+        _SAMPLERS.popitem(last=False)
+    return _SAMPLERS[key]
+
+
+_DELTA_CHUNK = 256
+_batched_delta = jax.jit(
+    jax.vmap(lambda z, data, config: _log_lik_parts(z, data, config)[1], in_axes=(0, None, None)),
+    static_argnames="config",
+)
+
+
+def _log_bayes_factors(z: np.ndarray, data: _Data, config: _Config) -> np.ndarray:
+    """``log p(y | theta, source) - log p(y | theta, no source)`` of draws ``z`` (..., P), in fixed-size
+    chunks (one compilation)."""
+    flat = z.reshape(-1, z.shape[-1])
+    out = np.empty(flat.shape[0])
+    for start in range(0, flat.shape[0], _DELTA_CHUNK):
+        chunk = flat[start:start + _DELTA_CHUNK]
+        padded = np.concatenate([chunk, np.zeros((_DELTA_CHUNK - chunk.shape[0], chunk.shape[1]))])
+        out[start:start + chunk.shape[0]] = np.asarray(
+            _batched_delta(jnp.asarray(padded, jnp.float32), data, config))[: chunk.shape[0]]
+    return out.reshape(z.shape[:-1])
 
 
 def _run_nuts(
@@ -735,39 +761,24 @@ def _run_nuts(
     key: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """NUTS draws of z (C, D, P), log Bayes factors (C, D), divergence flags (C, D) and leapfrog steps
-    per draw (C, D).
+    per draw (C, D); chains run one after another.
 
     ``init`` (C, P) are the chains' starting points in the preconditioned coordinates ``w``.
     """
     shift, chol = lap.mean, _cholesky(lap.cov)
-    mcmc = _mcmc(
-        config,
-        settings.num_chains,
-        warmup,
-        settings.num_samples,
-        accept,
-        settings.max_tree_depth,
-        settings.chain_method,
-    )
-    init_params = {"w": jnp.asarray(init if settings.num_chains > 1 else init[0], jnp.float32)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        mcmc.run(
-            key,
-            data,
-            jnp.asarray(shift, jnp.float32),
-            jnp.asarray(chol, jnp.float32),
-            init_params=init_params,
-            extra_fields=("diverging", "num_steps"),
-        )
-    samples = mcmc.get_samples(group_by_chain=True)
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    return (
-        np.asarray(samples["z"]),
-        np.asarray(samples["log_bayes_factor"]),
-        np.asarray(extra["diverging"]),
-        np.asarray(extra["num_steps"]),
-    )
+    kernel, run = _sampler(config, warmup, settings.num_samples, accept, settings.max_tree_depth)
+    model_args = (data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32))
+    draws, diverging, steps = [], [], []
+    for chain_key, w0 in zip(jax.random.split(key, settings.num_chains), init, strict=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            state = kernel.init(chain_key, warmup, {"w": jnp.asarray(w0, jnp.float32)}, model_args, {})
+        w, div, n = run(state, model_args)
+        draws.append(np.asarray(w, float))
+        diverging.append(np.asarray(div))
+        steps.append(np.asarray(n))
+    z = shift + np.stack(draws) @ chol.T
+    return z, _log_bayes_factors(z, data, config), np.stack(diverging), np.stack(steps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1047,6 +1058,9 @@ SCREENING_SIGMA = 1e-3
 noise under the widened Laplace approximation."""
 SCREENING_WIDEN = 2.5
 SCREENING_DRAWS = 64
+SCREENING_MIN_POINTS = 16_384
+"""Problems with at most this many quadrature points are sampled whole: screening would save little,
+and the screened subsets' varying sizes would make NUTS compile again for many events."""
 
 
 @partial(jax.jit, static_argnames="config")
@@ -1110,8 +1124,12 @@ def _sample(
     init = 0.5 * init_rng.standard_normal((settings.num_chains, lap.mean.size))
     init[0] = 0.0
     key = jax.random.PRNGKey(settings.seed)
-    active = _screen(data, config, lap, settings, blocks)
-    sampled = _with_observations(data, blocks, active)
+    if sum(b.size * b.weights.shape[1] for b in blocks) > SCREENING_MIN_POINTS:
+        active = _screen(data, config, lap, settings, blocks)
+        sampled = _with_observations(data, blocks, active)
+    else:  # small problem: every observation, and one compiled sampler for all events of this size
+        active = [np.ones(b.size, bool) for b in blocks]
+        sampled = data
     z, log_bf, div, steps = _run_nuts(
         sampled, config, lap, init, settings.num_warmup, settings.target_accept, settings, key
     )
