@@ -6,7 +6,8 @@ with a 12-layer averaging kernel (4 x 4 quadrature points per pixel), one overpa
 after compilation:
 
 - the forward model (:func:`inversion.predict_groups`): modelled enhancement of every observation;
-- the potential energy and its gradient with respect to every parameter
+- the potential energy (negative log posterior: plume, likelihood and priors,
+  :func:`inversion.potential`) and its value and gradient with respect to every parameter
   (:func:`inversion.potential_and_gradient`, what MAP and NUTS evaluate);
 - the asset-level Jacobian (:func:`operators.jacobian`, unit-rate simulation per block).
 
@@ -163,8 +164,10 @@ def run_event(blocks, repeats: int) -> dict[str, object]:
     out["jacobian_first_call_s"] = time.perf_counter() - t0
     out["new_executables"] = _executables() - before
     out["forward"] = _time(lambda: inversion.predict_groups(z, data, config), repeats)
+    out["potential"] = _time(lambda: inversion.potential(z, data, config, "model"), repeats)
     out["forward_and_gradient"] = _time(lambda: inversion.potential_and_gradient(z, data, config), repeats)
     out["gradient_over_forward"] = out["forward_and_gradient"]["p50_ms"] / out["forward"]["p50_ms"]
+    out["gradient_over_potential"] = out["forward_and_gradient"]["p50_ms"] / out["potential"]["p50_ms"]
     out["jacobian_3_blocks"] = _time(
         lambda: [operators.jacobian(b, np.zeros(2), w) for b, w in zip(blocks, WINDS, strict=True)],
         max(10, repeats // 10),
@@ -202,6 +205,16 @@ def main() -> None:
             "value + gradient p50 (ms)",
             f"{first['forward_and_gradient']['p50_ms']:.2f}",
             f"{second['forward_and_gradient']['p50_ms']:.2f}",
+        ),
+        (
+            "potential (plume + likelihood) p50 (ms)",
+            f"{first['potential']['p50_ms']:.2f}",
+            f"{second['potential']['p50_ms']:.2f}",
+        ),
+        (
+            "value + gradient / potential",
+            f"{first['gradient_over_potential']:.2f}",
+            f"{second['gradient_over_potential']:.2f}",
         ),
         (
             "gradient / forward",

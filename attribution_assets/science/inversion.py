@@ -509,9 +509,8 @@ def potential_and_gradient(
     return _value_and_grad(z, data, config, kind)
 
 
-_batched_potential = jax.jit(
-    jax.vmap(_potential, in_axes=(0, None, None, None)), static_argnames=("config", "kind")
-)
+potential = jax.jit(_potential, static_argnames=("config", "kind"))
+"""Jitted negative log posterior density of ``z`` (the value of :func:`potential_and_gradient`)."""
 _hessian = jax.jit(jax.hessian(_potential), static_argnames=("config", "kind"))
 _unpack_draws = jax.jit(jax.vmap(_unpack, in_axes=(0, None, None)), static_argnames=("config",))
 
