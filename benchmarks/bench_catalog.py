@@ -16,7 +16,6 @@ Usage: ``.venv/bin/python benchmarks/bench_catalog.py [--workdir DIR] [--rows N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from report import write_results
 
 from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.catalog.query import query_overpasses
@@ -226,10 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
-    if args.out is not None:
-        args.out.write_text(json.dumps(res, indent=2))
-    else:
-        print(json.dumps(res, indent=2))
+    write_results(res, args.out)
 
 
 if __name__ == "__main__":

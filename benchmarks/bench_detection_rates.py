@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+from report import write_results
 
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.samples.scenes import emit_plume_cube
@@ -177,10 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     res = run(args)
     print(_table(res))
-    if args.out is not None:
-        args.out.write_text(json.dumps(res, indent=2))
-    else:
-        print(json.dumps(res, indent=2))
+    write_results(res, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Usage: ``.venv/bin/python benchmarks/bench_emit_aoi.py [--workdir DIR] [--repeat
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import resource
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
+from report import write_results
 
 from attribution_assets.samples.formats.emit import (
     FILL,
@@ -301,10 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     res = run(args.workdir, args.repeats, args.aoi_km)
     print(_table(res))
-    if args.out is not None:
-        args.out.write_text(json.dumps(res, indent=2))
-    else:
-        print(json.dumps(res, indent=2))
+    write_results(res, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ it compiled again.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import datetime
 
@@ -29,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from report import write_results
 
 import attribution_assets  # noqa: F401  (XLA CPU options, before the first computation)
 from attribution_assets.science import inversion, operators
@@ -182,7 +182,7 @@ def main() -> None:
     args = parser.parse_args()
     first = run_event(event_blocks((100, 100), (240, 240), (20, 20), seed=0), args.repeats)
     second = run_event(event_blocks((96, 104), (236, 244), (19, 21), seed=1), args.repeats)
-    results = {"devices": len(jax.devices()), "event_1": first, "event_2": second}
+    results = {"event_1": first, "event_2": second}
     rows = [
         (
             "observations (EMIT, GHGSat, TROPOMI)",
@@ -231,12 +231,7 @@ def main() -> None:
     print(f"{'':{width}}  {'event 1':>12}  {'event 2':>12}")
     for name, a, b in rows:
         print(f"{name:{width}}  {a!s:>12}  {b!s:>12}")
-    text = json.dumps(results, indent=2)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
-    else:
-        print(text)
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

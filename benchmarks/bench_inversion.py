@@ -16,7 +16,6 @@ at (150 m, -100 m) added through each block's unit-rate Jacobian at the met wind
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from attribution_assets.science import inversion, operators
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_forward import WINDS, event_blocks  # noqa: E402
+from report import write_results  # noqa: E402
 
 TRUTH_KG_H = 3000.0
 SOURCE_XY_M = (150.0, -100.0)
@@ -107,11 +107,7 @@ def main() -> None:
         f"leapfrog steps per draw, {n['divergences']} divergences; Q {n['mean']:.0f} kg/h "
         f"[{n['p05']:.0f}, {n['p95']:.0f}] (truth {TRUTH_KG_H:.0f})"
     )
-    text = json.dumps(results, indent=2)
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
-        print(text)
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

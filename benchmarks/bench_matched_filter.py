@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import write_results
 
 from attribution_assets.readers import errors
 from attribution_assets.readers.emit import read_emit_l1b
@@ -274,10 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     res = run(args.workdir, args.repeats, args.mag1c_python, args.mag1c_batch, args.plume_ppm_m)
     print(_table(res))
-    if args.out is not None:
-        args.out.write_text(json.dumps(res, indent=2))
-    else:
-        print(json.dumps(res, indent=2))
+    write_results(res, args.out)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from report import write_results
 
 from attribution_assets.science.peaks import haversine_km, scan_oco2_peaks
 
@@ -246,10 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     res = run(args.seed, args.workdir, args.oco2peak_python)
     print(_table(res))
-    if args.out is not None:
-        args.out.write_text(json.dumps(res, indent=2))
-    else:
-        print(json.dumps(res, indent=2))
+    write_results(res, args.out)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ Prints a table, writes the per-event results as JSON (``--out``) and a rank-hist
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
+from report import write_results
 from scipy import stats
 
 import attribution_assets  # noqa: F401  (XLA CPU options, before the first computation)
@@ -121,9 +121,8 @@ def main() -> None:
     print(f"\n{len(rows)} events in {total:.0f} s ({total / len(rows):.1f} s per event); "
           f"R-hat max median {np.median(r_hat):.3f}, > 1.05 in {int(np.sum(r_hat > 1.05))}; "
           f"divergent transitions in {sum(r['divergences'] > 0 for r in rows)} events")
-    with open(args.out, "w") as fh:
-        json.dump({"settings": inversion.settings_dict(settings), "summary": summary, "seconds": total,
-                   "events": rows}, fh, indent=1)
+    write_results({"settings": inversion.settings_dict(settings), "summary": summary, "seconds": total,
+                   "events": rows}, args.out)
     rank_figure(rows, args.figure)
 
 

@@ -102,6 +102,12 @@ def _run(instance, resources: dict, key: str, *assets: str):
     )
 
 
+def _crawl(instance, resources: dict) -> None:
+    assert materialize(
+        ASSETS, instance=instance, resources=resources, selection=AssetSelection.assets("overpass_catalog")
+    ).success
+
+
 def _metadata(result, asset: str) -> dict:
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == asset]
     return event.step_materialization_data.materialization.metadata
@@ -118,12 +124,7 @@ def test_live_step_downloads_catalogues_and_uses_missing_files(
     resources = build_resources(archive, tmp_path / "output", AnalysisSettings(), live=False)
     store: OutputStore = resources["store"]
     with instance_for_test() as instance:
-        assert materialize(
-            ASSETS,
-            instance=instance,
-            resources=resources,
-            selection=AssetSelection.assets("overpass_catalog"),
-        ).success
+        _crawl(instance, resources)
         before = read_geoparquet(store.catalog_path)
         assert EMIT_NAME not in {Path(p).name for p in before["path"]}
         key = _permian_key(instance, sample_events)
@@ -189,12 +190,7 @@ def test_without_credentials_the_step_uses_the_local_archive_only(
         "cds": CdsResource(client=cds),
     }
     with instance_for_test() as instance:
-        assert materialize(
-            ASSETS,
-            instance=instance,
-            resources=resources,
-            selection=AssetSelection.assets("overpass_catalog"),
-        ).success
+        _crawl(instance, resources)
         result = _run(instance, resources, _permian_key(instance, sample_events), "event_overpasses")
         assert result.success
         assert earthaccess.calls == [] and cds.calls == []
@@ -226,12 +222,7 @@ def test_a_failing_service_leaves_the_event_on_the_local_archive(
         "cds": CdsResource(client=LocalCds(sample_archive / "era5" / ERA5_NAME, fail=9), backoff_s=0.0),
     }
     with instance_for_test() as instance:
-        assert materialize(
-            ASSETS,
-            instance=instance,
-            resources=resources,
-            selection=AssetSelection.assets("overpass_catalog"),
-        ).success
+        _crawl(instance, resources)
         result = _run(instance, resources, _permian_key(instance, sample_events), "event_overpasses")
         assert result.success
         report = _metadata(result, "event_overpasses")["live_access"].data
@@ -279,12 +270,7 @@ def test_files_fetched_before_a_failure_are_catalogued_and_used(
         "earthdata": EarthdataResource(client=transport, backoff_s=0.0, attempts=2),
     }
     with instance_for_test() as instance:
-        assert materialize(
-            ASSETS,
-            instance=instance,
-            resources=resources,
-            selection=AssetSelection.assets("overpass_catalog"),
-        ).success
+        _crawl(instance, resources)
         result = _run(instance, resources, _permian_key(instance, sample_events), "event_overpasses")
         assert result.success
         assert [name for name, _ in transport.calls] == ["login", "search_data", "download"] + [
