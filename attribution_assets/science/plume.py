@@ -83,12 +83,17 @@ def stability_index(pg_class: str) -> float:
     return float(STABILITY_CLASSES.index(letter))
 
 
-def _briggs(x_m: jax.Array, stability_index: jax.Array, table: jax.Array) -> jax.Array:
-    """sigma (m) interpolated linearly in ``s`` between the two bracketing classes only."""
+def _class_bracket(x_m: jax.Array, stability_index: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Distance clipped at 0 (m), the lower bracketing class index and the fraction towards the next."""
     x = jnp.maximum(jnp.asarray(x_m, dtype=float), 0.0)
     s = jnp.clip(jnp.asarray(stability_index, dtype=float), 0.0, N_STABILITY_CLASSES - 1.0)
     lower = jnp.clip(jnp.floor(s), 0, N_STABILITY_CLASSES - 2).astype(jnp.int32)
-    frac = s - lower
+    return x, lower, s - lower
+
+
+def _briggs(x_m: jax.Array, stability_index: jax.Array, table: jax.Array) -> jax.Array:
+    """sigma (m) interpolated linearly in ``s`` between the two bracketing classes only."""
+    x, lower, frac = _class_bracket(x_m, stability_index)
     lo, hi = table[lower], table[lower + 1]
     sigma_lo = lo[..., 0] * x * (1.0 + lo[..., 1] * x) ** lo[..., 2]
     sigma_hi = hi[..., 0] * x * (1.0 + hi[..., 1] * x) ** hi[..., 2]
@@ -100,10 +105,7 @@ def _briggs_y(x_m: jax.Array, stability_index: jax.Array, table: jax.Array) -> j
     class (both Briggs sigma_y tables): ``sigma = a(s) x / sqrt(1 + b x)`` with ``a`` interpolated,
     identical to interpolating the two class curves, at one ``rsqrt`` per point instead of two powers.
     """
-    x = jnp.maximum(jnp.asarray(x_m, dtype=float), 0.0)
-    s = jnp.clip(jnp.asarray(stability_index, dtype=float), 0.0, N_STABILITY_CLASSES - 1.0)
-    lower = jnp.clip(jnp.floor(s), 0, N_STABILITY_CLASSES - 2).astype(jnp.int32)
-    frac = s - lower
+    x, lower, frac = _class_bracket(x_m, stability_index)
     a = (1.0 - frac) * table[lower, 0] + frac * table[lower + 1, 0]
     return a * x * jax.lax.rsqrt(1.0 + table[0, 1] * x)
 

@@ -17,38 +17,26 @@ from attribution_assets.science.linear_gaussian import (
 )
 from attribution_assets.science.met import OverpassWind
 from attribution_assets.science.operators import ObservationBlock, predict_block
-from attribution_assets.science.units import KG_M2_PER_PPM_M_CH4, kg_h_to_kg_s, kg_m2_per_ppb
+from attribution_assets.science.simulation import EMIT_PPM_M_PER_KG_M2, TROPOMI_PPB_PER_KG_M2, grid_block
+from attribution_assets.science.units import kg_h_to_kg_s
 
-EMIT_K = 1.0 / KG_M2_PER_PPM_M_CH4  # ppm m per kg m-2
-PPB_K = 1.0 / float(kg_m2_per_ppb(101325.0, "CH4"))  # ppb per kg m-2
+EMIT_K = EMIT_PPM_M_PER_KG_M2  # ppm m per kg m-2
+PPB_K = TROPOMI_PPB_PER_KG_M2  # ppb per kg m-2 at 101325 Pa
 TRUTH = {"q_kg_h": 1500.0, "xy_m": (120.0, -80.0), "u_m_s": 3.6, "v_m_s": 1.4, "s": 3.0}
-
-
-def _grid(n: int, pitch_m: float, n_quad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel quadrature points (n*n, q, 2) and weights of a square grid centred on the origin."""
-    c = (np.arange(n) - (n - 1) / 2) * pitch_m
-    xx, yy = np.meshgrid(c, c)
-    centres = np.stack([xx.ravel(), yy.ravel()], -1)
-    m = int(round(math.sqrt(n_quad)))
-    off = ((np.arange(m) + 0.5) / m - 0.5) * pitch_m
-    ox, oy = np.meshgrid(off, off)
-    pts = centres[:, None, :] + np.stack([ox.ravel(), oy.ravel()], -1)[None]
-    return pts, np.full(pts.shape[:2], 1.0 / (m * m))
 
 
 def _block(instrument: str, units: str, n: int, pitch_m: float, n_quad: int, k: float, noise: float,
            background: float, overpass: int, seed: int, truth: dict | None) -> ObservationBlock:
-    pts, w = _grid(n, pitch_m, n_quad)
-    size = pts.shape[0]
-    clean = np.zeros(size)
+    shape = (instrument, units, n, pitch_m, n_quad, k, noise, overpass)
+    template = grid_block(*shape)
+    clean = np.zeros(template.size)
     if truth is not None:
         clean = np.asarray(predict_block(
-            jnp.asarray(pts), jnp.asarray(w), jnp.full(size, k), jnp.asarray(truth["xy_m"]),
-            kg_h_to_kg_s(truth["q_kg_h"]), truth["u_m_s"], truth["v_m_s"], truth["s"]))
-    y = background + clean + noise * np.random.default_rng(seed).standard_normal(size)
-    return ObservationBlock(instrument=instrument, gas="CH4", units=units, y=y, sigma=np.full(size, noise),
-                            points_xy_m=pts, weights=w, kg_m2_to_obs=np.full(size, k), overpass=overpass,
-                            lon=np.zeros(size), lat=np.zeros(size))
+            jnp.asarray(template.points_xy_m), jnp.asarray(template.weights),
+            jnp.asarray(template.kg_m2_to_obs), jnp.asarray(truth["xy_m"]), kg_h_to_kg_s(truth["q_kg_h"]),
+            truth["u_m_s"], truth["v_m_s"], truth["s"]))
+    y = background + clean + noise * np.random.default_rng(seed).standard_normal(template.size)
+    return grid_block(*shape, y=y)
 
 
 def _wind(u: float, v: float, speed_sd: float = 1.0, direction_sd: float = 0.25) -> OverpassWind:
