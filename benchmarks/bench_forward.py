@@ -6,6 +6,8 @@ with a 12-layer averaging kernel (4 x 4 quadrature points per pixel), one overpa
 after compilation:
 
 - the forward model (:func:`inversion.predict_groups`): modelled enhancement of every observation;
+- the forward model with its reverse-mode gradient, ``d(c . F(z)) / dz`` for a random cotangent
+  ``c`` (the gradient of the forward model alone);
 - the potential energy (negative log posterior: plume, likelihood and priors,
   :func:`inversion.potential`) and its value and gradient with respect to every parameter
   (:func:`inversion.potential_and_gradient`, what MAP and NUTS evaluate);
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import datetime
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -138,14 +141,28 @@ def _executables() -> int:
     """Compiled executables held by the forward, gradient and Jacobian functions."""
     return sum(
         f._cache_size()
-        for f in (inversion.predict_groups, inversion._value_and_grad, operators._predict_block_jit)
+        for f in (
+            inversion.predict_groups,
+            _forward_and_vjp,
+            inversion._value_and_grad,
+            operators._predict_block_jit,
+        )
     )
+
+
+@partial(jax.jit, static_argnames="config")
+def _forward_and_vjp(z, cotangent, data, config):
+    """The forward model and its reverse-mode gradient ``d(c . F(z)) / dz`` for a cotangent ``c``: the
+    gradient of the forward model, without the likelihood around it."""
+    predicted, pullback = jax.vjp(lambda x: inversion.predict_groups(x, data, config), z)
+    return predicted, pullback(cotangent)[0]
 
 
 def run_event(blocks, repeats: int) -> dict[str, object]:
     settings = inversion.InversionSettings()
     data, config = inversion.prepare(blocks, WINDS, "CH4", settings)
-    z = jnp.asarray(np.random.default_rng(1).normal(0.0, 0.3, config.dim), jnp.float32)
+    rng = np.random.default_rng(1)
+    z = jnp.asarray(rng.normal(0.0, 0.3, config.dim), jnp.float32)
     out: dict[str, object] = {
         "observations": {b.instrument: b.size for b in blocks},
         "quadrature_points": int(sum(b.size * b.weights.shape[1] for b in blocks)),
@@ -166,6 +183,10 @@ def run_event(blocks, repeats: int) -> dict[str, object]:
     out["forward"] = _time(lambda: inversion.predict_groups(z, data, config), repeats)
     out["potential"] = _time(lambda: inversion.potential(z, data, config, "model"), repeats)
     out["forward_and_gradient"] = _time(lambda: inversion.potential_and_gradient(z, data, config), repeats)
+    cotangent = tuple(jnp.asarray(rng.standard_normal(g.y.shape), jnp.float32) for g in data.groups)
+    jax.block_until_ready(_forward_and_vjp(z, cotangent, data, config))
+    out["forward_and_vjp"] = _time(lambda: _forward_and_vjp(z, cotangent, data, config), repeats)
+    out["vjp_over_forward"] = out["forward_and_vjp"]["p50_ms"] / out["forward"]["p50_ms"]
     out["gradient_over_forward"] = out["forward_and_gradient"]["p50_ms"] / out["forward"]["p50_ms"]
     out["gradient_over_potential"] = out["forward_and_gradient"]["p50_ms"] / out["potential"]["p50_ms"]
     out["jacobian_3_blocks"] = _time(
@@ -183,49 +204,32 @@ def main() -> None:
     first = run_event(event_blocks((100, 100), (240, 240), (20, 20), seed=0), args.repeats)
     second = run_event(event_blocks((96, 104), (236, 244), (19, 21), seed=1), args.repeats)
     results = {"event_1": first, "event_2": second}
+    def row(label: str, fmt: str, *path: str) -> tuple[str, str, str]:
+        values = []
+        for event in (first, second):
+            value = event
+            for key in path:
+                value = value[key]
+            values.append(format(value, fmt))
+        return (label, *values)
+
     rows = [
         (
             "observations (EMIT, GHGSat, TROPOMI)",
             *(", ".join(map(str, e["observations"].values())) for e in (first, second)),
         ),
-        ("quadrature points", first["quadrature_points"], second["quadrature_points"]),
-        (
-            "first forward call (s, incl. compile)",
-            f"{first['forward_first_call_s']:.2f}",
-            f"{second['forward_first_call_s']:.3f}",
-        ),
-        (
-            "first gradient call (s, incl. compile)",
-            f"{first['gradient_first_call_s']:.2f}",
-            f"{second['gradient_first_call_s']:.3f}",
-        ),
-        ("new compiled executables", first["new_executables"], second["new_executables"]),
-        ("forward p50 (ms)", f"{first['forward']['p50_ms']:.2f}", f"{second['forward']['p50_ms']:.2f}"),
-        (
-            "value + gradient p50 (ms)",
-            f"{first['forward_and_gradient']['p50_ms']:.2f}",
-            f"{second['forward_and_gradient']['p50_ms']:.2f}",
-        ),
-        (
-            "potential (plume + likelihood) p50 (ms)",
-            f"{first['potential']['p50_ms']:.2f}",
-            f"{second['potential']['p50_ms']:.2f}",
-        ),
-        (
-            "value + gradient / potential",
-            f"{first['gradient_over_potential']:.2f}",
-            f"{second['gradient_over_potential']:.2f}",
-        ),
-        (
-            "gradient / forward",
-            f"{first['gradient_over_forward']:.2f}",
-            f"{second['gradient_over_forward']:.2f}",
-        ),
-        (
-            "unit-rate Jacobian, 3 blocks p50 (ms)",
-            f"{first['jacobian_3_blocks']['p50_ms']:.1f}",
-            f"{second['jacobian_3_blocks']['p50_ms']:.1f}",
-        ),
+        row("quadrature points", "d", "quadrature_points"),
+        row("first forward call (s, incl. compile)", ".3f", "forward_first_call_s"),
+        row("first gradient call (s, incl. compile)", ".3f", "gradient_first_call_s"),
+        row("new compiled executables", "d", "new_executables"),
+        row("forward p50 (ms)", ".2f", "forward", "p50_ms"),
+        row("forward + VJP (d c.F / dz) p50 (ms)", ".2f", "forward_and_vjp", "p50_ms"),
+        row("forward + VJP / forward", ".2f", "vjp_over_forward"),
+        row("potential (plume + likelihood) p50 (ms)", ".2f", "potential", "p50_ms"),
+        row("potential value + gradient p50 (ms)", ".2f", "forward_and_gradient", "p50_ms"),
+        row("potential value + gradient / potential", ".2f", "gradient_over_potential"),
+        row("potential value + gradient / forward", ".2f", "gradient_over_forward"),
+        row("unit-rate Jacobian, 3 blocks p50 (ms)", ".1f", "jacobian_3_blocks", "p50_ms"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'':{width}}  {'event 1':>12}  {'event 2':>12}")

@@ -54,10 +54,13 @@ NumPyro site and the physical values are deterministic transforms of it.
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -91,9 +94,9 @@ class InversionSettings:
     ``position_prior_xy_m``), stability (to the met prior) or noise inflation (to 1); with all four
     fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
     ``sampler`` "nuts" (default) or "laplace" (draws from the Laplace approximation only).
-    Chains run one after another through one compiled NUTS program per problem shape (on CPU,
-    batching chains makes every chain wait for the longest trajectory, and chains on separate
-    devices recompile on every run).
+    Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
+    shape (on CPU, batching chains makes every chain wait for the longest trajectory, and chains on
+    separate devices recompile on every run).
     """
 
     num_chains: int = 4
@@ -733,12 +736,32 @@ def _absent_laplace(blocks: Sequence[ObservationBlock], data: _Data, config: _Co
 # NUTS
 # ----------------------------------------------------------------------------------------------
 
-_SAMPLERS: OrderedDict[tuple, tuple[NUTS, Any]] = OrderedDict()
+class _ChainRunner:
+    """One chain, ``(key, w0, model_args) -> (w draws, divergences, leapfrog steps)``, compiled ahead
+    of time once per argument shape (under a lock), so that several threads can run chains of the
+    same executable at once without tracing it concurrently."""
+
+    def __init__(self, run: Any) -> None:
+        self._jitted = jax.jit(run)
+        self._executables: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: jax.Array, w0: jax.Array, model_args: tuple) -> tuple[jax.Array, ...]:
+        args = (key, w0, model_args)
+        leaves, tree = jax.tree.flatten(args)
+        signature = (tree, tuple((x.shape, str(x.dtype)) for x in leaves))
+        with self._lock:
+            if signature not in self._executables:
+                self._executables[signature] = self._jitted.lower(*args).compile()
+        return self._executables[signature](*args)
+
+
+_SAMPLERS: OrderedDict[tuple, _ChainRunner] = OrderedDict()
 _SAMPLER_CACHE_SIZE = 8
 
 
-def _sampler(config: _Config, warmup: int, samples: int, accept: float, depth: int) -> tuple[NUTS, Any]:
-    """A NUTS kernel and a jitted chain runner for this model structure, cached per process.
+def _sampler(config: _Config, warmup: int, samples: int, accept: float, depth: int) -> _ChainRunner:
+    """The NUTS chain runner for this model structure, cached per process.
 
     The runner is one compiled program, ``(key, w0, model_args) -> (w draws, divergences, leapfrog
     steps)``: the kernel's initialisation at ``w0``, ``warmup`` adaptation steps (step size and
@@ -769,7 +792,7 @@ def _sampler(config: _Config, warmup: int, samples: int, accept: float, depth: i
         state, _ = jax.lax.scan(adapt, state, None, length=warmup)
         return jax.lax.scan(draw, state, None, length=samples)[1]
 
-    _SAMPLERS[key] = (kernel, jax.jit(run))
+    _SAMPLERS[key] = _ChainRunner(run)
     while len(_SAMPLERS) > _SAMPLER_CACHE_SIZE:
         _SAMPLERS.popitem(last=False)
     return _SAMPLERS[key]
@@ -806,21 +829,23 @@ def _run_nuts(
     key: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """NUTS draws of z (C, D, P), log Bayes factors (C, D), divergence flags (C, D) and leapfrog steps
-    per draw (C, D); chains run one after another.
+    per draw (C, D).
 
-    ``init`` (C, P) are the chains' starting points in the preconditioned coordinates ``w``.
+    ``init`` (C, P) are the chains' starting points in the preconditioned coordinates ``w``. Chains
+    run in one thread per CPU core, each through the same compiled program (one chain per call:
+    batching chains in one program makes every chain wait for the longest trajectory); each chain
+    has its own key, so the draws do not depend on the number of threads.
     """
     shift, chol = lap.mean, _cholesky(lap.cov)
-    kernel, run = _sampler(config, warmup, settings.num_samples, accept, settings.max_tree_depth)
+    run = _sampler(config, warmup, settings.num_samples, accept, settings.max_tree_depth)
     model_args = (data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32))
-    draws, diverging, steps = [], [], []
-    for chain_key, w0 in zip(jax.random.split(key, settings.num_chains), init, strict=True):
-        w, div, n = run(chain_key, jnp.asarray(w0, jnp.float32), model_args)
-        draws.append(np.asarray(w, float))
-        diverging.append(np.asarray(div))
-        steps.append(np.asarray(n))
-    z = shift + np.stack(draws) @ chol.T
-    return z, _log_bayes_factors(z, data, config), np.stack(diverging), np.stack(steps)
+    keys = jax.random.split(key, settings.num_chains)
+    jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args) for c in range(settings.num_chains)]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        chains = list(pool.map(lambda job: [np.asarray(x) for x in run(*job)], jobs))
+    draws, diverging, steps = (np.stack([chain[i] for chain in chains]) for i in range(3))
+    z = shift + draws.astype(float) @ chol.T
+    return z, _log_bayes_factors(z, data, config), diverging, steps
 
 
 # ----------------------------------------------------------------------------------------------
