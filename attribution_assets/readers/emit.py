@@ -110,9 +110,13 @@ def _read_float(var: netCDF4.Variable, index: tuple[slice, ...]) -> np.ndarray:
     """Read a float slab as float32/float64 with the fill value (and -9999) replaced by NaN."""
     var.set_auto_mask(False)
     values = np.asarray(var[index])
-    fill = getattr(var, "_FillValue", _FILL)
-    is_fill = values == _FILL
-    if fill != _FILL:
+    fills = {_FILL, float(getattr(var, "_FillValue", _FILL))}
+    if values.size and values.dtype.kind == "f":
+        low, high = values.min(), values.max()  # NaN propagates: then the full test below runs
+        if not np.isnan(low) and all(f < low or f > high for f in fills):
+            return values  # no fill value in range: two reductions instead of a mask over the slab
+    is_fill = np.zeros(values.shape, dtype=bool)
+    for fill in fills:
         is_fill |= values == fill
     values[is_fill] = np.nan
     return values
