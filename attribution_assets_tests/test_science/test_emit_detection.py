@@ -38,10 +38,10 @@ def test_one_tonne_plumes_are_found_at_their_source():
 
 
 def test_null_scene_alarm_rate_stays_near_the_benchmark():
-    # The benchmark measures a few per cent of null scenes alarming; at 5 %, 3 or more alarms in 8
-    # scenes has a probability of ~0.6 %.
+    # The benchmark measures 0/100 null scenes alarming; even at the 5 % target, 2 or more alarms in 6
+    # scenes has a probability of ~3 %.
     alarms = 0
-    for seed in range(SEEDS[0], SEEDS[0] + 8):
+    for seed in range(SEEDS[0], SEEDS[0] + 6):
         _, res = _maps(seed + 500_000, 0.0)
         alarms += len(emit_plume_candidates(res.enhancement_ppm_m, res.sd_ppm_m)) > 0
-    assert alarms <= 2
+    assert alarms <= 1
