@@ -81,15 +81,20 @@ def _separable(field: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def significance_map(enh_ppm_m: np.ndarray, sd_ppm_m: np.ndarray, smoothing_px: float) -> np.ndarray:
-    """Smoothed enhancement over its standard deviation (dimensionless); NaN where invalid."""
-    enh = np.asarray(enh_ppm_m, dtype=np.float64)
-    sd = np.asarray(sd_ppm_m, dtype=np.float64)
+    """Smoothed enhancement over its standard deviation (dimensionless); NaN where invalid.
+
+    Computed in float32 when both inputs are float32 (the matched filter's maps: a full EMIT scene's
+    smoothing then moves half the bytes), else in float64.
+    """
+    dtype = np.result_type(np.asarray(enh_ppm_m).dtype, np.asarray(sd_ppm_m).dtype, np.float32)
+    enh = np.asarray(enh_ppm_m, dtype=dtype)
+    sd = np.asarray(sd_ppm_m, dtype=dtype)
     ok = np.isfinite(enh) & np.isfinite(sd) & (sd > 0)
     if smoothing_px <= 0:
         return np.where(ok, enh / np.where(ok, sd, 1.0), np.nan)
-    g = gaussian_weights(smoothing_px)
-    num = _separable(np.where(ok, enh, 0.0), g)
-    var = _separable(np.where(ok, sd**2, 0.0), g**2)  # > 0 at every valid pixel (its own weight)
+    g = gaussian_weights(smoothing_px).astype(dtype)
+    num = _separable(np.where(ok, enh, 0.0).astype(dtype, copy=False), g)
+    var = _separable(np.where(ok, sd**2, 0.0).astype(dtype, copy=False), g**2)  # > 0 where valid
     with np.errstate(divide="ignore", invalid="ignore"):
         z = num / np.sqrt(var)
     return np.where(ok & (var > 0), z, np.nan)
