@@ -1,9 +1,11 @@
-"""Detection scans over the catalogued archive: TROPOMI hotspots and OCO-2 along-track peaks.
+"""Detection scans over the catalogued archive: TROPOMI hotspots, OCO-2 along-track peaks and EMIT
+CH4 plumes (matched filter + plume-template detection rule).
 
 The scan results become detection events, written as an operator alert file into the alert inbox,
 so the alert sensor registers and runs them exactly like an operator's alerts.
 """
 
+from functools import cache, partial
 from pathlib import Path
 
 import pandas as pd
@@ -14,17 +16,32 @@ from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet
 from attribution_assets.events import DetectionEvent
 from attribution_assets.paths import alert_inbox
+from attribution_assets.readers.emit import read_emit_l1b
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
 from attribution_assets.readers.oco2 import read_oco2_lite
+from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.readers.tropomi import read_tropomi_ch4
 from attribution_assets.resources import OutputStore
-from attribution_assets.science.detections import detections_to_events
+from attribution_assets.science.detections import detections_to_events, scan_emit_plumes
 from attribution_assets.science.hotspots import scan_tropomi_hotspots
+from attribution_assets.science.matched_filter import CH4_WINDOW_NM
 from attribution_assets.science.peaks import scan_oco2_peaks
+
+
+@cache
+def _ch4_lut():
+    """The bundled CH4 radiance look-up table, read once per process for all EMIT scenes."""
+    return load_ch4_unit_absorption()
+
 
 SCANS = {
     "TROPOMI": ("CH4", read_tropomi_ch4, lambda ds: scan_tropomi_hotspots(ds).candidates),
     "OCO2": ("CO2", read_oco2_lite, lambda ds: scan_oco2_peaks(ds).peaks),
+    "EMIT": (
+        "CH4",
+        partial(read_emit_l1b, window_nm=CH4_WINDOW_NM),
+        lambda ds: scan_emit_plumes(ds, _ch4_lut()),
+    ),
 }
 
 
@@ -45,8 +62,8 @@ def events_table(events: list[DetectionEvent], source: dict[str, str]) -> pd.Dat
 @asset(
     deps=[overpass_catalog],
     group_name="detection",
-    description="TROPOMI hotspot and OCO-2 peak scans of every catalogued granule, merged into detection "
-    "events and dropped into the alert inbox for the alert sensor.",
+    description="TROPOMI hotspot, OCO-2 peak and EMIT plume scans of every catalogued granule, merged "
+    "into detection events and dropped into the alert inbox for the alert sensor.",
 )
 def detections(context: AssetExecutionContext, store: OutputStore) -> MaterializeResult:
     catalog = read_geoparquet(store.catalog_path)
@@ -58,7 +75,7 @@ def detections(context: AssetExecutionContext, store: OutputStore) -> Materializ
             name = Path(path).name
             try:
                 candidates = scan(reader(path))
-            except (ProductFormatError, EmptyAOIError, OSError) as error:
+            except (ProductFormatError, EmptyAOIError, OSError, ValueError) as error:
                 outcomes[name] = f"skipped: {error}"
                 context.log.warning(f"{instrument}: {error}")
                 continue

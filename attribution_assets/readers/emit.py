@@ -93,26 +93,35 @@ def ortho_window(gt: Sequence[float], shape: tuple[int, int], bbox: BBox | None)
     return rows, cols
 
 
-def _read_glt(loc: netCDF4.Dataset, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
-    """0-based (downtrack, crosstrack) indices for the ortho window, -1 where there is no data."""
+def _read_glt(loc: netCDF4.Dataset, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """0-based (downtrack, crosstrack) int32 indices for the ortho window and where they hold data.
+
+    Index arrays stay int32 and are shifted in place: a full scene's GLT is ~2.6 million pixels, and
+    every whole-array pass over it costs a few milliseconds.
+    """
     out = []
     for name in ("glt_y", "glt_x"):
         var = loc.variables[name]
         var.set_auto_mask(False)
-        raw = np.asarray(var[rows, cols], dtype=np.int64)
-        out.append(raw)
+        out.append(np.array(var[rows, cols], dtype=np.int32))
     gy, gx = out
     valid = (gy > 0) & (gx > 0)
-    return np.where(valid, gy - 1, -1), np.where(valid, gx - 1, -1)
+    gy -= 1
+    gx -= 1
+    return gy, gx, valid
 
 
 def _read_float(var: netCDF4.Variable, index: tuple[slice, ...]) -> np.ndarray:
     """Read a float slab as float32/float64 with the fill value (and -9999) replaced by NaN."""
     var.set_auto_mask(False)
     values = np.asarray(var[index])
-    fill = getattr(var, "_FillValue", _FILL)
-    is_fill = values == _FILL
-    if fill != _FILL:
+    fills = {_FILL, float(getattr(var, "_FillValue", _FILL))}
+    if values.size and values.dtype.kind == "f":
+        low, high = values.min(), values.max()  # NaN propagates: then the full test below runs
+        if not np.isnan(low) and all(f < low or f > high for f in fills):
+            return values  # no fill value in range: two reductions instead of a mask over the slab
+    is_fill = np.zeros(values.shape, dtype=bool)
+    for fill in fills:
         is_fill |= values == fill
     values[is_fill] = np.nan
     return values
@@ -136,18 +145,22 @@ def _ortho_coords(gt: Sequence[float], rows: slice, cols: slice) -> tuple[np.nda
 
 
 def _scene_window(
-    path: str | os.PathLike[str], row: np.ndarray, col: np.ndarray, shape: tuple[int, int], bbox: BBox | None
+    path: str | os.PathLike[str],
+    row: np.ndarray,
+    col: np.ndarray,
+    valid: np.ndarray,
+    shape: tuple[int, int],
+    bbox: BBox | None,
 ) -> tuple[slice, slice]:
     """The smallest (downtrack, crosstrack) slab holding every scene pixel the GLT window references."""
-    valid = row >= 0
     if not valid.any():
         raise EmptyAOIError(path, bbox, "no GLT pixel with data in the window")
-    if row[valid].max() >= shape[0] or col[valid].max() >= shape[1]:
+    big = np.iinfo(np.int32).max
+    r0, r1 = int(np.min(row, where=valid, initial=big)), int(np.max(row, where=valid, initial=-1))
+    c0, c1 = int(np.min(col, where=valid, initial=big)), int(np.max(col, where=valid, initial=-1))
+    if r1 >= shape[0] or c1 >= shape[1]:
         raise ProductFormatError(path, "location/glt_y", f"GLT indices within the radiance shape {shape}")
-    return (
-        slice(int(row[valid].min()), int(row[valid].max()) + 1),
-        slice(int(col[valid].min()), int(col[valid].max()) + 1),
-    )
+    return slice(r0, r1 + 1), slice(c0, c1 + 1)
 
 
 def _build_dataset(
@@ -162,12 +175,12 @@ def _build_dataset(
     rows, cols = ortho_window(gt, ortho_shape, bbox)
     if rows.stop <= rows.start or cols.stop <= cols.start:
         raise EmptyAOIError(path, bbox, "bbox outside the orthorectified grid")
-    glt_row, glt_col = _read_glt(loc, rows, cols)
+    glt_row, glt_col, valid = _read_glt(loc, rows, cols)
     rad_var = nc.variables["radiance"]
-    down, cross = _scene_window(path, glt_row, glt_col, rad_var.shape[:2], bbox)
-    valid = glt_row >= 0
-    glt_row = np.where(valid, glt_row - down.start, -1).astype(np.int32)
-    glt_col = np.where(valid, glt_col - cross.start, -1).astype(np.int32)
+    down, cross = _scene_window(path, glt_row, glt_col, valid, rad_var.shape[:2], bbox)
+    for index, start in ((glt_row, down.start), (glt_col, cross.start)):
+        index -= start
+        np.copyto(index, -1, where=~valid)
     band = nc.groups["sensor_band_parameters"]
     wavelength = _read_float(band.variables["wavelengths"], (slice(None),))
     bands = band_window(wavelength, window_nm)

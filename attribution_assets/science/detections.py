@@ -1,4 +1,7 @@
-"""Scan candidates (OCO-2 peaks, TROPOMI hotspots) to deduplicated detection events.
+"""Scan candidates (OCO-2 peaks, TROPOMI hotspots, EMIT plumes) to deduplicated detection events.
+
+:func:`scan_emit_plumes` is the EMIT scan: the CH4 matched filter on the scene's raw geometry and the
+plume-template detection rule of ``science.plume_mask`` (:func:`~plume_mask.emit_plume_candidates`).
 
 Candidates closer than ``radius_km`` (great-circle) and ``max_dt_hours`` apart are one source: the most
 significant one is kept (greedy non-maximum suppression). The result is a list of
@@ -12,8 +15,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from attribution_assets.events import DetectionEvent
+from attribution_assets.science.matched_filter import CH4_WINDOW_NM, matched_filter
+from attribution_assets.science.plume_mask import emit_plume_candidates
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -88,3 +94,34 @@ def detections_to_events(
         for i in kept
     }
     return sorted(events.values(), key=lambda e: (e.time, e.key))
+
+
+def scan_emit_plumes(
+    ds: xr.Dataset, k_hi: tuple[np.ndarray, np.ndarray, np.ndarray], **rule: object
+) -> pd.DataFrame:
+    """CH4 plume source candidates of an EMIT L1B scene (reader carrier of ``readers.emit``).
+
+    Runs :func:`~attribution_assets.science.matched_filter.matched_filter` (defaults: second pass,
+    albedo correction) on the raw ``(downtrack, crosstrack)`` geometry, where pixel errors are
+    independent (an orthorectified map repeats pixels), then
+    :func:`~attribution_assets.science.plume_mask.emit_plume_candidates` (``**rule``: its
+    ``threshold_sigma``, ``min_size_px``, ``lengths_px``). A candidate's position is the raw pixel's own
+    ``lon``/``lat``; ``time`` is the scene start (``time_coverage_start``).
+
+    Returns:
+        The candidates table of ``emit_plume_candidates`` plus ``time``; empty when the scene holds no
+        plume or no usable pixel.
+    """
+    radiance = ds["radiance"].transpose("downtrack", "crosstrack", "band").values
+    wavelength = ds["wavelength"].values
+    if not np.any((wavelength >= CH4_WINDOW_NM[0]) & (wavelength <= CH4_WINDOW_NM[1])):
+        raise ValueError("the scene holds no band of the CH4 window")
+    res = matched_filter(radiance, wavelength, ds["fwhm"].values, k_hi)
+    found = emit_plume_candidates(res.enhancement_ppm_m, res.sd_ppm_m, **rule)
+    lat = ds["lat"].transpose("downtrack", "crosstrack").values
+    lon = ds["lon"].transpose("downtrack", "crosstrack").values
+    rows, cols = found["row"].to_numpy(np.int64), found["col"].to_numpy(np.int64)
+    found["longitude"] = lon[rows, cols].astype(np.float64)
+    found["latitude"] = lat[rows, cols].astype(np.float64)
+    found["time"] = _utc(ds.attrs["time_coverage_start"]) if len(found) else pd.Series(dtype=object)
+    return found

@@ -12,6 +12,7 @@ from attribution_assets.definitions import ASSETS
 from attribution_assets.events import is_event_key, read_alerts, registered_events
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import build_resources
+from attribution_assets.samples.scenes import load_events
 from attribution_assets.sensors import alert_inbox_sensor
 
 
@@ -33,6 +34,14 @@ def test_scans_drop_events_that_the_sensor_registers(tmp_path, monkeypatch, samp
         plant = sample_events["belchatow-co2"]
         assert abs(co2["latitude"].iloc[0] - plant.latitude) < 0.2
         assert abs(co2["longitude"].iloc[0] - plant.longitude) < 0.2
+        # EMIT: the Permian scene (6 t/h) yields one CH4 event at the well pad, the Turkmen null none
+        emit = table[table["detected_in"].str.startswith("EMIT_L1B_RAD")]
+        assert len(emit) == 1 and emit["gas"].iloc[0] == "CH4"
+        assert emit["detected_in"].iloc[0] == "EMIT_L1B_RAD_001_20250814T173100_2522612_001.nc"
+        pad = next(e for e in load_events() if e.event_id == "permian-ch4")  # the true source
+        assert abs(emit["latitude"].iloc[0] - pad.source_lat) < 0.0011  # two 60 m pixels
+        assert abs(emit["longitude"].iloc[0] - pad.source_lon) < 0.0013
+        assert emit["event_time"].iloc[0] == "2025-08-14T17:31:00Z"
         events = read_alerts(inbox / "detections.csv")
         assert all(is_event_key(e.key) for e in events)
 

@@ -285,3 +285,23 @@ def test_partial_significance_update_equals_the_full_map():
     alpha[:, cols] += 500.0
     _update_significance(z, alpha, sd, cols, 1.5)
     np.testing.assert_allclose(z, significance_map(alpha, sd, 1.5), rtol=1e-12, atol=1e-12)
+
+
+def test_moment_downdate_equals_recomputing_without_the_removed_pixels():
+    from attribution_assets.science.matched_filter import SHRINKAGE_GRID, _Filter
+
+    rng = np.random.default_rng(5)
+    xw = (1.0 + 0.1 * rng.standard_normal((300, 6, 8))).astype(np.float32)
+    filt = _Filter(xw, -np.ones(8) * 1e-5, 16, np.asarray(SHRINKAGE_GRID), True, 4)
+    use = rng.random((300, 6)) > 0.1
+    removed = use & (rng.random((300, 6)) < 0.2)
+    removed[:, 5] = use[:, 5]  # a column that loses every pixel
+    cols = np.array([0, 2, 3, 5])
+    moments = filt.moments(use, np.arange(6))
+    filt.downdate(moments, removed, cols)
+    keep = use.copy()
+    keep[:, cols] &= ~removed[:, cols]
+    fresh = filt.moments(keep, np.arange(6))
+    np.testing.assert_array_equal(moments.count, fresh.count)
+    np.testing.assert_allclose(moments.mean, fresh.mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(moments.scatter, fresh.scatter, rtol=1e-9, atol=1e-12)

@@ -7,8 +7,11 @@ import pytest
 import shapely
 
 from attribution_assets.science.plume_mask import (
+    emit_plume_candidates,
     line_significance_map,
     plume_mask,
+    plume_significance_map,
+    plume_template,
     robust_spread,
     significance_map,
 )
@@ -94,3 +97,72 @@ def test_line_significance_beats_isotropic_on_a_thin_streak():
     null = line_significance_map(background, sd)[20:-20, 20:-20]
     assert 2.0 < np.nanmax(null) < 5.0  # max of 12 calibrated orientations on pure noise
     assert robust_spread(significance_map(background, sd, 1.5)) == 1.0  # white noise: no rescaling
+
+
+def _plume_streak(shape, apex, length_px, per_px):
+    """Uncompensated plume template of direction 0 (along +col) scaled to ``per_px`` on its axis."""
+    t = plume_template(length_px, 0.0, flank_px=0.0)
+    r = (t.shape[0] - 1) // 2
+    field = np.zeros(shape)
+    field[apex[0] - r : apex[0] + r + 1, apex[1] - r : apex[1] + r + 1] = t / t[r, r + 1] * per_px
+    return field
+
+
+def test_plume_template_shape():
+    bare = plume_template(10.0, 0.0, flank_px=0.0)
+    r = (bare.shape[0] - 1) // 2
+    assert bare.sum() == pytest.approx(1.0)
+    assert bare[:, : r - 1].sum() == 0.0  # nothing upwind of the apex
+    # crosswind integral ~ constant downwind (Q / u): columns 2..10 px from the apex within 10 %
+    slices = bare[:, r + 2 : r + 11].sum(axis=0)
+    assert slices.max() / slices.min() < 1.1
+    comp = plume_template(10.0, 0.0)
+    assert comp.sum() == pytest.approx(0.0, abs=1e-12)
+    assert comp[comp > 0].sum() == pytest.approx(1.0)  # the core (cut at 2.5 s(u) + 0.5 px), renormalised
+    flanks = np.where(comp < 0, comp, 0.0)
+    assert flanks.sum() == pytest.approx(-1.0) and np.unique(flanks[comp < 0]).size == 1  # uniform strips
+    rc = (comp.shape[0] - 1) // 2
+    assert flanks[rc - 2 : rc + 3, :].sum() == 0.0  # none within 2 px of the axis (2.5 s + 0.5 px = 2.0 px)
+    rot = plume_template(10.0, np.pi / 2, flank_px=0.0)  # pointing along +row
+    rr = (rot.shape[0] - 1) // 2
+    assert rot[: rr - 1, :].sum() == 0.0 and rot[rr + 5, rr] > 0
+
+
+def test_plume_significance_is_exact_on_a_noise_free_plume_and_cancels_smooth_surfaces():
+    shape, apex = (80, 80), (40, 30)
+    sd = np.full(shape, SD_PPM_M)
+    plume = _plume_streak(shape, apex, 15.0, 2.0 * SD_PPM_M)
+    z = plume_significance_map(plume, sd, lengths_px=(15.0,), flank_px=0.0)
+    w = plume_template(15.0, 0.0, flank_px=0.0)
+    r = (w.shape[0] - 1) // 2
+    window = plume[apex[0] - r : apex[0] + r + 1, apex[1] - r : apex[1] + r + 1]
+    expected = (w * window).sum() / (SD_PPM_M * np.sqrt((w**2).sum()))  # analytic matched-filter SNR
+    assert np.unravel_index(np.nanargmax(z), shape) == apex
+    assert z[apex] == pytest.approx(expected, rel=1e-9)
+    # A uniform offset (a surface bias wider than the flanks) is invisible to the compensated template,
+    # up to the image edges and around invalid pixels (the flank mean uses valid pixels only).
+    flat = np.full(shape, 3.0 * SD_PPM_M)
+    flat[10:20, 50:60] = np.nan
+    z_flat = plume_significance_map(flat, sd)
+    assert np.nanmax(np.abs(z_flat)) < 1e-6 and np.isfinite(z_flat[0, 0]) and np.isfinite(z_flat[15, 49])
+    assert np.nanmax(plume_significance_map(flat, sd, flank_px=0.0)[25:-25, 25:-25]) > 10.0
+
+
+def test_plume_candidate_sits_at_the_source():
+    shape, apex = (120, 120), (60, 40)
+    sd = np.full(shape, SD_PPM_M)
+    enh = _plume_streak(shape, apex, 25.0, 3.0 * SD_PPM_M) + noise(shape, 11)
+    found = emit_plume_candidates(enh, sd, lon=np.arange(120.0), lat=-np.arange(120.0), threshold_sigma=6.0)
+    assert len(found) >= 1 and found["significance"].is_monotonic_decreasing
+    assert abs(found["row"][0] - apex[0]) <= 1 and abs(found["col"][0] - apex[1]) <= 1
+    assert found["longitude"][0] == found["col"][0] and found["latitude"][0] == -found["row"][0]
+    assert found["max_enhancement_ppm_m"][0] > 3.0 * SD_PPM_M
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_plume_candidates_on_noise_and_invalid_maps(seed):
+    shape = (150, 150)
+    sd = np.full(shape, SD_PPM_M)
+    assert emit_plume_candidates(noise(shape, seed), sd).empty  # 16 x 2 calibrated templates, 6.5 sigma
+    empty = emit_plume_candidates(np.full(shape, np.nan), np.full(shape, np.nan))
+    assert empty.empty and "significance" in empty.columns
