@@ -14,8 +14,7 @@ Defaults (4 sigma, 1.5 px smoothing, 10 px minimum) gave no false component in 2
 white noise; 3 sigma gave ~16 per million. For detection scans, ``plume_lengths_px`` thresholds
 instead the significance of compensated point-source plume templates (:func:`plume_significance_map`),
 calibrated by the scene's robust spread (:func:`robust_spread`), and :func:`emit_plume_candidates`
-turns the kept components into source candidates (``line_px``, the oriented line significance of
-:func:`line_significance_map`, is the earlier, weaker detection statistic).
+turns the kept components into source candidates.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import fft, ndimage, signal
+from scipy import fft, ndimage
 from shapely.geometry.base import BaseGeometry
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -98,46 +97,6 @@ def significance_map(enh_ppm_m: np.ndarray, sd_ppm_m: np.ndarray, smoothing_px: 
     with np.errstate(divide="ignore", invalid="ignore"):
         z = num / np.sqrt(var)
     return np.where(ok & (var > 0), z, np.nan)
-
-
-def line_kernel(along_px: float, across_px: float, angle_rad: float) -> np.ndarray:
-    """Normalised 2-D anisotropic Gaussian (``along_px`` / ``across_px`` sigmas) rotated by ``angle_rad``."""
-    radius = max(int(np.ceil(3.0 * max(along_px, across_px))), 1)
-    dy, dx = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
-    u = dx * np.cos(angle_rad) + dy * np.sin(angle_rad)
-    v = -dx * np.sin(angle_rad) + dy * np.cos(angle_rad)
-    w = np.exp(-0.5 * (u / along_px) ** 2 - 0.5 * (v / across_px) ** 2)
-    return w / w.sum()
-
-
-def line_significance_map(
-    enh_ppm_m: np.ndarray,
-    sd_ppm_m: np.ndarray,
-    along_px: float = 3.0,
-    across_px: float = 0.7,
-    n_angles: int = 12,
-) -> np.ndarray:
-    """Largest significance over ``n_angles`` orientations of a line-shaped smoothing kernel.
-
-    Near its source a plume is a narrow streak, often under a pixel wide: an isotropic kernel of width
-    ``s`` gains ``sqrt(2)`` in significance on a one-pixel line, an anisotropic one ``sqrt(2 along /
-    across)`` (2.9 for 3 x 0.7 px), the oriented matched filter of a line (Canny 1986, IEEE TPAMI 8 679,
-    for its steerable form). Each orientation's significance (exact for independent pixel errors, as
-    :func:`significance_map`) is divided by its :func:`robust_spread` before the maximum is taken.
-    """
-    enh = np.asarray(enh_ppm_m, dtype=np.float64)
-    sd = np.asarray(sd_ppm_m, dtype=np.float64)
-    ok = np.isfinite(enh) & np.isfinite(sd) & (sd > 0)
-    num_in, var_in = np.where(ok, enh, 0.0), np.where(ok, sd**2, 0.0)
-    best = np.full(enh.shape, -np.inf)
-    for angle in np.arange(n_angles) * np.pi / n_angles:
-        w = line_kernel(along_px, across_px, angle)
-        var = signal.fftconvolve(var_in, w**2, mode="same")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = signal.fftconvolve(num_in, w, mode="same") / np.sqrt(var)
-        z = np.where(ok & (var > 1e-12 * np.nanmax(var_in, initial=1.0) * (w**2).max()), z, np.nan)
-        best = np.fmax(best, z / robust_spread(z))
-    return np.where(ok & np.isfinite(best), best, np.nan)
 
 
 def _plume_parts(
@@ -294,7 +253,6 @@ def plume_mask(
     point: tuple[float, float] | None = None,
     lon: np.ndarray | None = None,
     lat: np.ndarray | None = None,
-    line_px: tuple[float, float] | None = None,
     plume_lengths_px: tuple[float, ...] | None = None,
 ) -> PlumeMask:
     """Find the plume component in an enhancement map.
@@ -309,10 +267,8 @@ def plume_mask(
             ``(row, col)``; the component containing it, else the nearest one, is selected. Without a
             point the component with the largest summed enhancement is selected.
         lon: ``(x,)`` pixel-centre longitudes, degrees. lat: ``(y,)`` pixel-centre latitudes, degrees.
-        line_px: ``(along, across)`` sigmas in pixels: threshold the oriented line significance
-            (:func:`line_significance_map`, always spread-calibrated) instead of the isotropic one.
         plume_lengths_px: template lengths in pixels: threshold the plume-template significance
-            (:func:`plume_significance_map`, spread-calibrated) instead; takes precedence over ``line_px``.
+            (:func:`plume_significance_map`, spread-calibrated) instead of the isotropic one.
 
     Returns:
         :class:`PlumeMask` (``significance``: the map that was thresholded).
@@ -320,8 +276,6 @@ def plume_mask(
     enh = np.asarray(enh_ppm_m, dtype=np.float64)
     if plume_lengths_px is not None:
         z = plume_significance_map(enh, sd_ppm_m, tuple(plume_lengths_px))
-    elif line_px is not None:
-        z = line_significance_map(enh, sd_ppm_m, *line_px)
     else:
         z = significance_map(enh, sd_ppm_m, smoothing_px)
     labels, n = _components(z, threshold_sigma, min_size_px)
