@@ -84,6 +84,14 @@ def archive(tmp_path: Path, sample_archive: Path) -> Path:
     return root
 
 
+@pytest.fixture()
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Earthdata and CDS credentials in the environment (the transports never send them anywhere)."""
+    monkeypatch.setenv("EARTHDATA_TOKEN", "token")
+    monkeypatch.setenv("CDSAPI_URL", "https://cds.climate.copernicus.eu/api")
+    monkeypatch.setenv("CDSAPI_KEY", "key")
+
+
 def _window(event) -> tuple[datetime, datetime]:
     return event.time - timedelta(hours=12), event.time + timedelta(hours=12)
 
@@ -114,11 +122,8 @@ def _metadata(result, asset: str) -> dict:
 
 
 def test_live_step_downloads_catalogues_and_uses_missing_files(
-    archive, tmp_path, sample_archive, sample_events, monkeypatch
+    archive, tmp_path, sample_archive, sample_events, credentials
 ) -> None:
-    monkeypatch.setenv("EARTHDATA_TOKEN", "token")
-    monkeypatch.setenv("CDSAPI_URL", "https://cds.climate.copernicus.eu/api")
-    monkeypatch.setenv("CDSAPI_KEY", "key")
     earthaccess = LocalEarthaccess(sample_archive, fail_downloads=1)
     cds = LocalCds(sample_archive / "era5" / ERA5_NAME)
     resources = build_resources(archive, tmp_path / "output", AnalysisSettings(), live=False)
@@ -209,11 +214,8 @@ def test_without_credentials_the_step_uses_the_local_archive_only(
 
 
 def test_a_failing_service_leaves_the_event_on_the_local_archive(
-    archive, tmp_path, sample_archive, sample_events, monkeypatch
+    archive, tmp_path, sample_archive, sample_events, credentials
 ) -> None:
-    monkeypatch.setenv("EARTHDATA_TOKEN", "token")
-    monkeypatch.setenv("CDSAPI_URL", "https://cds.climate.copernicus.eu/api")
-    monkeypatch.setenv("CDSAPI_KEY", "key")
     resources = {
         **build_resources(archive, tmp_path / "output", live=False),
         "earthdata": EarthdataResource(
