@@ -6,7 +6,7 @@ a real scene), the 48 bands of the CH4 window, random sun, surface mixture, stab
 wind direction, radiance noise scaled so that the matched filter's per-pixel uncertainty is ~400 ppm·m
 as in real EMIT scenes; plume scenes hold one Gaussian point source of ``--rate-kg-h`` at 3 m/s, null
 scenes none. Each scene runs the matched filter (``science.matched_filter``, defaults) and the
-detection rule ``plume_mask(enh, sd, threshold_sigma, min_size_px=..., plume_lengths_px=(4, 15))``: the
+detection rule of ``plume_mask.emit_plume_candidates`` (``lengths_px=(4, 15)``): the
 significance of compensated point-source plume templates (16 directions, 4 and 15 px long), each
 calibrated by its scene spread (``plume_mask.plume_significance_map``), above ``threshold_sigma``:
 
@@ -66,7 +66,7 @@ def scene_significance(
 
 def detects(z, source, threshold: float, min_size: int, near_px: float) -> tuple[bool, bool]:
     """(any component kept, a kept component within ``near_px`` of ``source``): the rule of
-    ``plume_mask(..., plume_lengths_px=DETECTION_LENGTHS_PX)`` on a precomputed significance map."""
+    ``emit_plume_candidates`` (components of the thresholded map) on a precomputed significance map."""
     labels, n = ndimage.label(np.nan_to_num(z, nan=-np.inf) > threshold, structure=_EIGHT)
     if n == 0:
         return False, False

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from attribution_assets.events import DetectionEvent
-from attribution_assets.science.matched_filter import CH4_WINDOW_NM, matched_filter
+from attribution_assets.science.matched_filter import matched_filter
 from attribution_assets.science.plume_mask import emit_plume_candidates
 
 EARTH_RADIUS_KM = 6371.0088
@@ -113,10 +113,7 @@ def scan_emit_plumes(
         plume or no usable pixel.
     """
     radiance = ds["radiance"].transpose("downtrack", "crosstrack", "band").values
-    wavelength = ds["wavelength"].values
-    if not np.any((wavelength >= CH4_WINDOW_NM[0]) & (wavelength <= CH4_WINDOW_NM[1])):
-        raise ValueError("the scene holds no band of the CH4 window")
-    res = matched_filter(radiance, wavelength, ds["fwhm"].values, k_hi)
+    res = matched_filter(radiance, ds["wavelength"].values, ds["fwhm"].values, k_hi)
     found = emit_plume_candidates(res.enhancement_ppm_m, res.sd_ppm_m, **rule)
     lat = ds["lat"].transpose("downtrack", "crosstrack").values
     lon = ds["lon"].transpose("downtrack", "crosstrack").values

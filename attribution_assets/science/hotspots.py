@@ -35,9 +35,9 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from attribution_assets.science.plume_mask import robust_spread
+from attribution_assets.science.units import MAD_TO_SD
 
 EARTH_RADIUS_KM = 6371.0088
-MAD_TO_SD = 1.4826
 
 CANDIDATE_COLUMNS = [
     "longitude",

@@ -77,11 +77,10 @@ from attribution_assets.science.diagnostics import ESS_THRESHOLD, convergence_di
 from attribution_assets.science.met import OverpassWind
 from attribution_assets.science.operators import ObservationBlock, padded_rows
 from attribution_assets.science.plume import column_enhancement_kg_m2
-from attribution_assets.science.units import kg_h_to_kg_s
+from attribution_assets.science.units import MAD_TO_SD, kg_h_to_kg_s
 
 DEFAULT_Q_MEDIAN_KG_H = {"CH4": 1000.0, "CO2": 1.0e6}
 _DIRECTION_OFFSETS_RAD = (0.0, 0.5 * math.pi, -0.5 * math.pi, math.pi)
-_MAD_TO_SD = 1.4826
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ def _robust_background(block: ObservationBlock, sd_factor: float) -> tuple[float
     """Prior mean (median of y) and wide prior sd of a block's background, in block units."""
     y = np.asarray(block.y, dtype=float)
     median = float(np.median(y))
-    spread = _MAD_TO_SD * float(np.median(np.abs(y - median)))
+    spread = MAD_TO_SD * float(np.median(np.abs(y - median)))
     scale = max(spread, float(np.median(block.sigma)), 1e-12)
     return median, sd_factor * scale
 

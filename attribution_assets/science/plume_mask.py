@@ -11,9 +11,9 @@ Significance is computed exactly for independent pixel errors: with normalised G
 smoothing. Invalid (NaN) pixels get zero weight.
 
 Defaults (4 sigma, 1.5 px smoothing, 10 px minimum) gave no false component in 2.5 million pixels of
-white noise; 3 sigma gave ~16 per million. For detection scans, ``plume_lengths_px`` thresholds
-instead the significance of compensated point-source plume templates (:func:`plume_significance_map`),
-calibrated by the scene's robust spread (:func:`robust_spread`), and :func:`emit_plume_candidates`
+white noise; 3 sigma gave ~16 per million. For detection scans, :func:`emit_plume_candidates`
+thresholds instead the significance of compensated point-source plume templates
+(:func:`plume_significance_map`), calibrated by the scene's robust spread (:func:`robust_spread`), and
 turns the kept components into source candidates.
 """
 
@@ -27,8 +27,9 @@ import shapely
 from scipy import fft, ndimage
 from shapely.geometry.base import BaseGeometry
 
+from attribution_assets.science.units import MAD_TO_SD
+
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
-MAD_TO_SD = 1.4826
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,6 @@ def plume_mask(
     point: tuple[float, float] | None = None,
     lon: np.ndarray | None = None,
     lat: np.ndarray | None = None,
-    plume_lengths_px: tuple[float, ...] | None = None,
 ) -> PlumeMask:
     """Find the plume component in an enhancement map.
 
@@ -267,17 +267,12 @@ def plume_mask(
             ``(row, col)``; the component containing it, else the nearest one, is selected. Without a
             point the component with the largest summed enhancement is selected.
         lon: ``(x,)`` pixel-centre longitudes, degrees. lat: ``(y,)`` pixel-centre latitudes, degrees.
-        plume_lengths_px: template lengths in pixels: threshold the plume-template significance
-            (:func:`plume_significance_map`, spread-calibrated) instead of the isotropic one.
 
     Returns:
         :class:`PlumeMask` (``significance``: the map that was thresholded).
     """
     enh = np.asarray(enh_ppm_m, dtype=np.float64)
-    if plume_lengths_px is not None:
-        z = plume_significance_map(enh, sd_ppm_m, tuple(plume_lengths_px))
-    else:
-        z = significance_map(enh, sd_ppm_m, smoothing_px)
+    z = significance_map(enh, sd_ppm_m, smoothing_px)
     labels, n = _components(z, threshold_sigma, min_size_px)
     chosen = _select_component(labels, n, enh, point, lon, lat)
     mask = labels == chosen if chosen > 0 else np.zeros(labels.shape, dtype=bool)

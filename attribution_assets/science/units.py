@@ -21,6 +21,8 @@ G_M_S2 = 9.80665
 STANDARD_PRESSURE_PA = 101325.0
 KG_M2_PER_PPM_M_CH4 = 1e-6 * 1000.0 / 22.4 * 0.016042
 SECONDS_PER_HOUR = 3600.0
+MAD_TO_SD = 1.4826
+"""Normal-consistency factor: ``sd = 1.4826 MAD`` for Gaussian data (``1 / Phi^-1(3/4)``)."""
 
 _MOLAR_MASS_KG_MOL = {"CH4": M_CH4_KG_MOL, "CO2": M_CO2_KG_MOL}
 
