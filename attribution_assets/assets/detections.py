@@ -5,19 +5,20 @@ The scan results become detection events, written as an operator alert file into
 so the alert sensor registers and runs them exactly like an operator's alerts.
 """
 
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from attribution_assets.assets.catalog import overpass_catalog
+from attribution_assets.assets.common import INSTRUMENT_GAS
 from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet
 from attribution_assets.events import DetectionEvent
 from attribution_assets.paths import alert_inbox
 from attribution_assets.readers.emit import read_emit_l1b
-from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.errors import EmptyAOIError
 from attribution_assets.readers.oco2 import read_oco2_lite
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.readers.tropomi import read_tropomi_ch4
@@ -27,20 +28,12 @@ from attribution_assets.science.hotspots import scan_tropomi_hotspots
 from attribution_assets.science.matched_filter import CH4_WINDOW_NM
 from attribution_assets.science.peaks import scan_oco2_peaks
 
-
-@cache
-def _ch4_lut():
-    """The bundled CH4 radiance look-up table, read once per process for all EMIT scenes."""
-    return load_ch4_unit_absorption()
-
-
 SCANS = {
-    "TROPOMI": ("CH4", read_tropomi_ch4, lambda ds: scan_tropomi_hotspots(ds).candidates),
-    "OCO2": ("CO2", read_oco2_lite, lambda ds: scan_oco2_peaks(ds).peaks),
+    "TROPOMI": (read_tropomi_ch4, lambda ds: scan_tropomi_hotspots(ds).candidates),
+    "OCO2": (read_oco2_lite, lambda ds: scan_oco2_peaks(ds).peaks),
     "EMIT": (
-        "CH4",
         partial(read_emit_l1b, window_nm=CH4_WINDOW_NM),
-        lambda ds: scan_emit_plumes(ds, _ch4_lut()),
+        lambda ds: scan_emit_plumes(ds, load_ch4_unit_absorption()),
     ),
 }
 
@@ -70,16 +63,16 @@ def detections(context: AssetExecutionContext, store: OutputStore) -> Materializ
     events: list[DetectionEvent] = []
     source: dict[str, str] = {}
     outcomes: dict[str, str] = {}
-    for instrument, (gas, reader, scan) in SCANS.items():
+    for instrument, (reader, scan) in SCANS.items():
         for path in dict.fromkeys(catalog.loc[catalog["instrument"] == instrument, "path"]):
             name = Path(path).name
             try:
                 candidates = scan(reader(path))
-            except (ProductFormatError, EmptyAOIError, OSError, ValueError) as error:
+            except (EmptyAOIError, OSError, ValueError) as error:
                 outcomes[name] = f"skipped: {error}"
                 context.log.warning(f"{instrument}: {error}")
                 continue
-            found = detections_to_events(candidates, gas) if len(candidates) else []
+            found = detections_to_events(candidates, INSTRUMENT_GAS[instrument]) if len(candidates) else []
             outcomes[name] = f"{len(candidates)} candidates, {len(found)} events"
             for event in found:
                 source[event.key] = name

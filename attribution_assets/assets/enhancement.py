@@ -1,6 +1,5 @@
 """EMIT matched filter: CH4 enhancement (ppm·m) and its per-pixel uncertainty on the ortho grid."""
 
-from functools import cache
 
 import numpy as np
 import xarray as xr
@@ -9,11 +8,6 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 from attribution_assets.partitions import detection_events
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.science.matched_filter import emit_enhancement as matched_filter_enhancement
-
-
-@cache
-def _unit_absorption() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return load_ch4_unit_absorption()
 
 
 @asset(
@@ -28,7 +22,7 @@ def emit_enhancement(
     results: dict[str, xr.Dataset] = {}
     summary = {}
     for granule, radiance in emit_aoi.items():
-        enhancement = matched_filter_enhancement(radiance, _unit_absorption())
+        enhancement = matched_filter_enhancement(radiance, load_ch4_unit_absorption())
         valid = enhancement["valid"].values
         values = enhancement["ch4_enhancement_ppm_m"].values[valid]
         sd = enhancement["ch4_enhancement_sd_ppm_m"].values[valid]

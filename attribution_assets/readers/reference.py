@@ -8,6 +8,7 @@ IEEE TGRS 58(9), doi:10.1109/TGRS.2020.2976888; BSD-3-Clause), resampled to 0.1 
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,12 @@ CH4_LUT_CSV = DATA_DIR / "reference" / "ch4_lut_radiance.csv"
 _RADIANCE_COLUMN = re.compile(r"^radiance_c(?P<c>[0-9.eE+-]+)$")
 
 
+@cache
 def load_ch4_unit_absorption(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Load the high-resolution CH4 radiance look-up table used to derive band unit absorption.
 
     Pass the result straight on: ``band_unit_absorption(*load_ch4_unit_absorption(), centres_nm, fwhm_nm)``.
+    Read once per process and path; the arrays are shared, so they are read-only.
 
     Args:
         path: CSV with ``#`` comment header and columns ``wavelength_nm, radiance_c<C>...`` (one per CH4
@@ -45,4 +48,6 @@ def load_ch4_unit_absorption(path: str | Path | None = None) -> tuple[np.ndarray
         raise ValueError(f"{csv}: wavelength_nm must increase strictly")
     if not np.all(np.isfinite(radiance)) or np.any(radiance <= 0):
         raise ValueError(f"{csv}: radiance must be finite and positive")
+    for array in (wavelength, radiance, concentration):
+        array.setflags(write=False)
     return wavelength, radiance, concentration

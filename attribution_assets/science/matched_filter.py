@@ -142,8 +142,13 @@ def screen_pixels(
     i_flare = int(np.argmin(np.abs(wl - FLARE_WAVELENGTH_NM)))
     if flare_threshold is not None and abs(wl[i_flare] - FLARE_WAVELENGTH_NM) <= 10.0:
         usable &= ~(radiance[..., i_flare] > flare_threshold)
-    cloud_bands = window_bands(wl, CLOUD_CONTINUUM_NM)
-    if cloud_threshold is not None and cloud_bands.size:
+    if cloud_threshold is not None:
+        cloud_bands = window_bands(wl, CLOUD_CONTINUUM_NM)
+        if not cloud_bands.size:
+            raise ValueError(
+                f"cloud screening needs bands in the {CLOUD_CONTINUUM_NM} nm continuum; the radiance holds "
+                f"{wl.min():.0f}-{wl.max():.0f} nm (read the scene without a CH4-only band window)"
+            )
         continuum = _take_bands(radiance, cloud_bands).mean(axis=-1, dtype=np.float64)
         usable &= ~(continuum > cloud_threshold)
     return usable

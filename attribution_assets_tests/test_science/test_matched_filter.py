@@ -198,6 +198,13 @@ def test_flare_saturation_and_cloud_masks():
     assert no_cloud.valid[7, 2]
 
 
+def test_cloud_screening_without_continuum_bands_is_an_error():
+    x, _, _ = synthetic_cube(300, 4, None, seed=4)
+    window = window_bands(WAVELENGTH_NM, CH4_WINDOW_NM)
+    with pytest.raises(ValueError, match="cloud screening needs bands"):
+        matched_filter(x[..., window], WAVELENGTH_NM[window], FWHM_NM[window], K_HI, cloud_threshold=20.0)
+
+
 def test_loo_closed_form_matches_brute_force():
     rng = np.random.default_rng(5)
     n, b = 25, 6
