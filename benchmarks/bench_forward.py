@@ -37,15 +37,15 @@ import attribution_assets  # noqa: F401  (XLA CPU options, before the first comp
 from attribution_assets.science import inversion, operators
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.met import OverpassWind
+from attribution_assets.science.operators import METRES_PER_DEG_LAT
 
 FRAME = LocalFrame(-103.61, 31.9095)
-M_PER_DEG = 111_320.0
 
 
 def _lat_lon_axes(n_y: int, n_x: int, pitch_m: float) -> tuple[np.ndarray, np.ndarray]:
-    lat = FRAME.lat0_deg + (np.arange(n_y) - n_y / 2) * pitch_m / M_PER_DEG
+    lat = FRAME.lat0_deg + (np.arange(n_y) - n_y / 2) * pitch_m / METRES_PER_DEG_LAT
     lon = FRAME.lon0_deg + (np.arange(n_x) - n_x / 2) * pitch_m / (
-        M_PER_DEG * np.cos(np.radians(FRAME.lat0_deg))
+        METRES_PER_DEG_LAT * np.cos(np.radians(FRAME.lat0_deg))
     )
     return lat, lon
 

@@ -23,13 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_forward import WINDS, event_blocks
+from report import write_results
 
 import attribution_assets  # noqa: F401  (XLA CPU options, before the first computation)
 from attribution_assets.science import inversion, operators
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_forward import WINDS, event_blocks  # noqa: E402
-from report import write_results  # noqa: E402
 
 TRUTH_KG_H = 3000.0
 SOURCE_XY_M = (150.0, -100.0)

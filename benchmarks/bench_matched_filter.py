@@ -35,11 +35,11 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_emit_aoi import N_CROSS, N_DOWN, START, write_full_scene
 from report import write_results
 
 from attribution_assets.readers import errors
@@ -58,9 +58,6 @@ from attribution_assets.science.absorption import band_unit_absorption
 from attribution_assets.science.matched_filter import CH4_WINDOW_NM, emit_enhancement, matched_filter
 from attribution_assets.science.plume import column_enhancement_kg_m2, instrument_sigma_floor_m
 from attribution_assets.science.units import KG_M2_PER_PPM_M_CH4, kg_h_to_kg_s
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_emit_aoi import N_CROSS, N_DOWN, START, write_full_scene  # noqa: E402
 
 MU0 = 0.8
 """Cosine of the solar zenith angle of the scene."""
