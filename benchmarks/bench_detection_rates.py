@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 from report import write_results
-from scipy import ndimage
 
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.samples.scenes import emit_plume_cube
@@ -46,13 +45,13 @@ from attribution_assets.science.plume_mask import (
     DETECTION_MIN_PX,
     DETECTION_SIGMA,
     plume_significance_map,
+    significant_components,
 )
 
 NULL_SEED_OFFSET = 500_000
 """Null scenes use seeds ``seed + NULL_SEED_OFFSET + i``, plume scenes ``seed + i``."""
 THRESHOLDS = (6.0, 6.5, 7.0, 7.5)
 MIN_SIZES = (1, 5, 10)
-_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 def scene_significance(
@@ -67,15 +66,10 @@ def scene_significance(
 def detects(z, source, threshold: float, min_size: int, near_px: float) -> tuple[bool, bool]:
     """(any component kept, a kept component within ``near_px`` of ``source``): the rule of
     ``emit_plume_candidates`` (components of the thresholded map) on a precomputed significance map."""
-    labels, n = ndimage.label(np.nan_to_num(z, nan=-np.inf) > threshold, structure=_EIGHT)
+    labels, n = significant_components(z, threshold, min_size)
     if n == 0:
         return False, False
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    kept = sizes >= max(min_size, 1)
-    kept[0] = False
-    rows, cols = np.nonzero(kept[labels])
-    if rows.size == 0:
-        return False, False
+    rows, cols = np.nonzero(labels)
     near = np.hypot(rows - source[0], cols - source[1]).min() <= near_px
     return True, bool(near)
 

@@ -273,13 +273,13 @@ def plume_mask(
     """
     enh = np.asarray(enh_ppm_m, dtype=np.float64)
     z = significance_map(enh, sd_ppm_m, smoothing_px)
-    labels, n = _components(z, threshold_sigma, min_size_px)
+    labels, n = significant_components(z, threshold_sigma, min_size_px)
     chosen = _select_component(labels, n, enh, point, lon, lat)
     mask = labels == chosen if chosen > 0 else np.zeros(labels.shape, dtype=bool)
     return _describe(mask, labels, n, enh, z, lon, lat)
 
 
-def _components(z: np.ndarray, threshold: float, min_size_px: int) -> tuple[np.ndarray, int]:
+def significant_components(z: np.ndarray, threshold: float, min_size_px: int) -> tuple[np.ndarray, int]:
     """8-connected regions of ``z > threshold`` with at least ``min_size_px`` pixels, labelled 1..n."""
     raw, n_raw = ndimage.label(np.nan_to_num(z, nan=-np.inf) > threshold, structure=_EIGHT_CONNECTED)
     sizes = np.bincount(raw.ravel(), minlength=n_raw + 1)
@@ -323,7 +323,7 @@ def emit_plume_candidates(
     """
     enh = np.asarray(enh_ppm_m, dtype=np.float64)
     z = plume_significance_map(enh, sd_ppm_m, tuple(lengths_px))
-    labels, n = _components(z, threshold_sigma, min_size_px)
+    labels, n = significant_components(z, threshold_sigma, min_size_px)
     columns = ["row", "col", "longitude", "latitude", "significance", "area_px", "max_enhancement_ppm_m"]
     if n == 0:
         return pd.DataFrame({name: [] for name in columns})
