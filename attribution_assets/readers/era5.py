@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import zipfile
 from collections.abc import Sequence
 
-import h5py
-import netCDF4
 import numpy as np
 import xarray as xr
 
@@ -46,7 +43,6 @@ FIELDS = {
     "sshf": (("J m**-2", "J m-2"), "J m-2", "surface sensible heat flux (accumulated, positive downwards)"),
 }
 _TIME_NAMES = ("valid_time", "time")
-_ZIP_MEMBER = re.compile(r"stepType-(instant|accum)[^/]*\.nc$")
 
 
 def _members(path: str | os.PathLike[str]) -> list[xr.Dataset]:
@@ -191,31 +187,3 @@ def era5_layout(dims: set[str], names: set[str]) -> bool:
     ``valid_time``/``time`` and ``latitude``/``longitude`` dimension and at least one known field."""
     has_time = bool(dims & set(_TIME_NAMES))
     return has_time and {"latitude", "longitude"} <= dims and bool(names & set(FIELDS))
-
-
-def _sniff_netcdf(path: str | os.PathLike[str]) -> bool:
-    with netCDF4.Dataset(path, "r") as nc:
-        return era5_layout(set(nc.dimensions), set(nc.variables))
-
-
-def _sniff_zip(path: str | os.PathLike[str]) -> bool:
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if _ZIP_MEMBER.search(n)]
-        if not names:
-            return False
-        with zf.open(names[0]) as member, h5py.File(member, "r") as h5:
-            return era5_layout(set(h5.keys()), set(h5.keys()))
-
-
-def looks_like_era5(path: str | os.PathLike[str]) -> bool:
-    """True if the file is an ERA5 CDS download (NetCDF or CDS zip), judged from metadata only.
-
-    Checks for a ``valid_time``/``time`` and ``latitude``/``longitude`` dimension and at least one ERA5
-    single-level short name (u10, v10, u100, v100, blh, sp, t2m, tcc, fsr, sshf); data arrays are not read.
-    """
-    try:
-        if zipfile.is_zipfile(path):
-            return _sniff_zip(path)
-        return _sniff_netcdf(path)
-    except (OSError, ValueError, RuntimeError, KeyError, zipfile.BadZipFile):
-        return False
