@@ -24,7 +24,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from attribution_assets.access.live import LiveDecision
 from attribution_assets.assets.common import INSTRUMENT_GAS, INSTRUMENTS, MET_SOURCES, event_of
 from attribution_assets.atomic import atomic_path
-from attribution_assets.catalog.crawl import CrawlResult, crawl_archive, empty_catalog
+from attribution_assets.catalog.crawl import CrawlResult, combined_rows, crawl_archive, empty_catalog
 from attribution_assets.catalog.query import new_connection, query_overpasses
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
 from attribution_assets.events import DetectionEvent
@@ -55,11 +55,8 @@ def catalog_lock(store: OutputStore) -> Iterator[None]:
 
 def known_rows(store: OutputStore) -> gpd.GeoDataFrame:
     """Every row of the last crawl: the catalog and the superseded files (empty before the first crawl)."""
-    frames = [read_geoparquet(p) for p in (store.catalog_path, store.superseded_path) if p.exists()]
-    frames = [frame for frame in frames if not frame.empty]
-    if not frames:
-        return empty_catalog()
-    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+    paths = (store.catalog_path, store.superseded_path)
+    return combined_rows([read_geoparquet(p) for p in paths if p.exists()])
 
 
 def update_catalog(context: AssetExecutionContext, archive: Path, store: OutputStore) -> CrawlResult:

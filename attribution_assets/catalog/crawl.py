@@ -12,7 +12,7 @@ cannot be read are listed with the reason; the crawl goes on. Every row carries 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,10 +79,17 @@ class CrawlResult:
     @property
     def known_rows(self) -> gpd.GeoDataFrame:
         """Every row of this crawl (catalog and superseded): the ``previous`` of the next crawl."""
-        if self.superseded_rows.empty:
-            return self.catalog
-        frame = pd.concat([self.catalog, self.superseded_rows], ignore_index=True)
-        return gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:4326")
+        return combined_rows([self.catalog, self.superseded_rows])
+
+
+def combined_rows(frames: Sequence[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """Catalog-shaped frames stacked into one (the empty catalog when all are empty)."""
+    frames = [frame for frame in frames if not frame.empty]
+    if len(frames) == 1:
+        return frames[0]
+    if not frames:
+        return empty_catalog()
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
 
 
 def describe_file(path: Path) -> list[GranuleSegment] | None:
