@@ -32,7 +32,8 @@ from shapely.geometry.base import BaseGeometry
 
 from attribution_assets.catalog.filenames import NativeName
 from attribution_assets.readers.era5 import era5_layout
-from attribution_assets.readers.errors import ProductFormatError, parse_time
+from attribution_assets.readers.errors import ProductFormatError, normalise_lon, parse_time
+from attribution_assets.readers.errors import attribute_text as _text
 
 TROPOMI_SEGMENT_SCANLINES = 200
 OCO2_SEGMENT_KM = 400.0
@@ -60,13 +61,6 @@ class GranuleSegment:
     time_end: datetime
     geometry: BaseGeometry
     n_obs: int
-
-
-def _text(value: object) -> str:
-    """An HDF5/netCDF attribute value as text (bytes decoded, 1-element arrays unwrapped)."""
-    if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.reshape(-1)[0]
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def decoded(ds: h5py.Dataset, index: tuple = ()) -> np.ndarray:
@@ -340,7 +334,7 @@ def _era5_coords(handle: h5py.File | netCDF4.Dataset, path: Path) -> _Era5Coords
         raise ProductFormatError(path, time_name, "a CF 'units' attribute")
     times = _num2date(np.asarray(time_var[:]), _text(units))
     lat = np.asarray(handle["latitude"][:], float)
-    lon = (np.asarray(handle["longitude"][:], float) + 180.0) % 360.0 - 180.0
+    lon = normalise_lon(handle["longitude"][:])
     return times, lat, lon
 
 

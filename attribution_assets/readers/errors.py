@@ -123,6 +123,13 @@ def in_bbox(lon: np.ndarray, lat: np.ndarray, bbox: BBox) -> np.ndarray:
     return overlaps_bbox(lon, lon, lat, lat, bbox)
 
 
+def attribute_text(value: object) -> str:
+    """An HDF5/netCDF attribute value as text (bytes decoded, 1-element arrays unwrapped)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def normalise_lon(lon: np.ndarray) -> np.ndarray:
     """Map longitudes in degrees to [-180, 180)."""
     return (np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0

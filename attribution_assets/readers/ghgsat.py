@@ -25,6 +25,7 @@ from attribution_assets.readers.errors import (
     provenance_attrs,
     read_product,
 )
+from attribution_assets.readers.errors import attribute_text as _text
 
 SCHEMA_VERSION = "ghgsat_l2_v1"
 _REQUIRED_ATTRS = {"product": "GHGSat_L2", "schema_version": SCHEMA_VERSION}
@@ -38,10 +39,6 @@ _GEO = {
     "longitude": ("geolocation/longitude", "degrees_east", "pixel centre longitude"),
 }
 _UNITS = {"data/xch4": "ppb", "data/xch4_precision": "ppb"}
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _check_layout(h5: h5py.File, path: str | os.PathLike[str]) -> tuple[int, int]:
