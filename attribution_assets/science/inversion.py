@@ -36,12 +36,17 @@ Stan User's Guide, "Latent discrete parameters"). ``detected`` requires ``P(sour
 a 5th percentile of the emission above 0 (i.e. fewer than 5 % of draws in the no-source component).
 
 Inference: multi-start MAP (met wind direction and rotations of +-90 and 180 degrees, each with the
-source positions that score best on a grid over +-2 prior sd when Q is profiled out analytically;
-L-BFGS on the potential energy via ``jax.grad``), Laplace approximation at the best MAP (Hessian of
-the potential in the unconstrained space), then NUTS (Hoffman & Gelman 2014, JMLR 15, 1593) in
+source positions, at least one prior sd apart, that score best on a grid over +-2 prior sd when Q is
+profiled out analytically; L-BFGS on the potential energy via ``jax.grad``), Laplace approximation
+at the best MAP (Hessian of the potential in the unconstrained space) and at the other local optima,
+then NUTS (Hoffman & Gelman 2014, JMLR 15, 1593) in
 Laplace-preconditioned coordinates ``z = z_map + L w`` (``L L^T`` the Laplace covariance), with
 chain 0 started at the MAP and the others at small Laplace-scaled offsets from it, so that chains
-do not start in different (wind direction, position) modes. Convergence is judged by
+do not start in different (wind direction, position) modes. Every NUTS transition is followed by a
+mode-jumping Metropolis-Hastings step whose independence proposal is a mixture of the Laplace fits
+(the escalated run adds a Gaussian per mode the first run's chains visited), so that chains move
+between modes no Hamiltonian trajectory connects, such as two candidate sources or a noise feature
+fitted with a rotated wind. Convergence is judged by
 rank-normalised R-hat, bulk/tail ESS and divergences (:mod:`attribution_assets.science.diagnostics`);
 a failed check triggers one automatic rerun with a longer warm-up and ``target_accept_prob = 0.95``.
 The P(source) of the Laplace summary compares Laplace evidences of the source and no-source models.
@@ -93,6 +98,7 @@ class InversionSettings:
     ``position_prior_xy_m``), stability (to the met prior) or noise inflation (to 1); with all four
     fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
     ``sampler`` "nuts" (default) or "laplace" (draws from the Laplace approximation only).
+    ``mode_jumps=False`` runs plain NUTS, without the mode-jumping steps (see :func:`_sampler`).
     Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
     shape (on CPU, batching chains makes every chain wait for the longest trajectory, and chains on
     separate devices recompile on every run).
@@ -106,6 +112,7 @@ class InversionSettings:
     seed: int = 0
     sampler: str = "nuts"
     escalate: bool = True
+    mode_jumps: bool = True
     escalation_warmup: int = 1500
     escalation_target_accept: float = 0.95
     map_steps: int = 300
@@ -113,6 +120,7 @@ class InversionSettings:
     map_keep: int = 3
     map_keep_within: float = 100.0
     map_position_grid: int = 13
+    map_position_extent_sd: float = 2.0
     map_starts_per_direction: int = 2
     laplace_draws: int = 2000
     q_prior: str = "lognormal"
@@ -547,8 +555,10 @@ def _starts(data: _Data, config: _Config, settings: InversionSettings) -> np.nda
     """Multi-start points in ``z``.
 
     For each wind rotation (met direction, +-90, 180 degrees) the source positions on a grid over
-    +-2 prior sd are ranked by the Q-profiled likelihood gain (:func:`_profile_gain`); the
-    ``map_starts_per_direction`` best positions start the optimiser, with Q at its profiled value.
+    +-``map_position_extent_sd`` prior sd are ranked by the Q-profiled likelihood gain
+    (:func:`_profile_gain`) plus the log prior density of the position and the profiled Q; the
+    ``map_starts_per_direction`` best positions at least one prior sd apart start the optimiser, with
+    Q at its profiled value.
     """
     lay = config.layout()
     q_loc, q_scale = float(data.q_loc), float(data.q_scale)
@@ -557,7 +567,8 @@ def _starts(data: _Data, config: _Config, settings: InversionSettings) -> np.nda
     if config.fix_position:
         grid = np.zeros((1, 2))
     else:
-        axis = np.linspace(-2.0, 2.0, settings.map_position_grid)
+        extent = settings.map_position_extent_sd
+        axis = np.linspace(-extent, extent, settings.map_position_grid)
         grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
     starts = []
     for off in offsets:
@@ -569,12 +580,21 @@ def _starts(data: _Data, config: _Config, settings: InversionSettings) -> np.nda
             cand[:, lay["position"]] = grid
         batch = _batched_gain(jnp.asarray(cand, jnp.float32), data, config)
         gain, q_hat = (np.asarray(a, float) for a in batch)
-        gain = np.where(np.isfinite(gain), gain, -np.inf)
-        for i in np.argsort(-gain)[: settings.map_starts_per_direction]:
+        floor = 1e-6 * math.exp(q_loc) if config.q_lognormal else -np.inf
+        q = np.maximum(q_hat, floor)
+        with np.errstate(invalid="ignore"):
+            zq = (np.log(q) - q_loc) / q_scale if config.q_lognormal else (q - q_loc) / q_scale
+        score = gain - 0.5 * np.sum(grid**2, axis=1) - 0.5 * np.minimum(zq**2, 9.0)
+        score = np.where(np.isfinite(score), score, -np.inf)
+        picked: list[int] = []
+        for i in np.argsort(-score):
+            if len(picked) == settings.map_starts_per_direction:
+                break
+            if all(np.max(np.abs(grid[i] - grid[j])) >= 1.0 for j in picked):
+                picked.append(int(i))
+        for i in picked:
             z0 = cand[i].copy()
-            q = max(q_hat[i], 1e-6 * math.exp(q_loc) if config.q_lognormal else q_hat[i])
-            zq = (math.log(q) - q_loc) / q_scale if config.q_lognormal else (q - q_loc) / q_scale
-            z0[lay["q"].start] = float(np.clip(zq, -3.0, 3.0))
+            z0[lay["q"].start] = float(np.clip(zq[i], -3.0, 3.0))
             starts.append(z0)
     return np.array(starts)
 
@@ -597,20 +617,22 @@ def _minimise(
     return np.asarray(res.x), float(res.fun)
 
 
-def find_map(
+def find_modes(
     data: _Data,
     config: _Config,
     settings: InversionSettings,
     starts: np.ndarray | None = None,
     kind: str = "present",
-) -> tuple[np.ndarray, float, np.ndarray]:
-    """Best of a multi-start MAP: (z_hat, potential at z_hat, potential reached from each start).
+) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
+    """Local optima of a multi-start MAP, best first, as (z_hat, potential), and the potential
+    reached from each start.
 
     Every start gets ``map_screen_steps`` L-BFGS iterations; of those, the ``map_keep`` best whose
     potential is within ``map_keep_within`` (log-density units) of the best then run to convergence
     (at most ``map_steps`` iterations): a start that is still e^100 times less probable after the
     screening steps sits in another basin, and polishing it costs up to ten times more iterations
-    than the best basin does. ``kind`` selects the density (see ``_potential``).
+    than the best basin does. Polished optima closer than 0.05 (whitened units) to a better one are
+    the same mode and left out. ``kind`` selects the density (see ``_potential``).
     """
     starts = _starts(data, config, settings) if starts is None else np.atleast_2d(starts)
     screened = [_minimise(z0, data, config, kind, settings.map_screen_steps) for z0 in starts]
@@ -620,8 +642,24 @@ def find_map(
     for i in keep:
         screened[i] = _minimise(screened[i][0], data, config, kind, settings.map_steps)
         values[i] = screened[i][1]
-    best = int(np.argmin(values))
-    return screened[best][0], float(values[best]), values
+    modes: list[tuple[np.ndarray, float]] = []
+    for i in sorted(keep, key=lambda i: values[i]):
+        if all(np.max(np.abs(screened[i][0] - z)) > 0.05 for z, _ in modes):
+            modes.append(screened[i])
+    return modes, values
+
+
+def find_map(
+    data: _Data,
+    config: _Config,
+    settings: InversionSettings,
+    starts: np.ndarray | None = None,
+    kind: str = "present",
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Best of a multi-start MAP (:func:`find_modes`): (z_hat, potential at z_hat, potential reached
+    from each start)."""
+    modes, values = find_modes(data, config, settings, starts, kind)
+    return modes[0][0], modes[0][1], values
 
 
 @dataclass(frozen=True)
@@ -736,17 +774,16 @@ def _absent_laplace(blocks: Sequence[ObservationBlock], data: _Data, config: _Co
 # ----------------------------------------------------------------------------------------------
 
 class _ChainRunner:
-    """One chain, ``(key, w0, model_args) -> (w draws, divergences, leapfrog steps)``, compiled ahead
-    of time once per argument shape (under a lock), so that several threads can run chains of the
-    same executable at once without tracing it concurrently."""
+    """One chain, ``(key, w0, model_args, proposal) -> (w draws, divergences, leapfrog steps, jump
+    accepted)``, compiled ahead of time once per argument shape (under a lock), so that several
+    threads can run chains of the same executable at once without tracing it concurrently."""
 
     def __init__(self, run: Any) -> None:
         self._jitted = jax.jit(run)
         self._executables: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, key: jax.Array, w0: jax.Array, model_args: tuple) -> tuple[jax.Array, ...]:
-        args = (key, w0, model_args)
+    def __call__(self, *args: Any) -> tuple[jax.Array, ...]:
         leaves, tree = jax.tree.flatten(args)
         signature = (tree, tuple((x.shape, str(x.dtype)) for x in leaves))
         with self._lock:
@@ -755,41 +792,122 @@ class _ChainRunner:
         return self._executables[signature](*args)
 
 
+class _Proposal(NamedTuple):
+    """Mode-jumping proposal: a mixture of Gaussians in the preconditioned coordinates ``w`` (a JAX
+    pytree). Unused slots have ``log_weights = -inf``, so every event of a given chain count has the
+    same shapes and one compiled sampler."""
+
+    means: jax.Array  # (K, P)
+    chols: jax.Array  # (K, P, P) lower Cholesky factors of the component covariances
+    inv_chols: jax.Array  # (K, P, P)
+    log_dets: jax.Array  # (K,) sum of log diag(chols)
+    log_weights: jax.Array  # (K,)
+
+
+def _proposal(
+    components: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[float] | None = None
+) -> _Proposal:
+    """The mixture of ``components`` ((mean, covariance) in ``w``; equal weights unless given), each
+    widened by ``JUMP_WIDEN`` in sd, padded to ``PROPOSAL_SLOTS`` components (the first ones kept)."""
+    dim, slots = components[0][0].size, PROPOSAL_SLOTS
+    components = list(components)[:slots]
+    weights = np.ones(len(components)) if weights is None else np.asarray(weights, float)[:slots]
+    means, chols = np.zeros((slots, dim)), np.tile(np.eye(dim), (slots, 1, 1))
+    log_weights = np.full(slots, -np.inf)
+    log_weights[: len(components)] = np.log(weights / weights.sum())
+    for k, (mean, cov) in enumerate(components):
+        means[k], chols[k] = mean, JUMP_WIDEN * _cholesky(cov)
+    f32 = partial(jnp.asarray, dtype=jnp.float32)
+    return _Proposal(
+        means=f32(means),
+        chols=f32(chols),
+        inv_chols=f32(np.linalg.inv(chols)),
+        log_dets=f32(np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)),
+        log_weights=f32(log_weights),
+    )
+
+
+def _proposal_log_density(w: jax.Array, proposal: _Proposal) -> jax.Array:
+    """Log density of the mixture at ``w`` (constants dropped)."""
+    white = jnp.einsum("kij,kj->ki", proposal.inv_chols, w[None, :] - proposal.means)
+    return jax.nn.logsumexp(proposal.log_weights - proposal.log_dets - 0.5 * jnp.sum(white**2, axis=1))
+
+
+JUMP_WIDEN = 1.2
+"""Standard-deviation factor of every mode-jumping proposal component (heavier tails than the
+modes they approximate keep the independence proposal's weights bounded)."""
+PROPOSAL_SLOTS = 16
+"""Most components of a mode-jumping proposal (one compiled sampler for any number up to this)."""
+
 _SAMPLERS: OrderedDict[tuple, _ChainRunner] = OrderedDict()
 _SAMPLER_CACHE_SIZE = 8
 
 
-def _sampler(config: _Config, warmup: int, samples: int, accept: float, depth: int) -> _ChainRunner:
-    """The NUTS chain runner for this model structure, cached per process.
+def _sampler(
+    config: _Config, warmup: int, samples: int, accept: float, depth: int, jumps: bool
+) -> _ChainRunner:
+    """The chain runner for this model structure, cached per process.
 
-    The runner is one compiled program, ``(key, w0, model_args) -> (w draws, divergences, leapfrog
-    steps)``: the kernel's initialisation at ``w0``, ``warmup`` adaptation steps (step size and
-    diagonal mass matrix, the kernel's own schedule) then ``samples`` draws, both as ``lax.scan``. It
-    is compiled once per problem shape and reused by every later event and chain (``MCMC.run``
+    The runner is one compiled program, ``(key, w0, model_args, proposal) -> (w draws, divergences,
+    leapfrog steps, jump accepted)``: the kernel's initialisation at ``w0``, ``warmup`` adaptation
+    steps (step size and diagonal mass matrix, the kernel's own schedule) then ``samples`` draws,
+    both as ``lax.scan``. Every NUTS transition is followed by a mode-jumping Metropolis-Hastings
+    step with an independence proposal from the Gaussian mixture ``proposal`` (Tjelmeland & Hegstad
+    2001, Scand. J. Stat. 28, 205): NUTS explores within a mode, and the jump moves a chain between
+    modes separated by low-density regions that Hamiltonian trajectories do not cross, with the
+    acceptance ratio ``p(w') q(w) / (p(w) q(w'))``. Both steps leave the posterior invariant, so
+    their composition does too. ``jumps=False`` leaves the jumps out (plain NUTS).
+
+    It is compiled once per problem shape and reused by every later event and chain (``MCMC.run``
     compiles its collection loop again on every call, which also grows JIT code memory without bound
     in a long-lived process). Initialising inside the program matters: run eagerly, the kernel's
     initialisation evaluates the model operation by operation, one small compilation each.
     """
-    key = (config, warmup, samples, accept, depth)
+    key = (config, warmup, samples, accept, depth, jumps)
     if key in _SAMPLERS:
         _SAMPLERS.move_to_end(key)
         return _SAMPLERS[key]
     kernel = NUTS(partial(_model, config=config), target_accept_prob=accept, max_tree_depth=depth)
 
-    def run(key: jax.Array, w0: jax.Array, model_args: tuple) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def run(
+        key: jax.Array, w0: jax.Array, model_args: tuple, proposal: _Proposal
+    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        nuts_key, jump_key = jax.random.split(key)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            state = kernel.init(key, warmup, {"w": w0}, model_args, {})
+            state = kernel.init(nuts_key, warmup, {"w": w0}, model_args, {})
+        potential_fn = kernel.get_potential_fn(model_args, {})
 
-        def adapt(state: Any, _: None) -> tuple[Any, None]:
-            return kernel.sample(state, model_args, {}), None
+        def jump(state: Any, key: jax.Array) -> tuple[Any, jax.Array]:
+            k_component, k_noise, k_accept = jax.random.split(key, 3)
+            component = jax.random.categorical(k_component, proposal.log_weights)
+            noise = jax.random.normal(k_noise, (config.dim,))
+            w_new = proposal.means[component] + proposal.chols[component] @ noise
+            w_old = state.z["w"]
+            log_ratio = (
+                state.potential_energy
+                - potential_fn({"w": w_new})
+                + _proposal_log_density(w_old, proposal)
+                - _proposal_log_density(w_new, proposal)
+            )
+            accepted = jnp.log(jax.random.uniform(k_accept)) < log_ratio  # NaN: rejected
+            state = jax.lax.cond(
+                accepted,
+                lambda s: kernel.refresh(s._replace(z={"w": w_new}), model_args, {}),
+                lambda s: s,
+                state,
+            )
+            return state, accepted
 
-        def draw(state: Any, _: None) -> tuple[Any, tuple[jax.Array, jax.Array, jax.Array]]:
+        def step(carry: tuple[Any, jax.Array], _: None) -> tuple[tuple[Any, jax.Array], tuple]:
+            state, key = carry
+            key, k_jump = jax.random.split(key)
             state = kernel.sample(state, model_args, {})
-            return state, (state.z["w"], state.diverging, state.num_steps)
+            moved, accepted = jump(state, k_jump) if jumps else (state, jnp.zeros((), bool))
+            return (moved, key), (moved.z["w"], state.diverging, state.num_steps, accepted)
 
-        state, _ = jax.lax.scan(adapt, state, None, length=warmup)
-        return jax.lax.scan(draw, state, None, length=samples)[1]
+        carry, _ = jax.lax.scan(step, (state, jump_key), None, length=warmup)
+        return jax.lax.scan(step, carry, None, length=samples)[1]
 
     _SAMPLERS[key] = _ChainRunner(run)
     while len(_SAMPLERS) > _SAMPLER_CACHE_SIZE:
@@ -817,34 +935,101 @@ def _log_bayes_factors(z: np.ndarray, data: _Data, config: _Config) -> np.ndarra
     return out.reshape(z.shape[:-1])
 
 
+class _Chains(NamedTuple):
+    """Output of :func:`_run_nuts`, per chain and draw (C, D, ...)."""
+
+    w: np.ndarray  # (C, D, P) preconditioned coordinates
+    z: np.ndarray  # (C, D, P) whitened coordinates
+    log_bf: np.ndarray  # (C, D) log Bayes factor of source presence
+    diverging: np.ndarray  # (C, D)
+    steps: np.ndarray  # (C, D) leapfrog steps
+    jumped: np.ndarray  # (C, D) mode jump accepted
+
+
 def _run_nuts(
     data: _Data,
     config: _Config,
     lap: _Laplace,
     init: np.ndarray,
+    proposal: _Proposal,
     warmup: int,
     accept: float,
     settings: InversionSettings,
     key: Any,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """NUTS draws of z (C, D, P), log Bayes factors (C, D), divergence flags (C, D) and leapfrog steps
-    per draw (C, D).
+) -> _Chains:
+    """NUTS with mode-jumping steps (:func:`_sampler`) from ``init`` (C, P), the chains' starting
+    points in the preconditioned coordinates ``w`` of ``lap``.
 
-    ``init`` (C, P) are the chains' starting points in the preconditioned coordinates ``w``. Chains
-    run in one thread per CPU core, each through the same compiled program (one chain per call:
-    batching chains in one program makes every chain wait for the longest trajectory); each chain
-    has its own key, so the draws do not depend on the number of threads.
+    Chains run in one thread per CPU core, each through the same compiled program (one chain per
+    call: batching chains in one program makes every chain wait for the longest trajectory); each
+    chain has its own key, so the draws do not depend on the number of threads.
     """
     shift, chol = lap.mean, _cholesky(lap.cov)
-    run = _sampler(config, warmup, settings.num_samples, accept, settings.max_tree_depth)
+    run = _sampler(config, warmup, settings.num_samples, accept, settings.max_tree_depth, settings.mode_jumps)
     model_args = (data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32))
     keys = jax.random.split(key, settings.num_chains)
-    jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args) for c in range(settings.num_chains)]
+    jobs = [
+        (keys[c], jnp.asarray(init[c], jnp.float32), model_args, proposal) for c in range(settings.num_chains)
+    ]
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         chains = list(pool.map(lambda job: [np.asarray(x) for x in run(*job)], jobs))
-    draws, diverging, steps = (np.stack([chain[i] for chain in chains]) for i in range(3))
-    z = shift + draws.astype(float) @ chol.T
-    return z, _log_bayes_factors(z, data, config), diverging, steps
+    w, diverging, steps, jumped = (np.stack([chain[i] for chain in chains]) for i in range(4))
+    w = w.astype(float)
+    z = shift + w @ chol.T
+    return _Chains(w, z, _log_bayes_factors(z, data, config), diverging, steps, jumped)
+
+
+def _in_coordinates(lap: _Laplace, other: _Laplace) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the Gaussian ``other`` in the preconditioned coordinates ``w`` of ``lap``
+    (``z = lap.mean + L w``)."""
+    inv = np.linalg.inv(_cholesky(lap.cov))
+    return inv @ (other.mean - lap.mean), inv @ other.cov @ inv.T
+
+
+CLUSTER_RADIUS = 1.0
+"""Draws whose source position and wind directions are all within this many prior sd of a cluster's
+leader belong to the same mode (:func:`_draw_components`)."""
+
+
+def _draw_components(
+    chains: _Chains, config: _Config
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Gaussian components (mean, covariance in ``w``) and weights describing a run's draws, for the
+    mode-jumping proposal of the next run.
+
+    The draws the no-source component explains better (log Bayes factor <= 0) form one component;
+    the others are grouped by leader clustering in the whitened source position and wind directions
+    (leaders taken in order of decreasing Bayes factor, ``CLUSTER_RADIUS`` apart), so every mode any
+    chain visited becomes a component, whether or not the MAP found it. Each component's weight is
+    its share of the draws; its covariance is that of its draws shrunk towards the covariance of all
+    source-present draws with the weight of ``P + 2`` draws, so that a mode visited briefly still
+    gets a full-rank Gaussian. The largest groups come first.
+    """
+    w = chains.w.reshape(-1, chains.w.shape[-1])
+    z = chains.z.reshape(-1, chains.z.shape[-1])
+    log_bf = chains.log_bf.ravel()
+    lay = config.layout()
+    geometry = [lay[name] for name in ("position", "direction") if name in lay]
+    features = np.concatenate([z[:, sl] for sl in geometry] or [np.zeros((z.shape[0], 1))], axis=1)
+    present = log_bf > 0.0 if config.presence else np.ones(log_bf.size, bool)
+    groups = [np.flatnonzero(~present)]
+    order = np.flatnonzero(present)[np.argsort(-log_bf[present], kind="stable")]
+    leaders: list[int] = []
+    for i in order:
+        if not leaders or np.max(np.abs(features[i] - features[leaders]), axis=1).min() > CLUSTER_RADIUS:
+            leaders.append(int(i))
+    if leaders:
+        distance = np.max(np.abs(features[order][:, None, :] - features[leaders][None]), axis=2)
+        label = np.argmin(distance, axis=1)
+        groups += [order[label == k] for k in range(len(leaders))]
+    groups = sorted((g for g in groups if g.size), key=len, reverse=True)
+    pooled = np.cov(w[present] if present.sum() > 1 else w, rowvar=False) + 1e-6 * np.eye(w.shape[1])
+    prior_n = w.shape[1] + 2.0
+    components = []
+    for g in groups:
+        scatter = (g.size - 1) * np.cov(w[g], rowvar=False) if g.size > 1 else 0.0
+        components.append((w[g].mean(axis=0), (scatter + prior_n * pooled) / (g.size - 1 + prior_n)))
+    return components, np.array([g.size for g in groups], float)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1039,15 +1224,16 @@ def invert(
     """
     t_start = time.perf_counter()
     data, config = _build(blocks, winds, gas, settings)
-    z_map, u_map, _ = find_map(data, config, settings)
+    modes, _ = find_modes(data, config, settings)
+    z_map, u_map = modes[0]
     lap = _laplace(z_map, u_map, data, config, "present")
-    precondition = lap
+    fits = [lap]
     if config.presence:
         lap0 = _absent_laplace(blocks, data, config)
         log_odds = float(data.log_prior_odds) + lap.log_evidence - lap0.log_evidence
         p_laplace = float(1.0 / (1.0 + math.exp(-min(max(log_odds, -700.0), 700.0))))
-        if p_laplace < 0.5:  # the no-source component dominates: precondition NUTS with its Laplace fit
-            precondition = lap0
+        # the dominant component's Laplace fit preconditions NUTS; both propose mode jumps
+        fits = [lap, lap0] if p_laplace >= 0.5 else [lap0, lap]
     else:
         p_laplace = 1.0
     laplace_summary, laplace_draws = _laplace_summary(lap, p_laplace, data, config, settings)
@@ -1068,7 +1254,8 @@ def invert(
         }
         method = "gaussian-plume multi-start MAP + Laplace"
     elif settings.sampler == "nuts":
-        z, phys, p_source, diag = _sample(data, config, precondition, settings, rng, blocks)
+        fits += [_laplace(z, u, data, config, "present") for z, u in modes[1:]]
+        z, phys, p_source, diag = _sample(data, config, fits[0], fits[1:], settings, rng, blocks)
         method = (
             f"gaussian-plume NUTS ({settings.num_chains} chains x {settings.num_samples}, "
             f"MAP/Laplace init{', presence marginalised' if config.presence else ''})"
@@ -1166,6 +1353,18 @@ def _screen(
     return [m > SCREENING_SIGMA for m in _max_plume_sigma(zs, data, config, blocks)]
 
 
+def _escalation_proposal(
+    fits: list[tuple[np.ndarray, np.ndarray]], chains: _Chains, config: _Config
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Components and weights of the escalated run's mode-jumping proposal: the first run's draws
+    (:func:`_draw_components`, weighted by their share) and the Laplace fits (a small weight each, so
+    modes no chain visited can still be reached)."""
+    drawn, share = _draw_components(chains, config)
+    room = PROPOSAL_SLOTS - len(fits)
+    weights = np.r_[share[:room] / max(share[:room].sum(), 1.0), np.full(len(fits), 0.05)]
+    return drawn[:room] + fits, weights
+
+
 def _ess_target(settings: InversionSettings) -> float:
     """Bulk/tail ESS required for convergence: 400, or a quarter of the draws for short test runs."""
     return min(ESS_THRESHOLD, 0.25 * settings.num_chains * settings.num_samples)
@@ -1175,11 +1374,18 @@ def _sample(
     data: _Data,
     config: _Config,
     lap: _Laplace,
+    others: Sequence[_Laplace],
     settings: InversionSettings,
     rng: np.random.Generator,
     blocks: Sequence[ObservationBlock],
 ) -> tuple[np.ndarray, dict[str, np.ndarray], float, dict[str, Any]]:
     """NUTS from Laplace draws around the MAP, diagnostics, and one escalation if needed.
+
+    ``lap`` preconditions the sampler; it and ``others`` (the Laplace fits of the other presence
+    component and of the MAP's other local optima) are the mode-jumping proposal of the first run.
+    The escalated run's proposal adds a Gaussian for every mode the first run's chains visited
+    (:func:`_escalation_proposal`), so that every chain can jump into and out of a mode only one
+    chain found.
 
     NUTS evaluates the plume only for the observations the Laplace screening keeps
     (:func:`_screen`); the others enter the likelihood through their sufficient statistics. The
@@ -1196,26 +1402,36 @@ def _sample(
     else:  # small problem: every observation, and one compiled sampler for all events of this size
         active = [np.ones(b.size, bool) for b in blocks]
         sampled = data
-    z, log_bf, div, steps = _run_nuts(
-        sampled, config, lap, init, settings.num_warmup, settings.target_accept, settings, key
+    components = [(np.zeros(config.dim), np.eye(config.dim))] + [_in_coordinates(lap, o) for o in others]
+    chains = _run_nuts(
+        sampled,
+        config,
+        lap,
+        init,
+        _proposal(components),
+        settings.num_warmup,
+        settings.target_accept,
+        settings,
+        key,
     )
-    diag = convergence_diagnostics({"z": z}, div)
+    diag = convergence_diagnostics({"z": chains.z}, chains.diverging)
     escalated = False
     ess_target = _ess_target(settings)
     if settings.escalate and not is_converged(diag, ess_threshold=ess_target):
         escalated = True
-        warmup = max(settings.escalation_warmup, settings.num_warmup)
-        z, log_bf, div, steps = _run_nuts(
+        chains = _run_nuts(
             sampled,
             config,
             lap,
             init,
-            warmup,
+            _proposal(*_escalation_proposal(components, chains, config)),
+            max(settings.escalation_warmup, settings.num_warmup),
             settings.escalation_target_accept,
             settings,
             jax.random.fold_in(key, 1),
         )
-        diag = convergence_diagnostics({"z": z}, div)
+        diag = convergence_diagnostics({"z": chains.z}, chains.diverging)
+    z = chains.z
     flat = z.reshape(-1, z.shape[-1])
     check = flat[np.linspace(0, flat.shape[0] - 1, 32).astype(int)]
     worst = _max_plume_sigma(check, data, config, blocks)
@@ -1227,13 +1443,14 @@ def _sample(
         "escalated": escalated,
         "ess_target": ess_target,
         "observations_evaluated": n_active / sum(b.size for b in blocks),
-        "mean_leapfrog_steps": float(steps.mean()),
+        "mean_leapfrog_steps": float(chains.steps.mean()),
+        "mode_jump_rate": float(chains.jumped.mean()),
         "max_excluded_plume_sigma": float(excluded.max()) if excluded.size else 0.0,
     }
     phys = _physical_draws(z, data, config)
-    p_source = _presence_draws(phys, log_bf, config, float(data.log_prior_odds), rng)
-    phys["log_bayes_factor"] = log_bf
-    phys["diverging"] = div
+    p_source = _presence_draws(phys, chains.log_bf, config, float(data.log_prior_odds), rng)
+    phys["log_bayes_factor"] = chains.log_bf
+    phys["diverging"] = chains.diverging
     return z, phys, p_source, diag
 
 
