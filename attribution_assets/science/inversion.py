@@ -37,7 +37,8 @@ a 5th percentile of the emission above 0 (i.e. fewer than 5 % of draws in the no
 
 Inference: multi-start MAP (met wind direction and rotations of +-90 and 180 degrees, each with the
 source positions, at least one prior sd apart, that score best on a grid over +-2 prior sd when Q is
-profiled out analytically; L-BFGS on the potential energy via ``jax.grad``), Laplace approximation
+profiled out analytically; L-BFGS on the potential energy via ``jax.grad``, in coordinates scaled by
+the closed-form curvature of the backgrounds and noise inflations), Laplace approximation
 at the best MAP (Hessian of the potential in the unconstrained space) and at the other local optima,
 then NUTS (Hoffman & Gelman 2014, JMLR 15, 1593) in
 Laplace-preconditioned coordinates ``z = z_map + L w`` (``L L^T`` the Laplace covariance), with
@@ -48,7 +49,10 @@ mode-jumping Metropolis-Hastings step whose independence proposal is a mixture o
 between modes no Hamiltonian trajectory connects, such as two candidate sources or a noise feature
 fitted with a rotated wind. Convergence is judged by
 rank-normalised R-hat, bulk/tail ESS and divergences (:mod:`attribution_assets.science.diagnostics`);
-a failed check triggers one automatic rerun with a longer warm-up and ``target_accept_prob = 0.95``.
+a failed check triggers one automatic escalation: two further runs, each continuing where the last
+ended, with a longer warm-up in all, ``target_accept_prob = 0.9``, preconditioning by the moments of
+the previous run's draws, a mode-jumping proposal built from those draws with its weights adapted
+to the posterior by importance sampling, and 24 jump tries after every NUTS transition.
 The P(source) of the Laplace summary compares Laplace evidences of the source and no-source models.
 
 Every latent quantity is a whitened standard-normal coordinate ``z`` (non-centred
@@ -99,6 +103,8 @@ class InversionSettings:
     fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
     ``sampler`` "nuts" (default) or "laplace" (draws from the Laplace approximation only).
     ``mode_jumps=False`` runs plain NUTS, without the mode-jumping steps (see :func:`_sampler`).
+    ``escalation_*``: the automatic rerun after failed diagnostics (warm-up iterations in all, NUTS
+    target acceptance, mode-jumping tries per transition; see :func:`_sample`).
     Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
     shape (on CPU, batching chains makes every chain wait for the longest trajectory, and chains on
     separate devices recompile on every run).
@@ -114,7 +120,8 @@ class InversionSettings:
     escalate: bool = True
     mode_jumps: bool = True
     escalation_warmup: int = 1500
-    escalation_target_accept: float = 0.95
+    escalation_target_accept: float = 0.9
+    escalation_jump_tries: int = 24
     map_steps: int = 300
     map_screen_steps: int = 20
     map_keep: int = 3
@@ -599,22 +606,60 @@ def _starts(data: _Data, config: _Config, settings: InversionSettings) -> np.nda
     return np.array(starts)
 
 
-def _minimise(
-    z0: np.ndarray, data: _Data, config: _Config, kind: str, max_steps: int
-) -> tuple[np.ndarray, float]:
-    """L-BFGS on the potential energy from ``z0``; returns (z_hat, potential)."""
+def _curvature_scale(data: _Data, config: _Config) -> np.ndarray:
+    """Approximate posterior sd (P,) of every whitened coordinate, for preconditioning the optimiser.
 
-    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = _value_and_grad(jnp.asarray(z, jnp.float32), data, config, kind)
+    Plume parameters get 1 (their prior sd). A block's background and noise-inflation coordinates
+    get ``1 / sqrt(1 + a^2 S0)`` and ``1 / sqrt(1 + 2 c^2 n)`` (``a`` the background prior sd, ``S0``
+    the sum of ``1/sigma^2``, ``c`` the log-inflation prior sd, ``n`` the observation count): the
+    curvature of the no-source potential (:func:`_absent_laplace`) at unit inflation. These
+    coordinates are 10^2-10^4 times stiffer than the plume's, which stalls L-BFGS otherwise.
+    """
+    lay = config.layout()
+    s0 = np.asarray(data.rest_s0, float).copy()
+    for group in data.groups:
+        s0[int(group.block)] += float(jnp.sum(group.live / group.sigma**2))
+    scale = np.ones(config.dim)
+    scale[lay["background"]] = 1.0 / np.sqrt(1.0 + np.asarray(data.bg_sd, float) ** 2 * s0)
+    if not config.fix_inflation:
+        scale[lay["inflation"]] = 1.0 / np.sqrt(1.0 + 2.0 * float(data.infl_log_sd) ** 2 * np.asarray(data.block_n))
+    return scale
+
+
+def _lbfgs(
+    z0: np.ndarray, data: _Data, config: _Config, kind: str, max_steps: int, scale: np.ndarray, ftol: float
+) -> tuple[np.ndarray, float]:
+    """L-BFGS on the potential energy from ``z0`` in the coordinates ``z / scale``."""
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = _value_and_grad(jnp.asarray(x * scale, jnp.float32), data, config, kind)
         value = float(value)
         if not np.isfinite(value):
-            return 1e30, np.zeros_like(z)
-        return value, np.asarray(grad, dtype=float)
+            return 1e30, np.zeros_like(x)
+        return value, np.asarray(grad, dtype=float) * scale
 
-    res = optimize.minimize(
-        fun, z0, jac=True, method="L-BFGS-B", options={"maxiter": max_steps, "maxfun": 2 * max_steps}
-    )
-    return np.asarray(res.x), float(res.fun)
+    options = {"maxiter": max_steps, "maxfun": 2 * max_steps, "ftol": ftol}
+    res = optimize.minimize(fun, z0 / scale, jac=True, method="L-BFGS-B", options=options)
+    return np.asarray(res.x) * scale, float(res.fun)
+
+
+def _minimise(
+    z0: np.ndarray, data: _Data, config: _Config, kind: str, max_steps: int, scale: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """L-BFGS on the potential energy from ``z0``; returns (z_hat, potential).
+
+    With ``scale`` (:func:`_curvature_scale`), a second pass continues in the coordinates
+    ``z / scale`` from where the first stopped and never stops on a relative change of the value:
+    the potential is summed in float32 (rounding ~1e-4 at values ~1e3), and with background
+    coordinates 10^6 times stiffer than the plume's, the first pass can stop where float32 no longer
+    resolves its progress, short of the minimum (a saddle of the Hessian, a Laplace fit of sd ~10
+    prior sd). The second pass ends on a failed line search or a small projected gradient.
+    """
+    z, value = _lbfgs(z0, data, config, kind, max_steps, np.ones_like(z0), 2.2e-9)
+    if scale is None:
+        return z, value
+    z2, value2 = _lbfgs(z, data, config, kind, max_steps, scale, 0.0)
+    return (z2, value2) if value2 <= value else (z, value)
 
 
 def find_modes(
@@ -635,12 +680,13 @@ def find_modes(
     the same mode and left out. ``kind`` selects the density (see ``_potential``).
     """
     starts = _starts(data, config, settings) if starts is None else np.atleast_2d(starts)
-    screened = [_minimise(z0, data, config, kind, settings.map_screen_steps) for z0 in starts]
+    scale = _curvature_scale(data, config)
+    screened = [_minimise(z0, data, config, kind, settings.map_screen_steps, scale) for z0 in starts]
     values = np.array([v for _, v in screened])
     close = values <= values.min() + settings.map_keep_within
     keep = [i for i in np.argsort(values)[: settings.map_keep] if close[i]]
     for i in keep:
-        screened[i] = _minimise(screened[i][0], data, config, kind, settings.map_steps)
+        screened[i] = _minimise(screened[i][0], data, config, kind, settings.map_steps, scale)
         values[i] = screened[i][1]
     modes: list[tuple[np.ndarray, float]] = []
     for i in sorted(keep, key=lambda i: values[i]):
@@ -711,9 +757,43 @@ def hessian(z: np.ndarray, data: _Data, config: _Config, kind: str) -> np.ndarra
     return _difference_hessian(z, steps, data, config, kind)
 
 
+NEWTON_STEPS = 5
+
+
+def _newton(
+    z: np.ndarray, potential: float, data: _Data, config: _Config, kind: str
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Polish an optimum with Newton steps on the difference Hessian: (z, potential, Hessian at z).
+
+    L-BFGS can stop short of the minimum where float32 no longer resolves its progress (at a saddle
+    on stiff, strongly coupled posteriors); at most ``NEWTON_STEPS`` saddle-free Newton steps
+    (eigenvalues replaced by their absolute values, Dauphin et al. 2014, NeurIPS 27) follow, each
+    halved until the potential does not rise beyond float32 rounding, until the Newton decrement
+    ``g^T |H|^-1 g`` is below 1e-3.
+    """
+    for _ in range(NEWTON_STEPS + 1):
+        hess = hessian(z, data, config, kind)
+        grad = np.asarray(_value_and_grad(jnp.asarray(z, jnp.float32), data, config, kind)[1], float)
+        evals, evecs = np.linalg.eigh(hess)
+        step = -(evecs / np.maximum(np.abs(evals), 1e-3)) @ (evecs.T @ grad)
+        if -grad @ step < 1e-3:
+            break
+        tolerance = 1e-6 * abs(potential) + 1e-3
+        for _ in range(4):
+            value = float(potential_and_gradient(jnp.asarray(z + step, jnp.float32), data, config, kind)[0])
+            if value <= potential + tolerance:
+                z, potential = z + step, min(value, potential)
+                break
+            step = 0.5 * step
+        else:
+            break
+    return z, potential, hess
+
+
 def _laplace(z_hat: np.ndarray, potential: float, data: _Data, config: _Config, kind: str) -> _Laplace:
-    """Gaussian approximation at ``z_hat`` and its Laplace log-evidence (constants dropped)."""
-    hess = hessian(z_hat, data, config, kind)
+    """Gaussian approximation at the optimum near ``z_hat`` (:func:`_newton`) and its Laplace
+    log-evidence (constants dropped)."""
+    z_hat, potential, hess = _newton(np.asarray(z_hat, float), potential, data, config, kind)
     evals, evecs = np.linalg.eigh(hess)
     evals = np.maximum(evals, 1e-3)
     cov = (evecs / evals) @ evecs.T
@@ -774,8 +854,8 @@ def _absent_laplace(blocks: Sequence[ObservationBlock], data: _Data, config: _Co
 # ----------------------------------------------------------------------------------------------
 
 class _ChainRunner:
-    """One chain, ``(key, w0, model_args, proposal) -> (w draws, divergences, leapfrog steps, jump
-    accepted)``, compiled ahead of time once per argument shape (under a lock), so that several
+    """One chain, ``(key, w0, model_args, proposal, tries) -> (w draws, divergences, leapfrog steps,
+    jump accepted)``, compiled ahead of time once per argument shape (under a lock), so that several
     threads can run chains of the same executable at once without tracing it concurrently."""
 
     def __init__(self, run: Any) -> None:
@@ -836,7 +916,7 @@ def _proposal_log_density(w: jax.Array, proposal: _Proposal) -> jax.Array:
 JUMP_WIDEN = 1.2
 """Standard-deviation factor of every mode-jumping proposal component (heavier tails than the
 modes they approximate keep the independence proposal's weights bounded)."""
-PROPOSAL_SLOTS = 16
+PROPOSAL_SLOTS = 32
 """Most components of a mode-jumping proposal (one compiled sampler for any number up to this)."""
 
 _SAMPLERS: OrderedDict[tuple, _ChainRunner] = OrderedDict()
@@ -848,15 +928,16 @@ def _sampler(
 ) -> _ChainRunner:
     """The chain runner for this model structure, cached per process.
 
-    The runner is one compiled program, ``(key, w0, model_args, proposal) -> (w draws, divergences,
-    leapfrog steps, jump accepted)``: the kernel's initialisation at ``w0``, ``warmup`` adaptation
+    The runner is one compiled program, ``(key, w0, model_args, proposal, tries) -> (w draws,
+    divergences, leapfrog steps, jump accepted)``: the kernel's initialisation at ``w0``, ``warmup`` adaptation
     steps (step size and diagonal mass matrix, the kernel's own schedule) then ``samples`` draws,
     both as ``lax.scan``. Every NUTS transition is followed by a mode-jumping Metropolis-Hastings
     step with an independence proposal from the Gaussian mixture ``proposal`` (Tjelmeland & Hegstad
     2001, Scand. J. Stat. 28, 205): NUTS explores within a mode, and the jump moves a chain between
     modes separated by low-density regions that Hamiltonian trajectories do not cross, with the
     acceptance ratio ``p(w') q(w) / (p(w) q(w'))``. Both steps leave the posterior invariant, so
-    their composition does too. ``jumps=False`` leaves the jumps out (plain NUTS).
+    their composition does too. ``tries`` such Metropolis-Hastings steps follow each transition
+    (each invariant, so their sequence is); ``jumps=False`` leaves the jumps out (plain NUTS).
 
     It is compiled once per problem shape and reused by every later event and chain (``MCMC.run``
     compiles its collection loop again on every call, which also grows JIT code memory without bound
@@ -870,7 +951,7 @@ def _sampler(
     kernel = NUTS(partial(_model, config=config), target_accept_prob=accept, max_tree_depth=depth)
 
     def run(
-        key: jax.Array, w0: jax.Array, model_args: tuple, proposal: _Proposal
+        key: jax.Array, w0: jax.Array, model_args: tuple, proposal: _Proposal, tries: jax.Array
     ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
         nuts_key, jump_key = jax.random.split(key)
         with warnings.catch_warnings():
@@ -878,26 +959,29 @@ def _sampler(
             state = kernel.init(nuts_key, warmup, {"w": w0}, model_args, {})
         potential_fn = kernel.get_potential_fn(model_args, {})
 
-        def jump(state: Any, key: jax.Array) -> tuple[Any, jax.Array]:
-            k_component, k_noise, k_accept = jax.random.split(key, 3)
+        def attempt(i: jax.Array, carry: tuple) -> tuple:
+            w, energy, log_q, moved, key = carry
+            k_component, k_noise, k_accept = jax.random.split(jax.random.fold_in(key, i), 3)
             component = jax.random.categorical(k_component, proposal.log_weights)
             noise = jax.random.normal(k_noise, (config.dim,))
             w_new = proposal.means[component] + proposal.chols[component] @ noise
+            energy_new = potential_fn({"w": w_new})
+            log_q_new = _proposal_log_density(w_new, proposal)
+            accepted = jnp.log(jax.random.uniform(k_accept)) < energy - energy_new + log_q - log_q_new  # NaN: no
+            kept = jax.tree.map(partial(jnp.where, accepted), (w_new, energy_new, log_q_new), (w, energy, log_q))
+            return (*kept, moved | accepted, key)
+
+        def jump(state: Any, key: jax.Array) -> tuple[Any, jax.Array]:
             w_old = state.z["w"]
-            log_ratio = (
-                state.potential_energy
-                - potential_fn({"w": w_new})
-                + _proposal_log_density(w_old, proposal)
-                - _proposal_log_density(w_new, proposal)
-            )
-            accepted = jnp.log(jax.random.uniform(k_accept)) < log_ratio  # NaN: rejected
+            start = (w_old, state.potential_energy, _proposal_log_density(w_old, proposal), jnp.zeros((), bool), key)
+            w, _, _, moved, _ = jax.lax.fori_loop(0, tries, attempt, start)
             state = jax.lax.cond(
-                accepted,
-                lambda s: kernel.refresh(s._replace(z={"w": w_new}), model_args, {}),
+                moved,
+                lambda s: kernel.refresh(s._replace(z={"w": w}), model_args, {}),
                 lambda s: s,
                 state,
             )
-            return state, accepted
+            return state, moved
 
         def step(carry: tuple[Any, jax.Array], _: None) -> tuple[tuple[Any, jax.Array], tuple]:
             state, key = carry
@@ -915,24 +999,33 @@ def _sampler(
     return _SAMPLERS[key]
 
 
-_DELTA_CHUNK = 256
-_batched_delta = jax.jit(
-    jax.vmap(lambda z, data, config: _log_lik_parts(z, data, config)[1], in_axes=(0, None, None)),
-    static_argnames="config",
-)
+_BATCH = 256
+_batched_parts = jax.jit(jax.vmap(_log_lik_parts, in_axes=(0, None, None)), static_argnames="config")
+
+
+def _log_lik_batch(z: np.ndarray, data: _Data, config: _Config) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_log_lik_parts` ``(log p(y | theta, no source), log Bayes factor of the source)`` of
+    points ``z`` (..., P), each of shape ``z.shape[:-1]``, in fixed-size chunks (one compilation)."""
+    flat = z.reshape(-1, z.shape[-1])
+    out = np.empty((2, flat.shape[0]))
+    for start in range(0, flat.shape[0], _BATCH):
+        chunk = flat[start:start + _BATCH]
+        padded = np.concatenate([chunk, np.zeros((_BATCH - chunk.shape[0], chunk.shape[1]))])
+        parts = _batched_parts(jnp.asarray(padded, jnp.float32), data, config)
+        out[:, start:start + chunk.shape[0]] = np.asarray(parts)[:, : chunk.shape[0]]
+    return out[0].reshape(z.shape[:-1]), out[1].reshape(z.shape[:-1])
 
 
 def _log_bayes_factors(z: np.ndarray, data: _Data, config: _Config) -> np.ndarray:
-    """``log p(y | theta, source) - log p(y | theta, no source)`` of draws ``z`` (..., P), in fixed-size
-    chunks (one compilation)."""
-    flat = z.reshape(-1, z.shape[-1])
-    out = np.empty(flat.shape[0])
-    for start in range(0, flat.shape[0], _DELTA_CHUNK):
-        chunk = flat[start:start + _DELTA_CHUNK]
-        padded = np.concatenate([chunk, np.zeros((_DELTA_CHUNK - chunk.shape[0], chunk.shape[1]))])
-        out[start:start + chunk.shape[0]] = np.asarray(
-            _batched_delta(jnp.asarray(padded, jnp.float32), data, config))[: chunk.shape[0]]
-    return out.reshape(z.shape[:-1])
+    """``log p(y | theta, source) - log p(y | theta, no source)`` of draws ``z`` (..., P)."""
+    return _log_lik_batch(z, data, config)[1]
+
+
+def _log_posterior_batch(z: np.ndarray, data: _Data, config: _Config) -> np.ndarray:
+    """Log posterior density (the model's, constants dropped) of points ``z`` (N, P)."""
+    ll0, delta = _log_lik_batch(z, data, config)
+    source = np.logaddexp(0.0, float(data.log_prior_odds) + delta) - np.logaddexp(0.0, float(data.log_prior_odds))
+    return ll0 + (source if config.presence else delta) - 0.5 * np.sum(z**2, axis=-1)
 
 
 class _Chains(NamedTuple):
@@ -956,6 +1049,7 @@ def _run_nuts(
     accept: float,
     settings: InversionSettings,
     key: Any,
+    tries: int = 1,
 ) -> _Chains:
     """NUTS with mode-jumping steps (:func:`_sampler`) from ``init`` (C, P), the chains' starting
     points in the preconditioned coordinates ``w`` of ``lap``.
@@ -969,7 +1063,8 @@ def _run_nuts(
     model_args = (data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32))
     keys = jax.random.split(key, settings.num_chains)
     jobs = [
-        (keys[c], jnp.asarray(init[c], jnp.float32), model_args, proposal) for c in range(settings.num_chains)
+        (keys[c], jnp.asarray(init[c], jnp.float32), model_args, proposal, jnp.asarray(tries, jnp.int32))
+        for c in range(settings.num_chains)
     ]
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         chains = list(pool.map(lambda job: [np.asarray(x) for x in run(*job)], jobs))
@@ -979,11 +1074,75 @@ def _run_nuts(
     return _Chains(w, z, _log_bayes_factors(z, data, config), diverging, steps, jumped)
 
 
+ADAPT_ROUNDS = 3
+ADAPT_DRAWS = 1024
+MIN_PROPOSAL_WEIGHT = 0.01
+
+
+def _adapted_weights(
+    proposal: _Proposal, shift: np.ndarray, chol: np.ndarray, data: _Data, config: _Config, rng: np.random.Generator
+) -> np.ndarray:
+    """Weights of the mode-jumping mixture adapted to the posterior by importance sampling.
+
+    An independence proposal mixes as well as its weights match the posterior mass of the modes
+    its components cover: a mode given ``r`` times too little weight is entered ``r`` times too
+    rarely and left with probability ``~r``. Each of ``ADAPT_ROUNDS`` rounds draws ``ADAPT_DRAWS``
+    points from the mixture, weights them by ``p(w) / q(w)`` and sets every component's weight to the
+    importance-weighted mean of its responsibility ``alpha_k q_k(w) / q(w)`` (the weight update of
+    M-PMC, Cappe, Douc, Guillin, Marin & Robert 2008, Stat. Comput. 18, 447), kept above
+    ``MIN_PROPOSAL_WEIGHT`` so that no mode becomes unreachable. ``data`` must be what the chains
+    sample (``shift``, ``chol``: their preconditioning ``z = shift + chol @ w``).
+    """
+    means = np.asarray(proposal.means, float)
+    chols = np.asarray(proposal.chols, float)
+    inv_chols = np.asarray(proposal.inv_chols, float)
+    log_dets = np.asarray(proposal.log_dets, float)
+    alpha = np.exp(np.asarray(proposal.log_weights, float))
+    used = alpha > 0
+    for _ in range(ADAPT_ROUNDS):
+        component = rng.choice(alpha.size, size=ADAPT_DRAWS, p=alpha / alpha.sum())
+        w = means[component] + np.einsum("nij,nj->ni", chols[component], rng.standard_normal((ADAPT_DRAWS, means.shape[1])))
+        white = np.einsum("kij,nkj->nki", inv_chols, w[:, None, :] - means[None])
+        with np.errstate(divide="ignore"):
+            log_qk = np.log(alpha)[None] - log_dets[None] - 0.5 * np.sum(white**2, axis=2)
+        log_q = np.logaddexp.reduce(log_qk, axis=1)
+        log_p = _log_posterior_batch(shift + w @ chol.T, data, config)
+        log_iw = np.where(np.isfinite(log_p), log_p - log_q, -np.inf)
+        if not np.isfinite(log_iw).any():
+            break
+        iw = np.exp(log_iw - log_iw.max())
+        responsibility = np.exp(log_qk - log_q[:, None])
+        alpha = np.where(used, np.maximum((iw @ responsibility) / iw.sum(), MIN_PROPOSAL_WEIGHT), 0.0)
+        alpha /= alpha.sum()
+    return alpha
+
+
 def _in_coordinates(lap: _Laplace, other: _Laplace) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of the Gaussian ``other`` in the preconditioned coordinates ``w`` of ``lap``
     (``z = lap.mean + L w``)."""
     inv = np.linalg.inv(_cholesky(lap.cov))
     return inv @ (other.mean - lap.mean), inv @ other.cov @ inv.T
+
+
+def _draws_gaussian(z: np.ndarray) -> _Laplace:
+    """Mean and covariance of draws ``z`` (C, D, P) (no evidence): the escalated run's preconditioner.
+
+    The Laplace fit at the MAP describes one mode; when the chains failed to converge, the posterior
+    they explored is wider (other modes, the no-source plateau), and preconditioning by its moments
+    shortens the Hamiltonian trajectories that cross it."""
+    flat = z.reshape(-1, z.shape[-1])
+    return _Laplace(mean=flat.mean(axis=0), cov=np.cov(flat, rowvar=False) + 1e-9 * np.eye(flat.shape[1]),
+                    log_evidence=float("nan"))
+
+
+def _reexpressed(
+    components: Sequence[tuple[np.ndarray, np.ndarray]], old: _Laplace, new: _Laplace
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Gaussians (mean, covariance) in the preconditioned coordinates of ``old`` expressed in those of
+    ``new`` (``z = mean + L w`` for each)."""
+    inv = np.linalg.inv(_cholesky(new.cov))
+    a, b = inv @ _cholesky(old.cov), inv @ (old.mean - new.mean)
+    return [(a @ m + b, a @ c @ a.T) for m, c in components]
 
 
 CLUSTER_RADIUS = 1.0
@@ -1365,6 +1524,22 @@ def _escalation_proposal(
     return drawn[:room] + fits, weights
 
 
+def _adapt(
+    proposal: _Proposal, lap: _Laplace, data: _Data, config: _Config, settings: InversionSettings
+) -> _Proposal:
+    """``proposal`` with its weights adapted to the posterior (:func:`_adapted_weights`)."""
+    rng = np.random.default_rng([settings.seed, 5])
+    alpha = _adapted_weights(proposal, lap.mean, _cholesky(lap.cov), data, config, rng)
+    with np.errstate(divide="ignore"):
+        return proposal._replace(log_weights=jnp.asarray(np.log(alpha), jnp.float32))
+
+
+ESCALATION_STAGES = 2
+"""Runs of the escalation: each starts where the previous one ended, is preconditioned by the
+moments of its draws and jumps with a proposal built from them (:func:`_escalation_proposal`);
+the draws of the last are the posterior."""
+
+
 def _ess_target(settings: InversionSettings) -> float:
     """Bulk/tail ESS required for convergence: 400, or a quarter of the draws for short test runs."""
     return min(ESS_THRESHOLD, 0.25 * settings.num_chains * settings.num_samples)
@@ -1383,9 +1558,14 @@ def _sample(
 
     ``lap`` preconditions the sampler; it and ``others`` (the Laplace fits of the other presence
     component and of the MAP's other local optima) are the mode-jumping proposal of the first run.
-    The escalated run's proposal adds a Gaussian for every mode the first run's chains visited
-    (:func:`_escalation_proposal`), so that every chain can jump into and out of a mode only one
-    chain found.
+    When the diagnostics fail, the escalation runs ``ESCALATION_STAGES`` more times, each from the
+    previous run's last draws, preconditioned by the moments of its draws (:func:`_draws_gaussian`:
+    a posterior with a no-source plateau and narrow source modes is far wider than the Laplace fit
+    at the MAP), with a proposal that adds a Gaussian for every mode the previous run's chains
+    visited (:func:`_escalation_proposal`) and whose weights are adapted to the posterior mass of
+    each (:func:`_adapted_weights`), and ``escalation_jump_tries`` jump tries after every NUTS
+    transition, so that every chain moves into and out of a mode only one chain found many times.
+    The warm-up iterations are shared between the stages; the last stage's draws are the posterior.
 
     NUTS evaluates the plume only for the observations the Laplace screening keeps
     (:func:`_screen`); the others enter the likelihood through their sufficient statistics. The
@@ -1419,17 +1599,25 @@ def _sample(
     ess_target = _ess_target(settings)
     if settings.escalate and not is_converged(diag, ess_threshold=ess_target):
         escalated = True
-        chains = _run_nuts(
-            sampled,
-            config,
-            lap,
-            init,
-            _proposal(*_escalation_proposal(components, chains, config)),
-            max(settings.escalation_warmup, settings.num_warmup),
-            settings.escalation_target_accept,
-            settings,
-            jax.random.fold_in(key, 1),
-        )
+        fits, frame = components, lap
+        for stage in range(ESCALATION_STAGES):
+            drawn, weights = _escalation_proposal(fits, chains, config)
+            pre = _draws_gaussian(chains.z)
+            fits = _reexpressed(fits, frame, pre)
+            jump = _adapt(_proposal(_reexpressed(drawn, frame, pre), weights), pre, sampled, config, settings)
+            chains = _run_nuts(
+                sampled,
+                config,
+                pre,
+                (chains.z[:, -1] - pre.mean) @ np.linalg.inv(_cholesky(pre.cov)).T,
+                jump,
+                max(settings.escalation_warmup, settings.num_warmup) // ESCALATION_STAGES,
+                settings.escalation_target_accept,
+                settings,
+                jax.random.fold_in(key, 1 + stage),
+                settings.escalation_jump_tries,
+            )
+            frame = pre
         diag = convergence_diagnostics({"z": chains.z}, chains.diverging)
     z = chains.z
     flat = z.reshape(-1, z.shape[-1])

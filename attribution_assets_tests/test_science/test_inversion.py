@@ -361,3 +361,71 @@ def test_proposal_density_is_the_gaussian_mixture() -> None:
                                                                                      strict=True))
                    for p in points]) + 2.0 * math.log(2.0 * math.pi)  # the dropped constant, (P / 2) log 2 pi
     np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_map_is_a_minimum_of_a_null_scene_with_stiff_backgrounds() -> None:
+    """On a null scene with 10,000 EMIT pixels the background coordinate is ~10^6 times stiffer than
+    the plume's; the preconditioned optimiser still stops at a minimum (positive-definite Hessian,
+    Newton decrement near zero), so the Laplace fit that preconditions and screens NUTS is sound."""
+    emit = _block("EMIT", "ppm m", 100, 60.0, 1, EMIT_K, 300.0, 0.0, 0, 11, None)
+    tropomi = _block("TROPOMI", "ppb", 6, 5500.0, 16, PPB_K, 10.0, 1900.0, 1, 12, None)
+    settings = inv.InversionSettings()
+    data, config = inv.prepare([emit, tropomi], MET, "CH4", settings)
+    modes, _ = inv.find_modes(data, config, settings)
+    for z_hat, _ in modes:
+        hess = inv.hessian(z_hat, data, config, "present")
+        grad = np.asarray(inv.potential_and_gradient(jnp.asarray(z_hat, jnp.float32), data, config, "present")[1])
+        assert np.linalg.eigvalsh(hess).min() > 0.5  # the prior alone gives 1
+        assert grad @ np.linalg.solve(hess, grad) < 0.05
+
+
+def test_reexpressed_gaussian_is_unchanged_in_z() -> None:
+    rng = np.random.default_rng(3)
+
+    def laplace() -> inv._Laplace:
+        a = rng.standard_normal((4, 4))
+        return inv._Laplace(mean=rng.standard_normal(4), cov=a @ a.T + 0.3 * np.eye(4), log_evidence=0.0)
+
+    old, new = laplace(), laplace()
+    a = rng.standard_normal((4, 4))
+    mean_w, cov_w = rng.standard_normal(4), a @ a.T + np.eye(4)
+    [(mean_new, cov_new)] = inv._reexpressed([(mean_w, cov_w)], old, new)
+    l_old, l_new = inv._cholesky(old.cov), inv._cholesky(new.cov)
+    np.testing.assert_allclose(new.mean + l_new @ mean_new, old.mean + l_old @ mean_w, atol=1e-10)
+    np.testing.assert_allclose(l_new @ cov_new @ l_new.T, l_old @ cov_w @ l_old.T, atol=1e-10)
+
+
+def test_adapted_weights_match_the_mass_of_each_mode() -> None:
+    """Two mirror-image modes of equal mass: a proposal that starts with weights 0.9 / 0.1 on their
+    Laplace fits is adapted by importance sampling to 0.5 / 0.5, and a component far from both is
+    left at the floor."""
+    blocks, winds = _twin_plumes(), [_wind(4.0, 0.0)]
+    data, config = inv.prepare(blocks, winds, "CH4", TWIN)
+    modes, _ = inv.find_modes(data, config, TWIN)
+    north = [m for m in modes if inv.unpack(m[0], data, config)["source_y_m"] > 0][0]
+    south = [m for m in modes if inv.unpack(m[0], data, config)["source_y_m"] < 0][0]
+    fits = [inv._laplace(z, u, data, config, "present") for z, u in (north, south)]
+    far = inv._Laplace(mean=fits[0].mean + 8.0, cov=fits[0].cov, log_evidence=0.0)
+    components = [inv._in_coordinates(fits[0], f) for f in (*fits, far)]
+    proposal = inv._proposal(components, [0.85, 0.1, 0.05])
+    alpha = inv._adapted_weights(proposal, fits[0].mean, inv._cholesky(fits[0].cov), data, config,
+                                 np.random.default_rng(0))
+    np.testing.assert_allclose(alpha[:2], 0.495, atol=0.06)
+    assert alpha[2] == pytest.approx(inv.MIN_PROPOSAL_WEIGHT, rel=0.05)
+    assert np.all(alpha[3:] == 0.0)  # unused slots stay unused
+
+
+def test_repeated_jump_tries_keep_the_linear_gaussian_posterior() -> None:
+    """The escalation's kernel (24 mode-jumping tries after every NUTS transition, a proposal wider
+    than the posterior and off its centre) samples the closed-form posterior."""
+    data, config = inv.prepare(_linear_blocks(), LINEAR_WIND, "CH4", LINEAR)
+    z_hat, u_hat, _ = inv.find_map(data, config, LINEAR)
+    lap = inv._laplace(z_hat, u_hat, data, config, "present")
+    proposal = inv._proposal([(np.full(config.dim, 0.5), 2.0 * np.eye(config.dim))])
+    chains = inv._run_nuts(data, config, lap, np.zeros((LINEAR.num_chains, config.dim)), proposal,
+                           LINEAR.num_warmup, 0.9, LINEAR, jax.random.PRNGKey(5), tries=24)
+    assert chains.jumped.mean() > 0.5
+    q = np.asarray(inv._physical_draws(chains.z, data, config)["emission_rate_if_present_kg_h"]).ravel()
+    exact = _closed_form(_linear_blocks(), 2)
+    assert np.mean(q) == pytest.approx(exact.mean[0], rel=0.02)
+    assert np.std(q) == pytest.approx(math.sqrt(exact.cov[0, 0]), rel=0.05)
