@@ -622,7 +622,8 @@ def _curvature_scale(data: _Data, config: _Config) -> np.ndarray:
     scale = np.ones(config.dim)
     scale[lay["background"]] = 1.0 / np.sqrt(1.0 + np.asarray(data.bg_sd, float) ** 2 * s0)
     if not config.fix_inflation:
-        scale[lay["inflation"]] = 1.0 / np.sqrt(1.0 + 2.0 * float(data.infl_log_sd) ** 2 * np.asarray(data.block_n))
+        n = np.asarray(data.block_n, float)
+        scale[lay["inflation"]] = 1.0 / np.sqrt(1.0 + 2.0 * float(data.infl_log_sd) ** 2 * n)
     return scale
 
 
@@ -929,8 +930,8 @@ def _sampler(
     """The chain runner for this model structure, cached per process.
 
     The runner is one compiled program, ``(key, w0, model_args, proposal, tries) -> (w draws,
-    divergences, leapfrog steps, jump accepted)``: the kernel's initialisation at ``w0``, ``warmup`` adaptation
-    steps (step size and diagonal mass matrix, the kernel's own schedule) then ``samples`` draws,
+    divergences, leapfrog steps, jump accepted)``: the kernel's initialisation at ``w0``, ``warmup``
+    adaptation steps (step size and diagonal mass matrix, the kernel's own schedule) then ``samples`` draws,
     both as ``lax.scan``. Every NUTS transition is followed by a mode-jumping Metropolis-Hastings
     step with an independence proposal from the Gaussian mixture ``proposal`` (Tjelmeland & Hegstad
     2001, Scand. J. Stat. 28, 205): NUTS explores within a mode, and the jump moves a chain between
@@ -967,13 +968,17 @@ def _sampler(
             w_new = proposal.means[component] + proposal.chols[component] @ noise
             energy_new = potential_fn({"w": w_new})
             log_q_new = _proposal_log_density(w_new, proposal)
-            accepted = jnp.log(jax.random.uniform(k_accept)) < energy - energy_new + log_q - log_q_new  # NaN: no
-            kept = jax.tree.map(partial(jnp.where, accepted), (w_new, energy_new, log_q_new), (w, energy, log_q))
+            log_ratio = energy - energy_new + log_q - log_q_new
+            accepted = jnp.log(jax.random.uniform(k_accept)) < log_ratio  # NaN: rejected
+            kept = jax.tree.map(
+                partial(jnp.where, accepted), (w_new, energy_new, log_q_new), (w, energy, log_q)
+            )
             return (*kept, moved | accepted, key)
 
         def jump(state: Any, key: jax.Array) -> tuple[Any, jax.Array]:
             w_old = state.z["w"]
-            start = (w_old, state.potential_energy, _proposal_log_density(w_old, proposal), jnp.zeros((), bool), key)
+            log_q = _proposal_log_density(w_old, proposal)
+            start = (w_old, state.potential_energy, log_q, jnp.zeros((), bool), key)
             w, _, _, moved, _ = jax.lax.fori_loop(0, tries, attempt, start)
             state = jax.lax.cond(
                 moved,
@@ -1024,7 +1029,8 @@ def _log_bayes_factors(z: np.ndarray, data: _Data, config: _Config) -> np.ndarra
 def _log_posterior_batch(z: np.ndarray, data: _Data, config: _Config) -> np.ndarray:
     """Log posterior density (the model's, constants dropped) of points ``z`` (N, P)."""
     ll0, delta = _log_lik_batch(z, data, config)
-    source = np.logaddexp(0.0, float(data.log_prior_odds) + delta) - np.logaddexp(0.0, float(data.log_prior_odds))
+    odds = float(data.log_prior_odds)
+    source = np.logaddexp(0.0, odds + delta) - np.logaddexp(0.0, odds)
     return ll0 + (source if config.presence else delta) - 0.5 * np.sum(z**2, axis=-1)
 
 
@@ -1080,7 +1086,12 @@ MIN_PROPOSAL_WEIGHT = 0.01
 
 
 def _adapted_weights(
-    proposal: _Proposal, shift: np.ndarray, chol: np.ndarray, data: _Data, config: _Config, rng: np.random.Generator
+    proposal: _Proposal,
+    shift: np.ndarray,
+    chol: np.ndarray,
+    data: _Data,
+    config: _Config,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Weights of the mode-jumping mixture adapted to the posterior by importance sampling.
 
@@ -1101,7 +1112,8 @@ def _adapted_weights(
     used = alpha > 0
     for _ in range(ADAPT_ROUNDS):
         component = rng.choice(alpha.size, size=ADAPT_DRAWS, p=alpha / alpha.sum())
-        w = means[component] + np.einsum("nij,nj->ni", chols[component], rng.standard_normal((ADAPT_DRAWS, means.shape[1])))
+        noise = rng.standard_normal((ADAPT_DRAWS, means.shape[1]))
+        w = means[component] + np.einsum("nij,nj->ni", chols[component], noise)
         white = np.einsum("kij,nkj->nki", inv_chols, w[:, None, :] - means[None])
         with np.errstate(divide="ignore"):
             log_qk = np.log(alpha)[None] - log_dets[None] - 0.5 * np.sum(white**2, axis=2)
