@@ -612,8 +612,8 @@ def _curvature_scale(data: _Data, config: _Config) -> np.ndarray:
     Plume parameters get 1 (their prior sd). A block's background and noise-inflation coordinates
     get ``1 / sqrt(1 + a^2 S0)`` and ``1 / sqrt(1 + 2 c^2 n)`` (``a`` the background prior sd, ``S0``
     the sum of ``1/sigma^2``, ``c`` the log-inflation prior sd, ``n`` the observation count): the
-    curvature of the no-source potential (:func:`_absent_laplace`) at unit inflation. These
-    coordinates are 10^2-10^4 times stiffer than the plume's, which stalls L-BFGS otherwise.
+    curvature of the no-source potential (:func:`_absent_laplace`) at unit inflation. Their
+    curvature is up to ~10^6 times the plume parameters', which stalls L-BFGS in ``z``.
     """
     lay = config.layout()
     s0 = np.asarray(data.rest_s0, float).copy()
