@@ -628,9 +628,17 @@ def _curvature_scale(data: _Data, config: _Config) -> np.ndarray:
 
 
 def _lbfgs(
-    z0: np.ndarray, data: _Data, config: _Config, kind: str, max_steps: int, scale: np.ndarray, ftol: float
+    z0: np.ndarray,
+    data: _Data,
+    config: _Config,
+    kind: str,
+    max_steps: int,
+    scale: np.ndarray,
+    ftol: float,
+    gtol: float = 1e-5,
 ) -> tuple[np.ndarray, float]:
-    """L-BFGS on the potential energy from ``z0`` in the coordinates ``z / scale``."""
+    """L-BFGS on the potential energy from ``z0`` in the coordinates ``z / scale`` (scipy's stopping
+    rules: relative reduction of the value below ``ftol``, projected gradient below ``gtol``)."""
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = _value_and_grad(jnp.asarray(x * scale, jnp.float32), data, config, kind)
@@ -639,7 +647,7 @@ def _lbfgs(
             return 1e30, np.zeros_like(x)
         return value, np.asarray(grad, dtype=float) * scale
 
-    options = {"maxiter": max_steps, "maxfun": 2 * max_steps, "ftol": ftol}
+    options = {"maxiter": max_steps, "maxfun": 2 * max_steps, "ftol": ftol, "gtol": gtol}
     res = optimize.minimize(fun, z0 / scale, jac=True, method="L-BFGS-B", options=options)
     return np.asarray(res.x) * scale, float(res.fun)
 
@@ -654,12 +662,13 @@ def _minimise(
     the potential is summed in float32 (rounding ~1e-4 at values ~1e3), and with background
     coordinates 10^6 times stiffer than the plume's, the first pass can stop where float32 no longer
     resolves its progress, short of the minimum (a saddle of the Hessian, a Laplace fit of sd ~10
-    prior sd). The second pass ends on a failed line search or a small projected gradient.
+    prior sd). The second pass ends on a failed line search or a projected gradient below 0.01 in
+    the scaled coordinates; :func:`_newton` does the rest.
     """
     z, value = _lbfgs(z0, data, config, kind, max_steps, np.ones_like(z0), 2.2e-9)
     if scale is None:
         return z, value
-    z2, value2 = _lbfgs(z, data, config, kind, max_steps, scale, 0.0)
+    z2, value2 = _lbfgs(z, data, config, kind, max_steps, scale, 0.0, 1e-2)
     return (z2, value2) if value2 <= value else (z, value)
 
 
@@ -682,7 +691,7 @@ def find_modes(
     """
     starts = _starts(data, config, settings) if starts is None else np.atleast_2d(starts)
     scale = _curvature_scale(data, config)
-    screened = [_minimise(z0, data, config, kind, settings.map_screen_steps, scale) for z0 in starts]
+    screened = [_minimise(z0, data, config, kind, settings.map_screen_steps) for z0 in starts]
     values = np.array([v for _, v in screened])
     close = values <= values.min() + settings.map_keep_within
     keep = [i for i in np.argsort(values)[: settings.map_keep] if close[i]]
@@ -759,6 +768,9 @@ def hessian(z: np.ndarray, data: _Data, config: _Config, kind: str) -> np.ndarra
 
 
 NEWTON_STEPS = 5
+NEWTON_DECREMENT = 0.01
+"""Newton decrement ``g^T |H|^-1 g`` below which an optimum is taken as found (a distance of about
+0.1 posterior sd from the minimum, in the Hessian's metric)."""
 
 
 def _newton(
@@ -770,14 +782,14 @@ def _newton(
     on stiff, strongly coupled posteriors); at most ``NEWTON_STEPS`` saddle-free Newton steps
     (eigenvalues replaced by their absolute values, Dauphin et al. 2014, NeurIPS 27) follow, each
     halved until the potential does not rise beyond float32 rounding, until the Newton decrement
-    ``g^T |H|^-1 g`` is below 1e-3.
+    ``g^T |H|^-1 g`` is below ``NEWTON_DECREMENT``.
     """
     for _ in range(NEWTON_STEPS + 1):
         hess = hessian(z, data, config, kind)
         grad = np.asarray(_value_and_grad(jnp.asarray(z, jnp.float32), data, config, kind)[1], float)
         evals, evecs = np.linalg.eigh(hess)
         step = -(evecs / np.maximum(np.abs(evals), 1e-3)) @ (evecs.T @ grad)
-        if -grad @ step < 1e-3:
+        if -grad @ step < NEWTON_DECREMENT:
             break
         tolerance = 1e-6 * abs(potential) + 1e-3
         for _ in range(4):
