@@ -1539,9 +1539,10 @@ def _screen(
 def _escalation_proposal(
     fits: list[tuple[np.ndarray, np.ndarray]], chains: _Chains, config: _Config
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
-    """Components and weights of the escalated run's mode-jumping proposal: the first run's draws
-    (:func:`_draw_components`, weighted by their share) and the Laplace fits (a small weight each, so
-    modes no chain visited can still be reached)."""
+    """Components and weights of an escalated run's mode-jumping proposal, in the coordinates of
+    ``chains``: the previous run's draws (:func:`_draw_components`, weighted by their share) and the
+    Laplace fits ``fits`` (a small weight each, so modes no chain visited can still be reached);
+    :func:`_adapted_weights` then matches the weights to the posterior."""
     drawn, share = _draw_components(chains, config)
     room = PROPOSAL_SLOTS - len(fits)
     weights = np.r_[share[:room] / max(share[:room].sum(), 1.0), np.full(len(fits), 0.05)]
