@@ -1591,6 +1591,9 @@ def _sample(
     each (:func:`_adapted_weights`), and ``escalation_jump_tries`` jump tries after every NUTS
     transition, so that every chain moves into and out of a mode only one chain found many times.
     The warm-up iterations are shared between the stages; the last stage's draws are the posterior.
+    The escalation evaluates every observation: its chains reach modes far from the Laplace fit
+    that the screening was built on (on the sample null scene, draws whose plume reached excluded
+    observations at 40 sigma).
 
     NUTS evaluates the plume only for the observations the Laplace screening keeps
     (:func:`_screen`); the others enter the likelihood through their sufficient statistics. The
@@ -1624,6 +1627,8 @@ def _sample(
     ess_target = _ess_target(settings)
     if settings.escalate and not is_converged(diag, ess_threshold=ess_target):
         escalated = True
+        # the escalation explores beyond the Laplace fit the screening was built on: every observation
+        active, sampled = [np.ones(b.size, bool) for b in blocks], data
         fits, frame = components, lap
         for stage in range(ESCALATION_STAGES):
             drawn, weights = _escalation_proposal(fits, chains, config)
