@@ -618,7 +618,7 @@ def _curvature_scale(data: _Data, config: _Config) -> np.ndarray:
     lay = config.layout()
     s0 = np.asarray(data.rest_s0, float).copy()
     for group in data.groups:
-        s0[int(group.block)] += float(jnp.sum(group.live / group.sigma**2))
+        s0[int(group.block)] += float(np.sum(np.asarray(group.live) / np.asarray(group.sigma, float) ** 2))
     scale = np.ones(config.dim)
     scale[lay["background"]] = 1.0 / np.sqrt(1.0 + np.asarray(data.bg_sd, float) ** 2 * s0)
     if not config.fix_inflation:
@@ -795,7 +795,7 @@ def _newton(
         for _ in range(4):
             value = float(potential_and_gradient(jnp.asarray(z + step, jnp.float32), data, config, kind)[0])
             if value <= potential + tolerance:
-                z, potential = z + step, min(value, potential)
+                z, potential = z + step, value
                 break
             step = 0.5 * step
         else:
@@ -920,10 +920,18 @@ def _proposal(
     )
 
 
+def _component_log_densities(w: jax.Array, proposal: _Proposal) -> jax.Array:
+    """Log density (K,) of each mixture component at ``w``, without its weight (constants dropped)."""
+    white = jnp.einsum("kij,kj->ki", proposal.inv_chols, w[None, :] - proposal.means)
+    return -proposal.log_dets - 0.5 * jnp.sum(white**2, axis=1)
+
+
 def _proposal_log_density(w: jax.Array, proposal: _Proposal) -> jax.Array:
     """Log density of the mixture at ``w`` (constants dropped)."""
-    white = jnp.einsum("kij,kj->ki", proposal.inv_chols, w[None, :] - proposal.means)
-    return jax.nn.logsumexp(proposal.log_weights - proposal.log_dets - 0.5 * jnp.sum(white**2, axis=1))
+    return jax.nn.logsumexp(proposal.log_weights + _component_log_densities(w, proposal))
+
+
+_batched_component_log_densities = jax.jit(jax.vmap(_component_log_densities, in_axes=(0, None)))
 
 
 JUMP_WIDEN = 1.2
@@ -1041,9 +1049,8 @@ def _log_bayes_factors(z: np.ndarray, data: _Data, config: _Config) -> np.ndarra
 def _log_posterior_batch(z: np.ndarray, data: _Data, config: _Config) -> np.ndarray:
     """Log posterior density (the model's, constants dropped) of points ``z`` (N, P)."""
     ll0, delta = _log_lik_batch(z, data, config)
-    odds = float(data.log_prior_odds)
-    source = np.logaddexp(0.0, odds + delta) - np.logaddexp(0.0, odds)
-    return ll0 + (source if config.presence else delta) - 0.5 * np.sum(z**2, axis=-1)
+    source = np.asarray(_mixture(delta, float(data.log_prior_odds)), float) if config.presence else delta
+    return ll0 + source - 0.5 * np.sum(z**2, axis=-1)
 
 
 class _Chains(NamedTuple):
@@ -1118,17 +1125,15 @@ def _adapted_weights(
     """
     means = np.asarray(proposal.means, float)
     chols = np.asarray(proposal.chols, float)
-    inv_chols = np.asarray(proposal.inv_chols, float)
-    log_dets = np.asarray(proposal.log_dets, float)
     alpha = np.exp(np.asarray(proposal.log_weights, float))
     used = alpha > 0
     for _ in range(ADAPT_ROUNDS):
         component = rng.choice(alpha.size, size=ADAPT_DRAWS, p=alpha / alpha.sum())
         noise = rng.standard_normal((ADAPT_DRAWS, means.shape[1]))
         w = means[component] + np.einsum("nij,nj->ni", chols[component], noise)
-        white = np.einsum("kij,nkj->nki", inv_chols, w[:, None, :] - means[None])
+        densities = np.asarray(_batched_component_log_densities(jnp.asarray(w, jnp.float32), proposal), float)
         with np.errstate(divide="ignore"):
-            log_qk = np.log(alpha)[None] - log_dets[None] - 0.5 * np.sum(white**2, axis=2)
+            log_qk = np.log(alpha)[None] + densities
         log_q = np.logaddexp.reduce(log_qk, axis=1)
         log_p = _log_posterior_batch(shift + w @ chol.T, data, config)
         log_iw = np.where(np.isfinite(log_p), log_p - log_q, -np.inf)
