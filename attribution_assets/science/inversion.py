@@ -84,8 +84,7 @@ from scipy import optimize
 
 from attribution_assets.science.diagnostics import ESS_THRESHOLD, convergence_diagnostics, is_converged
 from attribution_assets.science.met import OverpassWind
-from attribution_assets.science.operators import ObservationBlock, padded_rows
-from attribution_assets.science.plume import column_enhancement_kg_m2
+from attribution_assets.science.operators import ObservationBlock, padded_rows, predict_block
 from attribution_assets.science.units import MAD_TO_SD, kg_h_to_kg_s
 
 DEFAULT_Q_MEDIAN_KG_H = {"CH4": 1000.0, "CO2": 1.0e6}
@@ -429,10 +428,12 @@ def _unpack(z: jax.Array, data: _Data, config: _Config) -> dict[str, jax.Array]:
     }
 
 
-def _group_columns(phys: dict[str, jax.Array], group: _Group, config: _Config) -> jax.Array:
-    """Plume column enhancement (kg m-2) at every quadrature point of a group (n, S)."""
-    return column_enhancement_kg_m2(
+def _group_predict(phys: dict[str, jax.Array], group: _Group, config: _Config) -> jax.Array:
+    """Modelled plume enhancement (n,) of a group's observations in their units, without background."""
+    return predict_block(
         group.points,
+        group.weights,
+        group.k,
         jnp.stack([phys["source_x_m"], phys["source_y_m"]]),
         kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"]),
         phys["wind_u_m_s"][group.overpass],
@@ -441,11 +442,6 @@ def _group_columns(phys: dict[str, jax.Array], group: _Group, config: _Config) -
         urban=config.urban,
         sigma_floor_m=group.sigma_floor_m,
     )
-
-
-def _group_predict(phys: dict[str, jax.Array], group: _Group, config: _Config) -> jax.Array:
-    """Modelled plume enhancement (n,) of a group's observations in their units, without background."""
-    return group.k * jnp.sum(group.weights * _group_columns(phys, group, config), axis=-1)
 
 
 def _log_lik_parts(z: jax.Array, data: _Data, config: _Config) -> tuple[jax.Array, jax.Array]:

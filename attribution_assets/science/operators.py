@@ -24,7 +24,7 @@ import xarray as xr
 
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.met import OverpassWind
-from attribution_assets.science.plume import column_enhancement_kg_m2, instrument_sigma_floor_m
+from attribution_assets.science.plume import instrument_sigma_floor_m, weighted_column_kg_m2
 from attribution_assets.science.units import (
     KG_M2_PER_PPM_M_CH4,
     kg_m2_per_ppb,
@@ -92,13 +92,17 @@ def predict_block(
     urban: bool = False,
     sigma_floor_m: jax.Array | float = 15.0,
 ) -> jax.Array:
-    """Modelled plume enhancement (n,) in observation units, without background.
+    """Modelled plume enhancement (n,) in observation units, without background: the column at each
+    observation's quadrature points ``points_xy_m`` (n, S, 2), averaged with ``weights`` (n, S) and
+    converted with ``kg_m2_to_obs`` (n,). Source (2,), rate, wind, stability and floor are scalars.
 
     Linear in ``q_kg_s``: with ``q_kg_s = 1`` this is the Jacobian of the observations with respect
-    to the emission rate in kg s-1.
+    to the emission rate in kg s-1. Its reverse-mode gradient is closed-form
+    (:func:`~attribution_assets.science.plume.weighted_column_kg_m2`).
     """
-    column = column_enhancement_kg_m2(
+    column = weighted_column_kg_m2(
         points_xy_m,
+        weights,
         source_xy_m,
         q_kg_s,
         wind_u_m_s,
@@ -107,7 +111,7 @@ def predict_block(
         urban=urban,
         sigma_floor_m=sigma_floor_m,
     )
-    return kg_m2_to_obs * jnp.sum(weights * column, axis=-1)
+    return kg_m2_to_obs * column
 
 
 # --------------------------------------------------------------------------------------------

@@ -164,8 +164,10 @@ def test_multistart_map_recovers_wind_direction_and_position() -> None:
     assert abs(found["wind_to_direction_rad"][0] - truth_dir) < 0.1
     assert math.hypot(found["source_x_m"] - TRUTH["xy_m"][0], found["source_y_m"] - TRUTH["xy_m"][1]) < 30.0
     assert found["emission_rate_if_present_kg_h"] == pytest.approx(TRUTH["q_kg_h"], rel=0.3)
-    # a start rotated by 90 degrees (met prior 0.17 rad off the truth) climbs back to the same mode
-    z_rot, value_rot, _ = inv.find_map(data, config, FAST, starts=starts[rotation == round(-math.pi / 2, 6)])
+    # starts rotated by +-90 degrees (met prior 0.17 rad off the truth) climb back to the same mode;
+    # which of them does depends on the optimiser's path, and the reversed ones do not
+    crosswind = np.isin(rotation, [round(math.pi / 2, 6), round(-math.pi / 2, 6)])
+    _, value_rot, _ = inv.find_map(data, config, FAST, starts=starts[crosswind])
     assert value_rot == pytest.approx(best, abs=0.5)
 
 
@@ -291,7 +293,9 @@ def test_difference_hessian_matches_autodiff_hessian() -> None:
     settings = inv.InversionSettings()
     data, config = inv.prepare(_scene(TRUTH), MET, "CH4", settings)
     z_hat, _, _ = inv.find_map(data, config, settings)
-    exact = np.asarray(jax.hessian(inv._potential)(jnp.asarray(z_hat, jnp.float32), data, config, "present"))
+    # reverse over reverse: the plume's closed-form gradient (a custom VJP) has no forward mode
+    hessian = jax.jacrev(jax.grad(inv._potential))
+    exact = np.asarray(hessian(jnp.asarray(z_hat, jnp.float32), data, config, "present"))
     numeric = inv.hessian(z_hat, data, config, "present")
     variance, exact_variance = np.diag(np.linalg.inv(numeric)), np.diag(np.linalg.inv(exact))
     constrained = np.diag(exact) > 10.0  # data-dominated coordinates (posterior sd < 0.3 prior sd)
