@@ -42,7 +42,7 @@ def inversion_settings(settings: AnalysisSettings) -> InversionSettings:
 
 
 def convergence_check(summary: dict, diagnostics: dict) -> AssetCheckResult:
-    """R-hat <= 1.01, bulk ESS >= the target (400, fewer for short runs), no divergences."""
+    """R-hat < 1.01, bulk and tail ESS >= the target (400, fewer for short runs), no divergences."""
     return AssetCheckResult(
         check_name="sampler_converged",
         passed=bool(summary["converged"]),
@@ -50,9 +50,11 @@ def convergence_check(summary: dict, diagnostics: dict) -> AssetCheckResult:
         metadata={
             "r_hat_max": float(summary["r_hat_max"]),
             "ess_bulk_min": float(summary["ess_bulk_min"]),
+            "ess_tail_min": float(diagnostics["ess_tail_min"]),
             "ess_target": float(diagnostics["ess_target"]),
             "divergences": int(summary["divergences"]),
             "escalated": bool(diagnostics["escalated"]),
+            "escalation_stages": int(diagnostics["escalation_stages"]),
         },
     )
 
@@ -141,7 +143,7 @@ def source_posterior(
         context.log.warning(
             f"{event.key}: sampler diagnostics failed after escalation "
             f"(r_hat_max={summary['r_hat_max']:.3f}, ess_bulk_min={summary['ess_bulk_min']:.0f}, "
-            f"divergences={summary['divergences']})"
+            f"ess_tail_min={result.diagnostics['ess_tail_min']:.0f}, divergences={summary['divergences']})"
         )
     figure = posterior_figure(result, blocks, frame, event.key)
     predictive = predictive_figure(result, blocks, winds, f"{event.key}: observed vs posterior predictive")

@@ -1435,6 +1435,7 @@ def invert(
             "divergences": 0,
             "converged": False,
             "escalated": False,
+            "escalation_stages": 0,
         }
         method = "gaussian-plume multi-start MAP + Laplace"
     elif settings.sampler == "nuts":
