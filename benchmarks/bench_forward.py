@@ -131,6 +131,11 @@ WINDS = [
 ]
 
 
+def _percentiles(times_s) -> dict[str, float]:
+    """Median and 10th percentile (ms) of wall times in seconds."""
+    return {"p50_ms": 1e3 * float(np.median(times_s)), "p10_ms": 1e3 * float(np.percentile(times_s, 10))}
+
+
 def _time(fn, repeats: int) -> dict[str, float]:
     """Median and 10th percentile wall time (ms) of ``fn`` over ``repeats`` calls, results awaited."""
     times = []
@@ -138,7 +143,7 @@ def _time(fn, repeats: int) -> dict[str, float]:
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)
-    return {"p50_ms": 1e3 * float(np.median(times)), "p10_ms": 1e3 * float(np.percentile(times, 10))}
+    return _percentiles(times)
 
 
 def _paired(reference, fn, repeats: int) -> tuple[dict[str, float], dict[str, float], float]:
@@ -150,11 +155,7 @@ def _paired(reference, fn, repeats: int) -> tuple[dict[str, float], dict[str, fl
             t0 = time.perf_counter()
             jax.block_until_ready(f())
             times[i, j] = time.perf_counter() - t0
-
-    def summary(t: np.ndarray) -> dict[str, float]:
-        return {"p50_ms": 1e3 * float(np.median(t)), "p10_ms": 1e3 * float(np.percentile(t, 10))}
-
-    return summary(times[:, 0]), summary(times[:, 1]), float(np.median(times[:, 1] / times[:, 0]))
+    return _percentiles(times[:, 0]), _percentiles(times[:, 1]), float(np.median(times[:, 1] / times[:, 0]))
 
 
 def _executables() -> int:
