@@ -18,7 +18,7 @@ from attribution_assets.readers.oco2 import read_oco2_lite
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.readers.tropomi import read_tropomi_ch4
 from attribution_assets.samples import generate, scenes
-from attribution_assets.science.absorption import band_unit_absorption
+from attribution_assets.science.forward.absorption import band_unit_absorption
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_ARCHIVE = REPO / "data" / "sample_archive"

@@ -5,7 +5,7 @@ scene: 1280 downtrack lines, so that every detector column's statistics come fro
 a real scene), the 48 bands of the CH4 window, random sun, surface mixture, stability (Briggs B-D) and
 wind direction, radiance noise scaled so that the matched filter's per-pixel uncertainty is ~400 ppm·m
 as in real EMIT scenes; plume scenes hold one Gaussian point source of ``--rate-kg-h`` at 3 m/s, null
-scenes none. Each scene runs the matched filter (``science.matched_filter``, defaults) and the
+scenes none. Each scene runs the matched filter (``science.detection.matched_filter``, defaults) and the
 detection rule of ``plume_mask.emit_plume_candidates`` (``lengths_px=(4, 15)``): the
 significance of compensated point-source plume templates (16 directions, 4 and 15 px long), each
 calibrated by its scene spread (``plume_mask.plume_significance_map``), above ``threshold_sigma``:
@@ -39,8 +39,8 @@ from report import write_results
 
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.samples.scenes import emit_plume_cube
-from attribution_assets.science.matched_filter import matched_filter
-from attribution_assets.science.plume_mask import (
+from attribution_assets.science.detection.matched_filter import matched_filter
+from attribution_assets.science.detection.plume_mask import (
     DETECTION_LENGTHS_PX,
     DETECTION_MIN_PX,
     DETECTION_SIGMA,

@@ -39,9 +39,9 @@ from report import write_results
 
 import attribution_assets  # noqa: F401  (XLA CPU options, before the first computation)
 from attribution_assets.science import inversion, operators
+from attribution_assets.science.forward.operators import METRES_PER_DEG_LAT
 from attribution_assets.science.geometry import LocalFrame
-from attribution_assets.science.met import OverpassWind
-from attribution_assets.science.operators import METRES_PER_DEG_LAT
+from attribution_assets.science.met.wind import OverpassWind
 
 FRAME = LocalFrame(-103.61, 31.9095)
 

@@ -54,9 +54,13 @@ from attribution_assets.samples.scenes import (
     emit_radiance,
     endmember_reflectances,
 )
-from attribution_assets.science.absorption import band_unit_absorption
-from attribution_assets.science.matched_filter import CH4_WINDOW_NM, emit_enhancement, matched_filter
-from attribution_assets.science.plume import column_enhancement_kg_m2, instrument_sigma_floor_m
+from attribution_assets.science.detection.matched_filter import (
+    CH4_WINDOW_NM,
+    emit_enhancement,
+    matched_filter,
+)
+from attribution_assets.science.forward.absorption import band_unit_absorption
+from attribution_assets.science.forward.plume import column_enhancement_kg_m2, instrument_sigma_floor_m
 from attribution_assets.science.units import KG_M2_PER_PPM_M_CH4, kg_h_to_kg_s
 
 MU0 = 0.8

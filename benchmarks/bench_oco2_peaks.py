@@ -6,7 +6,7 @@ smooth regional variation + Gaussian noise with the reported per-sounding uncert
 + Gaussian along-track peaks of known centre, width (2.5-8 km) and amplitude (1.5-4 ppm), at least
 80 km apart. Then, in one run:
 
-- ours: ``science.peaks.scan_oco2_peaks`` on the carrier (every orbit, every segment);
+- ours: ``science.detection.peaks.scan_oco2_peaks`` on the carrier (every orbit, every segment);
 - oco2peak 0.0.4 (Data for Good / IPSL): ``find_peak.gaussian_fit_on_df`` with its quality filters,
   run in the separate benchmark environment (``--oco2peak-python``) on the same soundings saved as
   CSV (its own input format). Its ``compute_distance`` fails under pandas 3, so the benchmark passes
@@ -34,7 +34,7 @@ import pandas as pd
 import xarray as xr
 from report import write_results
 
-from attribution_assets.science.peaks import haversine_km, scan_oco2_peaks
+from attribution_assets.science.detection.peaks import haversine_km, scan_oco2_peaks
 
 N_ORBITS = 14
 FRAME_KM = 2.25

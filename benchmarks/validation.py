@@ -1,7 +1,7 @@
 """Calibration of the joint inversion over simulated events (simulation-based calibration).
 
 For each of ``--events`` simulated events (truth drawn from the prior, see
-``attribution_assets.science.simulation``) the joint EMIT-like + TROPOMI-like inversion is run with
+``attribution_assets.science.inversion.simulation``) the joint EMIT-like + TROPOMI-like inversion is run with
 NUTS, and the script records whether the central 90 % and 50 % posterior intervals contain the true
 emission rate, source position and wind speeds, and the rank of the truth among thinned posterior
 draws (Talts et al. 2018: ranks are uniform for a calibrated posterior). The presence indicator is
@@ -24,7 +24,7 @@ from scipy import stats
 
 import attribution_assets  # noqa: F401  (XLA CPU options, before the first computation)
 from attribution_assets.science import inversion
-from attribution_assets.science.simulation import simulate_event
+from attribution_assets.science.inversion.simulation import simulate_event
 
 QUANTITIES = {
     "emission_rate_kg_h": lambda d: d["emission_rate_kg_h"],

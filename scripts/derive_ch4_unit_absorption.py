@@ -10,7 +10,7 @@ What is shipped is the *radiance* at each concentration, not a per-wavelength sl
 (``generate_template_from_bands``) and the JPL EMIT GHG code (Thompson et al. 2015, AMT 8, 4383-4397)
 first convolve the LUT radiance at every concentration with each band's spectral response and only
 then regress ln(band radiance) on concentration. Averaging a per-wavelength slope instead overstates
-the band absorption where narrow lines saturate (see :mod:`attribution_assets.science.absorption`).
+the band absorption where narrow lines saturate (see :mod:`attribution_assets.science.forward.absorption`).
 
 Resampling: the exact mean of the piecewise-linear LUT radiance over 0.1 nm cells centred on a regular
 grid (a box filter of 0.1 nm, far narrower than any instrument band), written with 7 significant

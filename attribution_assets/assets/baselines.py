@@ -8,8 +8,8 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 from attribution_assets.assets.common import event_of
 from attribution_assets.assets.met import winds_from_dataset
 from attribution_assets.partitions import detection_events
-from attribution_assets.science.baselines import Baseline, emit_baselines, ghgsat_baselines
 from attribution_assets.science.geometry import LocalFrame
+from attribution_assets.science.quantification.baselines import Baseline, emit_baselines, ghgsat_baselines
 
 BASELINE_COLUMNS = [
     "instrument",

@@ -23,10 +23,10 @@ from attribution_assets.readers.oco2 import read_oco2_lite
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.readers.tropomi import read_tropomi_ch4
 from attribution_assets.resources import OutputStore
-from attribution_assets.science.detections import detections_to_events, scan_emit_plumes
-from attribution_assets.science.hotspots import scan_tropomi_hotspots
-from attribution_assets.science.matched_filter import CH4_WINDOW_NM
-from attribution_assets.science.peaks import scan_oco2_peaks
+from attribution_assets.science.detection.candidates import detections_to_events, scan_emit_plumes
+from attribution_assets.science.detection.hotspots import scan_tropomi_hotspots
+from attribution_assets.science.detection.matched_filter import CH4_WINDOW_NM
+from attribution_assets.science.detection.peaks import scan_oco2_peaks
 
 SCANS = {
     "TROPOMI": (read_tropomi_ch4, lambda ds: scan_tropomi_hotspots(ds).candidates),

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from attribution_assets.partitions import detection_events
 from attribution_assets.readers.reference import load_ch4_unit_absorption
-from attribution_assets.science.matched_filter import emit_enhancement as matched_filter_enhancement
+from attribution_assets.science.detection.matched_filter import emit_enhancement as matched_filter_enhancement
 
 
 @asset(

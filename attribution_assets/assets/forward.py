@@ -10,10 +10,8 @@ from attribution_assets.assets.common import event_of, figure_metadata
 from attribution_assets.assets.met import winds_from_dataset
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import OutputStore
-from attribution_assets.science.blocks import block_to_dataset
-from attribution_assets.science.geometry import LocalFrame
-from attribution_assets.science.met import OverpassWind
-from attribution_assets.science.operators import (
+from attribution_assets.science.forward.blocks import block_to_dataset
+from attribution_assets.science.forward.operators import (
     ObservationBlock,
     emit_block,
     ghgsat_block,
@@ -21,6 +19,8 @@ from attribution_assets.science.operators import (
     oco2_block,
     tropomi_block,
 )
+from attribution_assets.science.geometry import LocalFrame
+from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import kg_s_to_kg_h
 
 

@@ -20,7 +20,7 @@ from attribution_assets.assets.common import event_of, figure_metadata
 from attribution_assets.assets.met import winds_from_dataset
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import AnalysisSettings, OutputStore
-from attribution_assets.science.blocks import block_from_dataset
+from attribution_assets.science.forward.blocks import block_from_dataset
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.inversion import (
     InversionResult,

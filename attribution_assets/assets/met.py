@@ -13,7 +13,7 @@ from attribution_assets.partitions import detection_events
 from attribution_assets.readers.era5 import read_era5
 from attribution_assets.readers.errors import parse_time
 from attribution_assets.readers.wrf import read_wrf
-from attribution_assets.science.met import OverpassWind, choose_met
+from attribution_assets.science.met.wind import OverpassWind, choose_met
 
 MET_FIELDS = (
     "u_m_s",

@@ -7,7 +7,7 @@ docs/carriers.md, ready for the product writers in ``samples.formats``. The phys
 
 - Meteorology is an analytic smooth field per event (uniform flow + linear gradient + diurnal rotation),
   sampled on the ERA5 0.25 degree grid.
-- The plume is the vertically integrated Gaussian plume of ``science.plume`` (Briggs 1973 dispersion),
+- The plume is the vertically integrated Gaussian plume of ``science.forward.plume`` (Briggs 1973 dispersion),
   driven by the *true* wind of each overpass (ERA5 wind at the source, perturbed within the met
   uncertainty).
 - EMIT radiance is a smooth solar/atmospheric spectrum times surface reflectance mixtures times the
@@ -37,9 +37,9 @@ from matplotlib.path import Path as PolygonPath
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
 from attribution_assets.readers.reference import load_ch4_unit_absorption
-from attribution_assets.science.absorption import band_unit_absorption
+from attribution_assets.science.forward.absorption import band_unit_absorption
+from attribution_assets.science.forward.plume import column_enhancement_kg_m2, instrument_sigma_floor_m
 from attribution_assets.science.geometry import LocalFrame
-from attribution_assets.science.plume import column_enhancement_kg_m2, instrument_sigma_floor_m
 from attribution_assets.science.units import (
     G_M_S2,
     KG_M2_PER_PPM_M_CH4,
@@ -357,7 +357,7 @@ def computed_overpass_winds(ev: Event, op: Overpass, era5: xr.Dataset) -> dict[s
 def plume_column_xy_kg_m2(ev: Event, op: Overpass, x_m: np.ndarray, y_m: np.ndarray) -> np.ndarray:
     """True column enhancement (kg m-2) at local-frame points ``x_m, y_m`` (m); 0 everywhere if Q = 0.
 
-    Gaussian plume of ``science.plume`` with the true wind and stability of the overpass. Points more
+    Gaussian plume of ``science.forward.plume`` with the true wind and stability of the overpass. Points more
     than 300 m upwind, or more than 6 sigma_y (+300 m) crosswind, are skipped: there the model is below
     1e-6 of its centre-line value (sigma_y of the next more unstable class bounds the interpolated one).
     """
@@ -587,7 +587,7 @@ def emit_plume_cube(
     Random per scene: solar zenith (cos 0.55-0.95), surface (four endmembers mixed by correlated
     random fields, :func:`emit_abundances`, one bright pad at the source), source position (central
     half of the scene), wind direction, stability (Briggs classes B-D). ``rate_kg_h = 0`` gives a null
-    scene. The plume is ``science.plume.column_enhancement_kg_m2`` at the pixel centres with the pixel
+    scene. The plume is ``science.forward.plume.column_enhancement_kg_m2`` at the pixel centres with the pixel
     width in its crosswind spread, converted with 7.16e-7 kg m-2 per ppm·m.
     """
     wavelength, fwhm = emit_band_parameters()

@@ -1,0 +1,1 @@
+"""Detection: the EMIT matched filter, plume masks, TROPOMI hotspots, OCO-2 peaks, candidate merge."""

@@ -1,0 +1,1 @@
+"""Forward model: the Gaussian plume, the instrument operators, observation blocks, unit absorption."""

@@ -1,0 +1,1 @@
+"""Single-image quantification baselines: IME and CSF."""
