@@ -21,6 +21,9 @@ G_M_S2 = 9.80665
 STANDARD_PRESSURE_PA = 101325.0
 KG_M2_PER_PPM_M_CH4 = 1e-6 * 1000.0 / 22.4 * 0.016042
 SECONDS_PER_HOUR = 3600.0
+METRES_PER_DEG_LAT = 111_320.0
+"""Metres per degree of latitude (mean; within 0.5 % everywhere), and per degree of longitude at the
+equator. Used only for bounding boxes and local pixel sizes; exact distances use ``science.geometry``."""
 MAD_TO_SD = 1.4826
 """Normal-consistency factor: ``sd = 1.4826 MAD`` for Gaussian data (``1 / Phi^-1(3/4)``)."""
 
