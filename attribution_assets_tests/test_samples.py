@@ -17,8 +17,14 @@ from attribution_assets.readers.ghgsat import read_ghgsat_l2
 from attribution_assets.readers.oco2 import read_oco2_lite
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.readers.tropomi import read_tropomi_ch4
-from attribution_assets.samples import generate, scenes
+from attribution_assets.samples import generate
+from attribution_assets.samples.plume import plume_column_xy_kg_m2
+from attribution_assets.samples.simulate.ghgsat import GHGSAT_BACKGROUND_PPB
+from attribution_assets.samples.truth import load_events, load_overpasses
+from attribution_assets.samples.weather import era5_dataset
 from attribution_assets.science.forward.absorption import band_unit_absorption
+from attribution_assets.science.forward.plume import column_enhancement_kg_m2
+from attribution_assets.science.units import kg_h_to_kg_s
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_ARCHIVE = REPO / "data" / "sample_archive"
@@ -44,8 +50,8 @@ EXPECTED_FILES = {
     "era5/era5_single_levels_turkmen-null-ch4_20250903.nc",
     "era5/era5_single_levels_korpezhe-ch4_20250721.nc",
 }
-EVENTS = {ev.event_id: ev for ev in scenes.load_events()}
-OVERPASSES = {(op.event_id, op.instrument): op for op in scenes.load_overpasses()}
+EVENTS = {ev.event_id: ev for ev in load_events()}
+OVERPASSES = {(op.event_id, op.instrument): op for op in load_overpasses()}
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +129,29 @@ def test_alerts_csv(fresh: Path) -> None:
 
 def test_truth_winds_follow_era5_within_met_uncertainty() -> None:
     for (event_id, _), op in OVERPASSES.items():
-        era5 = scenes.era5_dataset(EVENTS[event_id])
+        era5 = era5_dataset(EVENTS[event_id])
         generate.check_truth_winds(EVENTS[event_id], op, era5)
         ratio = np.hypot(op.true_u_m_s, op.true_v_m_s) / np.hypot(op.era5_u10_m_s, op.era5_v10_m_s)
         assert 0.9 <= ratio <= 1.1 and abs(op.wind_direction_offset_deg) <= 5.0
         assert 0.0 <= op.stability_index <= 5.0
+
+
+@pytest.mark.parametrize(("event_id", "instrument"), [("permian-ch4", "EMIT"), ("korpezhe-ch4", "TROPOMI")])
+def test_true_plume_skips_only_negligible_points(event_id: str, instrument: str) -> None:
+    """The points the truth plume skips (far upwind or crosswind) carry < 1e-6 of the peak column."""
+    ev, op = EVENTS[event_id], OVERPASSES[(event_id, instrument)]
+    sx, sy = ev.source_xy_m
+    x, y = np.meshgrid(sx + np.linspace(-5_000.0, 30_000.0, 351), sy + np.linspace(-15_000.0, 15_000.0, 301))
+    pruned = plume_column_xy_kg_m2(ev, op, x, y)
+    points = np.stack([x.ravel(), y.ravel()], axis=-1)
+    rate_kg_s = kg_h_to_kg_s(ev.emission_rate_kg_h)
+    wind = (op.true_u_m_s, op.true_v_m_s)
+    full = column_enhancement_kg_m2(points, ev.source_xy_m, rate_kg_s, *wind, op.stability_index)
+    full = np.asarray(full, dtype=np.float64).reshape(x.shape)
+    kept = pruned > 0.0
+    assert 0.0 < kept.mean() < 0.5
+    np.testing.assert_allclose(pruned[kept], full[kept], rtol=1e-5, atol=1e-9 * full.max())
+    assert full[~kept].max() < 1e-6 * full.max()
 
 
 @pytest.mark.parametrize("event_id", ["permian-ch4", "korpezhe-ch4"])
@@ -139,7 +163,7 @@ def test_ghgsat_plume_downwind_of_true_source(fresh: Path, event_id: str) -> Non
     plume, upwind = band & (down > 100.0) & (down < 1500.0), band & (down < -100.0) & (down > -1500.0)
     xch4, sd = ds["xch4"].values, ds["xch4_precision"].values
     assert _contrast(xch4, sd, plume, upwind) > 5.0
-    assert abs(np.median(xch4[upwind]) - scenes.GHGSAT_BACKGROUND_PPB) < 30.0
+    assert abs(np.median(xch4[upwind]) - GHGSAT_BACKGROUND_PPB) < 30.0
 
 
 @pytest.mark.parametrize(

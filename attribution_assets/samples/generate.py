@@ -25,13 +25,24 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from attribution_assets.samples import scenes
 from attribution_assets.samples.formats.emit import emit_l1b_filename, write_emit_l1b
 from attribution_assets.samples.formats.era5 import write_era5
 from attribution_assets.samples.formats.ghgsat import ghgsat_filename, write_ghgsat_l2
 from attribution_assets.samples.formats.oco2 import oco2_lite_filename, write_oco2_lite
 from attribution_assets.samples.formats.tropomi import tropomi_ch4_filename, write_tropomi_ch4
-from attribution_assets.samples.scenes import Event, Overpass
+from attribution_assets.samples.simulate.emit import emit_scene
+from attribution_assets.samples.simulate.ghgsat import ghgsat_scene
+from attribution_assets.samples.simulate.oco2 import oco2_scene
+from attribution_assets.samples.simulate.tropomi import tropomi_scene
+from attribution_assets.samples.truth import (
+    TRUTH_OVERPASSES_CSV,
+    Event,
+    Overpass,
+    load_events,
+    load_overpasses,
+)
+from attribution_assets.samples.weather import computed_overpass_winds, era5_dataset
+from attribution_assets.times import iso_z, parse_time
 
 DEFAULT_SEED = 20250814
 INSTRUMENTS = ("ERA5", "EMIT", "TROPOMI", "GHGSAT", "OCO2")
@@ -65,8 +76,8 @@ def _write_emit(ev: Event, op: Overpass, ds: xr.Dataset, out: Path) -> Path:
 
 
 def _write_tropomi(ev: Event, op: Overpass, ds: xr.Dataset, out: Path) -> Path:
-    start = scenes.parse_utc(ds.attrs["time_coverage_start"])
-    end = scenes.parse_utc(ds.attrs["time_coverage_end"])
+    start = parse_time(ds.attrs["time_coverage_start"])
+    end = parse_time(ds.attrs["time_coverage_end"])
     path = out / "tropomi" / tropomi_ch4_filename(start, end, int(ds.attrs["orbit"]))
     write_tropomi_ch4(ds, path)
     return path
@@ -87,34 +98,34 @@ def _write_oco2(ev: Event, op: Overpass, ds: xr.Dataset, out: Path) -> Path:
 
 
 SCENES: dict[str, tuple[Callable[..., xr.Dataset], Callable[[Event, Overpass, xr.Dataset, Path], Path]]] = {
-    "EMIT": (scenes.emit_scene, _write_emit),
-    "TROPOMI": (scenes.tropomi_scene, _write_tropomi),
-    "GHGSAT": (scenes.ghgsat_scene, _write_ghgsat),
-    "OCO2": (scenes.oco2_scene, _write_oco2),
+    "EMIT": (emit_scene, _write_emit),
+    "TROPOMI": (tropomi_scene, _write_tropomi),
+    "GHGSAT": (ghgsat_scene, _write_ghgsat),
+    "OCO2": (oco2_scene, _write_oco2),
 }
 
 
 def check_truth_winds(ev: Event, op: Overpass, era5: xr.Dataset) -> None:
     """Raise if the wind columns of ``truth_overpasses.csv`` disagree with the ERA5 field and perturbation."""
-    expected = scenes.computed_overpass_winds(ev, op, era5)
+    expected = computed_overpass_winds(ev, op, era5)
     for name, value in expected.items():
         if abs(getattr(op, name) - value) > WIND_TOLERANCE_M_S:
             raise ValueError(
-                f"{scenes.TRUTH_OVERPASSES_CSV}: {ev.event_id}/{op.instrument} {name} = "
+                f"{TRUTH_OVERPASSES_CSV}: {ev.event_id}/{op.instrument} {name} = "
                 f"{getattr(op, name)} but the ERA5 field gives {value}; run "
                 "`python -m attribution_assets.samples.generate --update-truth`"
             )
 
 
-def update_truth_overpasses(path: Path = scenes.TRUTH_OVERPASSES_CSV) -> pd.DataFrame:
+def update_truth_overpasses(path: Path = TRUTH_OVERPASSES_CSV) -> pd.DataFrame:
     """Recompute the ERA5 and true wind columns of the overpass truth table and rewrite it."""
-    events = {ev.event_id: ev for ev in scenes.load_events()}
-    era5 = {ev_id: scenes.era5_dataset(ev) for ev_id, ev in events.items()}
+    events = {ev.event_id: ev for ev in load_events()}
+    era5 = {ev_id: era5_dataset(ev) for ev_id, ev in events.items()}
     table = pd.read_csv(path, dtype={"overpass_time": str})
     names = ["era5_u10_m_s", "era5_v10_m_s", "true_u_m_s", "true_v_m_s"]
     table[names] = table[names].astype(float)
-    for i, op in enumerate(scenes.load_overpasses(path)):
-        for name, value in scenes.computed_overpass_winds(events[op.event_id], op, era5[op.event_id]).items():
+    for i, op in enumerate(load_overpasses(path)):
+        for name, value in computed_overpass_winds(events[op.event_id], op, era5[op.event_id]).items():
             table.loc[i, name] = value
     table.to_csv(path, index=False, float_format="%.3f", lineterminator="\n")
     return table
@@ -125,7 +136,7 @@ def write_alerts(events: Iterable[Event], path: Path) -> Path:
     rows = [
         {
             "event_id": ev.event_id,
-            "event_time": scenes.iso_z(ev.alert_time),
+            "event_time": iso_z(ev.alert_time),
             "latitude": f"{ev.alert_lat:.4f}",
             "longitude": f"{ev.alert_lon:.4f}",
             "gas": ev.gas,
@@ -142,7 +153,7 @@ def generate_event(
 ) -> list[Path]:
     """Write the ERA5 file and every instrument file of one event; return their paths."""
     wanted = set(instruments) if instruments is not None else set(INSTRUMENTS)
-    era5 = scenes.era5_dataset(ev)
+    era5 = era5_dataset(ev)
     written = []
     if "ERA5" in wanted:
         path = out / "era5" / era5_filename(ev)
@@ -172,8 +183,8 @@ def generate(
     same files of a full run.
     """
     out = Path(out)
-    events = [ev for ev in scenes.load_events() if event_ids is None or ev.event_id in set(event_ids)]
-    overpasses = scenes.load_overpasses()
+    events = [ev for ev in load_events() if event_ids is None or ev.event_id in set(event_ids)]
+    overpasses = load_overpasses()
     written: list[Path] = []
     for ev in events:
         t0 = time.perf_counter()
@@ -193,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("data/sample_archive"), help="archive root")
     parser.add_argument(
-        "--alerts", type=Path, default=Path("data/sample_alerts.csv"), help="alert CSV to write"
+        "--alerts",
+        type=Path,
+        help="alert CSV to write (default: data/sample_alerts.csv for a full archive, none for a subset)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="noise seed")
     parser.add_argument("--event", action="append", dest="events", help="only this event id (repeatable)")
@@ -213,7 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.update_truth:
         print(update_truth_overpasses().to_string(index=False))
         return 0
-    for path in generate(args.out, args.alerts, args.seed, args.events, args.instruments, verbose=True):
+    alerts = args.alerts
+    if alerts is None and not (args.events or args.instruments):
+        alerts = Path("data/sample_alerts.csv")
+    for path in generate(args.out, alerts, args.seed, args.events, args.instruments, verbose=True):
         print(path)
     return 0
 

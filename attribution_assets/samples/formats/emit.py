@@ -18,7 +18,8 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.samples.formats import as_utc, atomic_path
+from attribution_assets.atomic import atomic_path
+from attribution_assets.times import as_utc
 
 FILL = -9999
 TITLE = "EMIT L1B At-Sensor Calibrated Radiance Data 60 m V001"

@@ -22,7 +22,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.samples.formats import atomic_path
+from attribution_assets.atomic import atomic_path
 
 LAYOUTS = ("cds-2024", "cds-legacy")
 ACCUMULATED = frozenset({"sshf", "slhf", "ssr", "str", "ssrd", "strd", "tp", "cp", "lsp", "e"})

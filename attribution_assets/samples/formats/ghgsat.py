@@ -17,7 +17,8 @@ from datetime import datetime
 import h5py
 import xarray as xr
 
-from attribution_assets.samples.formats import as_utc, atomic_path
+from attribution_assets.atomic import atomic_path
+from attribution_assets.times import as_utc, iso_z
 
 PRODUCT = "GHGSat_L2"
 SCHEMA_VERSION = "ghgsat_l2_v1"
@@ -49,16 +50,14 @@ def write_ghgsat_l2(ds: xr.Dataset, path: str | os.PathLike[str], satellite: str
     ``latitude``/``longitude(y, x)`` in degrees, with attrs ``time_coverage_start/end`` (ISO 8601).
     ``satellite`` (e.g. "GHGSat-C2") and ``target`` (site name) go into the root attributes.
     """
-    start = as_utc(ds.attrs["time_coverage_start"])
-    end = as_utc(ds.attrs["time_coverage_end"])
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update({
             "product": PRODUCT,
             "schema_version": SCHEMA_VERSION,
             "satellite": satellite,
             "target": target,
-            "time_coverage_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "time_coverage_end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time_coverage_start": iso_z(ds.attrs["time_coverage_start"]),
+            "time_coverage_end": iso_z(ds.attrs["time_coverage_end"]),
             "crs": "EPSG:4326",
         })
         for h5_name, source, dtype, units, long_name in _DATASETS:

@@ -18,7 +18,8 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.samples.formats import as_utc, atomic_path
+from attribution_assets.atomic import atomic_path
+from attribution_assets.times import as_utc
 
 MISSING = -999999.0
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "ns")

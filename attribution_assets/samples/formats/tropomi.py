@@ -19,12 +19,13 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.samples.formats import as_utc, atomic_path
+from attribution_assets.atomic import atomic_path
+from attribution_assets.science.units import PRESSURE_SCALE_HEIGHT_M
+from attribution_assets.times import as_utc, iso_z
 
 FLOAT_FILL = np.float32(9.96921e36)
 QA_FILL = np.uint8(255)
 EPOCH_2010 = np.datetime64("2010-01-01T00:00:00", "ns")
-_SCALE_HEIGHT_M = 8000.0
 
 # (group, file name, carrier name, per-layer?, units, long_name)
 _MAIN_FIELDS = (
@@ -176,7 +177,7 @@ def _altitude_levels(ds: xr.Dataset) -> np.ndarray:
     dp = np.asarray(ds["pressure_interval"].values, dtype=np.float64)[:, None]
     surface_alt = np.asarray(ds["surface_altitude"].values)[:, None] if "surface_altitude" in ds else 0.0
     p = np.maximum(ps - np.arange(13)[None, :] * dp, 100.0)
-    return surface_alt + _SCALE_HEIGHT_M * np.log(ps / p)
+    return surface_alt + PRESSURE_SCALE_HEIGHT_M * np.log(ps / p)
 
 
 def _write_fields(groups: dict[str, netCDF4.Dataset], ds: xr.Dataset, rows: np.ndarray, cols: np.ndarray,
@@ -215,8 +216,6 @@ def _write_fields(groups: dict[str, netCDF4.Dataset], ds: xr.Dataset, rows: np.n
 
 def _global_attrs(ds: xr.Dataset) -> dict[str, object]:
     times = np.asarray(ds["time"].values, dtype="datetime64[ns]")
-    start = as_utc(ds.attrs.get("time_coverage_start", times.min()))
-    end = as_utc(ds.attrs.get("time_coverage_end", times.max()))
     return {
         "title": "TROPOMI/S5P Methane L2 product",
         "Conventions": "CF-1.7",
@@ -225,8 +224,8 @@ def _global_attrs(ds: xr.Dataset) -> dict[str, object]:
         "ProductShortName": "L2__CH4___",
         "orbit": np.int32(ds.attrs.get("orbit", 0)),
         "processor_version": str(ds.attrs.get("processor_version", "02.06.00")),
-        "time_coverage_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "time_coverage_end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time_coverage_start": iso_z(ds.attrs.get("time_coverage_start", times.min())),
+        "time_coverage_end": iso_z(ds.attrs.get("time_coverage_end", times.max())),
     }
 
 

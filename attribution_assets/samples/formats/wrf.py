@@ -16,7 +16,8 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.samples.formats import as_utc, atomic_path
+from attribution_assets.atomic import atomic_path
+from attribution_assets.times import as_utc
 
 WRF_TIME_FORMAT = "%Y-%m-%d_%H:%M:%S"
 _MASS_2D = {"u10": "U10", "v10": "V10", "pblh": "PBLH", "psfc": "PSFC", "hgt": "HGT",
