@@ -23,10 +23,12 @@ from attribution_assets.readers.oco2 import read_oco2_lite
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.readers.tropomi import read_tropomi_ch4
 from attribution_assets.resources import OutputStore
-from attribution_assets.science.detection.candidates import detections_to_events, scan_emit_plumes
+from attribution_assets.science.detection.candidates import detections_to_events
 from attribution_assets.science.detection.hotspots import scan_tropomi_hotspots
 from attribution_assets.science.detection.matched_filter import CH4_WINDOW_NM
 from attribution_assets.science.detection.peaks import scan_oco2_peaks
+from attribution_assets.science.detection.plume_scan import scan_emit_plumes
+from attribution_assets.times import iso_z
 
 SCANS = {
     "TROPOMI": (read_tropomi_ch4, lambda ds: scan_tropomi_hotspots(ds).candidates),
@@ -43,7 +45,7 @@ def events_table(events: list[DetectionEvent], source: dict[str, str]) -> pd.Dat
     return pd.DataFrame(
         {
             "event_id": [e.key for e in events],
-            "event_time": [e.time.strftime("%Y-%m-%dT%H:%M:%SZ") for e in events],
+            "event_time": [iso_z(e.time) for e in events],
             "latitude": [e.latitude for e in events],
             "longitude": [e.longitude for e in events],
             "gas": [e.gas for e in events],

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from attribution_assets.partitions import detection_events
 from attribution_assets.readers.reference import load_ch4_unit_absorption
-from attribution_assets.science.detection.matched_filter import emit_enhancement as matched_filter_enhancement
+from attribution_assets.science.detection.matched_filter import enhance_emit_scene
 
 
 @asset(
@@ -22,7 +22,7 @@ def emit_enhancement(
     results: dict[str, xr.Dataset] = {}
     summary = {}
     for granule, radiance in emit_aoi.items():
-        enhancement = matched_filter_enhancement(radiance, load_ch4_unit_absorption())
+        enhancement = enhance_emit_scene(radiance, load_ch4_unit_absorption())
         valid = enhancement["valid"].values
         values = enhancement["ch4_enhancement_ppm_m"].values[valid]
         sd = enhancement["ch4_enhancement_sd_ppm_m"].values[valid]

@@ -35,9 +35,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from attribution_assets.science.detection.plume_mask import robust_spread
+from attribution_assets.science.sphere import chord_km, earth_xyz_km
 from attribution_assets.science.units import MAD_TO_SD
-
-EARTH_RADIUS_KM = 6371.0088
 
 CANDIDATE_COLUMNS = [
     "longitude",
@@ -83,12 +82,6 @@ class HotspotScanResult:
     status: str
 
 
-def unit_xyz_km(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
-    """Earth-centred Cartesian coordinates (km) on a sphere of radius 6371 km, shape ``(n, 3)``."""
-    lon, lat = np.radians(np.asarray(lon_deg, np.float64)), np.radians(np.asarray(lat_deg, np.float64))
-    return EARTH_RADIUS_KM * np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], 1)
-
-
 def regional_background(
     xyz_km: np.ndarray, values: np.ndarray, radius_km: float, min_pixels: int = 20, chunk: int = 2000
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +90,7 @@ def regional_background(
     Returns NaN where fewer than ``min_pixels`` points fall within the radius.
     """
     tree = cKDTree(xyz_km)
-    chord = 2.0 * EARTH_RADIUS_KM * np.sin(radius_km / (2.0 * EARTH_RADIUS_KM))
+    chord = chord_km(radius_km)
     med = np.full(values.size, np.nan)
     mad = np.full(values.size, np.nan)
     for start in range(0, values.size, chunk):
@@ -183,7 +176,7 @@ def scan_tropomi_hotspots(ds: xr.Dataset, config: HotspotConfig = HotspotConfig(
     good = np.flatnonzero(np.isfinite(xch4) & np.isfinite(lon) & np.isfinite(lat) & (qa >= config.qa_min))
     if good.size < config.min_good_pixels:
         return _empty("too_few_pixels")
-    xyz = unit_xyz_km(lon[good], lat[good])
+    xyz = earth_xyz_km(lon[good], lat[good])
     values = xch4[good]
     med, scale = regional_background(xyz, values, config.background_radius_km, config.min_background_pixels)
     scale = np.fmax(scale, np.nan_to_num(precision[good], nan=0.0))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from attribution_assets.readers.reference import load_ch4_unit_absorption
-from attribution_assets.samples.scenes import emit_plume_cube
+from attribution_assets.samples.simulate.emit import emit_plume_cube
 from attribution_assets.science.detection.matched_filter import matched_filter
-from attribution_assets.science.detection.plume_mask import emit_plume_candidates
+from attribution_assets.science.detection.plume_scan import emit_plume_candidates
 
 K_HI = load_ch4_unit_absorption()
 SHAPE = (640, 64)  # half the benchmark's 1280-line columns, a half-width strip: a few seconds in all

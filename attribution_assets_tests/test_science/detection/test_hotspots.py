@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from attribution_assets.science.detection.hotspots import HotspotConfig, scan_tropomi_hotspots
-from attribution_assets.science.detection.peaks import haversine_km
+from attribution_assets.science.sphere import haversine_km
 
 DLAT = 7.0 / 111.2  # ~7 km along track
 LAT0, LON0 = 38.0, 54.0
@@ -76,16 +76,18 @@ def _generated_granule(rate_kg_h: float, seed: int) -> tuple[xr.Dataset, tuple[f
     """TROPOMI subset of the Korpezhe sample event (3 m/s) with the source emitting ``rate_kg_h``."""
     from dataclasses import replace
 
-    from attribution_assets.samples import scenes
+    from attribution_assets.samples.simulate.tropomi import tropomi_scene
+    from attribution_assets.samples.truth import load_events, load_overpasses
+    from attribution_assets.samples.weather import era5_dataset
 
-    event = next(e for e in scenes.load_events() if e.event_id == "korpezhe-ch4")
+    event = next(e for e in load_events() if e.event_id == "korpezhe-ch4")
     op = next(
-        o for o in scenes.load_overpasses() if o.event_id == event.event_id and o.instrument == "TROPOMI"
+        o for o in load_overpasses() if o.event_id == event.event_id and o.instrument == "TROPOMI"
     )
-    ds = scenes.tropomi_scene(
+    ds = tropomi_scene(
         replace(event, emission_rate_kg_h=rate_kg_h),
         op,
-        scenes.era5_dataset(event),
+        era5_dataset(event),
         np.random.default_rng(seed),
     )
     return ds, (event.source_lon, event.source_lat)

@@ -10,14 +10,19 @@ from scipy import stats
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.science.detection.matched_filter import (
     CH4_WINDOW_NM,
-    _update_significance,
-    column_groups,
-    emit_enhancement,
-    loo_log_likelihood,
+    GltIndex,
+    MatchedFilterOptions,
+    enhance_emit_scene,
     matched_filter,
     orthorectify,
     window_bands,
 )
+from attribution_assets.science.detection.matched_filter.column_statistics import (
+    column_groups,
+    column_moments,
+)
+from attribution_assets.science.detection.matched_filter.filter import update_significance
+from attribution_assets.science.detection.matched_filter.shrinkage import loo_log_likelihood
 from attribution_assets.science.detection.plume_mask import significance_map
 from attribution_assets.science.forward.absorption import band_unit_absorption
 
@@ -78,8 +83,8 @@ def plume_scene():
 @pytest.fixture(scope="module")
 def both_passes(plume_scene):
     x = plume_scene[0]
-    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=False)
-    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=True)
+    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, MatchedFilterOptions(second_pass=False))
+    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, MatchedFilterOptions(second_pass=True))
     return first, second
 
 
@@ -120,8 +125,8 @@ def test_second_pass_reduces_plume_bias(both_passes):
 
 def test_second_pass_refits_only_columns_that_lose_plume_pixels():
     x, _, _ = synthetic_cube(600, 14, (slice(200, 260), slice(2, 5)), seed=10)
-    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=False)
-    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=True)
+    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, MatchedFilterOptions(second_pass=False))
+    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, MatchedFilterOptions(second_pass=True))
     touched = second.plume_excluded.any(axis=0)
     assert touched.any() and not touched.all()
     np.testing.assert_array_equal(second.enhancement_ppm_m[:, ~touched], first.enhancement_ppm_m[:, ~touched])
@@ -130,8 +135,8 @@ def test_second_pass_refits_only_columns_that_lose_plume_pixels():
 
 def test_noise_exceedances_stay_in_the_statistics():
     x, _, _ = synthetic_cube(1000, 8, None, seed=9)
-    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=False)
-    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=True)
+    first = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, MatchedFilterOptions(second_pass=False))
+    second = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, MatchedFilterOptions(second_pass=True))
     assert (first.enhancement_ppm_m > 3 * first.sd_ppm_m).sum() > 0  # single-pixel 3-sigma exceedances exist
     assert not second.plume_excluded.any()
     np.testing.assert_array_equal(second.enhancement_ppm_m, first.enhancement_ppm_m)
@@ -142,7 +147,7 @@ def test_albedo_correction_removes_albedo_scaling(plume_scene):
     plume = alpha > 0
     slopes = {}
     for correct in (True, False):
-        res = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, albedo_correction=correct)
+        res = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, MatchedFilterOptions(albedo_correction=correct))
         slopes[correct] = np.polyfit(albedo[plume], res.enhancement_ppm_m[plume], 1)[0]
     # Without correction the filter returns ~ A * alpha (slope alpha in A); with it ~ alpha.
     assert slopes[False] == pytest.approx(PLUME_PPM_M, abs=250.0)
@@ -191,7 +196,7 @@ def test_flare_saturation_and_cloud_masks():
     x[5, 0, i2389] = 2.0  # flare: > 1.5 uW cm-2 sr-1 nm-1 at 2389 nm
     x[6, 1, -10] = 7.0  # saturated window band
     x[7, 2, :3] = 40.0  # bright VNIR continuum: cloud
-    res = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, cloud_threshold=20.0)
+    res = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI, MatchedFilterOptions(cloud_threshold=20.0))
     assert not res.valid[5, 0] and not res.valid[6, 1] and not res.valid[7, 2]
     assert res.valid.sum() == x.shape[0] * x.shape[1] - 3
     no_cloud = matched_filter(x, WAVELENGTH_NM, FWHM_NM, K_HI)
@@ -201,8 +206,9 @@ def test_flare_saturation_and_cloud_masks():
 def test_cloud_screening_without_continuum_bands_is_an_error():
     x, _, _ = synthetic_cube(300, 4, None, seed=4)
     window = window_bands(WAVELENGTH_NM, CH4_WINDOW_NM)
+    cloudy = MatchedFilterOptions(cloud_threshold=20.0)
     with pytest.raises(ValueError, match="cloud screening needs bands"):
-        matched_filter(x[..., window], WAVELENGTH_NM[window], FWHM_NM[window], K_HI, cloud_threshold=20.0)
+        matched_filter(x[..., window], WAVELENGTH_NM[window], FWHM_NM[window], K_HI, cloudy)
 
 
 def test_loo_closed_form_matches_brute_force():
@@ -245,7 +251,27 @@ def test_orthorectify_hand_made_glt():
     np.testing.assert_array_equal(orthorectify(cube, row, col)[0, 0], [4.0, 5.0])
 
 
-def test_emit_enhancement_carrier():
+def test_one_glt_index_resamples_every_field_like_orthorectify():
+    rng = np.random.default_rng(3)
+    row = rng.integers(-1, 40, (50, 30))
+    col = np.where(rng.random((50, 30)) < 0.1, -1, rng.integers(0, 25, (50, 30)))
+    glt = GltIndex.from_glt(row, col, (40, 25))
+    fields = [rng.random((40, 25)).astype(np.float32), rng.random((40, 25)) > 0.5, rng.random((40, 25, 3))]
+    for field, fill in zip(fields, (np.nan, False, -1.0), strict=True):
+        expected = np.full(row.shape + field.shape[2:], fill, dtype=np.result_type(field, fill))
+        ok = (row >= 0) & (col >= 0)
+        expected[ok] = field[row[ok], col[ok]]  # the definition: out[i, j] = field[row[i, j], col[i, j]]
+        out = glt.orthorectify(field, fill)
+        assert out.dtype == expected.dtype
+        np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(orthorectify(field, row, col, fill), expected)
+    with pytest.raises(ValueError, match="raw shape"):
+        GltIndex.from_glt(row, np.where(col >= 0, 25, -1), (40, 25))  # column 25 of a 25-column scene
+    with pytest.raises(ValueError, match="does not match"):
+        glt.orthorectify(np.zeros((40, 24)))
+
+
+def test_enhance_emit_scene_carrier():
     x, _, _ = synthetic_cube(200, 6, (slice(50, 70), slice(1, 4)), seed=7)
     ny, nx = 210, 7
     rng = np.random.default_rng(8)
@@ -269,14 +295,15 @@ def test_emit_enhancement_carrier():
         },
         attrs={"instrument": "EMIT", "source_file": "/x/EMIT_L1B_RAD_001.nc", "checksum": "sha256:00"},
     )
-    out = emit_enhancement(ds, K_HI, second_pass=False)
+    out = enhance_emit_scene(ds, K_HI, MatchedFilterOptions(second_pass=False))
     assert set(out.data_vars) == {"ch4_enhancement_ppm_m", "ch4_enhancement_sd_ppm_m", "valid"}
     assert out["ch4_enhancement_ppm_m"].dims == ("y", "x")
     assert out["ch4_enhancement_ppm_m"].attrs["units"] == "ppm m"
     assert out["lat"].dims == ("y",) and out["lon"].dims == ("x",)
     assert out.attrs["instrument"] == "EMIT" and out.attrs["checksum"] == "sha256:00"
-    assert "matched filter" in out.attrs["method"]
-    raw = matched_filter(x.astype(np.float32), WAVELENGTH_NM, FWHM_NM, K_HI, second_pass=False)
+    assert "matched filter" in out.attrs["method"] and "second_pass=False" in out.attrs["method"]
+    options = MatchedFilterOptions(second_pass=False)
+    raw = matched_filter(x.astype(np.float32), WAVELENGTH_NM, FWHM_NM, K_HI, options)
     expected = orthorectify(raw.enhancement_ppm_m, glt_row, glt_col)
     np.testing.assert_array_equal(out["ch4_enhancement_ppm_m"].values, expected)
     np.testing.assert_array_equal(out["valid"].values, glt_row >= 0)
@@ -290,25 +317,22 @@ def test_partial_significance_update_equals_the_full_map():
     z = significance_map(alpha, sd, 1.5)
     cols = np.array([0, 1, 2, 40, 41, 60, 89])
     alpha[:, cols] += 500.0
-    _update_significance(z, alpha, sd, cols, 1.5)
+    update_significance(z, alpha, sd, cols, 1.5)
     np.testing.assert_allclose(z, significance_map(alpha, sd, 1.5), rtol=1e-12, atol=1e-12)
 
 
 def test_moment_downdate_equals_recomputing_without_the_removed_pixels():
-    from attribution_assets.science.detection.matched_filter import SHRINKAGE_GRID, _Filter
-
     rng = np.random.default_rng(5)
     xw = (1.0 + 0.1 * rng.standard_normal((300, 6, 8))).astype(np.float32)
-    filt = _Filter(xw, -np.ones(8) * 1e-5, 16, np.asarray(SHRINKAGE_GRID), True, 4)
     use = rng.random((300, 6)) > 0.1
     removed = use & (rng.random((300, 6)) < 0.2)
     removed[:, 5] = use[:, 5]  # a column that loses every pixel
     cols = np.array([0, 2, 3, 5])
-    moments = filt.moments(use, np.arange(6))
-    filt.downdate(moments, removed, cols)
+    moments = column_moments(xw, use, np.arange(6), 4)
+    moments.downdate(xw, removed, cols)
     keep = use.copy()
     keep[:, cols] &= ~removed[:, cols]
-    fresh = filt.moments(keep, np.arange(6))
+    fresh = column_moments(xw, keep, np.arange(6), 4)
     np.testing.assert_array_equal(moments.count, fresh.count)
     np.testing.assert_allclose(moments.mean, fresh.mean, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(moments.scatter, fresh.scatter, rtol=1e-9, atol=1e-12)

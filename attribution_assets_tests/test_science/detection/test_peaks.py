@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from attribution_assets.science.detection.peaks import (
-    PeakScanConfig,
-    emission_kg_s,
-    fit_track,
-    haversine_km,
-    line_density_kg_m,
-    scan_oco2_peaks,
-    select_peaks,
-)
+from attribution_assets.science.detection.peaks import emission_kg_s, line_density_kg_m, scan_oco2_peaks
+from attribution_assets.science.detection.track_fit import PeakScanConfig, fit_track, select_peaks
+from attribution_assets.science.sphere import haversine_km
 
 NOISE_PPM = 0.5
 SPACING_KM = 0.3

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import shapely
 
-from attribution_assets.science.detection.plume_mask import (
+from attribution_assets.science.detection.plume_mask import plume_mask, robust_spread, significance_map
+from attribution_assets.science.detection.plume_scan import (
+    PlumeDetectionRule,
     emit_plume_candidates,
-    plume_mask,
     plume_significance_map,
     plume_template,
-    robust_spread,
-    significance_map,
 )
 
 SD_PPM_M = 100.0
@@ -141,7 +140,8 @@ def test_plume_candidate_sits_at_the_source():
     shape, apex = (120, 120), (60, 40)
     sd = np.full(shape, SD_PPM_M)
     enh = _plume_streak(shape, apex, 25.0, 3.0 * SD_PPM_M) + noise(shape, 11)
-    found = emit_plume_candidates(enh, sd, lon=np.arange(120.0), lat=-np.arange(120.0), threshold_sigma=6.0)
+    rule = PlumeDetectionRule(threshold_sigma=6.0)
+    found = emit_plume_candidates(enh, sd, lon=np.arange(120.0), lat=-np.arange(120.0), rule=rule)
     assert len(found) >= 1 and found["significance"].is_monotonic_decreasing
     assert abs(found["row"][0] - apex[0]) <= 1 and abs(found["col"][0] - apex[1]) <= 1
     assert found["longitude"][0] == found["col"][0] and found["latitude"][0] == -found["row"][0]
