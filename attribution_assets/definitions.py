@@ -1,4 +1,8 @@
-"""The ``attribution_assets`` code location."""
+"""The ``attribution_assets`` code location.
+
+Loading it configures JAX for the run processes (:func:`~attribution_assets.compilation.configure_jax`:
+the XLA CPU flag and the persistent compilation cache) before any asset computes.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,12 @@ from attribution_assets.assets.met import met_conditions
 from attribution_assets.assets.posterior import event_posterior
 from attribution_assets.assets.rollup import alerts, weekly_posteriors
 from attribution_assets.checks import no_rejected_files
-from attribution_assets.compilation import enable_compilation_cache
+from attribution_assets.compilation import configure_jax
 from attribution_assets.jobs import attribute_event_job, catalog_job, detection_job, rollup_job
 from attribution_assets.resources import default_resources
 from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
 
-enable_compilation_cache()
+configure_jax()
 
 ASSETS = [
     overpass_catalog,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from attribution_assets.atomic import atomic_path
+from attribution_assets.times import as_utc, iso_z
 
 GASES = ("CH4", "CO2")
 KEY_PATTERN = re.compile(
@@ -102,18 +103,25 @@ def parse_iso_week(label: str) -> tuple[datetime, datetime]:
     match = re.fullmatch(r"(\d{4})-W(\d{2})", label)
     if match is None:
         raise AlertFormatError(f"{label!r} is not an ISO week; expected YYYY-Www, e.g. 2025-W33")
-    start = datetime.fromisocalendar(int(match[1]), int(match[2]), 1).replace(tzinfo=UTC)
+    try:
+        start = datetime.fromisocalendar(int(match[1]), int(match[2]), 1).replace(tzinfo=UTC)
+    except ValueError as error:
+        raise AlertFormatError(f"{label!r} is not an ISO week: {error}") from error
     return start, start + pd.Timedelta(days=7).to_pytimedelta()
 
 
-def _parse_time(value: object, where: str) -> datetime:
+def _event_time(value: object, where: str) -> datetime:
+    """An alert's ``event_time`` as aware UTC; it must be ISO 8601 with a time zone (``Z`` or an offset).
+
+    Raises :class:`AlertFormatError` naming ``where`` (the file and row).
+    """
     try:
         stamp = pd.Timestamp(str(value))
     except ValueError as error:
         raise AlertFormatError(f"{where}: event_time {value!r} is not ISO 8601") from error
     if stamp.tzinfo is None:
         raise AlertFormatError(f"{where}: event_time {value!r} has no time zone; expected UTC (e.g. ...Z)")
-    return stamp.tz_convert("UTC").to_pydatetime()
+    return as_utc(stamp)
 
 
 def _event_from_record(record: dict, where: str) -> DetectionEvent:
@@ -124,7 +132,7 @@ def _event_from_record(record: dict, where: str) -> DetectionEvent:
     event_id = record.get("event_id")
     try:
         return DetectionEvent(
-            time=_parse_time(record["event_time"], where),
+            time=_event_time(record["event_time"], where),
             longitude=float(record["longitude"]),
             latitude=float(record["latitude"]),
             gas=gas,
@@ -174,7 +182,7 @@ def record_events(path: str | Path, events: list[DetectionEvent]) -> None:
                 "event_key": e.key,
                 "event_id": e.event_id or e.key,
                 "gas": e.gas,
-                "event_time": e.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "event_time": iso_z(e.time),
                 "latitude": e.latitude,
                 "longitude": e.longitude,
             }

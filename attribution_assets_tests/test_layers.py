@@ -58,3 +58,20 @@ def test_science_does_no_file_io():
     for path in sorted((PACKAGE / "science").rglob("*.py")):
         assert not (_imported_modules(path) & forbidden), f"{path.name} imports a file-format library"
         assert "open(" not in path.read_text().replace("xr.open", ""), f"{path.name} opens files"
+
+
+def test_readers_and_writers_do_not_import_dagster() -> None:
+    code = (
+        "import sys\n"
+        "import attribution_assets.readers.emit, attribution_assets.readers.tropomi\n"
+        "import attribution_assets.readers.ghgsat, attribution_assets.readers.oco2\n"
+        "import attribution_assets.readers.era5, attribution_assets.samples.formats.era5\n"
+        "import attribution_assets.samples.formats.emit, attribution_assets.samples.formats.tropomi\n"
+        "import attribution_assets.samples.formats.ghgsat, attribution_assets.samples.formats.oco2\n"
+        "loaded = [m for m in sys.modules if m == 'dagster' or m.startswith('dagster.')]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
+    assert result.returncode == 0, result.stderr

@@ -48,3 +48,9 @@ def test_to_datetime64_scalars_and_arrays():
     times = to_datetime64(["2025-08-14T17:31:00", "2025-08-14T18:31:00"])
     assert times.dtype == np.dtype("datetime64[ns]") and times.shape == (2,)
     assert np.diff(times)[0] == np.timedelta64(3600, "s")
+
+
+def test_time_helpers() -> None:
+    assert iso_z(parse_time("2024-10-06T16:52:00+0000")) == "2024-10-06T16:52:00Z"
+    assert iso_z(np.datetime64("2024-10-06T16:52:00.700")) == "2024-10-06T16:52:00Z"
+    assert iso_z("2024-10-06T18:52:00+02:00") == "2024-10-06T16:52:00Z"

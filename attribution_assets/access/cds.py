@@ -16,12 +16,13 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from attribution_assets.access.retry import DEFAULT_RETRY_ON, with_backoff
 from attribution_assets.atomic import move_into_place, staging_dir
+from attribution_assets.times import as_utc
 
 ERA5_DATASET = "reanalysis-era5-single-levels"
 DEFAULT_VARIABLES: tuple[str, ...] = (
@@ -40,10 +41,6 @@ DEFAULT_VARIABLES: tuple[str, ...] = (
 HOW_TO = "set CDSAPI_URL and CDSAPI_KEY, or write ~/.cdsapirc (url: and key: lines)"
 GRID_DEG = 0.25
 PAD_DEG = 0.5
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def era5_area(bbox: Sequence[float], pad_deg: float = PAD_DEG, grid_deg: float = GRID_DEG) -> list[float]:
@@ -66,8 +63,8 @@ def era5_area(bbox: Sequence[float], pad_deg: float = PAD_DEG, grid_deg: float =
 
 def _hours(t0: datetime, t1: datetime) -> list[datetime]:
     """Every whole UTC hour from ``t0`` rounded down to ``t1`` rounded up."""
-    start = _utc(t0).replace(minute=0, second=0, microsecond=0)
-    end = _utc(t1)
+    start = as_utc(t0).replace(minute=0, second=0, microsecond=0)
+    end = as_utc(t1)
     if end != end.replace(minute=0, second=0, microsecond=0):
         end = end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     if end < start:
@@ -107,7 +104,7 @@ def request_hash(request: Mapping[str, Any]) -> str:
 
 def era5_target(archive_dir: str | os.PathLike[str], t0: datetime, request: Mapping[str, Any]) -> Path:
     """``<archive_dir>/era5/era5_single_levels_<YYYYMMDD of t0 UTC>_<request hash8>.nc``."""
-    return Path(archive_dir) / "era5" / f"era5_single_levels_{_utc(t0):%Y%m%d}_{request_hash(request)}.nc"
+    return Path(archive_dir) / "era5" / f"era5_single_levels_{as_utc(t0):%Y%m%d}_{request_hash(request)}.nc"
 
 
 def era5_existing(

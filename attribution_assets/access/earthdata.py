@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +27,7 @@ from attribution_assets.access.live import CredentialsError
 from attribution_assets.access.retry import DEFAULT_RETRY_ON, with_backoff
 from attribution_assets.atomic import move_into_place, staging_dir
 from attribution_assets.catalog.filenames import parse_native_name
+from attribution_assets.times import iso_z
 
 EDL_HOST = "urs.earthdata.nasa.gov"
 HOW_TO = (
@@ -62,13 +63,6 @@ SHORT_NAMES: dict[str, str] = {product.instrument: name for name, product in PRO
 """Instrument (as in the catalog) -> Earthdata short name."""
 
 
-def _iso_z(value: datetime) -> str:
-    """ISO 8601 UTC with ``Z``, whole seconds (naive datetimes are taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(frozen=True)
 class EarthdataSearch:
     """One granule search: collection, time window (UTC) and bounding box (west, south, east, north; deg)."""
@@ -97,7 +91,7 @@ class EarthdataSearch:
         if not -90.0 <= south <= north <= 90.0:
             raise ValueError(f"bbox latitudes must satisfy -90 <= south <= north <= 90, got {self.bbox!r}")
         object.__setattr__(self, "bbox", (west, south, east, north))
-        if _iso_z(self.time_end) < _iso_z(self.time_start):
+        if iso_z(self.time_end) < iso_z(self.time_start):
             raise ValueError(f"time_end {self.time_end} is before time_start {self.time_start}")
 
     @property
@@ -110,7 +104,7 @@ class EarthdataSearch:
         kwargs: dict[str, Any] = {"short_name": self.short_name}
         if self.version is not None:
             kwargs["version"] = self.version
-        kwargs["temporal"] = (_iso_z(self.time_start), _iso_z(self.time_end))
+        kwargs["temporal"] = (iso_z(self.time_start), iso_z(self.time_end))
         kwargs["bounding_box"] = self.bbox
         return kwargs
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
+from typing import Any
 
-import matplotlib
 from dagster import AssetExecutionContext, MetadataValue
+from matplotlib.figure import Figure
 
 from attribution_assets.events import DetectionEvent, parse_event_key
-
-matplotlib.use("Agg")
 
 INSTRUMENTS = ("EMIT", "TROPOMI", "GHGSAT", "OCO2")
 MET_SOURCES = ("ERA5", "WRF")
@@ -23,14 +23,23 @@ def event_of(context: AssetExecutionContext) -> DetectionEvent:
     return parse_event_key(context.partition_key)
 
 
-def figure_metadata(figure, path) -> dict[str, MetadataValue]:
-    """Save a matplotlib figure as PNG at ``path`` and return metadata that shows it in the UI."""
-    import matplotlib.pyplot as plt
+def new_figure(
+    nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6.4, 4.8), squeeze: bool = True
+) -> tuple[Figure, Any]:
+    """A figure and its axes (as ``Figure.subplots`` returns them), size in inches.
 
+    Object-oriented matplotlib: no pyplot state and no global backend, so figures can be drawn in any
+    process or thread; :func:`figure_metadata` renders them to PNG.
+    """
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(nrows, ncols, squeeze=squeeze)
+
+
+def figure_metadata(figure: Figure, path: Path) -> dict[str, MetadataValue]:
+    """Save a matplotlib figure as PNG at ``path`` and return metadata that shows it in the UI."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
     path.write_bytes(buffer.getvalue())
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return {"figure": MetadataValue.md(f"![figure](data:image/png;base64,{encoded})"),

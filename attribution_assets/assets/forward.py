@@ -1,24 +1,21 @@
 """Gaussian-plume forward model: every instrument's observations as blocks with their Jacobian
 (observation per kg s-1) at the met prior, and a figure of observed vs simulated."""
 
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from dagster import AssetExecutionContext, MetadataValue, asset
+from matplotlib.figure import Figure
 
-from attribution_assets.assets.common import event_of, figure_metadata
+from attribution_assets.assets.common import event_of, figure_metadata, new_figure
 from attribution_assets.assets.met import winds_from_dataset
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import OutputStore
 from attribution_assets.science.forward.blocks import block_to_dataset
-from attribution_assets.science.forward.operators import (
-    ObservationBlock,
-    emit_block,
-    ghgsat_block,
-    jacobian,
-    oco2_block,
-    tropomi_block,
-)
+from attribution_assets.science.forward.emit import emit_block
+from attribution_assets.science.forward.ghgsat import ghgsat_block
+from attribution_assets.science.forward.oco2 import oco2_block
+from attribution_assets.science.forward.operators import ObservationBlock, jacobian
+from attribution_assets.science.forward.tropomi import tropomi_block
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import kg_s_to_kg_h
@@ -55,9 +52,9 @@ def linear_rate_kg_s(block: ObservationBlock, jac: np.ndarray) -> tuple[float, f
     return float(rate), float(background)
 
 
-def observed_vs_simulated(blocks: list[ObservationBlock], jacobians: list[np.ndarray], title: str):
+def observed_vs_simulated(blocks: list[ObservationBlock], jacobians: list[np.ndarray], title: str) -> Figure:
     """Figure: for each block, observed minus background next to the simulated plume (linear fit)."""
-    fig, axes = plt.subplots(len(blocks), 2, figsize=(9, 3.6 * len(blocks)), squeeze=False)
+    fig, axes = new_figure(len(blocks), 2, figsize=(9, 3.6 * len(blocks)), squeeze=False)
     for row, (block, jac) in enumerate(zip(blocks, jacobians, strict=True)):
         rate, background = linear_rate_kg_s(block, jac)
         observed, simulated = block.y - background, rate * jac

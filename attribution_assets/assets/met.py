@@ -11,9 +11,10 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 from attribution_assets.assets.common import event_of
 from attribution_assets.partitions import detection_events
 from attribution_assets.readers.era5 import read_era5
-from attribution_assets.readers.errors import parse_time
 from attribution_assets.readers.wrf import read_wrf
-from attribution_assets.science.met.wind import OverpassWind, choose_met
+from attribution_assets.science.met.source import choose_met
+from attribution_assets.science.met.wind import OverpassWind
+from attribution_assets.times import as_utc, parse_time, to_datetime64
 
 MET_FIELDS = (
     "u_m_s",
@@ -47,7 +48,7 @@ def overpass_time(ds: xr.Dataset) -> datetime:
     """Observation time of a granule's AOI: mean pixel time where pixels carry one, else mid-coverage."""
     if "time" in ds.variables and np.issubdtype(ds["time"].dtype, np.datetime64):
         seconds = ds["time"].values.astype("datetime64[s]").astype(np.int64)
-        return pd.Timestamp(int(np.mean(seconds)), unit="s", tz="UTC").to_pydatetime()
+        return as_utc(np.datetime64(int(np.mean(seconds)), "s"))
     start = parse_time(str(ds.attrs["time_coverage_start"]))
     end = parse_time(str(ds.attrs.get("time_coverage_end", ds.attrs["time_coverage_start"])))
     return start + (end - start) / 2
@@ -61,10 +62,7 @@ def winds_to_dataset(granules: list[str], instruments: list[str], winds: list[Ov
     }
     data["stability_class"] = ("overpass", np.array([w.stability_class for w in winds], dtype=object))
     data["met_source"] = ("overpass", np.array([w.source for w in winds], dtype=object))
-    times = np.array(
-        [np.datetime64(pd.Timestamp(w.time).tz_convert("UTC").tz_localize(None), "ns") for w in winds],
-        dtype="datetime64[ns]",
-    )
+    times = np.array([to_datetime64(w.time) for w in winds], dtype="datetime64[ns]")
     coords = {
         "granule": ("overpass", np.array(granules, dtype=object)),
         "instrument": ("overpass", np.array(instruments, dtype=object)),
@@ -80,7 +78,7 @@ def winds_from_dataset(ds: xr.Dataset) -> list[OverpassWind]:
         row = ds.isel(overpass=i)
         winds.append(
             OverpassWind(
-                time=pd.Timestamp(row["time"].values).tz_localize("UTC").to_pydatetime(),
+                time=as_utc(row["time"].values[()]),
                 source=str(row["met_source"].values),
                 stability_class=str(row["stability_class"].values),
                 **{name: float(row[name].values) for name in MET_FIELDS},
@@ -97,25 +95,6 @@ def _open_all(paths: list[str], reader, context: AssetExecutionContext) -> list[
         except (ValueError, OSError, LookupError) as error:
             context.log.error(f"skipping met file {path}: {error}")
     return opened
-
-
-def met_for_overpass(
-    lon: float, lat: float, time: datetime, era5: list[xr.Dataset], wrf: list[xr.Dataset]
-) -> OverpassWind:
-    """WRF when a run covers the point and time, else the first ERA5 file that does."""
-    errors = []
-    for candidate_wrf in [*wrf, None]:
-        for candidate_era5 in era5 or [None]:
-            if candidate_wrf is None and candidate_era5 is None:
-                continue
-            try:
-                return choose_met(lon, lat, time, era5=candidate_era5, wrf=candidate_wrf)
-            except ValueError as error:
-                errors.append(str(error))
-    raise ValueError(
-        f"no met data covers ({lon:.4f}, {lat:.4f}) at {time:%Y-%m-%dT%H:%MZ}: "
-        + ("; ".join(errors) or "no ERA5 or WRF file in the archive for this event")
-    )
 
 
 @asset(
@@ -148,9 +127,7 @@ def met_conditions(
         ("OCO2", oco2_aoi),
     ):
         for granule in sorted(datasets):
-            wind = met_for_overpass(
-                event.longitude, event.latitude, overpass_time(datasets[granule]), era5, wrf
-            )
+            wind = choose_met(event.longitude, event.latitude, overpass_time(datasets[granule]), era5, wrf)
             granules.append(granule)
             instruments.append(instrument)
             winds.append(wind)

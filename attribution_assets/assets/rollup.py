@@ -25,6 +25,7 @@ from attribution_assets.assets.posterior import event_posterior
 from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
 from attribution_assets.resources import OutputStore
+from attribution_assets.times import iso_z
 
 ALERT_SCORE_MIN = 0.5
 ALERT_COLUMNS = [
@@ -99,7 +100,7 @@ def write_alerts(frame: gpd.GeoDataFrame, week_dir: Path) -> int:
     """
     alerts = frame[frame["detected"].astype(bool) & (frame["alert_score"] >= ALERT_SCORE_MIN)]
     alerts = alerts[[c for c in ALERT_COLUMNS if c in alerts.columns] + ["geometry"]].copy()
-    alerts["event_time"] = pd.to_datetime(alerts["event_time"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    alerts["event_time"] = pd.to_datetime(alerts["event_time"], utc=True).map(iso_z)
     with atomic_path(week_dir / "alerts.csv") as tmp:
         alerts.drop(columns="geometry").to_csv(tmp, index=False)
     with atomic_path(week_dir / "alerts.geojson") as tmp:

@@ -6,7 +6,7 @@ CDS). Unchanged files (same path, size and modification time as in the previous 
 reopened. When the same granule exists in several processings, only the newest is catalogued; the
 older files are kept aside as superseded rows, so a re-crawl does not reopen them either. Files that
 cannot be read are listed with the reason; the crawl goes on. Every row carries the file's
-``readers.errors.file_checksum`` fingerprint, the same value the readers put in their provenance.
+``readers.checksum.file_checksum`` fingerprint, the same value the readers put in their provenance.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from attribution_assets.catalog.footprints import (
     describe_tropomi,
     describe_wrf,
 )
-from attribution_assets.readers.errors import file_checksum
+from attribution_assets.readers.checksum import file_checksum
 
 CATALOG_COLUMNS = [
     "granule_id",

@@ -40,7 +40,8 @@ _OCO2 = re.compile(
 _MODE_RANK = {"NRTI": "0", "OFFL": "1", "RPRO": "2"}
 
 
-def _utc(text: str, fmt: str) -> datetime:
+def _name_time(text: str, fmt: str) -> datetime:
+    """A time stamp of a native file name (fixed format ``fmt``, always UTC) as aware UTC."""
     return datetime.strptime(text, fmt).replace(tzinfo=UTC)
 
 
@@ -49,7 +50,7 @@ def parse_emit(name: str) -> NativeName | None:
     m = _EMIT.match(name)
     if m is None:
         return None
-    start = _utc(m["start"], "%Y%m%dT%H%M%S")
+    start = _name_time(m["start"], "%Y%m%dT%H%M%S")
     return NativeName(
         "EMIT",
         "L1B_RAD",
@@ -73,8 +74,8 @@ def parse_tropomi(name: str) -> NativeName | None:
         m["processor"],
         f"S5P_CH4_{m['orbit']}",
         processing,
-        _utc(m["start"], "%Y%m%dT%H%M%S"),
-        _utc(m["end"], "%Y%m%dT%H%M%S"),
+        _name_time(m["start"], "%Y%m%dT%H%M%S"),
+        _name_time(m["end"], "%Y%m%dT%H%M%S"),
     )
 
 
@@ -83,7 +84,7 @@ def parse_oco2(name: str) -> NativeName | None:
     m = _OCO2.match(name)
     if m is None:
         return None
-    day = _utc(m["day"], "%y%m%d")
+    day = _name_time(m["day"], "%y%m%d")
     return NativeName(
         "OCO2", "LITE_FP", m["build"], f"OCO2_LITE_{m['day']}", f"{m['build']}_{m['processing']}", day, None
     )

@@ -31,9 +31,14 @@ from shapely.geometry import MultiPoint, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from attribution_assets.catalog.filenames import NativeName
+from attribution_assets.readers.bbox import normalise_lon
 from attribution_assets.readers.era5 import era5_layout
-from attribution_assets.readers.errors import ProductFormatError, normalise_lon, parse_time
-from attribution_assets.readers.errors import attribute_text as _text
+from attribution_assets.readers.errors import ProductFormatError
+from attribution_assets.readers.values import attribute_text as _text
+from attribution_assets.readers.values import masked_to_nan
+from attribution_assets.readers.wrf import WRF_TIME_FORMAT
+from attribution_assets.science.sphere import haversine_km
+from attribution_assets.times import parse_time
 
 TROPOMI_SEGMENT_SCANLINES = 200
 OCO2_SEGMENT_KM = 400.0
@@ -127,7 +132,7 @@ def _boundary_2d(var: netCDF4.Variable | h5py.Dataset) -> np.ndarray:
         if isinstance(var, h5py.Dataset):
             out[index] = decoded(var, lead + index)
         else:
-            out[index] = np.ma.filled(np.ma.asarray(var[lead + index]).astype(float), np.nan)
+            out[index] = masked_to_nan(var[lead + index])
     return out
 
 
@@ -215,12 +220,6 @@ def describe_tropomi(path: Path, name: NativeName) -> list[GranuleSegment]:
     return segments
 
 
-def _haversine_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
-    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0 * np.arcsin(np.sqrt(a))
-
-
 def describe_oco2(path: Path, name: NativeName) -> list[GranuleSegment]:
     """OCO-2 Lite: the day's soundings split into along-track runs of at most ``OCO2_SEGMENT_KM``
     (a new run at every gap over ``OCO2_GAP_KM`` or antimeridian crossing); each footprint is the
@@ -237,7 +236,7 @@ def describe_oco2(path: Path, name: NativeName) -> list[GranuleSegment]:
     lat, lon, seconds = lat[order], lon[order], seconds[order]
     if lat.size == 0:
         raise ProductFormatError(path, "latitude/longitude", "at least one finite sounding position")
-    step = _haversine_km(lon[:-1], lat[:-1], lon[1:], lat[1:])
+    step = haversine_km(lon[:-1], lat[:-1], lon[1:], lat[1:])
     run = np.r_[0, np.cumsum((step > OCO2_GAP_KM) | (np.abs(np.diff(lon)) > 180))]
     along = np.r_[0.0, np.cumsum(np.where(np.diff(run) > 0, 0.0, step))]
     run_start_km = along[np.r_[0, np.flatnonzero(np.diff(run)) + 1]][run]
@@ -273,7 +272,7 @@ def describe_wrf(path: Path, name: NativeName) -> list[GranuleSegment]:
             times = [b"".join(row).decode() for row in np.asarray(nc.variables["Times"][:])]
         except KeyError as error:
             raise ProductFormatError(path, error.args[0], "WRF output variable") from error
-    stamps = [datetime.strptime(t, "%Y-%m-%d_%H:%M:%S").replace(tzinfo=UTC) for t in times]
+    stamps = [datetime.strptime(t, WRF_TIME_FORMAT).replace(tzinfo=UTC) for t in times]
     return [
         GranuleSegment(
             name.granule,

@@ -20,15 +20,10 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.readers.errors import (
-    BBox,
-    EmptyAOIError,
-    ProductFormatError,
-    iso_utc,
-    parse_time,
-    provenance_attrs,
-    read_product,
-)
+from attribution_assets.readers.bbox import BBox
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.template import provenance_attrs, read_product
+from attribution_assets.times import iso_z
 
 RADIANCE_UNITS = "uW/cm^2/SR/nm"
 _FILL = -9999.0
@@ -237,8 +232,8 @@ def _build_dataset(
             path,
             str(getattr(nc, "product_version", "unknown")),
             str(getattr(nc, "instrument", "EMIT")),
-            iso_utc(parse_time(str(nc.getncattr("time_coverage_start")))),
-            iso_utc(parse_time(str(nc.getncattr("time_coverage_end")))),
+            iso_z(str(nc.getncattr("time_coverage_start"))),
+            iso_z(str(nc.getncattr("time_coverage_end"))),
         ),
         "platform": str(getattr(nc, "platform", "ISS")),
         "flight_line": str(getattr(nc, "flight_line", "")),

@@ -19,15 +19,10 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from attribution_assets.readers.errors import (
-    BBox,
-    EmptyAOIError,
-    ProductFormatError,
-    iso_utc,
-    normalise_lon,
-    provenance_attrs,
-    validate_bbox,
-)
+from attribution_assets.readers.bbox import BBox, normalise_lon, validate_bbox
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.template import provenance_attrs
+from attribution_assets.times import iso_z
 
 # short name -> (accepted units spellings, carrier units, long_name)
 FIELDS = {
@@ -176,7 +171,7 @@ def read_era5(path: str | os.PathLike[str], bbox: Sequence[float] | None = None)
     _label(ds)
     expvers = sorted({v for part in parts for v in part[1]})
     ds.attrs = {
-        **provenance_attrs(path, "ERA5", "ERA5", iso_utc(times.min()), iso_utc(times.max())),
+        **provenance_attrs(path, "ERA5", "ERA5", iso_z(times.min()), iso_z(times.max())),
         "expver": ",".join(expvers),
     }
     return ds

@@ -16,16 +16,11 @@ import h5py
 import numpy as np
 import xarray as xr
 
-from attribution_assets.readers.errors import (
-    BBox,
-    EmptyAOIError,
-    ProductFormatError,
-    in_bbox,
-    iso_utc,
-    provenance_attrs,
-    read_product,
-)
-from attribution_assets.readers.errors import attribute_text as _text
+from attribution_assets.readers.bbox import BBox, in_bbox
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.template import provenance_attrs, read_product
+from attribution_assets.readers.values import attribute_text as _text
+from attribution_assets.times import iso_z
 
 SCHEMA_VERSION = "ghgsat_l2_v1"
 _REQUIRED_ATTRS = {"product": "GHGSat_L2", "schema_version": SCHEMA_VERSION}
@@ -95,7 +90,7 @@ def _build(h5: h5py.File, path: str | os.PathLike[str], bbox: BBox | None) -> xr
     attrs = {
         **provenance_attrs(
             path, _text(h5.attrs.get("product_version", SCHEMA_VERSION)), "GHGSAT",
-            iso_utc(_text(h5.attrs["time_coverage_start"])), iso_utc(_text(h5.attrs["time_coverage_end"])),
+            iso_z(_text(h5.attrs["time_coverage_start"])), iso_z(_text(h5.attrs["time_coverage_end"])),
         ),
         "schema_version": SCHEMA_VERSION,
         "satellite": _text(h5.attrs.get("satellite", "")),

@@ -27,23 +27,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from attribution_assets.readers.errors import (
-    BBox,
-    EmptyAOIError,
-    ProductFormatError,
-    in_bbox,
-    normalise_lon,
-    overlaps_bbox,
-    provenance_attrs,
-    validate_bbox,
-)
+from attribution_assets.readers.bbox import BBox, in_bbox, normalise_lon, overlaps_bbox, validate_bbox
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.template import provenance_attrs
+from attribution_assets.science.units import EARTH_RADIUS_M, kg_s_to_kg_h
 
 FACILITY_COLUMNS = (
     "facility_id", "name", "latitude", "longitude", "gas", "sector", "capacity_mw", "source",
     "prior_weight", "location_sd_m",
 )
-EARTH_RADIUS_M = 6_371_008.8
-"""Mean Earth radius (IUGG R1), m, for grid-cell areas."""
 SECONDS_PER_YEAR = 365.25 * 86_400.0
 """Julian year, s, for converting annual totals to rates."""
 
@@ -321,7 +313,7 @@ def _build_edgar(ds: xr.Dataset, path: str | os.PathLike[str], box: BBox | None)
     values = np.where(np.isfinite(values), values, 0.0)
     area = np.broadcast_to(grid_cell_area_m2(lat, dlat, dlon)[:, None], values.shape)
     flux = values * 1000.0 / (area * SECONDS_PER_YEAR) if name == "emissions" else values
-    rate = flux * area * 3600.0
+    rate = kg_s_to_kg_h(flux * area)
     gas = str(ds.attrs.get("substance", ds.attrs.get("gas", "CH4" if name == "emi_ch4" else ""))).upper()
     if not gas:
         found_gas = re.search(r"(?:^|_)(CH4|CO2)(?:_|\.)", Path(path).name, flags=re.IGNORECASE)

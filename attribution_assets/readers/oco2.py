@@ -19,15 +19,11 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.readers.errors import (
-    BBox,
-    EmptyAOIError,
-    ProductFormatError,
-    iso_utc,
-    overlaps_bbox,
-    provenance_attrs,
-    read_product,
-)
+from attribution_assets.readers.bbox import BBox, overlaps_bbox
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.template import provenance_attrs, read_product
+from attribution_assets.readers.values import masked_to_nan
+from attribution_assets.times import iso_z
 
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "ns")
 # carrier name -> (group, name, units, long_name)
@@ -93,21 +89,17 @@ def _check_layout(nc: netCDF4.Dataset, path: str | os.PathLike[str]) -> None:
         raise ProductFormatError(path, "time", f"units 'seconds since 1970-01-01', found {time_units!r}")
 
 
-def _as_float(values: np.ndarray) -> np.ndarray:
-    return np.ma.filled(np.ma.asarray(values).astype(np.float64), np.nan)
-
-
 def _select(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None) -> tuple[slice, np.ndarray]:
     """Contiguous sounding range around the selected soundings and the in-range selection mask.
 
     A sounding is selected when its centre lies in the bbox or its footprint vertices overlap it.
     """
-    lat = _as_float(nc.variables["latitude"][:])
+    lat = masked_to_nan(nc.variables["latitude"][:])
     if bbox is None:
         return slice(0, lat.size), np.ones(lat.size, dtype=bool)
-    lon = _as_float(nc.variables["longitude"][:])
-    vlat = _as_float(nc.variables["vertex_latitude"][:])
-    vlon = _as_float(nc.variables["vertex_longitude"][:])
+    lon = masked_to_nan(nc.variables["longitude"][:])
+    vlat = masked_to_nan(nc.variables["vertex_latitude"][:])
+    vlon = masked_to_nan(nc.variables["vertex_longitude"][:])
     dlon = (vlon - lon[:, None] + 180.0) % 360.0 - 180.0
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # soundings whose vertices are all missing
@@ -127,7 +119,7 @@ def _build(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None)
     def take(var: netCDF4.Variable, as_float: bool = True) -> np.ndarray:
         """The kept soundings of a (sounding_id, ...) variable; missing -> NaN for floats."""
         raw = var[window]
-        return (_as_float(raw) if as_float else np.ma.getdata(raw))[keep]
+        return (masked_to_nan(raw) if as_float else np.ma.getdata(raw))[keep]
 
     seconds = take(nc.variables["time"])
     times = _EPOCH + np.rint(seconds * 1e6).astype(np.int64).astype("timedelta64[us]")
@@ -159,7 +151,7 @@ def _build(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None)
     }
     attrs = {
         **provenance_attrs(path, str(getattr(nc, "BuildId", "unknown")), "OCO2",
-                           iso_utc(times.min()), iso_utc(times.max())),
+                           iso_z(times.min()), iso_z(times.max())),
         "platform": str(getattr(nc, "Platform", "OCO-2")),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -20,15 +20,11 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.readers.errors import (
-    BBox,
-    EmptyAOIError,
-    ProductFormatError,
-    iso_utc,
-    overlaps_bbox,
-    provenance_attrs,
-    read_product,
-)
+from attribution_assets.readers.bbox import BBox, overlaps_bbox
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.template import provenance_attrs, read_product
+from attribution_assets.readers.values import masked_to_nan
+from attribution_assets.times import iso_z
 
 QA_THRESHOLD = 0.5
 PPB_UNITS = ("1e-9", "ppb", "parts_per_billion", "1e-9 mol mol-1")
@@ -117,23 +113,18 @@ def _check_layout(nc: netCDF4.Dataset, path: str | os.PathLike[str]) -> None:
                                  f"12 layers, found {nlayer}")
 
 
-def _as_float(values: np.ndarray) -> np.ndarray:
-    """Masked (fill/missing) -> NaN, as float64."""
-    return np.ma.filled(np.ma.asarray(values).astype(np.float64), np.nan)
-
-
 def _select_window(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None
                    ) -> tuple[slice, slice, np.ndarray]:
     """Scanline/ground-pixel slab around the pixels touching ``bbox`` and the in-slab pixel mask.
 
     A pixel is selected when the lon/lat extent of its corners (or its centre) overlaps the bbox.
     """
-    lat = _as_float(_variable(nc, path, "PRODUCT", "latitude")[0])
+    lat = masked_to_nan(_variable(nc, path, "PRODUCT", "latitude")[0])
     if bbox is None:
         return slice(0, lat.shape[0]), slice(0, lat.shape[1]), np.isfinite(lat)
-    lon = _as_float(_variable(nc, path, "PRODUCT", "longitude")[0])
-    lat_b = _as_float(_variable(nc, path, "GEOLOCATIONS", "latitude_bounds")[0])
-    lon_b = _as_float(_variable(nc, path, "GEOLOCATIONS", "longitude_bounds")[0])
+    lon = masked_to_nan(_variable(nc, path, "PRODUCT", "longitude")[0])
+    lat_b = masked_to_nan(_variable(nc, path, "GEOLOCATIONS", "latitude_bounds")[0])
+    lon_b = masked_to_nan(_variable(nc, path, "GEOLOCATIONS", "longitude_bounds")[0])
     dlon = (lon_b - lon[..., None] + 180.0) % 360.0 - 180.0
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN corners of fill pixels
@@ -165,7 +156,7 @@ def _coordinate(nc: netCDF4.Dataset, name: str, window: slice) -> np.ndarray:
 
 def _build(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None) -> xr.Dataset:
     scan, gp, mask = _select_window(nc, path, bbox)
-    qa = _as_float(_variable(nc, path, "PRODUCT", "qa_value")[0, scan, gp])
+    qa = masked_to_nan(_variable(nc, path, "PRODUCT", "qa_value")[0, scan, gp])
     keep = mask & (qa >= QA_THRESHOLD)
     if not keep.any():
         raise EmptyAOIError(path, bbox, f"no pixel with qa_value >= {QA_THRESHOLD}")
@@ -173,7 +164,7 @@ def _build(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None)
 
     def pix(var: netCDF4.Variable, *extra: slice) -> np.ndarray:
         """The kept pixels of a (time, scanline, ground_pixel, ...) variable, fill -> NaN."""
-        return _as_float(var[(0, scan, gp, *extra)])[keep]
+        return masked_to_nan(var[(0, scan, gp, *extra)])[keep]
 
     data: dict[str, tuple] = {}
     for out, (key, name, units, long_name) in _PIXEL_FIELDS.items():
@@ -210,7 +201,7 @@ def _build(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None)
     }
     attrs = {
         **provenance_attrs(path, str(getattr(nc, "processor_version", "unknown")), "TROPOMI",
-                           iso_utc(times.min()), iso_utc(times.max())),
+                           iso_z(times.min()), iso_z(times.max())),
         "orbit": int(getattr(nc, "orbit", -1)),
         "qa_threshold": QA_THRESHOLD,
     }

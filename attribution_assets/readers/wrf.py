@@ -26,15 +26,10 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.readers.errors import (
-    EmptyAOIError,
-    ProductFormatError,
-    in_bbox,
-    iso_utc,
-    normalise_lon,
-    provenance_attrs,
-    validate_bbox,
-)
+from attribution_assets.readers.bbox import in_bbox, normalise_lon, validate_bbox
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.template import provenance_attrs
+from attribution_assets.times import iso_z
 
 WRF_TIME_FORMAT = "%Y-%m-%d_%H:%M:%S"
 WRF_FILENAME_RE = re.compile(
@@ -165,7 +160,7 @@ def read_wrf(path: str | os.PathLike[str], bbox: Sequence[float] | None = None) 
     fields["v_bl"] = (dims2, v[:, 0], {"units": "m s-1", "long_name": "lowest model level northward wind"})
     parsed = parse_wrf_filename(path)
     attrs = {
-        **provenance_attrs(path, title, "WRF", iso_utc(times[0]), iso_utc(times[-1])),
+        **provenance_attrs(path, title, "WRF", iso_z(times[0]), iso_z(times[-1])),
         **{k: (val.item() if isinstance(val, np.generic) else val) for k, val in globals_.items()},
         "domain": parsed[0] if parsed else -1,
         "window_south_north_start": rows.start, "window_west_east_start": cols.start,

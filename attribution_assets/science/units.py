@@ -24,6 +24,16 @@ SECONDS_PER_HOUR = 3600.0
 METRES_PER_DEG_LAT = 111_320.0
 """Metres per degree of latitude (mean; within 0.5 % everywhere), and per degree of longitude at the
 equator. Used only for bounding boxes and local pixel sizes; exact distances use ``science.geometry``."""
+EARTH_RADIUS_M = 6_371_008.8
+"""Mean Earth radius (IUGG R1), m: grid-cell areas and great-circle distances on a sphere."""
+PRESSURE_SCALE_HEIGHT_M = 8000.0
+"""Pressure scale height ``H`` (m) of ``p(z) = p_s exp(-z / H)``: turns a boundary-layer height into a
+pressure level."""
+VON_KARMAN = 0.4
+R_DRY_J_KG_K = 287.05
+"""Specific gas constant of dry air, J kg-1 K-1."""
+CP_DRY_J_KG_K = 1004.7
+"""Specific heat of dry air at constant pressure, J kg-1 K-1."""
 MAD_TO_SD = 1.4826
 """Normal-consistency factor: ``sd = 1.4826 MAD`` for Gaussian data (``1 / Phi^-1(3/4)``)."""
 

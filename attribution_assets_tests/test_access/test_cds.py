@@ -19,10 +19,11 @@ from attribution_assets.access.cds import (
     request_hash,
 )
 from attribution_assets.catalog.crawl import crawl_archive
-from attribution_assets.samples import scenes
 from attribution_assets.samples.formats.era5 import write_era5, write_era5_zip
+from attribution_assets.samples.truth import load_events
+from attribution_assets.samples.weather import era5_dataset
 
-EVENT = next(ev for ev in scenes.load_events() if ev.event_id == "permian-ch4")
+EVENT = next(ev for ev in load_events() if ev.event_id == "permian-ch4")
 BBOX = (EVENT.alert_lon - 0.05, EVENT.alert_lat - 0.05, EVENT.alert_lon + 0.05, EVENT.alert_lat + 0.05)
 T0 = datetime(2025, 8, 14, 5, 31, tzinfo=UTC)
 T1 = datetime(2025, 8, 14, 23, 59, tzinfo=UTC)
@@ -44,7 +45,7 @@ class RecordingCds:
         if self.fail:
             self.fail -= 1
             raise ConnectionError("503 Service Unavailable")
-        (write_era5_zip if self.zipped else write_era5)(scenes.era5_dataset(EVENT), target)
+        (write_era5_zip if self.zipped else write_era5)(era5_dataset(EVENT), target)
 
 
 def test_request_exact() -> None:

@@ -16,8 +16,8 @@ from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.catalog.filenames import parse_native_name
 from attribution_assets.catalog.query import query_overpasses
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
+from attribution_assets.readers.checksum import file_checksum
 from attribution_assets.readers.emit import read_emit_l1b
-from attribution_assets.readers.errors import file_checksum
 
 
 @pytest.fixture()

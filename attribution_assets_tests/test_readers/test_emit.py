@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from attribution_assets.readers.checksum import file_checksum
 from attribution_assets.readers.emit import read_emit_l1b
-from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError, file_checksum
+from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
 from attribution_assets.samples.formats.emit import emit_l1b_filename, write_emit_l1b
 
 GT = (-102.0, 0.001, 0.0, 32.0, 0.0, -0.001)

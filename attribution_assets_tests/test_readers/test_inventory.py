@@ -13,7 +13,6 @@ import xarray as xr
 from attribution_assets.paths import DATA_DIR, SAMPLE_TRUTH
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
 from attribution_assets.readers.inventory import (
-    EARTH_RADIUS_M,
     FACILITY_COLUMNS,
     SECONDS_PER_YEAR,
     edgar_candidates,
@@ -22,6 +21,7 @@ from attribution_assets.readers.inventory import (
     read_facility_list,
     read_wri_gppd,
 )
+from attribution_assets.science.units import EARTH_RADIUS_M
 
 REF = DATA_DIR / "reference"
 GPPD = REF / "wri_gppd_sample.csv"

@@ -40,7 +40,8 @@ N_STABILITY_CLASSES = 6
 STABILITY_CLASSES = "ABCDEF"
 
 # sigma = a * x * (1 + b * x) ** p, per Pasquill-Gifford class A..F; x and sigma in metres.
-_RURAL_SIGMA_Y = jnp.array(
+# numpy float32 (the precision JAX computes in), so that importing the module starts no JAX backend.
+_RURAL_SIGMA_Y = np.array(
     [
         [0.22, 1e-4, -0.5],
         [0.16, 1e-4, -0.5],
@@ -48,9 +49,10 @@ _RURAL_SIGMA_Y = jnp.array(
         [0.08, 1e-4, -0.5],
         [0.06, 1e-4, -0.5],
         [0.04, 1e-4, -0.5],
-    ]
+    ],
+    np.float32,
 )
-_RURAL_SIGMA_Z = jnp.array(
+_RURAL_SIGMA_Z = np.array(
     [
         [0.20, 0.0, 0.0],
         [0.12, 0.0, 0.0],
@@ -58,9 +60,10 @@ _RURAL_SIGMA_Z = jnp.array(
         [0.06, 1.5e-3, -0.5],
         [0.03, 3e-4, -1.0],
         [0.016, 3e-4, -1.0],
-    ]
+    ],
+    np.float32,
 )
-_URBAN_SIGMA_Y = jnp.array(
+_URBAN_SIGMA_Y = np.array(
     [
         [0.32, 4e-4, -0.5],
         [0.32, 4e-4, -0.5],
@@ -68,9 +71,10 @@ _URBAN_SIGMA_Y = jnp.array(
         [0.16, 4e-4, -0.5],
         [0.11, 4e-4, -0.5],
         [0.11, 4e-4, -0.5],
-    ]
+    ],
+    np.float32,
 )
-_URBAN_SIGMA_Z = jnp.array(
+_URBAN_SIGMA_Z = np.array(
     [
         [0.24, 1e-3, 0.5],
         [0.24, 1e-3, 0.5],
@@ -78,7 +82,8 @@ _URBAN_SIGMA_Z = jnp.array(
         [0.14, 3e-4, -0.5],
         [0.08, 1.5e-3, -0.5],
         [0.08, 1.5e-3, -0.5],
-    ]
+    ],
+    np.float32,
 )
 
 
@@ -102,31 +107,33 @@ def _distance(x_m: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.asarray(x_m, dtype=float), 0.0)
 
 
-def _sigma_y_table(urban: bool) -> jax.Array:
+def _sigma_y_table(urban: bool) -> np.ndarray:
     return _URBAN_SIGMA_Y if urban else _RURAL_SIGMA_Y
 
 
-def _sigma_y_a(stability_index: jax.Array, table: jax.Array) -> jax.Array:
+def _sigma_y_a(stability_index: jax.Array, table: np.ndarray) -> jax.Array:
     """The coefficient ``a`` of ``sigma_y = a x / sqrt(1 + b x)``, linear in ``s`` between classes."""
     lower, frac = _class_bracket(stability_index)
+    table = jnp.asarray(table)
     return (1.0 - frac) * table[lower, 0] + frac * table[lower + 1, 0]
 
 
-def _sigma_y_b(table: jax.Array) -> float:
+def _sigma_y_b(table: np.ndarray) -> float:
     """The coefficient ``b`` of ``sigma_y = a x / sqrt(1 + b x)``, the same in every class."""
     return float(np.asarray(table)[0, 1])
 
 
-def _briggs(x_m: jax.Array, stability_index: jax.Array, table: jax.Array) -> jax.Array:
+def _briggs(x_m: jax.Array, stability_index: jax.Array, table: np.ndarray) -> jax.Array:
     """sigma (m) interpolated linearly in ``s`` between the two bracketing classes only."""
     x, (lower, frac) = _distance(x_m), _class_bracket(stability_index)
+    table = jnp.asarray(table)
     lo, hi = table[lower], table[lower + 1]
     sigma_lo = lo[..., 0] * x * (1.0 + lo[..., 1] * x) ** lo[..., 2]
     sigma_hi = hi[..., 0] * x * (1.0 + hi[..., 1] * x) ** hi[..., 2]
     return (1.0 - frac) * sigma_lo + frac * sigma_hi
 
 
-def _briggs_y(x_m: jax.Array, stability_index: jax.Array, table: jax.Array) -> jax.Array:
+def _briggs_y(x_m: jax.Array, stability_index: jax.Array, table: np.ndarray) -> jax.Array:
     """sigma_y (m) of :func:`_briggs` for tables whose ``b`` and ``p = -1/2`` are the same in every
     class (both Briggs sigma_y tables): ``sigma = a(s) x / sqrt(1 + b x)`` with ``a`` interpolated,
     identical to interpolating the two class curves, at one ``rsqrt`` per point instead of two powers.

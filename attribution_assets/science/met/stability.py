@@ -19,16 +19,13 @@ The solar position uses the NOAA "General Solar Position Calculations" with Spen
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from attribution_assets.science.units import G_M_S2
+from attribution_assets.science.units import CP_DRY_J_KG_K, G_M_S2, R_DRY_J_KG_K, VON_KARMAN
+from attribution_assets.times import to_datetime64
 
-VON_KARMAN = 0.4
-R_DRY_J_KG_K = 287.05
-CP_DRY_J_KG_K = 1004.7
 CLASS_LETTERS = "ABCDEF"
 
 # Pasquill (1961) table: rows = 10 m wind bins (< 2, 2-3, 3-5, 5-6, >= 6 m s-1),
@@ -53,14 +50,6 @@ NIGHT_CLOUDY_FRACTION = 7.0 / 16.0
 """Boundary between the night columns "<= 3/8" and ">= 4/8" cloud."""
 
 
-def _to_datetime64(time_utc: Any) -> np.ndarray:
-    if isinstance(time_utc, datetime):
-        if time_utc.tzinfo is not None:
-            time_utc = time_utc.astimezone(UTC).replace(tzinfo=None)
-        return np.asarray(np.datetime64(time_utc, "ns"))
-    return np.asarray(time_utc, dtype="datetime64[ns]")
-
-
 def solar_elevation_deg(time_utc: Any, lon_deg: Any, lat_deg: Any) -> np.ndarray:
     """Solar elevation angle (degrees above the horizon, no refraction) at UTC time and position.
 
@@ -70,7 +59,7 @@ def solar_elevation_deg(time_utc: Any, lon_deg: Any, lat_deg: Any) -> np.ndarray
     hour angle ``= tst / 4 - 180`` deg. ``time_utc``: datetime (naive = UTC), numpy datetime64 or
     an array of them; ``lon_deg`` east, ``lat_deg`` north. Broadcasts; returns float64 degrees.
     """
-    t = _to_datetime64(time_utc)
+    t = to_datetime64(time_utc)
     year_start = t.astype("datetime64[Y]").astype("datetime64[ns]")
     day_of_year = (t - year_start).astype("timedelta64[ns]").astype(np.float64) / 86400e9  # 0-based
     minutes_utc = (t - t.astype("datetime64[D]")).astype("timedelta64[ns]").astype(np.float64) / 60e9
@@ -187,6 +176,15 @@ def obukhov_length_from_flux_m(
     return length
 
 
+def upward_heat_flux_w_m2(sshf_j_m2_accum: float, accumulation_s: float) -> float:
+    """Upward sensible heat flux (W m-2) of an ECMWF ``sshf``: ``H = -sshf / accumulation_s``.
+
+    ERA5 ``sshf`` is accumulated over ``accumulation_s`` seconds (J m-2, 3600 s for hourly reanalysis)
+    and **positive downwards** (ECMWF convention).
+    """
+    return -float(sshf_j_m2_accum) / float(accumulation_s)
+
+
 def obukhov_length_m(
     sshf_j_m2_accum: float,
     accumulation_s: float,
@@ -198,12 +196,11 @@ def obukhov_length_m(
 ) -> float:
     """Obukhov length (m) from ERA5 fields.
 
-    ERA5 ``sshf`` is the surface sensible heat flux accumulated over ``accumulation_s`` seconds
-    (J m-2, 3600 s for hourly reanalysis) and **positive downwards** (ECMWF convention), so the
-    upward flux is ``H = -sshf / accumulation_s`` W m-2. ``fsr`` gives ``roughness_m``; ``t2m_k`` in K,
+    ``sshf`` is the ERA5 surface sensible heat flux (J m-2 accumulated over ``accumulation_s``, positive
+    downwards; :func:`upward_heat_flux_w_m2`). ``fsr`` gives ``roughness_m``; ``t2m_k`` in K,
     ``surface_pressure_pa`` in Pa. See :func:`obukhov_length_from_flux_m`.
     """
-    heat_up = -float(sshf_j_m2_accum) / float(accumulation_s)
+    heat_up = upward_heat_flux_w_m2(sshf_j_m2_accum, accumulation_s)
     speed = math.hypot(float(u10_m_s), float(v10_m_s))
     return obukhov_length_from_flux_m(heat_up, speed, t2m_k, surface_pressure_pa, roughness_m)
 

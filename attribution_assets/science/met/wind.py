@@ -1,12 +1,16 @@
 """Meteorology at the source for each overpass: the wind prior of the inversion.
 
-:func:`wind_at_era5` and :func:`wind_at_wrf` turn a reanalysis/model carrier (docs/carriers.md and
-:func:`attribution_assets.readers.wrf.read_wrf`) into one :class:`OverpassWind` per overpass:
+:func:`wind_at` turns a reanalysis or model carrier (docs/carriers.md; ERA5 from
+:func:`attribution_assets.readers.era5.read_era5`, WRF from :func:`attribution_assets.readers.wrf.read_wrf`)
+into one :class:`OverpassWind` per overpass. One extractor serves every source: a :class:`MetCarrier`
+says only how a source names and lays out its fields (:data:`ERA5`, :data:`WRF`).
 
 - ``u_m_s, v_m_s``: the **10 m wind** at the source, bilinear in space and linear in time. This is
   the plume model's transport wind: the IME/CSF effective-wind calibrations (Varon et al. 2018,
   AMT 11, 5673; Varon et al. 2021, AMT 14, 2771) and the Pasquill classes are all defined on U10,
-  so the Gaussian plume is driven by the same wind.
+  so the Gaussian plume is driven by the same wind. On a rectilinear grid (1-D ``lon``/``lat``,
+  ERA5) the weights are bilinear in the coordinates; on a curvilinear grid (2-D ``lon``/``lat``,
+  WRF) the point is located by inverting the bilinear map of the enclosing cell.
 - ``u_pbl_m_s, v_pbl_m_s``: a boundary-layer wind for reference: the mean of the pressure-level
   winds below the boundary-layer top when the file has them, else the 100 m wind (ERA5) or the
   lowest model level (WRF).
@@ -20,6 +24,7 @@
   and roughness are present, else the Pasquill (1961) table from the solar elevation and cloud cover
   (:mod:`attribution_assets.science.met.stability`).
 
+Which source serves an overpass is :mod:`attribution_assets.science.met.source`.
 Pure computation on in-memory datasets: no file I/O.
 """
 
@@ -27,21 +32,81 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from attribution_assets.science.met import stability
-from attribution_assets.science.units import STANDARD_PRESSURE_PA
+from attribution_assets.science.units import PRESSURE_SCALE_HEIGHT_M, SECONDS_PER_HOUR, STANDARD_PRESSURE_PA
+from attribution_assets.times import as_utc, to_datetime64
 
 DIRECTION_SD_FLOOR_RAD = math.radians(10.0)
-SCALE_HEIGHT_M = 8000.0
 DEFAULT_PBLH_M = 1000.0
+DEFAULT_CLOUD_FRACTION = 0.5
 SPREAD_HALF_WINDOW = timedelta(hours=1)
 SINGLE_STEP_TOLERANCE = timedelta(minutes=30)
-ERA5_SSHF_ACCUMULATION_S = 3600.0
+
+
+@dataclass(frozen=True)
+class MetCarrier:
+    """How one met source names and lays out its fields (docs/carriers.md).
+
+    Every carrier has ``u10, v10`` (m s-1, earth-relative) and a ``time`` coordinate. ``lon``/``lat``
+    name the coordinates (degrees): 1-D for a rectilinear grid, 2-D on ``dims_yx`` for a curvilinear
+    one. Optional fields, used when present: ``pblh`` (m), ``surface_pressure`` (Pa),
+    ``boundary_layer_wind`` (u, v; m s-1), ``t2m`` (K), ``roughness`` (m), ``heat_flux`` (upward
+    W m-2, or, with ``heat_flux_accumulation_s``, ECMWF ``sshf``: J m-2 accumulated over that many
+    seconds, positive downwards), ``cloud`` (total cloud cover 0-1; ``None`` when the source carries
+    none) and ``pressure_level_wind`` (u, v and the level coordinate in hPa).
+    """
+
+    source: str
+    lon: str
+    lat: str
+    dims_yx: tuple[str, str]
+    pblh: str
+    surface_pressure: str
+    boundary_layer_wind: tuple[str, str]
+    t2m: str
+    roughness: str
+    heat_flux: str
+    heat_flux_accumulation_s: float | None = None
+    cloud: str | None = None
+    pressure_level_wind: tuple[str, str, str] | None = None
+
+
+ERA5 = MetCarrier(
+    source="ERA5",
+    lon="longitude",
+    lat="latitude",
+    dims_yx=("latitude", "longitude"),
+    pblh="blh",
+    surface_pressure="sp",
+    boundary_layer_wind=("u100", "v100"),
+    t2m="t2m",
+    roughness="fsr",
+    heat_flux="sshf",
+    heat_flux_accumulation_s=SECONDS_PER_HOUR,
+    cloud="tcc",
+    pressure_level_wind=("u", "v", "pressure_level"),
+)
+"""ERA5 single (and pressure) levels, hourly: ``time, latitude, longitude`` (``read_era5``)."""
+
+WRF = MetCarrier(
+    source="WRF",
+    lon="lon",
+    lat="lat",
+    dims_yx=("south_north", "west_east"),
+    pblh="pblh",
+    surface_pressure="psfc",
+    boundary_layer_wind=("u_bl", "v_bl"),
+    t2m="t2",
+    roughness="znt",
+    heat_flux="hfx",
+)
+"""WRF output: ``time, south_north, west_east`` with 2-D ``lat, lon`` (``read_wrf``); no cloud cover."""
 
 
 @dataclass(frozen=True)
@@ -114,19 +179,6 @@ class _Stencil:
     spread_time_terms: tuple[tuple[tuple[int, float], ...], ...]
 
 
-def _to_datetime64(time: Any) -> np.datetime64:
-    if isinstance(time, datetime):
-        if time.tzinfo is not None:
-            time = time.astimezone(UTC).replace(tzinfo=None)
-        return np.datetime64(time, "ns")
-    return np.datetime64(time, "ns")
-
-
-def _to_datetime(time: np.datetime64) -> datetime:
-    micros = int(np.datetime64(time, "us").astype(np.int64))
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-
-
 def _time_terms(times: np.ndarray, t: np.datetime64, source: str) -> tuple[tuple[int, float], ...]:
     """Linear-in-time weights; raises naming the file's time range when ``t`` is outside it."""
     seconds = (times - times[0]).astype("timedelta64[ns]").astype(np.float64) / 1e9
@@ -169,22 +221,21 @@ def _axis_terms(coord: np.ndarray, value: float, name: str, source: str) -> tupl
     return ((i, 1.0 - w), (i + 1, w))
 
 
-def _era5_stencil(era5: xr.Dataset, lon: float, lat: float, t: np.datetime64) -> _Stencil:
-    lats = np.asarray(era5["latitude"].values, np.float64)
-    lons = np.asarray(era5["longitude"].values, np.float64)
+def _rectilinear_terms(
+    lons: np.ndarray, lats: np.ndarray, lon: float, lat: float, source: str
+) -> tuple[tuple[tuple[int, int, float], ...], tuple[int, int], tuple[int, int]]:
+    """Bilinear weights, nearest (row, column) and grid shape on 1-D increasing coordinates.
+
+    The longitude is wrapped to the grid's convention ([-180, 180) or [0, 360)).
+    """
     lon_q = (float(lon) + 180.0) % 360.0 - 180.0
     if lons.max() > 180.0 and lon_q < 0.0:
         lon_q += 360.0
-    rows = _axis_terms(lats, float(lat), "latitude", "ERA5")
-    cols = _axis_terms(lons, lon_q, "longitude", "ERA5")
-    times = np.asarray(era5["time"].values, "datetime64[ns]")
-    return _Stencil(
-        time_terms=_time_terms(times, t, "ERA5"),
-        space_terms=tuple((i, j, wi * wj) for i, wi in rows for j, wj in cols),
-        nearest_yx=(int(np.argmin(np.abs(lats - lat))), int(np.argmin(np.abs(lons - lon_q)))),
-        shape_yx=(lats.size, lons.size),
-        spread_time_terms=_spread_terms(times, t, "ERA5"),
-    )
+    rows = _axis_terms(lats, float(lat), "latitude", source)
+    cols = _axis_terms(lons, lon_q, "longitude", source)
+    space = tuple((i, j, wi * wj) for i, wi in rows for j, wj in cols)
+    nearest = (int(np.argmin(np.abs(lats - lat))), int(np.argmin(np.abs(lons - lon_q))))
+    return space, nearest, (lats.size, lons.size)
 
 
 def _invert_bilinear(
@@ -232,12 +283,20 @@ def _curvilinear_terms(
                      f"(lon {lon2d.min():.3f}..{lon2d.max():.3f}, lat {lat2d.min():.3f}..{lat2d.max():.3f})")
 
 
-def _wrf_stencil(wrf: xr.Dataset, lon: float, lat: float, t: np.datetime64) -> _Stencil:
-    lon2d = np.asarray(wrf["lon"].values, np.float64)
-    lat2d = np.asarray(wrf["lat"].values, np.float64)
-    space, nearest = _curvilinear_terms(lon2d, lat2d, float(lon), float(lat), "WRF")
-    times = np.asarray(wrf["time"].values, "datetime64[ns]")
-    return _Stencil(_time_terms(times, t, "WRF"), space, nearest, lon2d.shape, _spread_terms(times, t, "WRF"))
+def _stencil(ds: xr.Dataset, carrier: MetCarrier, lon: float, lat: float, t: np.datetime64) -> _Stencil:
+    """Space and time weights of the point (degrees) and time in ``ds``; raises ``ValueError`` naming
+    the coordinate that is out of the file's range."""
+    lons = np.asarray(ds[carrier.lon].values, np.float64)
+    lats = np.asarray(ds[carrier.lat].values, np.float64)
+    if lons.ndim == 2:
+        space, nearest = _curvilinear_terms(lons, lats, float(lon), float(lat), carrier.source)
+        shape = lons.shape
+    else:
+        space, nearest, shape = _rectilinear_terms(lons, lats, lon, lat, carrier.source)
+    times = np.asarray(ds["time"].values, "datetime64[ns]")
+    return _Stencil(
+        _time_terms(times, t, carrier.source), space, nearest, shape, _spread_terms(times, t, carrier.source)
+    )
 
 
 def _time_first(da: xr.DataArray, ydim: str, xdim: str) -> np.ndarray:
@@ -276,6 +335,43 @@ def _require(ds: xr.Dataset, names: tuple[str, ...], source: str) -> None:
         raise ValueError(f"{source} dataset lacks variable(s) {missing}; present: {sorted(ds.data_vars)}")
 
 
+def _prepared(ds: xr.Dataset, carrier: MetCarrier) -> xr.Dataset:
+    """``ds`` checked for the fields every carrier has, with a 1-D latitude made increasing."""
+    _require(ds, ("u10", "v10", "time", carrier.lat, carrier.lon), carrier.source)
+    lat = ds[carrier.lat]
+    if lat.ndim == 1 and lat.size > 1 and float(lat[0]) > float(lat[-1]):
+        ds = ds.sortby(carrier.lat)
+    return ds
+
+
+@dataclass(frozen=True)
+class _Sampler:
+    """The fields of one carrier evaluated at one stencil."""
+
+    ds: xr.Dataset
+    carrier: MetCarrier
+    stencil: _Stencil
+
+    def has(self, *names: str) -> bool:
+        return set(names) <= set(self.ds.variables)
+
+    def field(self, name: str) -> np.ndarray:
+        return _time_first(self.ds[name], *self.carrier.dims_yx)
+
+    def at(self, name: str) -> float:
+        return float(_evaluate(self.field(name), self.stencil))
+
+    def at_or(self, name: str, default: float, notes: list[str]) -> float:
+        """The field at the point, or ``default`` (noted in ``notes``) when the carrier lacks it."""
+        if name in self.ds.variables:
+            return self.at(name)
+        notes.append(f"{name} absent: {default} used")
+        return default
+
+    def neighbours(self, name: str) -> np.ndarray:
+        return _neighbours(self.field(name), self.stencil)
+
+
 def _uncertainty(u10: float, v10: float, u_nb: np.ndarray, v_nb: np.ndarray) -> tuple[float, float]:
     speed = math.hypot(u10, v10)
     speed_sd = max(float(np.std(np.hypot(u_nb, v_nb))), sron_wind_speed_error_m_s(speed))
@@ -300,146 +396,90 @@ def _golder(length_m: float, z0: float) -> tuple[float, str, str]:
     return index, stability.index_to_class(index), f"Golder 1/L (L = {length_m:.1f} m, z0 = {z0:.3f} m)"
 
 
-def _pressure_level_mean(
-    era5: xr.Dataset, stencil: _Stencil, p_surface_pa: float, pblh_m: float
-) -> tuple[float, float] | None:
-    if not {"u", "v", "pressure_level"} <= set(era5.variables):
+def _pressure_level_mean(sample: _Sampler, p_surface_pa: float, pblh_m: float) -> tuple[float, float] | None:
+    """Mean pressure-level wind (m s-1) between the surface and the boundary-layer top, if the carrier
+    has pressure levels; the top is at ``p_s exp(-pblh / H)``."""
+    names = sample.carrier.pressure_level_wind
+    if names is None or not sample.has(*names):
         return None
-    p_top_pa = p_surface_pa * math.exp(-pblh_m / SCALE_HEIGHT_M)
-    levels_pa = np.asarray(era5["pressure_level"].values, np.float64) * 100.0
-    profiles = [era5[k].transpose("time", "pressure_level", ...) for k in ("u", "v")]
-    u, v = (_evaluate(_time_first(da, "latitude", "longitude"), stencil) for da in profiles)
+    u_name, v_name, level = names
+    p_top_pa = p_surface_pa * math.exp(-pblh_m / PRESSURE_SCALE_HEIGHT_M)
+    levels_pa = np.asarray(sample.ds[level].values, np.float64) * 100.0
+    profiles = [sample.ds[k].transpose("time", level, ...) for k in (u_name, v_name)]
+    u, v = (_evaluate(_time_first(da, *sample.carrier.dims_yx), sample.stencil) for da in profiles)
     inside = (levels_pa <= p_surface_pa) & (levels_pa >= p_top_pa)
     if not np.any(inside):
         return None
     return float(np.mean(u[inside])), float(np.mean(v[inside]))
 
 
-def wind_at_era5(
-    era5: xr.Dataset, lon: float, lat: float, time: Any, sshf_accumulation_s: float = ERA5_SSHF_ACCUMULATION_S
-) -> OverpassWind:
-    """Met prior at (``lon``, ``lat``) degrees and ``time`` (UTC) from an ERA5 carrier.
+def _boundary_layer_wind(sample: _Sampler, p_surface_pa: float, pblh_m: float) -> tuple[float, float] | None:
+    """Pressure-level mean, else the carrier's single boundary-layer level, else ``None``."""
+    pbl = _pressure_level_mean(sample, p_surface_pa, pblh_m)
+    if pbl is None and sample.has(*sample.carrier.boundary_layer_wind):
+        u_name, v_name = sample.carrier.boundary_layer_wind
+        pbl = sample.at(u_name), sample.at(v_name)
+    return pbl
 
-    ``era5`` has dims ``time, latitude (increasing), longitude`` and at least ``u10, v10`` (m s-1);
-    ``u100, v100`` (m s-1), ``blh`` (m), ``sp`` (Pa), ``t2m`` (K), ``tcc`` (0-1), ``fsr`` (m) and
-    ``sshf`` (J m-2 accumulated over ``sshf_accumulation_s``, positive downwards) are used when
-    present; pressure-level ``u, v`` on ``pressure_level`` (hPa) give the boundary-layer mean.
-    Missing optional fields fall back to documented defaults (PBLH 1000 m, 1013.25 hPa, cloud 0.5),
-    listed in ``notes``. Raises ``ValueError`` naming the missing variable or the out-of-range
-    coordinate (e.g. a time outside the file's range).
+
+def _stability(
+    sample: _Sampler, u10: float, v10: float, p_s: float, where: tuple[float, float, np.datetime64],
+    cloud_fraction: float, notes: list[str],
+) -> tuple[float, str, str]:
+    """(index, class, method): Golder from the Obukhov length when the carrier has the heat flux,
+    roughness and 2 m temperature, else the Pasquill table at ``where`` = (lon, lat, time)."""
+    carrier = sample.carrier
+    if sample.has(carrier.heat_flux, carrier.roughness, carrier.t2m):
+        z0 = sample.at(carrier.roughness)
+        heat = sample.at(carrier.heat_flux)
+        if carrier.heat_flux_accumulation_s is not None:
+            heat = stability.upward_heat_flux_w_m2(heat, carrier.heat_flux_accumulation_s)
+        t2m = sample.at(carrier.t2m)
+        length = stability.obukhov_length_from_flux_m(heat, math.hypot(u10, v10), t2m, p_s, z0)
+        return _golder(length, z0)
+    if carrier.cloud is not None:
+        cloud_fraction = sample.at_or(carrier.cloud, cloud_fraction, notes)
+    lon, lat, t = where
+    return _pasquill(u10, v10, t, lon, lat, cloud_fraction)
+
+
+def check_coverage(ds: xr.Dataset, carrier: MetCarrier, lon: float, lat: float, time: Any) -> None:
+    """Check that ``ds`` holds the fields every carrier has, the point (degrees) and the time (UTC).
+
+    Raises ``ValueError`` naming the missing variable or the out-of-range coordinate.
     """
-    _require(era5, ("u10", "v10", "time", "latitude", "longitude"), "ERA5")
-    if era5["latitude"].size > 1 and float(era5["latitude"][0]) > float(era5["latitude"][-1]):
-        era5 = era5.sortby("latitude")
-    t = _to_datetime64(time)
-    stencil = _era5_stencil(era5, lon, lat, t)
+    _stencil(_prepared(ds, carrier), carrier, lon, lat, to_datetime64(time)[()])
 
-    def field(name: str) -> np.ndarray:
-        return _time_first(era5[name], "latitude", "longitude")
 
-    def at(name: str, default: float, notes: list[str]) -> float:
-        if name in era5.variables:
-            return float(_evaluate(field(name), stencil))
-        notes.append(f"{name} absent: {default} used")
-        return default
+def wind_at(
+    ds: xr.Dataset,
+    carrier: MetCarrier,
+    lon: float,
+    lat: float,
+    time: Any,
+    cloud_fraction: float = DEFAULT_CLOUD_FRACTION,
+) -> OverpassWind:
+    """Met prior at (``lon``, ``lat``) degrees and ``time`` (UTC) from a carrier laid out as ``carrier``.
 
+    Needs ``u10, v10`` (m s-1) on ``time`` and the carrier's grid; the optional fields of
+    :class:`MetCarrier` are used when present. Missing optional fields fall back to documented
+    defaults (PBLH 1000 m, 1013.25 hPa, cloud ``cloud_fraction``), listed in ``notes``; a carrier
+    without cloud cover (WRF) uses ``cloud_fraction`` for the Pasquill table. Raises ``ValueError``
+    naming the missing variable or the out-of-range coordinate (e.g. a time outside the file's range).
+    """
+    ds = _prepared(ds, carrier)
+    t = to_datetime64(time)[()]
+    sample = _Sampler(ds, carrier, _stencil(ds, carrier, lon, lat, t))
     notes: list[str] = []
-    u10, v10 = float(_evaluate(field("u10"), stencil)), float(_evaluate(field("v10"), stencil))
-    pblh = at("blh", DEFAULT_PBLH_M, notes)
-    p_s = at("sp", STANDARD_PRESSURE_PA, notes)
-    speed_sd, direction_sd = _uncertainty(u10, v10, _neighbours(field("u10"), stencil),
-                                          _neighbours(field("v10"), stencil))
-    pbl = _pressure_level_mean(era5, stencil, p_s, pblh)
-    if pbl is None and {"u100", "v100"} <= set(era5.variables):
-        pbl = float(_evaluate(field("u100"), stencil)), float(_evaluate(field("v100"), stencil))
-    u_pbl, v_pbl = pbl if pbl is not None else (u10, v10)
-    if {"sshf", "fsr", "t2m"} <= set(era5.variables):
-        z0 = at("fsr", 0.1, notes)
-        length = stability.obukhov_length_m(at("sshf", 0.0, notes), sshf_accumulation_s, u10, v10,
-                                            at("t2m", 288.15, notes), p_s, z0)
-        index, pg_class, method = _golder(length, z0)
-    else:
-        index, pg_class, method = _pasquill(u10, v10, t, lon, lat, at("tcc", 0.5, notes))
+    u10, v10 = sample.at("u10"), sample.at("v10")
+    pblh = sample.at_or(carrier.pblh, DEFAULT_PBLH_M, notes)
+    p_s = sample.at_or(carrier.surface_pressure, STANDARD_PRESSURE_PA, notes)
+    speed_sd, direction_sd = _uncertainty(u10, v10, sample.neighbours("u10"), sample.neighbours("v10"))
+    u_pbl, v_pbl = _boundary_layer_wind(sample, p_s, pblh) or (u10, v10)
+    index, pg_class, method = _stability(sample, u10, v10, p_s, (lon, lat, t), cloud_fraction, notes)
     return OverpassWind(
-        time=_to_datetime(t), u_m_s=u10, v_m_s=v10, speed_sd_m_s=speed_sd, direction_sd_rad=direction_sd,
-        stability_index=index, pblh_m=pblh, surface_pressure_pa=p_s, source="ERA5",
+        time=as_utc(t), u_m_s=u10, v_m_s=v10, speed_sd_m_s=speed_sd, direction_sd_rad=direction_sd,
+        stability_index=index, pblh_m=pblh, surface_pressure_pa=p_s, source=carrier.source,
         u10_m_s=u10, v10_m_s=v10, u_pbl_m_s=u_pbl, v_pbl_m_s=v_pbl, stability_class=pg_class,
         stability_method=method, notes="; ".join(notes),
     )
-
-
-def wind_at_wrf(
-    wrf: xr.Dataset, lon: float, lat: float, time: Any, cloud_fraction: float = 0.5
-) -> OverpassWind:
-    """Met prior at (``lon``, ``lat``) degrees and ``time`` (UTC) from the WRF carrier of ``read_wrf``.
-
-    ``wrf`` has dims ``time, south_north, west_east`` with 2-D coords ``lat, lon`` (degrees) and
-    ``u10, v10`` (m s-1, earth-relative), ``pblh`` (m), ``psfc`` (Pa), optionally ``u_bl, v_bl``
-    (lowest model level, m s-1) and ``hfx`` (upward sensible heat flux, W m-2), ``t2`` (K), ``znt``
-    (roughness, m). On the curvilinear grid the point is located by inverting the bilinear map of
-    the enclosing cell. Without a heat flux the Pasquill table is used with ``cloud_fraction``
-    (WRF output carries no total cloud cover).
-    """
-    _require(wrf, ("u10", "v10", "lat", "lon", "time"), "WRF")
-    t = _to_datetime64(time)
-    stencil = _wrf_stencil(wrf, lon, lat, t)
-
-    def field(name: str) -> np.ndarray:
-        return _time_first(wrf[name], "south_north", "west_east")
-
-    def at(name: str, default: float, notes: list[str]) -> float:
-        if name in wrf.variables:
-            return float(_evaluate(field(name), stencil))
-        notes.append(f"{name} absent: {default} used")
-        return default
-
-    notes: list[str] = []
-    u10, v10 = float(_evaluate(field("u10"), stencil)), float(_evaluate(field("v10"), stencil))
-    pblh = at("pblh", DEFAULT_PBLH_M, notes)
-    p_s = at("psfc", STANDARD_PRESSURE_PA, notes)
-    speed_sd, direction_sd = _uncertainty(u10, v10, _neighbours(field("u10"), stencil),
-                                          _neighbours(field("v10"), stencil))
-    if {"u_bl", "v_bl"} <= set(wrf.variables):
-        u_pbl, v_pbl = float(_evaluate(field("u_bl"), stencil)), float(_evaluate(field("v_bl"), stencil))
-    else:
-        u_pbl, v_pbl = u10, v10
-    if {"hfx", "t2", "znt"} <= set(wrf.variables):
-        z0 = at("znt", 0.1, notes)
-        length = stability.obukhov_length_from_flux_m(at("hfx", 0.0, notes), math.hypot(u10, v10),
-                                                      at("t2", 288.15, notes), p_s, z0)
-        index, pg_class, method = _golder(length, z0)
-    else:
-        index, pg_class, method = _pasquill(u10, v10, t, lon, lat, cloud_fraction)
-    return OverpassWind(
-        time=_to_datetime(t), u_m_s=u10, v_m_s=v10, speed_sd_m_s=speed_sd, direction_sd_rad=direction_sd,
-        stability_index=index, pblh_m=pblh, surface_pressure_pa=p_s, source="WRF",
-        u10_m_s=u10, v10_m_s=v10, u_pbl_m_s=u_pbl, v_pbl_m_s=v_pbl, stability_class=pg_class,
-        stability_method=method, notes="; ".join(notes),
-    )
-
-
-def wrf_covers(wrf: xr.Dataset, lon: float, lat: float, time: Any) -> bool:
-    """Whether the WRF carrier holds the point (inside the grid) and the time (inside its range)."""
-    try:
-        _wrf_stencil(wrf, lon, lat, _to_datetime64(time))
-    except ValueError:
-        return False
-    return True
-
-
-def choose_met(
-    lon: float, lat: float, time: Any, era5: xr.Dataset | None = None, wrf: xr.Dataset | None = None
-) -> OverpassWind:
-    """The met prior from WRF when it covers the point and time, else from ERA5.
-
-    Raises ``ValueError`` when neither is given, or when WRF does not cover the point and no ERA5 is
-    given (the message says why WRF was rejected).
-    """
-    if wrf is not None and wrf_covers(wrf, lon, lat, time):
-        return wind_at_wrf(wrf, lon, lat, time)
-    if era5 is not None:
-        return wind_at_era5(era5, lon, lat, time)
-    if wrf is None:
-        raise ValueError("choose_met needs an ERA5 or a WRF dataset; neither was given")
-    wind_at_wrf(wrf, lon, lat, time)  # raises with the reason WRF does not cover the point
-    raise AssertionError("unreachable")

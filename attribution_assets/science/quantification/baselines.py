@@ -20,9 +20,8 @@ from attribution_assets.science.detection.plume_mask import plume_mask
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.quantification.ime import QuantificationResult, quantify_csf, quantify_ime
-from attribution_assets.science.units import KG_M2_PER_PPM_M_CH4, kg_m2_per_ppb
+from attribution_assets.science.units import KG_M2_PER_PPM_M_CH4, METRES_PER_DEG_LAT, kg_m2_per_ppb
 
-METRES_PER_DEG_LAT = 111_320.0
 CSF_DISTANCES_M = np.arange(300.0, 2100.0, 300.0)
 CSF_HALF_WIDTH_M = 1500.0
 

@@ -1,4 +1,5 @@
-"""Observation-block builders: shapes, weights, unit factors, footprint integrals and mass."""
+"""Observation operators (the shared core and every instrument's block builder): shapes, weights, unit
+factors, footprint integrals and mass."""
 
 from __future__ import annotations
 
@@ -10,23 +11,26 @@ import pytest
 import shapely
 import xarray as xr
 
-from attribution_assets.science.forward.operators import (
+from attribution_assets.science.forward.emit import emit_block
+from attribution_assets.science.forward.ghgsat import gauss_hermite_stencil, ghgsat_block
+from attribution_assets.science.forward.oco2 import oco2_block
+from attribution_assets.science.forward.operators import jacobian, predict_block, quadrilateral_quadrature
+from attribution_assets.science.forward.plume import column_enhancement_kg_m2
+from attribution_assets.science.forward.tropomi import (
     boundary_layer_fractions,
-    emit_block,
-    gauss_hermite_stencil,
-    ghgsat_block,
-    jacobian,
-    oco2_block,
-    predict_block,
-    quadrilateral_quadrature,
     tropomi_bl_factor_ppb_per_kg_m2,
     tropomi_block,
     tropomi_xch4_operator,
 )
-from attribution_assets.science.forward.plume import column_enhancement_kg_m2
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.met.wind import OverpassWind
-from attribution_assets.science.units import KG_M2_PER_PPM_M_CH4, M_CH4_KG_MOL, kg_m2_per_ppb, kg_m2_per_ppm
+from attribution_assets.science.units import (
+    KG_M2_PER_PPM_M_CH4,
+    M_CH4_KG_MOL,
+    METRES_PER_DEG_LAT,
+    kg_m2_per_ppb,
+    kg_m2_per_ppm,
+)
 
 FRAME = LocalFrame(-103.0, 31.0)
 M_PER_DEG_LAT = 110_860.0  # meridional degree near 31 N
@@ -136,7 +140,7 @@ def test_ghgsat_psf_as_sigma_floor_matches_sampled_psf() -> None:
         scene, FRAME, overpass=0, surface_pressure_pa=95000.0, psf_sigma_m=25.0, psf_order=7
     )
     assert single.points_xy_m.shape[1] == 1
-    pixel_m = float(np.median(np.diff(scene["latitude"].values[:, 0]))) * 111_320.0
+    pixel_m = float(np.median(np.diff(scene["latitude"].values[:, 0]))) * METRES_PER_DEG_LAT
     assert single.sigma_floor_m == pytest.approx(np.sqrt(15.0**2 + 25.0**2 + pixel_m**2 / 12.0))
     wind = OverpassWind(datetime(2024, 1, 1), 3.0, 0.0, 0.5, 0.1, 3.0, 1000.0, 95000.0, "ERA5")
     source = np.array([-300.0, 0.0])

@@ -158,6 +158,7 @@ def test_weighted_column_gradient_is_the_formula_gradient(source, q, u, v, s, fl
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * max(scale, 1e-30), err_msg=name)
 
 
+@pytest.mark.slow
 def test_weighted_column_second_derivative_by_reverse_over_reverse() -> None:
     """The closed-form gradient is itself differentiable: its Jacobian matches the formula's Hessian."""
     points = jnp.stack(jnp.meshgrid(jnp.linspace(-100.0, 2500.0, 25), jnp.linspace(-400.0, 400.0, 15)), -1)

@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 
 from attribution_assets.science.met import stability
-from attribution_assets.science.met.wind import choose_met, wind_at_era5, wind_at_wrf, wrf_covers
+from attribution_assets.science.met.source import choose_met, choose_met_source, covers
+from attribution_assets.science.met.wind import ERA5, WRF, wind_at
 
 T0 = np.datetime64("2024-06-01T00:00", "ns")
 
@@ -50,7 +51,7 @@ def era5_linear(**extra: np.ndarray) -> xr.Dataset:
 def test_era5_interpolation_is_exact_for_linear_fields() -> None:
     era5 = era5_linear()
     lon, lat, when = 10.37, 40.61, datetime(2024, 6, 1, 2, 20)
-    wind = wind_at_era5(era5, lon, lat, when)
+    wind = wind_at(era5, ERA5, lon, lat, when)
     hours = 2.0 + 20.0 / 60.0
     assert wind.u_m_s == pytest.approx(_u(lon, lat, hours), abs=1e-9)
     assert wind.v_m_s == pytest.approx(_v(lon, lat, hours), abs=1e-9)
@@ -65,7 +66,7 @@ def test_era5_interpolation_is_exact_for_linear_fields() -> None:
 def test_era5_decreasing_latitude_and_aware_time_accepted() -> None:
     era5 = era5_linear().isel(latitude=slice(None, None, -1))
     when = datetime(2024, 6, 1, 3, 50, tzinfo=timezone(timedelta(hours=2)))  # 01:50 UTC
-    wind = wind_at_era5(era5, 10.9, 40.1, when)
+    wind = wind_at(era5, ERA5, 10.9, 40.1, when)
     assert wind.u_m_s == pytest.approx(_u(10.9, 40.1, 1.0 + 50 / 60), abs=1e-9)
 
 
@@ -83,7 +84,7 @@ def test_uncertainty_floor_applies_to_a_uniform_field(
     era5 = era5_linear()
     era5["u10"] = xr.full_like(era5["u10"], speed)
     era5["v10"] = xr.full_like(era5["v10"], 0.0)
-    wind = wind_at_era5(era5, 10.5, 40.5, T0 + np.timedelta64(2, "h"))
+    wind = wind_at(era5, ERA5, 10.5, 40.5, T0 + np.timedelta64(2, "h"))
     assert wind.speed_sd_m_s == pytest.approx(expected_sd)
     assert math.degrees(wind.direction_sd_rad) == pytest.approx(expected_dir_deg)
 
@@ -93,7 +94,7 @@ def test_spread_of_neighbours_exceeds_floor() -> None:
     # u10 = 5 + 20 (lon - 10): neighbouring columns (0.25 deg apart) differ by 5 m/s, v = 0
     era5["u10"] = 5.0 + 20.0 * (era5["longitude"] - 10.0) + 0.0 * era5["u10"]
     era5["v10"] = xr.zeros_like(era5["v10"])
-    wind = wind_at_era5(era5, 10.5, 40.5, T0 + np.timedelta64(2, "h"))
+    wind = wind_at(era5, ERA5, 10.5, 40.5, T0 + np.timedelta64(2, "h"))
     assert wind.u_m_s == pytest.approx(15.0)
     assert wind.speed_sd_m_s == pytest.approx(5.0 * math.sqrt(2.0 / 3.0), rel=1e-9)
 
@@ -101,15 +102,15 @@ def test_spread_of_neighbours_exceeds_floor() -> None:
 def test_era5_errors_name_what_is_missing() -> None:
     era5 = era5_linear()
     with pytest.raises(ValueError, match="outside the ERA5 file's range"):
-        wind_at_era5(era5, 10.5, 40.5, datetime(2024, 6, 2, 0, 0))
+        wind_at(era5, ERA5, 10.5, 40.5, datetime(2024, 6, 2, 0, 0))
     with pytest.raises(ValueError, match="longitude"):
-        wind_at_era5(era5, 12.0, 40.5, T0)
+        wind_at(era5, ERA5, 12.0, 40.5, T0)
     with pytest.raises(ValueError, match="u10"):
-        wind_at_era5(era5.drop_vars("u10"), 10.5, 40.5, T0)
+        wind_at(era5.drop_vars("u10"), ERA5, 10.5, 40.5, T0)
 
 
 def test_missing_optional_fields_fall_back_with_notes() -> None:
-    wind = wind_at_era5(era5_linear().drop_vars(["blh", "sp", "u100", "v100"]), 10.5, 40.5, T0)
+    wind = wind_at(era5_linear().drop_vars(["blh", "sp", "u100", "v100"]), ERA5, 10.5, 40.5, T0)
     assert wind.pblh_m == 1000.0 and wind.surface_pressure_pa == 101325.0
     assert "blh absent" in wind.notes and "sp absent" in wind.notes
     assert wind.u_pbl_m_s == wind.u_m_s
@@ -126,7 +127,7 @@ def test_pressure_levels_give_the_boundary_layer_mean() -> None:
     era5["v"] = (dims, np.zeros(shape))
     era5["sp"] = xr.full_like(era5["sp"], 100000.0)
     era5["blh"] = xr.full_like(era5["blh"], 1000.0)  # top at 1000 hPa * exp(-1/8) = 882.5 hPa
-    wind = wind_at_era5(era5, 10.5, 40.5, T0)
+    wind = wind_at(era5, ERA5, 10.5, 40.5, T0)
     assert wind.u_pbl_m_s == pytest.approx(5.0)  # levels 1000 and 925 hPa (sp is 1000 hPa)
     assert wind.v_pbl_m_s == pytest.approx(0.0)
 
@@ -134,7 +135,7 @@ def test_pressure_levels_give_the_boundary_layer_mean() -> None:
 def test_stability_from_pasquill_and_from_obukhov() -> None:
     era5 = era5_linear()
     when = T0 + np.timedelta64(1, "h")  # 01 UTC at 10.5 E: night
-    wind = wind_at_era5(era5, 10.5, 40.5, when)
+    wind = wind_at(era5, ERA5, 10.5, 40.5, when)
     elevation = float(stability.solar_elevation_deg(when, 10.5, 40.5))
     assert elevation < 0
     assert wind.stability_index == stability.pasquill_gifford_index(wind.speed_m_s, elevation, 0.1)
@@ -144,7 +145,7 @@ def test_stability_from_pasquill_and_from_obukhov() -> None:
     flux = era5_linear(
         sshf=np.full(shape, -300.0 * 3600.0), fsr=np.full(shape, 0.1), t2m=np.full(shape, 300.0)
     )
-    unstable = wind_at_era5(flux, 10.5, 40.5, when)
+    unstable = wind_at(flux, ERA5, 10.5, 40.5, when)
     assert unstable.stability_method.startswith("Golder")
     assert unstable.stability_index < 1.0  # strong upward heat flux at ~2 m/s: A-B
 
@@ -174,7 +175,7 @@ def wrf_linear(i0: float = 0.0) -> xr.Dataset:
 def test_wrf_interpolation_is_exact_on_curvilinear_grid() -> None:
     wrf = wrf_linear()
     lon, lat, when = 10.41, 40.43, T0 + np.timedelta64(90, "m")
-    wind = wind_at_wrf(wrf, lon, lat, when)
+    wind = wind_at(wrf, WRF, lon, lat, when)
     assert wind.u_m_s == pytest.approx(_u(lon, lat, 1.5), abs=1e-9)
     assert wind.v_m_s == pytest.approx(_v(lon, lat, 1.5), abs=1e-9)
     assert wind.u_pbl_m_s == pytest.approx(1.2 * _u(lon, lat, 1.5), abs=1e-9)
@@ -185,14 +186,45 @@ def test_wrf_interpolation_is_exact_on_curvilinear_grid() -> None:
 def test_choose_met_prefers_wrf_where_it_covers() -> None:
     era5, wrf = era5_linear(), wrf_linear()
     inside = (10.41, 40.43, T0 + np.timedelta64(90, "m"))
-    assert wrf_covers(wrf, *inside)
-    assert choose_met(*inside, era5=era5, wrf=wrf).source == "WRF"
+    assert covers(wrf, WRF, *inside)
+    assert choose_met(*inside, era5=[era5], wrf=[wrf]).source == "WRF"
     outside_space = (10.9, 40.9, T0 + np.timedelta64(90, "m"))
-    assert not wrf_covers(wrf, *outside_space)
-    assert choose_met(*outside_space, era5=era5, wrf=wrf).source == "ERA5"
+    assert not covers(wrf, WRF, *outside_space)
+    assert choose_met(*outside_space, era5=[era5], wrf=[wrf]).source == "ERA5"
     outside_time = (10.41, 40.43, T0 + np.timedelta64(5, "h"))
-    assert choose_met(*outside_time, era5=era5, wrf=wrf).source == "ERA5"
+    assert choose_met(*outside_time, era5=[era5], wrf=[wrf]).source == "ERA5"
     with pytest.raises(ValueError, match="outside the WRF domain"):
-        choose_met(*outside_space, wrf=wrf)
+        choose_met(*outside_space, wrf=[wrf])
     with pytest.raises(ValueError, match="neither"):
         choose_met(*inside)
+
+
+def test_choose_met_source_tries_every_wrf_run_before_era5() -> None:
+    era5, outer, inner = era5_linear(), wrf_linear(i0=40.0), wrf_linear()
+    inside = (10.41, 40.43, T0 + np.timedelta64(90, "m"))
+    assert not covers(outer, WRF, *inside)
+    carrier, chosen = choose_met_source(*inside, era5=[era5], wrf=[outer, inner])
+    assert carrier is WRF and chosen is inner
+    with pytest.raises(ValueError, match="outside the WRF domain.*outside the ERA5 file's range"):
+        choose_met_source(10.41, 40.43, T0 + np.timedelta64(30, "h"), era5=[era5], wrf=[outer])
+
+
+def test_one_extractor_for_both_layouts() -> None:
+    """The same fields laid out as ERA5 (1-D coordinates) and as WRF (2-D) give the same wind."""
+    era5 = era5_linear()
+    lat2d, lon2d = xr.broadcast(era5["latitude"], era5["longitude"])
+    dims = {"latitude": "south_north", "longitude": "west_east"}
+    as_wrf = (
+        era5.drop_vars("tcc")
+        .rename({"blh": "pblh", "sp": "psfc", "u100": "u_bl", "v100": "v_bl"})
+        .assign_coords(lat=lat2d, lon=lon2d)
+        .swap_dims(dims)
+        .drop_vars(["latitude", "longitude"])
+    )
+    when = T0 + np.timedelta64(100, "m")
+    a = wind_at(era5, ERA5, 10.37, 40.61, when)
+    b = wind_at(as_wrf, WRF, 10.37, 40.61, when, cloud_fraction=0.1)
+    for name in ("u_m_s", "v_m_s", "speed_sd_m_s", "direction_sd_rad", "pblh_m", "surface_pressure_pa",
+                 "u_pbl_m_s", "v_pbl_m_s", "stability_index"):
+        assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-9, abs=1e-9), name
+    assert (a.source, b.source) == ("ERA5", "WRF")

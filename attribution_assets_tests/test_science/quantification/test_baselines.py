@@ -10,7 +10,7 @@ from shapely.geometry import Point
 from attribution_assets.readers.emit import read_emit_l1b
 from attribution_assets.readers.ghgsat import read_ghgsat_l2
 from attribution_assets.readers.reference import load_ch4_unit_absorption
-from attribution_assets.science.detection.matched_filter import emit_enhancement
+from attribution_assets.science.detection.matched_filter import enhance_emit_scene
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.quantification.baselines import emit_baselines, ghgsat_baselines
@@ -51,7 +51,7 @@ def test_emit_baselines_find_the_plume_and_bracket_its_rate(
     event = sample_events["permian-ch4"]
     frame = LocalFrame(event.longitude, event.latitude)
     path = next((sample_archive / "emit").glob("EMIT_L1B_RAD_001_20250814T*.nc"))
-    enh = emit_enhancement(read_emit_l1b(path), load_ch4_unit_absorption())
+    enh = enhance_emit_scene(read_emit_l1b(path), load_ch4_unit_absorption())
     results = {
         b.result.method: b for b in emit_baselines(enh, _wind(truth_overpasses, "permian-ch4", "EMIT"), frame)
     }
@@ -66,7 +66,7 @@ def test_emit_baselines_find_the_plume_and_bracket_its_rate(
 def test_null_scene_gives_no_baseline(sample_archive, sample_events, truth_overpasses):
     event = sample_events["turkmen-null-ch4"]
     path = next((sample_archive / "emit").glob("EMIT_L1B_RAD_001_20250903T*.nc"))
-    enh = emit_enhancement(read_emit_l1b(path), load_ch4_unit_absorption())
+    enh = enhance_emit_scene(read_emit_l1b(path), load_ch4_unit_absorption())
     wind = _wind(truth_overpasses, "turkmen-null-ch4", "EMIT")
     assert emit_baselines(enh, wind, LocalFrame(event.longitude, event.latitude)) == []
 
