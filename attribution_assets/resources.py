@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource, ResourceDependency
+from pydantic import Field
 
 from attribution_assets.access import cds as cds_access
 from attribution_assets.access import earthdata as earthdata_access
 from attribution_assets.access.live import LiveDecision, decide_live
 from attribution_assets.events import DetectionEvent
 from attribution_assets.paths import REFERENCE_DIR, archive_root, output_root
-
-KM_PER_DEG_LAT = 111.32
+from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
+from attribution_assets.science.units import METRES_PER_DEG_LAT
 
 
 class ProductArchive(ConfigurableResource):
@@ -84,6 +85,8 @@ class AnalysisSettings(ConfigurableResource):
 
     Half-widths in km around the alert point, window in hours; inventories (facility list CSV/GeoJSON,
     WRI power-plant CSV, EDGAR NetCDF; an empty string switches one off) default to the bundled samples.
+    The sampler settings take their defaults and descriptions from
+    :class:`~attribution_assets.science.inversion.settings.InversionSettings`.
     """
 
     time_window_h: float = 12.0
@@ -91,11 +94,11 @@ class AnalysisSettings(ConfigurableResource):
     ghgsat_half_width_km: float = 4.0
     tropomi_half_width_km: float = 60.0
     oco2_half_width_km: float = 80.0
-    num_chains: int = 4
-    num_warmup: int = 500
-    num_samples: int = 1000
-    seed: int = 0
-    escalate: bool = True
+    num_chains: int = Field(default=InversionSettings.num_chains, description=setting_help("num_chains"))
+    num_warmup: int = Field(default=InversionSettings.num_warmup, description=setting_help("num_warmup"))
+    num_samples: int = Field(default=InversionSettings.num_samples, description=setting_help("num_samples"))
+    seed: int = Field(default=InversionSettings.seed, description=setting_help("seed"))
+    escalate: bool = Field(default=InversionSettings.escalate, description=setting_help("escalate"))
     attribution_half_width_km: float = 4.0
     facility_list: str = str(REFERENCE_DIR / "facilities_sample.csv")
     power_plants: str = str(REFERENCE_DIR / "wri_gppd_sample.csv")
@@ -114,12 +117,18 @@ class AnalysisSettings(ConfigurableResource):
 
     def bbox(self, event: DetectionEvent, half_width_km: float) -> tuple[float, float, float, float]:
         """(west, south, east, north) in degrees of a square of ``2 * half_width_km`` around the event."""
-        dlat = half_width_km / KM_PER_DEG_LAT
-        dlon = half_width_km / (KM_PER_DEG_LAT * max(math.cos(math.radians(event.latitude)), 1e-3))
+        km_per_deg = METRES_PER_DEG_LAT / 1000.0
+        dlat = half_width_km / km_per_deg
+        dlon = half_width_km / (km_per_deg * max(math.cos(math.radians(event.latitude)), 1e-3))
         return (event.longitude - dlon, event.latitude - dlat, event.longitude + dlon, event.latitude + dlat)
 
     def alert_threshold_kg_h(self, gas: str) -> float:
         return self.alert_threshold_co2_kg_h if gas == "CO2" else self.alert_threshold_ch4_kg_h
+
+    def inversion_settings(self) -> InversionSettings:
+        """The settings the inversion runs with: this resource's sampler settings
+        (``SAMPLER_SETTINGS``), the defaults of :class:`InversionSettings` for the others."""
+        return InversionSettings(**{name: getattr(self, name) for name in SAMPLER_SETTINGS})
 
 
 Log = logging.Logger | Callable[[str], None] | None

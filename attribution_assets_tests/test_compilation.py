@@ -1,11 +1,22 @@
-"""The persistent XLA compilation cache is configurable and can be switched off."""
+"""JAX set-up: the XLA CPU flag, and the persistent compilation cache (configurable, can be switched off)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import jax
 import pytest
 
-from attribution_assets.compilation import CACHE_ENV, enable_compilation_cache
+from attribution_assets.compilation import (
+    CACHE_ENV,
+    YNN_REDUCE_OFF_FLAG,
+    configure_jax,
+    enable_compilation_cache,
+    set_xla_flags,
+    xla_flags,
+)
 
 
 @pytest.fixture
@@ -29,3 +40,35 @@ def test_cache_can_be_switched_off(monkeypatch, tmp_path, restore_cache_dir) -> 
     monkeypatch.setenv(CACHE_ENV, "off")
     assert enable_compilation_cache() is None
     assert jax.config.jax_compilation_cache_dir == str(tmp_path)  # left as it was
+
+
+def test_xla_flag_switches_off_the_ynn_reduce_fusion_on_jaxlib_0_10() -> None:
+    assert xla_flags("", (0, 10)) == YNN_REDUCE_OFF_FLAG
+    assert xla_flags("--xla_foo=1", (0, 10)) == f"--xla_foo=1 {YNN_REDUCE_OFF_FLAG}"
+    chosen = "--xla_cpu_experimental_ynn_fusion_type=none"
+    assert xla_flags(chosen, (0, 10)) == chosen  # an explicit choice is kept
+    assert xla_flags("--xla_foo=1", (0, 11)) == "--xla_foo=1"
+
+
+def test_configure_jax_sets_the_flag_and_the_cache(tmp_path, monkeypatch, restore_cache_dir) -> None:
+    monkeypatch.setenv("XLA_FLAGS", "--xla_foo=1")
+    expected = xla_flags("--xla_foo=1")
+    assert configure_jax(tmp_path / "c") == tmp_path / "c"
+    assert os.environ["XLA_FLAGS"] == expected
+    assert set_xla_flags() == expected  # idempotent
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "c")
+
+
+def test_importing_the_package_sets_no_flag_and_starts_no_backend() -> None:
+    """The flag can still be set after the imports: no module computes with JAX at import time."""
+    code = (
+        "import os\n"
+        "import attribution_assets, attribution_assets.science.forward.operators\n"
+        "import attribution_assets.science.met.wind\n"
+        "from attribution_assets.compilation import _backend_initialised\n"
+        "assert 'XLA_FLAGS' not in os.environ, os.environ['XLA_FLAGS']\n"
+        "assert not _backend_initialised()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr

@@ -1,14 +1,14 @@
 """Benchmark: EMIT plume detection rate and null-scene false-detection rate on generated scenes.
 
-Each scene is ``samples.scenes.emit_plume_cube``: 1280 x 128 pixels of 60 m (a strip of a full EMIT
+Each scene is ``samples.simulate.emit.emit_plume_cube``: 1280 x 128 pixels of 60 m (a strip of a full EMIT
 scene: 1280 downtrack lines, so that every detector column's statistics come from as many pixels as in
 a real scene), the 48 bands of the CH4 window, random sun, surface mixture, stability (Briggs B-D) and
 wind direction, radiance noise scaled so that the matched filter's per-pixel uncertainty is ~400 ppm·m
 as in real EMIT scenes; plume scenes hold one Gaussian point source of ``--rate-kg-h`` at 3 m/s, null
 scenes none. Each scene runs the matched filter (``science.detection.matched_filter``, defaults) and the
-detection rule of ``plume_mask.emit_plume_candidates`` (``lengths_px=(4, 15)``): the
+detection rule of ``plume_scan.emit_plume_candidates`` (``lengths_px=(4, 15)``): the
 significance of compensated point-source plume templates (16 directions, 4 and 15 px long), each
-calibrated by its scene spread (``plume_mask.plume_significance_map``), above ``threshold_sigma``:
+calibrated by its scene spread (``plume_scan.plume_significance_map``), above ``threshold_sigma``:
 
 - a plume scene is detected when a kept component reaches within ``--near-px`` pixels of the source;
 - a null scene is a false detection when any component is kept.
@@ -16,7 +16,7 @@ calibrated by its scene spread (``plume_mask.plume_significance_map``), above ``
 ``--tune N`` first evaluates a grid of (threshold, minimum size) on N plume and N null scenes whose
 seeds (0..N-1) are disjoint from the reported ones (from ``--seed 10000``) and prints it; the reported
 rates always use the rule given by ``--threshold``/``--min-size`` (default: the package's
-``plume_mask.DETECTION_SIGMA`` / ``DETECTION_MIN_PX``, chosen on 40 + 40 tuning scenes at 1000 kg/h).
+``plume_scan.DETECTION_SIGMA`` / ``DETECTION_MIN_PX``, chosen on 40 + 40 tuning scenes at 1000 kg/h).
 
 Scene length: with the earlier 200 x 200 scenes each column's mean and covariance came from 200 pixels
 for 48 bands, and the faint tail of a 1000 kg/h plume (500-3000 pixels above 30 ppm·m) in them took
@@ -38,14 +38,14 @@ import numpy as np
 from report import write_results
 
 from attribution_assets.readers.reference import load_ch4_unit_absorption
-from attribution_assets.samples.scenes import emit_plume_cube
+from attribution_assets.samples.simulate.emit import emit_plume_cube
 from attribution_assets.science.detection.matched_filter import matched_filter
-from attribution_assets.science.detection.plume_mask import (
+from attribution_assets.science.detection.plume_mask import significant_components
+from attribution_assets.science.detection.plume_scan import (
     DETECTION_LENGTHS_PX,
     DETECTION_MIN_PX,
     DETECTION_SIGMA,
     plume_significance_map,
-    significant_components,
 )
 
 NULL_SEED_OFFSET = 500_000

@@ -35,6 +35,7 @@ from attribution_assets.samples.formats.emit import (
     WKT_EPSG_4326,
     emit_l1b_filename,
 )
+from attribution_assets.science.units import METRES_PER_DEG_LAT
 
 N_DOWN, N_CROSS, N_BANDS = 1280, 1242, 285
 PIXEL_DEG = 0.000542
@@ -55,7 +56,7 @@ def _scene_lonlat(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.nd
     cross_m = (cols - (N_CROSS - 1) / 2.0) * SCENE_PIXEL_M
     east_m = cross_m * math.cos(theta) + down_m * math.sin(theta)
     north_m = cross_m * math.sin(theta) - down_m * math.cos(theta)
-    m_per_deg_lat = 111_320.0
+    m_per_deg_lat = METRES_PER_DEG_LAT
     m_per_deg_lon = m_per_deg_lat * math.cos(math.radians(CENTRE_LAT))
     return CENTRE_LON + east_m / m_per_deg_lon, CENTRE_LAT + north_m / m_per_deg_lat
 
@@ -63,7 +64,7 @@ def _scene_lonlat(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.nd
 def _scene_index(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`_scene_lonlat`: nearest (row, col) as float arrays."""
     theta = math.radians(ROTATION_DEG)
-    m_per_deg_lat = 111_320.0
+    m_per_deg_lat = METRES_PER_DEG_LAT
     m_per_deg_lon = m_per_deg_lat * math.cos(math.radians(CENTRE_LAT))
     east_m = (lon - CENTRE_LON) * m_per_deg_lon
     north_m = (lat - CENTRE_LAT) * m_per_deg_lat
@@ -188,7 +189,7 @@ def write_full_scene(
 
 def aoi_bbox(side_km: float) -> tuple[float, float, float, float]:
     """(west, south, east, north) in degrees of a square of ``side_km`` centred on the scene centre."""
-    half_lat = side_km / 2.0 / 111.32
+    half_lat = side_km * 1000.0 / 2.0 / METRES_PER_DEG_LAT
     half_lon = half_lat / math.cos(math.radians(CENTRE_LAT))
     return (CENTRE_LON - half_lon, CENTRE_LAT - half_lat, CENTRE_LON + half_lon, CENTRE_LAT + half_lat)
 
@@ -230,8 +231,8 @@ def _child_rss(path: Path, bbox: tuple[float, ...]) -> dict[str, object]:
 
 def run(workdir: Path, repeats: int, side_km: float) -> dict[str, object]:
     """Write the scene if needed, then time the AOI reads and the checksum; return the results."""
+    from attribution_assets.readers.checksum import file_checksum
     from attribution_assets.readers.emit import read_emit_l1b
-    from attribution_assets.readers.errors import file_checksum
 
     path = workdir / emit_l1b_filename(START, "2522612", 1)
     write_s = None

@@ -37,11 +37,17 @@ import numpy as np
 import xarray as xr
 from report import write_results
 
-import attribution_assets  # noqa: F401  (XLA CPU options, before the first computation)
-from attribution_assets.science import inversion, operators
-from attribution_assets.science.forward.operators import METRES_PER_DEG_LAT
+from attribution_assets.compilation import set_xla_flags
+from attribution_assets.science import inversion
+from attribution_assets.science.forward import operators
+from attribution_assets.science.forward.emit import emit_block
+from attribution_assets.science.forward.ghgsat import ghgsat_block
+from attribution_assets.science.forward.tropomi import tropomi_block
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.met.wind import OverpassWind
+from attribution_assets.science.units import METRES_PER_DEG_LAT
+
+set_xla_flags()  # XLA CPU options, before the first computation
 
 FRAME = LocalFrame(-103.61, 31.9095)
 
@@ -109,9 +115,9 @@ def tropomi_carrier(n_y: int, n_x: int, rng: np.random.Generator, layers: int = 
 def event_blocks(emit: tuple[int, int], ghgsat: tuple[int, int], tropomi: tuple[int, int], seed: int):
     rng = np.random.default_rng(seed)
     return [
-        operators.emit_block(emit_carrier(*emit, rng), FRAME, overpass=0),
-        operators.ghgsat_block(ghgsat_carrier(*ghgsat, rng), FRAME, overpass=1, surface_pressure_pa=91_000.0),
-        operators.tropomi_block(tropomi_carrier(*tropomi, rng), FRAME, overpass=2, pblh_m=1500.0),
+        emit_block(emit_carrier(*emit, rng), FRAME, overpass=0),
+        ghgsat_block(ghgsat_carrier(*ghgsat, rng), FRAME, overpass=1, surface_pressure_pa=91_000.0),
+        tropomi_block(tropomi_carrier(*tropomi, rng), FRAME, overpass=2, pblh_m=1500.0),
     ]
 
 
@@ -165,7 +171,7 @@ def _executables() -> int:
         for f in (
             inversion.predict_groups,
             _forward_and_vjp,
-            inversion._value_and_grad,
+            inversion.potential_and_gradient,
             operators._predict_block_jit,
         )
     )

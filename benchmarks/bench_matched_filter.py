@@ -2,7 +2,7 @@
 
 Writes (once, cached under ``--workdir``) a full-size EMIT L1B RAD V001 file (1280 x 1242 x 285, the
 writer of ``bench_emit_aoi.py``) whose radiance follows the sample forward model of
-``samples.scenes`` (solar spectrum x transmittance x mixed surface reflectance x ``exp(k alpha)`` +
+``samples.simulate.emit`` (solar spectrum x transmittance x mixed surface reflectance x ``exp(k alpha)`` +
 noise) with two Gaussian plumes (Briggs class D, 3 m/s) injected:
 
 - ``crosstrack``: 2000 kg/h, wind along the crosstrack axis, so the plume crosses many detector columns;
@@ -11,7 +11,7 @@ noise) with two Gaussian plumes (Briggs class D, 3 m/s) injected:
 
 Then, in one run:
 
-- ours: ``read_emit_l1b(path, window_nm=CH4 window)`` + ``emit_enhancement`` (matched filter with
+- ours: ``read_emit_l1b(path, window_nm=CH4 window)`` + ``enhance_emit_scene`` (matched filter with
   second pass, albedo correction, orthorectification), from the file to the enhancement and
   uncertainty maps, ``--repeats`` times (each read includes the provenance checksum, a head/tail
   fingerprint that is also timed alone);
@@ -42,11 +42,11 @@ import numpy as np
 from bench_emit_aoi import N_CROSS, N_DOWN, START, write_full_scene
 from report import write_results
 
-from attribution_assets.readers import errors
+from attribution_assets.readers.checksum import file_checksum
 from attribution_assets.readers.emit import read_emit_l1b
 from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.samples.formats.emit import emit_l1b_filename
-from attribution_assets.samples.scenes import (
+from attribution_assets.samples.simulate.emit import (
     EMIT_PIXEL_M,
     emit_abundances,
     emit_band_parameters,
@@ -56,7 +56,7 @@ from attribution_assets.samples.scenes import (
 )
 from attribution_assets.science.detection.matched_filter import (
     CH4_WINDOW_NM,
-    emit_enhancement,
+    enhance_emit_scene,
     matched_filter,
 )
 from attribution_assets.science.forward.absorption import band_unit_absorption
@@ -172,14 +172,14 @@ def run(workdir: Path, repeats: int, mag1c_python: str | None, mag1c_batch: int,
     k_hi = load_ch4_unit_absorption()
 
     t0 = time.perf_counter()
-    errors.file_checksum(path)
+    file_checksum(path)
     checksum_s = time.perf_counter() - t0
     pipeline, read, filt = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         ds = read_emit_l1b(path, window_nm=CH4_WINDOW_NM)
         t1 = time.perf_counter()
-        maps = emit_enhancement(ds, k_hi)
+        maps = enhance_emit_scene(ds, k_hi)
         t2 = time.perf_counter()
         pipeline.append(t2 - t0)
         read.append(t1 - t0)

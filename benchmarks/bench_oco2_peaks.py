@@ -34,7 +34,8 @@ import pandas as pd
 import xarray as xr
 from report import write_results
 
-from attribution_assets.science.detection.peaks import haversine_km, scan_oco2_peaks
+from attribution_assets.science.detection.peaks import scan_oco2_peaks
+from attribution_assets.science.sphere import haversine_km
 
 N_ORBITS = 14
 FRAME_KM = 2.25

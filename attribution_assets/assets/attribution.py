@@ -7,7 +7,6 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, asset
 
 from attribution_assets.assets.common import event_of
-from attribution_assets.assets.inversion import inversion_settings
 from attribution_assets.events import DetectionEvent
 from attribution_assets.partitions import detection_events
 from attribution_assets.readers.errors import EmptyAOIError
@@ -81,7 +80,7 @@ def source_attribution(
         return gpd.GeoDataFrame(
             columns=["facility_id", "name", "probability", "geometry"], geometry="geometry", crs="EPSG:4326"
         )
-    prior = inversion_settings(settings)
+    prior = settings.inversion_settings()
     result = attribute_source(
         posterior["source_x_m"].values,
         posterior["source_y_m"].values,

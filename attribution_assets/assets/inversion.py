@@ -1,8 +1,7 @@
 """Joint Bayesian inversion of every instrument that saw the event (NumPyro: MAP + Laplace, NUTS)."""
 
-import json
+from dataclasses import replace
 
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from dagster import (
@@ -16,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from attribution_assets.assets.common import event_of, figure_metadata
+from attribution_assets.assets.common import event_of, figure_metadata, new_figure
 from attribution_assets.assets.met import winds_from_dataset
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import AnalysisSettings, OutputStore
@@ -24,44 +23,33 @@ from attribution_assets.science.forward.blocks import block_from_dataset
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.inversion import (
     InversionResult,
-    InversionSettings,
+    SamplerDiagnostics,
     invert,
     posterior_predictive,
 )
 
 
-def inversion_settings(settings: AnalysisSettings) -> InversionSettings:
-    """Sampler settings of the resource."""
-    return InversionSettings(
-        num_chains=settings.num_chains,
-        num_warmup=settings.num_warmup,
-        num_samples=settings.num_samples,
-        seed=settings.seed,
-        escalate=settings.escalate,
-    )
-
-
-def convergence_check(summary: dict, diagnostics: dict) -> AssetCheckResult:
+def convergence_check(diagnostics: SamplerDiagnostics) -> AssetCheckResult:
     """R-hat < 1.01, bulk and tail ESS >= the target (400, fewer for short runs), no divergences."""
     return AssetCheckResult(
         check_name="sampler_converged",
-        passed=bool(summary["converged"]),
+        passed=bool(diagnostics.converged),
         severity=AssetCheckSeverity.WARN,
         metadata={
-            "r_hat_max": float(summary["r_hat_max"]),
-            "ess_bulk_min": float(summary["ess_bulk_min"]),
-            "ess_tail_min": float(diagnostics["ess_tail_min"]),
-            "ess_target": float(diagnostics["ess_target"]),
-            "divergences": int(summary["divergences"]),
-            "escalated": bool(diagnostics["escalated"]),
-            "escalation_stages": int(diagnostics["escalation_stages"]),
+            "r_hat_max": float(diagnostics.r_hat_max),
+            "ess_bulk_min": float(diagnostics.ess_bulk_min),
+            "ess_tail_min": float(diagnostics.ess_tail_min),
+            "ess_target": float(diagnostics.ess_target),
+            "divergences": int(diagnostics.divergences),
+            "escalated": bool(diagnostics.escalated),
+            "escalation_stages": int(diagnostics.escalation_stages),
         },
     )
 
 
 def posterior_figure(result: InversionResult, blocks, frame: LocalFrame, title: str):
     """Emission-rate posterior and the posterior of the source position over the finest observations."""
-    fig, (ax_q, ax_map) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_q, ax_map) = new_figure(1, 2, figsize=(10, 4))
     q = np.ravel(result.draws["emission_rate_kg_h"])
     present = q[q > 0]
     if present.size:
@@ -86,7 +74,7 @@ def posterior_figure(result: InversionResult, blocks, frame: LocalFrame, title: 
 def predictive_figure(result: InversionResult, blocks, winds, title: str):
     """Observed vs posterior-predictive mean per instrument block, with the 1:1 line."""
     predictive = posterior_predictive(result, blocks, winds)
-    fig, axes = plt.subplots(1, len(blocks), figsize=(3.6 * len(blocks), 3.4), squeeze=False)
+    fig, axes = new_figure(1, len(blocks), figsize=(3.6 * len(blocks), 3.4), squeeze=False)
     for ax, block, pred in zip(axes[0], blocks, predictive, strict=True):
         ax.scatter(block.y, pred["mean"], s=3, alpha=0.4, color="tab:blue", rasterized=True)
         lo, hi = np.percentile(np.r_[block.y, pred["mean"]], [0.5, 99.5])
@@ -133,38 +121,34 @@ def source_posterior(
     winds = winds_from_dataset(met_conditions)
     frame = LocalFrame(event.longitude, event.latitude)
     context.log.info(f"inverting {sum(b.size for b in blocks)} observations from {len(blocks)} blocks")
-    result = invert(blocks, winds, event.gas, inversion_settings(settings))
-    summary = result.summary()
-    lon, lat = frame.to_lonlat(np.array([summary["source_x_m"]]), np.array([summary["source_y_m"]]))
-    summary.update(source_lon=float(lon[0]), source_lat=float(lat[0]), granules=list(plume_forward))
-    idata = result.to_inference_data()
-    idata.posterior.attrs["summary"] = json.dumps(summary)
-    if not summary["converged"]:
+    result = invert(blocks, winds, event.gas, settings.inversion_settings())
+    summary = replace(result.summary().located(frame), granules=tuple(plume_forward))
+    idata = result.to_inference_data(summary)
+    diagnostics = result.diagnostics
+    if not diagnostics.converged:
         context.log.warning(
             f"{event.key}: sampler diagnostics failed after escalation "
-            f"(r_hat_max={summary['r_hat_max']:.3f}, ess_bulk_min={summary['ess_bulk_min']:.0f}, "
-            f"ess_tail_min={result.diagnostics['ess_tail_min']:.0f}, divergences={summary['divergences']})"
+            f"(r_hat_max={diagnostics.r_hat_max:.3f}, ess_bulk_min={diagnostics.ess_bulk_min:.0f}, "
+            f"ess_tail_min={diagnostics.ess_tail_min:.0f}, divergences={diagnostics.divergences})"
         )
     figure = posterior_figure(result, blocks, frame, event.key)
     predictive = predictive_figure(result, blocks, winds, f"{event.key}: observed vs posterior predictive")
     predictive_meta = figure_metadata(predictive, store.figure_path("source_posterior_predictive", event.key))
     metadata = {
-        "emission_rate_kg_h": summary["emission_rate_kg_h"],
-        "interval_90_kg_h": (
-            f"{summary['emission_rate_kg_h_p05']:,.0f} .. {summary['emission_rate_kg_h_p95']:,.0f}"
-        ),
-        "p_source": summary["p_source"],
-        "detected": summary["detected"],
-        "r_hat_max": summary["r_hat_max"],
-        "ess_bulk_min": summary["ess_bulk_min"],
-        "divergences": summary["divergences"],
-        "method": summary["method"],
-        "laplace": MetadataValue.json({k: float(v) for k, v in result.laplace.items()}),
-        "observations_evaluated": float(result.diagnostics["observations_evaluated"]),
-        "max_excluded_plume_sigma": float(result.diagnostics["max_excluded_plume_sigma"]),
+        "emission_rate_kg_h": summary.emission_rate_kg_h,
+        "interval_90_kg_h": f"{summary.emission_rate_kg_h_p05:,.0f} .. {summary.emission_rate_kg_h_p95:,.0f}",
+        "p_source": summary.p_source,
+        "detected": summary.detected,
+        "r_hat_max": summary.r_hat_max,
+        "ess_bulk_min": summary.ess_bulk_min,
+        "divergences": summary.divergences,
+        "method": summary.method,
+        "laplace": MetadataValue.json(result.laplace.as_dict()),
+        "observations_evaluated": float(diagnostics.observations_evaluated),
+        "max_excluded_plume_sigma": float(diagnostics.max_excluded_plume_sigma),
         **figure_metadata(figure, store.figure_path("source_posterior", event.key)),
         "posterior_predictive": predictive_meta["figure"],
         "posterior_predictive_path": predictive_meta["figure_path"],
     }
     yield Output(idata, metadata=metadata)
-    yield convergence_check(summary, result.diagnostics)
+    yield convergence_check(diagnostics)

@@ -3,8 +3,6 @@
 Path: ``OUTPUT/posteriors/week=YYYY-Www/<event_key>.parquet``.
 """
 
-import json
-
 import arviz as az
 import geopandas as gpd
 import numpy as np
@@ -19,6 +17,7 @@ from attribution_assets.events import DetectionEvent, registered_events
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import AnalysisSettings, OutputStore
 from attribution_assets.science.attribution import UNLISTED_ID
+from attribution_assets.science.inversion import PosteriorSummary
 
 SUMMARY_COLUMNS = (
     "source_lon",
@@ -76,7 +75,7 @@ def attribution_columns(attribution: gpd.GeoDataFrame) -> dict[str, object]:
 
 
 def posterior_row(
-    event: DetectionEvent, summary: dict, score: float, provenance: str, extra: dict[str, object]
+    event: DetectionEvent, summary: PosteriorSummary, score: float, provenance: str, extra: dict[str, object]
 ) -> gpd.GeoDataFrame:
     """The one-row GeoDataFrame of the output schema (geometry = posterior mean source position);
     ``extra`` adds the baseline and attribution columns."""
@@ -87,8 +86,8 @@ def posterior_row(
         "gas": event.gas,
         "latitude": event.latitude,
         "longitude": event.longitude,
-        **{name: summary[name] for name in SUMMARY_COLUMNS},
-        "instruments": summary["instruments"],
+        **{name: getattr(summary, name) for name in SUMMARY_COLUMNS},
+        "instruments": ",".join(summary.instruments),
         "alert_score": score,
         **extra,
         "provenance": provenance,
@@ -97,7 +96,7 @@ def posterior_row(
     frame["detected"] = frame["detected"].astype(bool)
     frame["divergences"] = frame["divergences"].astype("int64")
     return gpd.GeoDataFrame(
-        frame, geometry=[Point(summary["source_lon"], summary["source_lat"])], crs="EPSG:4326"
+        frame, geometry=[Point(summary.source_lon, summary.source_lat)], crs="EPSG:4326"
     )
 
 
@@ -119,7 +118,7 @@ def event_posterior(
     event = event_of(context)
     known = {e.key: e for e in registered_events(store.event_registry_path)}
     event = known.get(event.key, event)
-    summary = json.loads(source_posterior.posterior.attrs["summary"])
+    summary = PosteriorSummary.from_attrs(source_posterior.posterior.attrs)
     score = alert_score(
         source_posterior.posterior["emission_rate_kg_h"].values, settings.alert_threshold_kg_h(event.gas)
     )
@@ -127,7 +126,7 @@ def event_posterior(
         event,
         summary,
         score,
-        provenance_json(event_overpasses, summary["granules"]),
+        provenance_json(event_overpasses, list(summary.granules)),
         {**baseline_columns(quantification_baselines), **attribution_columns(source_attribution)},
     )
     path = write_geoparquet(row, store.posterior_path(event.iso_week, event.key))
@@ -135,9 +134,9 @@ def event_posterior(
         metadata={
             "path": MetadataValue.path(str(path)),
             "week": event.iso_week,
-            "emission_rate_kg_h": float(summary["emission_rate_kg_h"]),
-            "detected": bool(summary["detected"]),
+            "emission_rate_kg_h": float(summary.emission_rate_kg_h),
+            "detected": bool(summary.detected),
             "alert_score": score,
-            "instruments": summary["instruments"],
+            "instruments": ",".join(summary.instruments),
         }
     )

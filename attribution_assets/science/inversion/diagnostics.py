@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -19,7 +20,9 @@ with warnings.catch_warnings():
     import arviz as az
 
 R_HAT_THRESHOLD = 1.01
+"""Largest R-hat of a converged run."""
 ESS_THRESHOLD = 400.0
+"""Smallest bulk and tail ESS of a converged run (draws)."""
 
 
 def _varying(draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -42,40 +45,106 @@ def _extreme(dataset, reducer) -> float:
     return float(reducer(finite)) if finite.size else float("nan")
 
 
-def convergence_diagnostics(draws: Mapping[str, np.ndarray], divergences: np.ndarray) -> dict[str, float]:
+@dataclass(frozen=True)
+class ConvergenceDiagnostics:
+    """Worst-case convergence diagnostics over all sampled quantities: rank-normalised split R-hat
+    (1), bulk and tail effective sample sizes (draws) and the count of divergent transitions."""
+
+    r_hat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    divergences: int
+
+
+@dataclass(frozen=True)
+class SamplerDiagnostics(ConvergenceDiagnostics):
+    """The diagnostics of one inversion's sampler (those of its last run when it escalated).
+
+    ``converged``: :func:`is_converged` with ``ess_target`` (draws) as the ESS threshold;
+    ``escalated`` and ``escalation_stages``: whether and how many escalation runs followed the first;
+    ``observations_evaluated``: fraction of the observations whose plume NUTS evaluated (the others
+    entered through sufficient statistics); ``max_excluded_plume_sigma``: largest plume contribution
+    of an excluded observation under posterior draws (in its sigma); ``mean_leapfrog_steps`` per
+    draw; ``mode_jump_rate``: fraction of transitions with an accepted mode jump; ``map_laplace_s``
+    and ``sampling_s``: wall times (s) of MAP + Laplace and of the sampling.
+    """
+
+    converged: bool
+    ess_target: float
+    escalated: bool
+    escalation_stages: int
+    observations_evaluated: float
+    mean_leapfrog_steps: float
+    mode_jump_rate: float
+    max_excluded_plume_sigma: float
+    map_laplace_s: float = float("nan")
+    sampling_s: float = float("nan")
+
+    @classmethod
+    def not_sampled(cls, ess_target: float) -> SamplerDiagnostics:
+        """Diagnostics of draws from the Laplace approximation alone: no chains (NaN R-hat and ESS),
+        not converged, every observation evaluated."""
+        nan = float("nan")
+        return cls(
+            r_hat_max=nan,
+            ess_bulk_min=nan,
+            ess_tail_min=nan,
+            divergences=0,
+            converged=False,
+            ess_target=ess_target,
+            escalated=False,
+            escalation_stages=0,
+            observations_evaluated=1.0,
+            mean_leapfrog_steps=nan,
+            mode_jump_rate=nan,
+            max_excluded_plume_sigma=0.0,
+        )
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        """Every field by name (for metadata and reports)."""
+        return asdict(self)
+
+
+def ess_target(num_chains: int, num_samples: int) -> float:
+    """Bulk/tail ESS required for convergence: ``ESS_THRESHOLD``, or a quarter of the draws for
+    short test runs."""
+    return min(ESS_THRESHOLD, 0.25 * num_chains * num_samples)
+
+
+def convergence_diagnostics(
+    draws: Mapping[str, np.ndarray], divergences: np.ndarray
+) -> ConvergenceDiagnostics:
     """Worst-case diagnostics over all sampled quantities.
 
     ``draws`` maps names to arrays (chain, draw, ...); ``divergences`` is the boolean (chain, draw)
-    divergence flag of each transition. Returns ``r_hat_max`` (1), ``ess_bulk_min``,
-    ``ess_tail_min`` (draws) and ``divergences`` (count). Constant variables are skipped.
+    divergence flag of each transition. Constant variables are skipped; with none left, R-hat and
+    the ESS are NaN.
     """
     varying = _varying(draws)
     n_div = int(np.sum(np.asarray(divergences, dtype=bool)))
     if not varying:
-        return {"r_hat_max": float("nan"), "ess_bulk_min": float("nan"), "ess_tail_min": float("nan"),
-                "divergences": n_div}
-    return {
-        "r_hat_max": _extreme(az.rhat(varying, method="rank"), np.max),
-        "ess_bulk_min": _extreme(az.ess(varying, method="bulk"), np.min),
-        "ess_tail_min": _extreme(az.ess(varying, method="tail"), np.min),
-        "divergences": n_div,
-    }
+        nan = float("nan")
+        return ConvergenceDiagnostics(r_hat_max=nan, ess_bulk_min=nan, ess_tail_min=nan, divergences=n_div)
+    return ConvergenceDiagnostics(
+        r_hat_max=_extreme(az.rhat(varying, method="rank"), np.max),
+        ess_bulk_min=_extreme(az.ess(varying, method="bulk"), np.min),
+        ess_tail_min=_extreme(az.ess(varying, method="tail"), np.min),
+        divergences=n_div,
+    )
 
 
 def is_converged(
-    diagnostics: Mapping[str, float],
+    diagnostics: ConvergenceDiagnostics,
     r_hat_threshold: float = R_HAT_THRESHOLD,
     ess_threshold: float = ESS_THRESHOLD,
 ) -> bool:
     """True when R-hat < threshold, bulk and tail ESS >= threshold and there are no divergences."""
-    r_hat = diagnostics["r_hat_max"]
-    ess_bulk = diagnostics["ess_bulk_min"]
-    ess_tail = diagnostics["ess_tail_min"]
+    r_hat, ess_bulk, ess_tail = diagnostics.r_hat_max, diagnostics.ess_bulk_min, diagnostics.ess_tail_min
     if not all(np.isfinite([r_hat, ess_bulk, ess_tail])):
         return False
     return bool(
         r_hat < r_hat_threshold
         and ess_bulk >= ess_threshold
         and ess_tail >= ess_threshold
-        and diagnostics["divergences"] == 0
+        and diagnostics.divergences == 0
     )

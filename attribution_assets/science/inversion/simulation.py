@@ -5,7 +5,7 @@ prior and the data from the model, an exact posterior's 90 % intervals contain t
 events. Each event here has an EMIT-like fine imager (60 m pixels, ppm m) at overpass 0 and a
 TROPOMI-like coarse grid (5.5 km pixels with 4 x 4 quadrature points, ppb) at overpass 1; the
 emission rate, source position, per-overpass wind speed and direction and stability are drawn from
-the priors of :class:`~attribution_assets.science.inversion.InversionSettings` through the model's
+the priors of :class:`~attribution_assets.science.inversion.settings.InversionSettings` through the model's
 own transforms, backgrounds are fixed and the noise is as reported (inflation 1).
 """
 
@@ -18,13 +18,20 @@ from datetime import datetime
 import jax.numpy as jnp
 import numpy as np
 
-from attribution_assets.science import inversion
 from attribution_assets.science.forward.operators import ObservationBlock, predict_block
+from attribution_assets.science.inversion.model import unpack
+from attribution_assets.science.inversion.problem import prepare
+from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.met.wind import OverpassWind
-from attribution_assets.science.units import KG_M2_PER_PPM_M_CH4, kg_h_to_kg_s, kg_m2_per_ppb
+from attribution_assets.science.units import (
+    KG_M2_PER_PPM_M_CH4,
+    STANDARD_PRESSURE_PA,
+    kg_h_to_kg_s,
+    kg_m2_per_ppb,
+)
 
 EMIT_PPM_M_PER_KG_M2 = 1.0 / KG_M2_PER_PPM_M_CH4
-TROPOMI_PPB_PER_KG_M2 = 1.0 / float(kg_m2_per_ppb(101325.0, "CH4"))
+TROPOMI_PPB_PER_KG_M2 = 1.0 / float(kg_m2_per_ppb(STANDARD_PRESSURE_PA, "CH4"))
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,12 @@ def met_prior(u_m_s: float, v_m_s: float, speed_sd_m_s: float = 1.0, direction_s
     """A met prior for one overpass (the wind the met analysis reports, with its uncertainty)."""
     return OverpassWind(time=datetime(2025, 6, 1, 18), u_m_s=u_m_s, v_m_s=v_m_s, speed_sd_m_s=speed_sd_m_s,
                         direction_sd_rad=direction_sd_rad, stability_index=stability_index, pblh_m=1000.0,
-                        surface_pressure_pa=101325.0, source="ERA5")
+                        surface_pressure_pa=STANDARD_PRESSURE_PA, source="ERA5")
 
 
 def simulate_event(
     rng: np.random.Generator,
-    settings: inversion.InversionSettings,
+    settings: InversionSettings,
     emit_pixels: int = 30,
     tropomi_pixels: int = 5,
     emit_noise_ppm_m: float = 300.0,
@@ -80,13 +87,13 @@ def simulate_event(
         ("TROPOMI", "ppb", tropomi_pixels, 5500.0, 16, TROPOMI_PPB_PER_KG_M2, tropomi_noise_ppb, 1),
     ]
     template = [grid_block(*shape) for shape in shapes]
-    data, config = inversion.prepare(template, winds, "CH4", settings)
+    data, config = prepare(template, winds, "CH4", settings)
     lay = config.layout()
     z = rng.standard_normal(config.dim)
     z[lay["background"]] = 0.0
     if "inflation" in lay:
         z[lay["inflation"]] = 0.0
-    truth = inversion.unpack(z, data, config)
+    truth = unpack(z, data, config)
     blocks = []
     for shape, block, background in zip(shapes, template, backgrounds, strict=True):
         o = block.overpass

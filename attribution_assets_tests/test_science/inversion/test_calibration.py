@@ -9,6 +9,8 @@ from scipy import stats
 from attribution_assets.science import inversion
 from attribution_assets.science.inversion.simulation import simulate_event
 
+pytestmark = pytest.mark.slow
+
 EVENTS = 16
 SETTINGS = inversion.InversionSettings(num_chains=2, num_warmup=150, num_samples=150, presence=False,
                                        escalate=False)

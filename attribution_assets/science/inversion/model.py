@@ -1,0 +1,219 @@
+"""The joint model: latent unpacking, likelihood, potential energy and the NumPyro model.
+
+Forward model (one shape for every instrument, see :mod:`attribution_assets.science.forward.operators`):
+observation ``i`` of block ``b`` taken at overpass ``o`` is
+
+    y_i ~ Normal(B_b + c * k_i * sum_s w_is * Omega(p_is; x0, y0, Q, u_o, v_o, s_o),  lambda_b * sigma_i)
+
+with ``Omega`` the Gaussian-plume column enhancement (kg m-2,
+:mod:`attribution_assets.science.forward.plume`), ``B_b`` the block's background (observation
+units), ``lambda_b`` a noise inflation and ``c`` the binary "source present" indicator. For NUTS,
+observations the plume cannot reach under a widened Laplace approximation enter through per-block
+sufficient statistics (:class:`~attribution_assets.science.inversion.problem.InversionProblem`).
+
+Source presence. ``c ~ Bernoulli(pi)`` (``pi = 0.5``) is marginalised analytically:
+``p(y | theta) = (1 - pi) p(y | theta, c=0) + pi p(y | theta, c=1)`` (a two-component mixture,
+evaluated with logsumexp), so NUTS samples a smooth density. Per draw, ``c`` is then drawn from its
+exact conditional ``P(c=1 | theta, y) = sigmoid(logit(pi) + log p(y|theta,1) - log p(y|theta,0))``
+(:func:`~attribution_assets.science.inversion.result.presence_draws`); emission draws are exactly 0
+where ``c = 0``, and ``P(source | y)`` is the Rao-Blackwellised mean of the conditional probabilities
+(the standard treatment of discrete latents in NumPyro/Stan, e.g. Stan User's Guide, "Latent
+discrete parameters").
+
+Every latent quantity is a whitened standard-normal coordinate ``z`` (non-centred
+parameterisation, Papaspiliopoulos, Roberts & Skold 2007, Stat. Sci. 22, 59): ``z`` is the single
+NumPyro site and the physical values are deterministic transforms of it (:func:`unpack_latent`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from attribution_assets.science.forward.operators import predict_block
+from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, ObservationGroup
+from attribution_assets.science.inversion.settings import PotentialKind
+from attribution_assets.science.units import kg_h_to_kg_s
+
+
+def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> dict[str, jax.Array]:
+    """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): emission rate if
+    present (kg h-1), source position (m), per overpass wind speed (m s-1), direction (rad, towards),
+    components (m s-1) and stability index, per block background (block units) and noise inflation."""
+    lay = config.layout()
+    zq = z[lay["q"]][0]
+    q = jnp.exp(data.q_loc + data.q_scale * zq) if config.q_lognormal else data.q_loc + data.q_scale * zq
+    pos = data.pos_center if config.fix_position else data.pos_center + data.pos_sd * z[lay["position"]]
+    if config.fix_wind:
+        speed, direction = data.speed0, data.dir0
+    else:
+        speed = jnp.exp(data.speed_logmu + data.speed_logsd * z[lay["speed"]])
+        direction = data.dir0 + data.dir_sd * z[lay["direction"]]
+    if config.fix_stability:
+        stab = data.stab0
+    else:
+        stab = 5.0 * jax.nn.sigmoid(data.stab_eta_mu + data.stab_eta_sd * z[lay["stability"]])
+    background = data.bg_mu + data.bg_sd * z[lay["background"]]
+    if config.fix_inflation:
+        inflation = jnp.ones(config.n_blocks)
+    else:
+        inflation = jnp.exp(data.infl_log_sd * z[lay["inflation"]])
+    return {
+        "emission_rate_if_present_kg_h": q,
+        "source_x_m": pos[0],
+        "source_y_m": pos[1],
+        "wind_speed_m_s": speed,
+        "wind_to_direction_rad": direction,
+        "wind_u_m_s": speed * jnp.cos(direction),
+        "wind_v_m_s": speed * jnp.sin(direction),
+        "stability_index": stab,
+        "background": background,
+        "noise_inflation": inflation,
+    }
+
+
+def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: ModelConfig) -> jax.Array:
+    """Modelled plume enhancement (n,) of a group's observations in their units, without background."""
+    return predict_block(
+        group.points,
+        group.weights,
+        group.k,
+        jnp.stack([phys["source_x_m"], phys["source_y_m"]]),
+        kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"]),
+        phys["wind_u_m_s"][group.overpass],
+        phys["wind_v_m_s"][group.overpass],
+        phys["stability_index"][group.overpass],
+        urban=config.urban,
+        sigma_floor_m=group.sigma_floor_m,
+    )
+
+
+def _log_lik_parts(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
+    """``(log p(y | theta, no source), log p(y | theta, source) - log p(y | theta, no source))``.
+
+    Additive constants (2 pi and the reported sigmas) are dropped. The difference is computed
+    directly as ``sum (2 r m - m^2) / (2 s^2)`` (``r`` = y - background, ``m`` = plume) so that it
+    does not suffer from cancellation between two large sums. Residuals are taken from the prior
+    background, ``r = (y - mu_b) - (B_b - mu_b)``, which keeps them small in float32.
+    """
+    phys = unpack_latent(z, data, config)
+    offset = data.bg_sd * z[config.layout()["background"]]
+    infl = phys["noise_inflation"]
+    ll0 = -jnp.sum(data.block_n * jnp.log(infl)) - 0.5 * jnp.sum(
+        (data.rest_s2 - 2.0 * offset * data.rest_s1 + offset**2 * data.rest_s0) / infl**2
+    )
+    delta = jnp.zeros(())
+    for group in data.groups:
+        model = group_predict(phys, group, config)
+        resid = group.y - offset[group.block]
+        inv_var = group.live / (group.sigma * infl[group.block]) ** 2
+        ll0 = ll0 - 0.5 * jnp.sum(resid**2 * inv_var)
+        delta = delta + 0.5 * jnp.sum((2.0 * resid - model) * model * inv_var)
+    return ll0, delta
+
+
+def _mixture(delta: jax.Array, log_prior_odds: jax.Array) -> jax.Array:
+    """``log((1 - pi) + pi exp(delta))`` from the prior log-odds ``logit(pi)``."""
+    return jnp.logaddexp(0.0, log_prior_odds + delta) - jnp.logaddexp(0.0, log_prior_odds)
+
+
+def _potential(
+    z: jax.Array, data: InversionProblem, config: ModelConfig, kind: PotentialKind = "model"
+) -> jax.Array:
+    """Negative log posterior density (up to a constant) of ``z``; ``kind`` selects the density
+    (:data:`~attribution_assets.science.inversion.settings.PotentialKind`)."""
+    ll0, delta = _log_lik_parts(z, data, config)
+    if kind == "absent":
+        ll = ll0
+    elif kind == "present" or not config.presence:
+        ll = ll0 + delta
+    else:
+        ll = ll0 + _mixture(delta, data.log_prior_odds)
+    return 0.5 * jnp.sum(z**2) - ll
+
+
+def preconditioned_model(
+    data: InversionProblem, shift: jax.Array, chol: jax.Array, config: ModelConfig
+) -> None:
+    """NumPyro model in Laplace-preconditioned coordinates ``w``: ``z = shift + chol @ w``.
+
+    ``z`` is the whitened latent vector with a standard-normal prior; ``shift`` (P,) and ``chol``
+    (P, P) are the MAP and the Cholesky factor of the Laplace covariance, so that the posterior of
+    ``w`` is close to a standard normal and NUTS needs short trajectories (a fixed linear change of
+    variables: the Jacobian is constant and the posterior of ``z`` is unchanged).
+    With ``shift = 0`` and ``chol = I`` this is the plain model.
+    """
+    w = numpyro.sample("w", dist.ImproperUniform(dist.constraints.real_vector, (), (config.dim,)))
+    z = shift + chol @ w
+    ll0, delta = _log_lik_parts(z, data, config)
+    ll = ll0 + (_mixture(delta, data.log_prior_odds) if config.presence else delta)
+    numpyro.factor("log_posterior", ll - 0.5 * jnp.sum(z**2))
+
+
+potential = jax.jit(_potential, static_argnames=("config", "kind"))
+"""``potential(z, data, config, kind="model")``: jitted negative log posterior density of ``z``
+(constants dropped)."""
+potential_and_gradient = jax.jit(jax.value_and_grad(_potential), static_argnames=("config", "kind"))
+"""``potential_and_gradient(z, data, config, kind="model")``: the negative log posterior density of
+``z`` and its gradient (what MAP, the Laplace Hessian and NUTS evaluate)."""
+
+
+@partial(jax.jit, static_argnames="config")
+def predict_groups(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, ...]:
+    """The forward model: modelled plume enhancement of every observation group (rows of
+    ``data.groups``, observation units, without background) at the whitened parameters ``z``."""
+    phys = unpack_latent(z, data, config)
+    return tuple(group_predict(phys, group, config) for group in data.groups)
+
+
+def unpack(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> dict[str, float | np.ndarray]:
+    """Physical parameters (floats and numpy arrays, units of :func:`unpack_latent`) of one whitened
+    latent vector ``z``."""
+    values = unpack_latent(jnp.asarray(z, jnp.float32), data, config)
+    return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)) for k, v in values.items()}
+
+
+_unpack_draws = jax.jit(jax.vmap(unpack_latent, in_axes=(0, None, None)), static_argnames=("config",))
+
+
+def physical_draws(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> dict[str, np.ndarray]:
+    """Physical draws (C, D, ...) from whitened draws ``z`` (C, D, P)."""
+    chains, draws, dim = z.shape
+    flat = _unpack_draws(jnp.asarray(z.reshape(-1, dim), jnp.float32), data, config)
+    return {k: np.asarray(v).reshape((chains, draws) + np.shape(v)[1:]) for k, v in flat.items()}
+
+
+_BATCH = 256
+_batched_parts = jax.jit(jax.vmap(_log_lik_parts, in_axes=(0, None, None)), static_argnames="config")
+
+
+def log_likelihood_batch(
+    z: np.ndarray, data: InversionProblem, config: ModelConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(log p(y | theta, no source), log Bayes factor of the source)`` (constants dropped) of points
+    ``z`` (..., P), each of shape ``z.shape[:-1]``, in fixed-size chunks (one compilation)."""
+    flat = z.reshape(-1, z.shape[-1])
+    out = np.empty((2, flat.shape[0]))
+    for start in range(0, flat.shape[0], _BATCH):
+        chunk = flat[start:start + _BATCH]
+        padded = np.concatenate([chunk, np.zeros((_BATCH - chunk.shape[0], chunk.shape[1]))])
+        parts = _batched_parts(jnp.asarray(padded, jnp.float32), data, config)
+        out[:, start:start + chunk.shape[0]] = np.asarray(parts)[:, : chunk.shape[0]]
+    return out[0].reshape(z.shape[:-1]), out[1].reshape(z.shape[:-1])
+
+
+def log_bayes_factors(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> np.ndarray:
+    """``log p(y | theta, source) - log p(y | theta, no source)`` of draws ``z`` (..., P)."""
+    return log_likelihood_batch(z, data, config)[1]
+
+
+def log_posterior_batch(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> np.ndarray:
+    """Log posterior density (the model's, constants dropped) of points ``z`` (N, P)."""
+    ll0, delta = log_likelihood_batch(z, data, config)
+    source = np.asarray(_mixture(delta, float(data.log_prior_odds)), float) if config.presence else delta
+    return ll0 + source - 0.5 * np.sum(z**2, axis=-1)

@@ -1,0 +1,223 @@
+"""Multi-start MAP: starting points, L-BFGS passes and the local optima of the potential.
+
+Starts: the met wind direction and rotations of +-90 and 180 degrees, each with the source
+positions, at least one prior sd apart, that score best on a grid over +-2 prior sd when Q is
+profiled out analytically. L-BFGS on the potential energy via ``jax.grad``, in coordinates scaled by
+the closed-form curvature of the backgrounds and noise inflations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import optimize
+
+from attribution_assets.science.inversion.model import group_predict, potential_and_gradient, unpack_latent
+from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
+from attribution_assets.science.inversion.settings import InversionSettings, PotentialKind
+
+DIRECTION_OFFSETS_RAD = (0.0, 0.5 * math.pi, -0.5 * math.pi, math.pi)
+"""Rotations of the met wind direction that start the MAP search, rad."""
+
+Mode = tuple[np.ndarray, float]
+"""A local optimum: whitened parameters ``z`` (P,) and the potential there."""
+
+
+def _profile_gain(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
+    """Likelihood gain and best emission (kg h-1) of the geometry in ``z`` with Q profiled out.
+
+    ``z`` must encode Q = 1 kg h-1. With backgrounds at their prior means and no noise inflation, the
+    model is linear in Q, so ``Q_hat = sum(r m / s^2) / sum(m^2 / s^2)`` and the gain in log-likelihood
+    is ``max(Q_hat, 0)^2 sum(m^2 / s^2) / 2`` (a matched-filter statistic of the plume shape).
+    """
+    phys = unpack_latent(z, data, config)
+    cross, energy = jnp.zeros(()), jnp.full((), 1e-30)
+    for group in data.groups:
+        unit = group_predict(phys, group, config)
+        inv_var = group.live / group.sigma**2
+        cross = cross + jnp.sum(group.y * unit * inv_var)
+        energy = energy + jnp.sum(unit**2 * inv_var)
+    q_hat = cross / energy
+    return 0.5 * jnp.maximum(q_hat, 0.0) ** 2 * energy, q_hat
+
+
+_batched_gain = jax.jit(jax.vmap(_profile_gain, in_axes=(0, None, None)), static_argnames=("config",))
+
+
+def _position_grid(config: ModelConfig, settings: InversionSettings) -> np.ndarray:
+    """Candidate source positions (N, 2) in whitened units (prior sd)."""
+    if config.fix_position:
+        return np.zeros((1, 2))
+    extent = settings.map_position_extent_sd
+    axis = np.linspace(-extent, extent, settings.map_position_grid)
+    return np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+
+
+def _best_separated(score: np.ndarray, grid: np.ndarray, count: int) -> list[int]:
+    """Indices of the ``count`` best-scoring grid positions at least one prior sd apart."""
+    picked: list[int] = []
+    for i in np.argsort(-score):
+        if len(picked) == count:
+            break
+        if all(np.max(np.abs(grid[i] - grid[j])) >= 1.0 for j in picked):
+            picked.append(int(i))
+    return picked
+
+
+def starting_points(data: InversionProblem, config: ModelConfig, settings: InversionSettings) -> np.ndarray:
+    """Multi-start points (N, P) in ``z``.
+
+    For each wind rotation (met direction, +-90, 180 degrees) the source positions on a grid over
+    +-``map_position_extent_sd`` prior sd are ranked by the Q-profiled likelihood gain
+    (:func:`_profile_gain`) plus the log prior density of the position and the profiled Q; the
+    ``map_starts_per_direction`` best positions at least one prior sd apart start the optimiser, with
+    Q at its profiled value.
+    """
+    lay = config.layout()
+    q_loc, q_scale = float(data.q_loc), float(data.q_scale)
+    unit_zq = (0.0 - q_loc) / q_scale if config.q_lognormal else (1.0 - q_loc) / q_scale
+    offsets = (0.0,) if config.fix_wind else DIRECTION_OFFSETS_RAD
+    grid = _position_grid(config, settings)
+    starts = []
+    for off in offsets:
+        cand = np.zeros((grid.shape[0], config.dim))
+        cand[:, lay["q"].start] = unit_zq
+        if not config.fix_wind:
+            cand[:, lay["direction"]] = off / np.asarray(data.dir_sd)
+        if not config.fix_position:
+            cand[:, lay["position"]] = grid
+        batch = _batched_gain(jnp.asarray(cand, jnp.float32), data, config)
+        gain, q_hat = (np.asarray(a, float) for a in batch)
+        floor = 1e-6 * math.exp(q_loc) if config.q_lognormal else -np.inf
+        q = np.maximum(q_hat, floor)
+        with np.errstate(invalid="ignore"):
+            zq = (np.log(q) - q_loc) / q_scale if config.q_lognormal else (q - q_loc) / q_scale
+        score = gain - 0.5 * np.sum(grid**2, axis=1) - 0.5 * np.minimum(zq**2, 9.0)
+        score = np.where(np.isfinite(score), score, -np.inf)
+        for i in _best_separated(score, grid, settings.map_starts_per_direction):
+            z0 = cand[i].copy()
+            z0[lay["q"].start] = float(np.clip(zq[i], -3.0, 3.0))
+            starts.append(z0)
+    return np.array(starts)
+
+
+def curvature_scale(data: InversionProblem, config: ModelConfig) -> np.ndarray:
+    """Approximate posterior sd (P,) of every whitened coordinate, for preconditioning the optimiser.
+
+    Plume parameters get 1 (their prior sd). A block's background and noise-inflation coordinates
+    get ``1 / sqrt(1 + a^2 S0)`` and ``1 / sqrt(1 + 2 c^2 n)`` (``a`` the background prior sd, ``S0``
+    the sum of ``1/sigma^2``, ``c`` the log-inflation prior sd, ``n`` the observation count): the
+    curvature of the no-source potential
+    (:func:`~attribution_assets.science.inversion.laplace.absent_laplace_fit`) at unit inflation.
+    Their curvature is up to ~10^6 times the plume parameters', which stalls L-BFGS in ``z``.
+    """
+    lay = config.layout()
+    s0 = np.asarray(data.rest_s0, float).copy()
+    for group in data.groups:
+        s0[int(group.block)] += float(np.sum(np.asarray(group.live) / np.asarray(group.sigma, float) ** 2))
+    scale = np.ones(config.dim)
+    scale[lay["background"]] = 1.0 / np.sqrt(1.0 + np.asarray(data.bg_sd, float) ** 2 * s0)
+    if not config.fix_inflation:
+        n = np.asarray(data.block_n, float)
+        scale[lay["inflation"]] = 1.0 / np.sqrt(1.0 + 2.0 * float(data.infl_log_sd) ** 2 * n)
+    return scale
+
+
+def _lbfgs(
+    z0: np.ndarray,
+    data: InversionProblem,
+    config: ModelConfig,
+    kind: PotentialKind,
+    max_steps: int,
+    scale: np.ndarray,
+    ftol: float,
+    gtol: float = 1e-5,
+) -> tuple[np.ndarray, float]:
+    """L-BFGS on the potential energy from ``z0`` in the coordinates ``z / scale`` (scipy's stopping
+    rules: relative reduction of the value below ``ftol``, projected gradient below ``gtol``)."""
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = potential_and_gradient(jnp.asarray(x * scale, jnp.float32), data, config, kind)
+        value = float(value)
+        if not np.isfinite(value):
+            return 1e30, np.zeros_like(x)
+        return value, np.asarray(grad, dtype=float) * scale
+
+    options = {"maxiter": max_steps, "maxfun": 2 * max_steps, "ftol": ftol, "gtol": gtol}
+    res = optimize.minimize(fun, z0 / scale, jac=True, method="L-BFGS-B", options=options)
+    return np.asarray(res.x) * scale, float(res.fun)
+
+
+def _minimise(
+    z0: np.ndarray,
+    data: InversionProblem,
+    config: ModelConfig,
+    kind: PotentialKind,
+    max_steps: int,
+    scale: np.ndarray | None = None,
+) -> Mode:
+    """L-BFGS on the potential energy from ``z0``; returns (z_hat, potential).
+
+    With ``scale`` (:func:`curvature_scale`), a second pass continues in the coordinates
+    ``z / scale`` from where the first stopped and never stops on a relative change of the value:
+    the potential is summed in float32 (rounding ~1e-4 at values ~1e3), and with background
+    coordinates 10^6 times stiffer than the plume's, the first pass can stop where float32 no longer
+    resolves its progress, short of the minimum (a saddle of the Hessian, a Laplace fit of sd ~10
+    prior sd). The second pass ends on a failed line search or a projected gradient below 0.01 in
+    the scaled coordinates; the Newton polish of
+    :func:`~attribution_assets.science.inversion.laplace.laplace_fit` does the rest.
+    """
+    z, value = _lbfgs(z0, data, config, kind, max_steps, np.ones_like(z0), 2.2e-9)
+    if scale is None:
+        return z, value
+    z2, value2 = _lbfgs(z, data, config, kind, max_steps, scale, 0.0, 1e-2)
+    return (z2, value2) if value2 <= value else (z, value)
+
+
+def find_modes(
+    data: InversionProblem,
+    config: ModelConfig,
+    settings: InversionSettings,
+    starts: np.ndarray | None = None,
+    kind: PotentialKind = "present",
+) -> tuple[list[Mode], np.ndarray]:
+    """Local optima of a multi-start MAP, best first, as (z_hat, potential), and the potential
+    reached from each start (default starts: :func:`starting_points`).
+
+    Every start gets ``map_screen_steps`` L-BFGS iterations; of those, the ``map_keep`` best whose
+    potential is within ``map_keep_within`` (log-density units) of the best then run to convergence
+    (at most ``map_steps`` iterations): a start that is still e^100 times less probable after the
+    screening steps sits in another basin, and polishing it costs up to ten times more iterations
+    than the best basin does. Polished optima closer than 0.05 (whitened units) to a better one are
+    the same mode and left out. ``kind`` selects the density.
+    """
+    starts = starting_points(data, config, settings) if starts is None else np.atleast_2d(starts)
+    scale = curvature_scale(data, config)
+    screened = [_minimise(z0, data, config, kind, settings.map_screen_steps) for z0 in starts]
+    values = np.array([v for _, v in screened])
+    close = values <= values.min() + settings.map_keep_within
+    keep = [i for i in np.argsort(values)[: settings.map_keep] if close[i]]
+    for i in keep:
+        screened[i] = _minimise(screened[i][0], data, config, kind, settings.map_steps, scale)
+        values[i] = screened[i][1]
+    modes: list[Mode] = []
+    for i in sorted(keep, key=lambda i: values[i]):
+        if all(np.max(np.abs(screened[i][0] - z)) > 0.05 for z, _ in modes):
+            modes.append(screened[i])
+    return modes, values
+
+
+def find_map(
+    data: InversionProblem,
+    config: ModelConfig,
+    settings: InversionSettings,
+    starts: np.ndarray | None = None,
+    kind: PotentialKind = "present",
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Best of a multi-start MAP (:func:`find_modes`): (z_hat, potential at z_hat, potential reached
+    from each start)."""
+    modes, values = find_modes(data, config, settings, starts, kind)
+    return modes[0][0], modes[0][1], values

@@ -1,0 +1,109 @@
+"""Settings of one inversion: the one definition of the sampler, optimiser and prior settings.
+
+The Dagster resource (:class:`attribution_assets.resources.AnalysisSettings`) and the command line
+(:mod:`attribution_assets.cli`) take their defaults and help texts from here. This module imports
+nothing heavy, so reading the settings does not load JAX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, get_args
+
+Sampler = Literal["nuts", "laplace"]
+"""``"nuts"``: NUTS with mode jumps; ``"laplace"``: draws from the Laplace approximation only."""
+QPrior = Literal["lognormal", "normal"]
+"""Family of the emission-rate prior."""
+PotentialKind = Literal["model", "present", "absent"]
+"""Density of a potential: ``"model"`` (the presence mixture when presence is on), ``"present"``
+(source always present) or ``"absent"`` (no source)."""
+
+
+def _setting(default: Any, help: str) -> Any:
+    """A settings field with its default and a one-line help text (for the resource and the CLI)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class InversionSettings:
+    """Sampler, optimiser and prior settings of :func:`~attribution_assets.science.inversion.invert`
+    (all frozen, hashable).
+
+    Emission prior: ``q_prior`` "lognormal" (median ``q_median_kg_h``, default per gas, and natural-log
+    sd ``q_log_sd``) or "normal" (``q_mean_kg_h``, ``q_sd_kg_h``). ``presence=False`` makes the
+    source always present (no mixture). ``fix_*`` pin wind (to the met prior), position (to
+    ``position_prior_xy_m``), stability (to the met prior) or noise inflation (to 1); with all four
+    fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
+    ``sampler`` "nuts" (default) or "laplace" (draws from the Laplace approximation only).
+    ``mode_jumps=False`` runs plain NUTS, without the mode-jumping steps
+    (see :func:`~attribution_assets.science.inversion.sampler.chain_runner`).
+    ``escalation_*``: the automatic rerun after failed diagnostics (warm-up iterations in all, NUTS
+    target acceptance, mode-jumping tries per transition; see
+    :func:`~attribution_assets.science.inversion.nuts.sample_posterior`).
+    Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
+    shape (on CPU, batching chains makes every chain wait for the longest trajectory, and chains on
+    separate devices recompile on every run). :func:`setting_help` gives each field's help text.
+    """
+
+    num_chains: int = _setting(4, "NUTS chains")
+    num_warmup: int = _setting(500, "NUTS warm-up iterations per chain")
+    num_samples: int = _setting(1000, "NUTS draws per chain")
+    target_accept: float = _setting(0.8, "NUTS target acceptance probability")
+    max_tree_depth: int = _setting(8, "NUTS maximum tree depth")
+    seed: int = _setting(0, "random seed (the same seed gives the same draws)")
+    sampler: Sampler = _setting("nuts", "'nuts', or 'laplace' for draws from the Laplace approximation only")
+    escalate: bool = _setting(True, "rerun the sampler automatically when its convergence diagnostics fail")
+    mode_jumps: bool = _setting(True, "follow every NUTS transition with mode-jumping Metropolis steps")
+    escalation_warmup: int = _setting(1500, "warm-up iterations per chain over all escalation runs")
+    escalation_target_accept: float = _setting(0.9, "NUTS target acceptance probability of the escalation")
+    escalation_jump_tries: int = _setting(24, "mode-jumping tries per NUTS transition in the escalation")
+    map_steps: int = _setting(300, "L-BFGS iterations at most of each polished MAP start")
+    map_screen_steps: int = _setting(20, "L-BFGS iterations of every MAP start before polishing")
+    map_keep: int = _setting(3, "MAP starts polished to convergence, at most")
+    map_keep_within: float = _setting(100.0, "polish starts within this potential of the best")
+    map_position_grid: int = _setting(13, "grid points per axis of the MAP start-position search")
+    map_position_extent_sd: float = _setting(2.0, "half-width of the start-position search, prior sd")
+    map_starts_per_direction: int = _setting(2, "MAP starts per wind rotation")
+    laplace_draws: int = _setting(2000, "draws from the Laplace approximation")
+    q_prior: QPrior = _setting("lognormal", "emission-rate prior family, 'lognormal' or 'normal'")
+    q_median_kg_h: float | None = _setting(None, "median of the emission prior, kg h-1 (default per gas)")
+    q_log_sd: float = _setting(2.0, "natural-log sd of the log-normal emission prior")
+    q_mean_kg_h: float | None = _setting(None, "mean of the Normal emission prior, kg h-1")
+    q_sd_kg_h: float | None = _setting(None, "sd of the Normal emission prior, kg h-1")
+    position_prior_xy_m: tuple[float, float] = _setting((0.0, 0.0), "source position prior centre, local m")
+    position_sd_m: float = _setting(300.0, "source position prior sd, m")
+    stability_sd: float = _setting(1.0, "stability prior sd, classes")
+    background_sd_factor: float = _setting(10.0, "background prior sd over the robust spread of a block")
+    noise_inflation_log_sd: float = _setting(0.5, "natural-log sd of the noise-inflation prior")
+    prior_p_source: float = _setting(0.5, "prior probability that a source is present")
+    presence: bool = _setting(True, "marginalise a source-present indicator (False: always present)")
+    fix_wind: bool = _setting(False, "pin the wind to the met prior")
+    fix_position: bool = _setting(False, "pin the source position to position_prior_xy_m")
+    fix_stability: bool = _setting(False, "pin the stability to the met prior")
+    fix_noise_inflation: bool = _setting(False, "pin the noise inflation to 1")
+    urban: bool = _setting(False, "Briggs urban dispersion curves instead of open-country")
+
+    def __post_init__(self) -> None:
+        if self.sampler not in get_args(Sampler):
+            raise ValueError(f"sampler must be 'nuts' or 'laplace', got {self.sampler!r}")
+        if self.q_prior not in get_args(QPrior):
+            raise ValueError(f"q_prior must be 'lognormal' or 'normal', got {self.q_prior!r}")
+
+
+SAMPLER_SETTINGS = ("num_chains", "num_warmup", "num_samples", "seed", "escalate")
+"""The settings a deployment chooses: the fields of the Dagster resource
+(:class:`attribution_assets.resources.AnalysisSettings`) and the sampler options of the command line;
+the others keep their defaults."""
+
+
+def setting_help(name: str) -> str:
+    """The one-line help text of the :class:`InversionSettings` field ``name``."""
+    for f in fields(InversionSettings):
+        if f.name == name:
+            return f.metadata["help"]
+    raise KeyError(f"InversionSettings has no field {name!r}")
+
+
+def settings_dict(settings: InversionSettings) -> dict[str, Any]:
+    """The settings as a plain dict (for provenance)."""
+    return asdict(settings)

@@ -1,0 +1,49 @@
+"""Typed contracts of the inversion result: diagnostics of every sampler, the posterior summary in
+NetCDF attributes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import arviz as az
+import pytest
+
+from attribution_assets.science import inversion as inv
+from attribution_assets.science.geometry import LocalFrame
+from attribution_assets.science.inversion.simulation import grid_block, met_prior
+
+
+@pytest.fixture(scope="module")
+def laplace_result() -> inv.InversionResult:
+    block = grid_block("EMIT", "ppm m", 12, 60.0, 1, 1.0, 300.0, 0)
+    settings = inv.InversionSettings(sampler="laplace", laplace_draws=200, num_chains=2, num_samples=100)
+    return inv.invert([block], [met_prior(3.0, 1.0)], "CH4", settings)
+
+
+def test_laplace_sampler_reports_complete_diagnostics(laplace_result: inv.InversionResult) -> None:
+    diagnostics = laplace_result.diagnostics
+    assert isinstance(diagnostics, inv.SamplerDiagnostics)
+    assert diagnostics.ess_target == 50.0  # a quarter of 2 x 100 draws
+    assert diagnostics.observations_evaluated == 1.0
+    assert not diagnostics.converged and math.isnan(diagnostics.r_hat_max)
+    assert diagnostics.sampling_s >= 0.0 and diagnostics.map_laplace_s > 0.0
+    assert set(diagnostics.as_dict()) >= {"ess_tail_min", "escalated", "max_excluded_plume_sigma"}
+
+
+def test_summary_survives_netcdf_attributes(laplace_result: inv.InversionResult, tmp_path) -> None:
+    summary = replace(
+        laplace_result.summary().located(LocalFrame(-103.61, 31.9)), granules=("EMIT_L1B_1", "EMIT_L1B_2")
+    )
+    assert summary.instruments == ("EMIT",)
+    assert summary.source_lat == pytest.approx(31.9, abs=0.05)
+    path = tmp_path / "posterior.nc"
+    laplace_result.to_inference_data(summary).to_netcdf(str(path))
+    back = inv.PosteriorSummary.from_attrs(az.from_netcdf(str(path)).posterior.attrs)
+    assert repr(back) == repr(summary)  # equal values and types (NaN R-hat and ESS of Laplace draws)
+    assert isinstance(back.detected, bool) and isinstance(back.divergences, int)
+
+
+def test_summary_from_attributes_without_one_is_an_error() -> None:
+    with pytest.raises(KeyError, match="no posterior summary"):
+        inv.PosteriorSummary.from_attrs({"gas": "CH4", "summary_method": "x"})
