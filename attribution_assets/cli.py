@@ -19,6 +19,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from attribution_assets.compilation import configure_jax
 from attribution_assets.events import (
     AlertFormatError,
     DetectionEvent,
@@ -35,6 +36,7 @@ from attribution_assets.paths import (
     archive_root,
     output_root,
 )
+from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
 
 
 @dataclass
@@ -69,11 +71,10 @@ def log_config(args: argparse.Namespace) -> dict:
 
 
 def _settings(args: argparse.Namespace):
+    """The analysis settings of a run: every sampler option (``SAMPLER_SETTINGS``) as given."""
     from attribution_assets.resources import AnalysisSettings
 
-    return AnalysisSettings(
-        num_chains=args.chains, num_warmup=args.warmup, num_samples=args.samples, seed=args.seed
-    )
+    return AnalysisSettings(**{name: getattr(args, name) for name in SAMPLER_SETTINGS})
 
 
 def run_events(
@@ -133,9 +134,9 @@ def step_failure(result) -> str:
 
 
 def _attribution(row: pd.Series) -> str:
-    if not row["detected"] or not row.get("attributed_facility_name"):
+    if not row["detected"]:
         return "-"
-    if row["p_unlisted_source"] > row["attributed_probability"]:
+    if not row.get("attributed_facility_name") or row["p_unlisted_source"] > row["attributed_probability"]:
         return f"unlisted source ({row['p_unlisted_source']:.2f})"
     return f"{row['attributed_facility_name'][:26]} ({row['attributed_probability']:.2f})"
 
@@ -220,7 +221,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from attribution_assets.resources import OutputStore
 
     output = Path(args.output or output_root())
-    start, end = parse_iso_week(args.week)
+    try:
+        start, end = parse_iso_week(args.week)
+    except AlertFormatError as error:
+        raise SystemExit(f"attribution: {error}") from error
     events = [
         e
         for e in registered_events(OutputStore(root=str(output)).event_registry_path)
@@ -255,13 +259,28 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+_SAMPLER_FLAGS = {
+    "num_chains": "--chains",
+    "num_warmup": "--warmup",
+    "num_samples": "--samples",
+    "seed": "--seed",
+    "escalate": "--escalate",
+}
+"""Command-line flag of each of ``SAMPLER_SETTINGS`` (a boolean also gets ``--no-...``)."""
+
+
 def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
-    parser.add_argument(
-        "--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default 500)"
-    )
-    parser.add_argument("--samples", type=int, default=1000, help="NUTS draws per chain (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    """One option per sampler setting, with the default and help text of ``InversionSettings``."""
+    defaults = InversionSettings()
+    for name in SAMPLER_SETTINGS:
+        default = getattr(defaults, name)
+        kind = (
+            {"action": argparse.BooleanOptionalAction}
+            if isinstance(default, bool)
+            else {"type": type(default), "metavar": "N"}
+        )
+        help_text = f"{setting_help(name)} (default {default})"
+        parser.add_argument(_SAMPLER_FLAGS[name], dest=name, default=default, help=help_text, **kind)
     parser.add_argument("--verbose", action="store_true", help="print every step's log on the console")
 
 
@@ -300,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_jax()
     return args.func(args)
 
 

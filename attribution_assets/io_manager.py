@@ -79,13 +79,13 @@ class EventStoreIOManager(ConfigurableIOManager):
             kind, write = "groups", lambda p: write_groups(obj, p)
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
-        for other in _SUFFIXES.values():
-            stale = base.with_name(base.name + other)
-            if stale.exists() and other != _SUFFIXES[kind]:
-                stale.unlink()
         path = base.with_name(base.name + _SUFFIXES[kind])
         with atomic_path(path) as tmp:
             write(tmp)
+        for other in _SUFFIXES.values():
+            stale = base.with_name(base.name + other)
+            if other != _SUFFIXES[kind] and stale.exists():
+                stale.unlink()  # an output of another kind, replaced only once the new one is in place
         context.add_output_metadata({"path": str(path), "bytes": path.stat().st_size})
 
     def load_input(self, context: InputContext) -> object:

@@ -6,13 +6,14 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 from dagster import AssetSelection, SkipReason, build_sensor_context, instance_for_test, materialize
 
 from attribution_assets.definitions import ASSETS
 from attribution_assets.events import is_event_key, read_alerts, registered_events
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import build_resources
-from attribution_assets.samples.scenes import load_events
+from attribution_assets.samples.truth import load_events
 from attribution_assets.sensors import alert_inbox_sensor
 
 
@@ -57,22 +58,25 @@ def test_scans_drop_events_that_the_sensor_registers(tmp_path, monkeypatch, samp
         assert isinstance(again, SkipReason) and again.skip_message == "no new alert files"
 
 
+@pytest.mark.slow
 def test_tropomi_hotspot_becomes_an_event(tmp_path, monkeypatch, sample_archive, sample_events):
     """The Korpezhe TROPOMI granule regenerated at 40 t/h (the bundled one, 20 t/h, is a ~4-sigma
     two-pixel signal below the scan's threshold) yields a CH4 detection event at the source."""
     from dataclasses import replace
 
-    from attribution_assets.samples import scenes
     from attribution_assets.samples.generate import _write_tropomi
+    from attribution_assets.samples.simulate.tropomi import tropomi_scene
+    from attribution_assets.samples.truth import load_overpasses
+    from attribution_assets.samples.weather import era5_dataset
 
     archive = tmp_path / "archive"
     shutil.copytree(sample_archive, archive)
-    event = next(e for e in scenes.load_events() if e.event_id == "korpezhe-ch4")
+    event = next(e for e in load_events() if e.event_id == "korpezhe-ch4")
     op = next(
-        o for o in scenes.load_overpasses() if o.event_id == event.event_id and o.instrument == "TROPOMI"
+        o for o in load_overpasses() if o.event_id == event.event_id and o.instrument == "TROPOMI"
     )
     strong = replace(event, emission_rate_kg_h=40_000.0)
-    ds = scenes.tropomi_scene(strong, op, scenes.era5_dataset(event), np.random.default_rng(300))
+    ds = tropomi_scene(strong, op, era5_dataset(event), np.random.default_rng(300))
     path = _write_tropomi(strong, op, ds, archive)
     assert path.exists() and len(list((archive / "tropomi").iterdir())) == 3  # replaced, not added
     inbox = tmp_path / "inbox"

@@ -9,12 +9,15 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, instance_for_test, materialize
 
-from attribution_assets.definitions import ASSETS, build_defs
+from attribution_assets.definitions import ASSETS
 from attribution_assets.events import record_events
 from attribution_assets.jobs import EVENT_ASSETS
 from attribution_assets.partitions import detection_events, register_events
 from attribution_assets.resources import AnalysisSettings, OutputStore, build_resources
 from attribution_assets_tests.conftest import FAST_SAMPLER
+
+# every test here reads the graph materialised once by the module fixture (minutes on 2 cores)
+pytestmark = pytest.mark.slow
 
 DESIGN_COLUMNS = {
     "event_key",
@@ -177,24 +180,3 @@ def test_weekly_rollup_and_alerts(graph_run, sample_events):
     assert sample_events["permian-ch4"].key in set(rollup["event_key"])
     alerts = json.loads((permian_week / "alerts.geojson").read_text())
     assert [f["properties"]["event_id"] for f in alerts["features"]] == ["permian-ch4"]
-
-
-def test_definitions_load_with_every_stage():
-    defs = build_defs()
-    defs.validate_loadable(defs)
-    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {
-        "overpass_catalog",
-        "event_overpasses",
-        "emit_aoi",
-        "tropomi_aoi",
-        "ghgsat_aoi",
-        "oco2_aoi",
-        "emit_enhancement",
-        "met_conditions",
-        "plume_forward",
-        "source_posterior",
-        "event_posterior",
-        "weekly_posteriors",
-        "alerts",
-    } <= keys

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -57,9 +59,41 @@ def test_probabilities_sum_to_one(centre: tuple[float, float]) -> None:
     x, y = _draws(centre, 60.0)
     result = attribute_source(x, y, THREE, facility_ids=IDS, position_prior_sd_m=PRIOR_SD_M,
                               location_sd_m=[100.0, 50.0, 3000.0])
-    assert result.table["probability"].sum() == pytest.approx(1.0, abs=1e-12)
-    assert np.all(result.table["probability"] >= 0)
-    assert result.table["prior"].sum() == pytest.approx(1.0, abs=1e-12)
+    table = result.table
+    assert table["probability"].sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.all(np.diff(table["probability"]) <= 0), "rows are not sorted by decreasing probability"
+    # Bayes: each probability is prior x marginal likelihood, normalised over the K + 1 hypotheses
+    log_joint = np.log(table["prior"]) + table["log_marginal_likelihood"]
+    expected = np.exp(log_joint - log_joint.max())
+    np.testing.assert_allclose(table["probability"], expected / expected.sum(), rtol=1e-9, atol=1e-300)
+    assert table["prior"].sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def _normal2_pdf(distance_m: float, sd_m: float) -> float:
+    """Isotropic bivariate normal density (1/m2) at ``distance_m`` from its centre."""
+    return math.exp(-0.5 * (distance_m / sd_m) ** 2) / (2.0 * math.pi * sd_m**2)
+
+
+@pytest.mark.parametrize("prior_sd_m", [None, 300.0])
+def test_point_mass_posterior_has_the_closed_form_probabilities(prior_sd_m: float | None) -> None:
+    # Every draw at s = (0, 0): E_post[g(s) / p0(s)] = g(0) / p0(0), and p0(0) cancels, so
+    # P(H_k) ∝ (1 - unlisted_prior) w_k / sum(w) N(c_k; 0, sd_k^2 I) and P(H_0) ∝ unlisted_prior / (2 h)^2.
+    x = np.zeros((2, 50))
+    y = np.zeros((2, 50))
+    cands = [[-100.0, 0.0], [0.0, 200.0]]
+    result = attribute_source(x, y, cands, facility_ids=["W", "N"], prior_weights=[1.0, 3.0],
+                              location_sd_m=[100.0, 150.0], unlisted_prior=0.2, aoi_half_width_m=4000.0,
+                              position_prior_sd_m=prior_sd_m)
+    joint = {
+        "W": 0.8 * 0.25 * _normal2_pdf(100.0, 100.0),
+        "N": 0.8 * 0.75 * _normal2_pdf(200.0, 150.0),
+        UNLISTED_ID: 0.2 / 8000.0**2,
+    }
+    total = sum(joint.values())
+    for fid, value in joint.items():
+        assert _prob(result, fid) == pytest.approx(value / total, rel=1e-9)
+    assert result.best_facility_id == max(["W", "N"], key=joint.__getitem__)
+    assert result.prior_correction_ess == pytest.approx(x.size)
 
 
 def test_prior_weights_shift_the_split() -> None:

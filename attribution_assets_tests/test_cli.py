@@ -1,0 +1,316 @@
+"""The ``attribution`` command line: parser, error exits, summary table, ``events`` and ``backfill``."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import job, op
+
+from attribution_assets import cli
+from attribution_assets.cli import EventOutcome, build_parser, ensure_instance_home, main, step_failure
+from attribution_assets.events import DetectionEvent, record_events
+from attribution_assets.paths import REPO_ROOT
+from attribution_assets.resources import OutputStore
+
+PERMIAN = DetectionEvent(datetime(2025, 8, 14, 17, 31, tzinfo=UTC), -103.61, 31.9095, "CH4", "permian-1")
+BELCHATOW = DetectionEvent(datetime(2025, 6, 10, 11, 5, tzinfo=UTC), 19.3306, 51.2664, "CO2", "belchatow")
+NO_ID = DetectionEvent(datetime(2025, 8, 15, 6, 0, tzinfo=UTC), 58.0, 38.5, "CH4")
+
+
+def _alerts_csv(path: Path, rows: list[str]) -> Path:
+    path.write_text("event_id,event_time,latitude,longitude,gas\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def _posterior_row(**overrides: object) -> pd.Series:
+    row = {
+        "gas": "CH4",
+        "instruments": "EMIT+TROPOMI",
+        "emission_rate_kg_h": 6123.4,
+        "emission_rate_kg_h_p05": 4500.0,
+        "emission_rate_kg_h_p95": 7800.0,
+        "detected": True,
+        "attributed_facility_name": "Permian well pad 7 (Loving County, TX)",
+        "attributed_probability": 0.91,
+        "p_unlisted_source": 0.05,
+    }
+    return pd.Series({**row, **overrides})
+
+
+# --- parser ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "values"),
+    [
+        (["demo", "--output", "out"], cli.cmd_demo, {"output": "out"}),
+        (["demo"], cli.cmd_demo, {"output": None}),
+        (
+            ["run", "--archive", "a", "--alerts", "al.csv", "--output", "o"],
+            cli.cmd_run,
+            {"archive": "a", "alerts": "al.csv", "output": "o"},
+        ),
+        (["events"], cli.cmd_events, {"output": None}),
+        (["events", "--output", "o"], cli.cmd_events, {"output": "o"}),
+        (
+            ["backfill", "--week", "2025-W33"],
+            cli.cmd_backfill,
+            {"week": "2025-W33", "archive": None, "output": None, "alerts": None},
+        ),
+        (
+            ["backfill", "--week", "2025-W33", "--archive", "a", "--output", "o", "--alerts", "x.geojson"],
+            cli.cmd_backfill,
+            {"week": "2025-W33", "archive": "a", "output": "o", "alerts": "x.geojson"},
+        ),
+        (["dev"], cli.cmd_dev, {"archive": None, "output": None, "port": 3000}),
+        (["dev", "--port", "3111", "--archive", "a"], cli.cmd_dev, {"port": 3111, "archive": "a"}),
+    ],
+)
+def test_every_subcommand_parses_to_its_handler(argv: list[str], command, values: dict) -> None:
+    args = build_parser().parse_args(argv)
+    assert args.command == argv[0]
+    assert args.func is command
+    for name, value in values.items():
+        assert getattr(args, name) == value, name
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "required: command"),
+        (["launch"], "invalid choice: 'launch'"),
+        (["run", "--alerts", "a.csv", "--output", "o"], "required: --archive"),
+        (["run", "--archive", "a", "--output", "o"], "required: --alerts"),
+        (["run", "--archive", "a", "--alerts", "a.csv"], "required: --output"),
+        (["backfill"], "required: --week"),
+        (["dev", "--port", "http"], "invalid int value: 'http'"),
+        (["events", "--week", "2025-W33"], "unrecognized arguments: --week"),
+    ],
+)
+def test_bad_command_lines_exit_with_usage(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: attribution")
+    assert message in err
+
+
+def test_verbose_switches_the_console_log_level() -> None:
+    quiet = build_parser().parse_args(["events"])
+    assert cli.log_config(quiet) == {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    verbose = build_parser().parse_args(["demo", "--verbose"])
+    assert cli.log_config(verbose)["loggers"]["console"]["config"]["log_level"] == "INFO"
+
+
+# --- malformed alert files exit with the file, the row and the reason --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (["a,2025-08-14T17:31:00Z,,-103.61,CH4"], "row 2: missing latitude"),
+        (["a,2025-08-14T17:31:00Z,31.9,-103.61,CH4", "b,last tuesday,31.9,-103.61,CH4"], "row 3: event_time"),
+        (["a,2025-08-14T17:31:00,31.9,-103.61,CH4"], "has no time zone"),
+        (["a,2025-08-14T17:31:00Z,31.9,-103.61,N2O"], "gas 'N2O' is not one of"),
+        (["a,2025-08-14T17:31:00Z,97.0,-103.61,CH4"], "latitude 97.0 outside [-90, 90]"),
+    ],
+)
+def test_run_exits_on_a_malformed_alerts_csv(tmp_path: Path, rows: list[str], expected: str) -> None:
+    alerts = _alerts_csv(tmp_path / "alerts.csv", rows)
+    argv = ["run", "--archive", str(tmp_path), "--alerts", str(alerts), "--output", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    message = exit_info.value.code
+    assert isinstance(message, str) and message.startswith(f"attribution: {alerts}")
+    assert expected in message
+    assert not (tmp_path / "o").exists(), "nothing may be written before the alerts are valid"
+
+
+def test_run_exits_on_a_missing_or_malformed_geojson(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.csv"
+    with pytest.raises(SystemExit, match=r"^attribution: .*nowhere.csv: alert file not found"):
+        main(["run", "--archive", str(tmp_path), "--alerts", str(missing), "--output", str(tmp_path)])
+    not_geojson = tmp_path / "alerts.geojson"
+    not_geojson.write_text(json.dumps({"type": "Feature", "properties": {}}))
+    with pytest.raises(SystemExit, match="not a GeoJSON FeatureCollection"):
+        main(["run", "--archive", str(tmp_path), "--alerts", str(not_geojson), "--output", str(tmp_path)])
+    no_time = tmp_path / "no_time.geojson"
+    feature = {"type": "Feature", "properties": {"gas": "CH4"},
+               "geometry": {"type": "Point", "coordinates": [-103.61, 31.9]}}
+    no_time.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with pytest.raises(SystemExit, match="feature 0: missing event_time"):
+        main(["run", "--archive", str(tmp_path), "--alerts", str(no_time), "--output", str(tmp_path)])
+
+
+def test_backfill_exits_on_malformed_alerts(tmp_path: Path) -> None:
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["a,2025-08-14T17:31:00Z,31.9,-103.61,XX"])
+    with pytest.raises(SystemExit, match="gas 'XX'"):
+        main(["backfill", "--week", "2025-W33", "--output", str(tmp_path), "--alerts", str(alerts)])
+
+
+@pytest.mark.parametrize("week", ["2025-33", "2025-W99"])
+def test_backfill_exits_on_a_malformed_week(tmp_path: Path, week: str) -> None:
+    with pytest.raises(SystemExit, match="is not an ISO week"):
+        main(["backfill", "--week", week, "--output", str(tmp_path)])
+
+
+# --- summary table --------------------------------------------------------------------------------
+
+
+def test_summary_table_columns_attribution_and_failures() -> None:
+    outcomes = [
+        EventOutcome(PERMIAN, True, 12.0, _posterior_row()),
+        EventOutcome(NO_ID, True, 9.0, _posterior_row(attributed_facility_name="Korpezhe compressor",
+                                                      attributed_probability=0.2, p_unlisted_source=0.7)),
+        EventOutcome(PERMIAN, True, 9.0, _posterior_row(detected=False)),
+        EventOutcome(PERMIAN, True, 9.0, _posterior_row(
+            attributed_facility_name="", attributed_probability=0.0, p_unlisted_source=1.0
+        )),
+        EventOutcome(BELCHATOW, False, 3.0, None, "source_posterior: " + "x" * 200),
+    ]
+    lines = cli.summary_table(outcomes).splitlines()
+    header, rule, listed, unlisted, undetected, unnamed, failed = lines
+    assert header.split()[:3] == ["event", "gas", "instruments"]
+    assert "attributed to (probability)" in header and "truth" not in header
+    assert rule == "-" * len(header)
+
+    assert listed.split()[:3] == ["permian-1", "CH4", "EMIT+TROPOMI"]
+    assert "6,123  [4,500 .. 7,800]" in listed
+    assert "Permian well pad 7 (Loving (0.91)" in listed, "the facility name is cut to 26 characters"
+    assert listed.split()[7] == "yes"
+    # the event without an operator id is listed under its partition key
+    assert unlisted.startswith(NO_ID.key)
+    assert unlisted.rstrip().endswith("unlisted source (0.70)")
+    assert undetected.split()[7] == "no" and undetected.rstrip().endswith(" -")
+    # a detected plume with no inventory candidate is attributed to a source not in the inventory
+    assert unnamed.rstrip().endswith("unlisted source (1.00)")
+    assert failed.startswith("belchatow          CO2  FAILED: source_posterior: xxx")
+    assert failed.endswith("x" * 102) and len(failed.split("FAILED: ")[1]) == 120
+
+
+def test_summary_table_checks_the_truth_interval() -> None:
+    truth = pd.DataFrame(
+        {"emission_rate_kg_h": [6000.0, 9000.0]}, index=pd.Index(["permian-1", "belchatow"], name="event_id")
+    )
+    inside = EventOutcome(PERMIAN, True, 1.0, _posterior_row())
+    outside = EventOutcome(BELCHATOW, True, 1.0, _posterior_row(gas="CO2"))
+    untracked = EventOutcome(NO_ID, True, 1.0, _posterior_row())
+    header, _, first, second, third = cli.summary_table([inside, outside, untracked], truth).splitlines()
+    assert header.split()[-4:] == ["truth", "kg/h", "in", "90%"]
+    assert first.split()[-2:] == ["6,000", "yes"]
+    assert second.split()[-2:] == ["9,000", "NO"]
+    assert third.split()[-1] == "(0.91)", "an event without a truth row gets no truth columns"
+
+
+# --- events and backfill on a real registry --------------------------------------------------------
+
+
+def test_events_lists_the_registry_and_which_posteriors_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = OutputStore(root=str(tmp_path))
+    record_events(store.event_registry_path, [PERMIAN, BELCHATOW, NO_ID])
+    done = store.posterior_path(PERMIAN.iso_week, PERMIAN.key)
+    done.parent.mkdir(parents=True)
+    done.write_bytes(b"")
+
+    assert main(["events", "--output", str(tmp_path)]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["event_key", "event_id", "week", "posterior"]
+    # registry order is by event time; an event without an id is registered under its key
+    assert [row.split() for row in rows] == [
+        [BELCHATOW.key, "belchatow", "2025-W24", "no"],
+        [PERMIAN.key, "permian-1", "2025-W33", "yes"],
+        [NO_ID.key, NO_ID.key, "2025-W33", "no"],
+    ]
+
+
+def test_events_reads_the_output_root_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ATTRIBUTION_OUTPUT", str(tmp_path / "env_output"))
+    assert main(["events"]) == 0
+    assert capsys.readouterr().out == f"no events registered under {tmp_path / 'env_output'}\n"
+    record_events(OutputStore(root=str(tmp_path / "env_output")).event_registry_path, [PERMIAN])
+    assert main(["events"]) == 0
+    assert PERMIAN.key in capsys.readouterr().out
+
+
+def test_backfill_without_events_in_the_week_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # registered events in weeks 24 and 33, alerts in week 33: nothing falls in week 34
+    record_events(OutputStore(root=str(tmp_path)).event_registry_path, [PERMIAN, BELCHATOW])
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["late,2025-08-17T23:59:59Z,31.9,-103.61,CH4"])
+    argv = ["backfill", "--week", "2025-W34", "--output", str(tmp_path), "--alerts", str(alerts)]
+    assert main(argv) == 1
+    assert capsys.readouterr().out == (
+        "no registered events in 2025-W34 (register them with `attribution run` or --alerts FILE)\n"
+    )
+    assert main(["backfill", "--week", "2025-W01", "--output", str(tmp_path / "empty")]) == 1
+
+
+# --- instance home --------------------------------------------------------------------------------
+
+
+def test_instance_home_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "instance" / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert ensure_instance_home() == home
+    assert home.is_dir()
+    config = REPO_ROOT / "dagster.yaml"
+    if config.exists():
+        assert (home / "dagster.yaml").read_text() == config.read_text()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert ensure_instance_home() == home
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n", "kept, not overwritten"
+
+
+def test_instance_home_defaults_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", "unused")  # so that monkeypatch restores the variable afterwards
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.chdir(tmp_path)
+    home = ensure_instance_home()
+    assert home == tmp_path / ".dagster_home"
+    assert home.is_dir()
+    assert os.environ["DAGSTER_HOME"] == str(home)
+
+
+# --- step failures --------------------------------------------------------------------------------
+
+
+@op
+def _inputs() -> int:
+    return 1
+
+
+@op
+def _explode(value: int) -> int:
+    raise ValueError(f"inventory {value} unreadable\nno facility table in the archive")
+
+
+@job
+def _failing_job() -> None:
+    _explode(_inputs())
+
+
+@job
+def _passing_job() -> None:
+    _inputs()
+
+
+def test_step_failure_names_the_failed_step_and_the_last_line_of_its_error() -> None:
+    result = _failing_job.execute_in_process(raise_on_error=False)
+    assert not result.success
+    assert step_failure(result) == "_explode: no facility table in the archive"
+    assert step_failure(_passing_job.execute_in_process()) == "run failed"
