@@ -50,6 +50,7 @@ def test_xla_flag_switches_off_the_ynn_reduce_fusion_on_jaxlib_0_10() -> None:
     assert xla_flags("--xla_foo=1", (0, 11)) == "--xla_foo=1"
 
 
+@pytest.mark.filterwarnings("ignore:XLA_FLAGS set after JAX initialised:RuntimeWarning")
 def test_configure_jax_sets_the_flag_and_the_cache(tmp_path, monkeypatch, restore_cache_dir) -> None:
     monkeypatch.setenv("XLA_FLAGS", "--xla_foo=1")
     expected = xla_flags("--xla_foo=1")
