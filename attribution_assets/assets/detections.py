@@ -13,8 +13,8 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from attribution_assets.assets.catalog import overpass_catalog
 from attribution_assets.assets.common import INSTRUMENT_GAS
-from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet
+from attribution_assets.csv_safety import write_safe_csv
 from attribution_assets.events import DetectionEvent
 from attribution_assets.paths import alert_inbox
 from attribution_assets.readers.emit import read_emit_l1b
@@ -81,8 +81,8 @@ def detections(context: AssetExecutionContext, store: OutputStore) -> Materializ
             events += found
     table = events_table(events, source)
     target = alert_inbox() / "detections.csv"
-    with atomic_path(target) as tmp:
-        table.to_csv(tmp, index=False)
+    if len(table):  # an alert file without rows is a format error: the sensor would reject it
+        write_safe_csv(table, target)
     return MaterializeResult(
         metadata={
             "events": len(table),

@@ -24,6 +24,7 @@ from dagster import (
 from attribution_assets.assets.posterior import event_posterior
 from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
+from attribution_assets.csv_safety import write_safe_csv
 from attribution_assets.resources import OutputStore
 from attribution_assets.times import iso_z
 
@@ -96,13 +97,14 @@ def weekly_posteriors(context: AssetExecutionContext, store: OutputStore) -> Mat
 def write_alerts(frame: gpd.GeoDataFrame, week_dir: Path) -> int:
     """Write detected events with ``alert_score >= 0.5`` as ``alerts.geojson`` and ``alerts.csv``.
 
+    The CSV is formula-safe (:mod:`attribution_assets.csv_safety`): analysts open it in spreadsheets.
+
     Returns the number of alerts.
     """
     alerts = frame[frame["detected"].astype(bool) & (frame["alert_score"] >= ALERT_SCORE_MIN)]
     alerts = alerts[[c for c in ALERT_COLUMNS if c in alerts.columns] + ["geometry"]].copy()
     alerts["event_time"] = pd.to_datetime(alerts["event_time"], utc=True).map(iso_z)
-    with atomic_path(week_dir / "alerts.csv") as tmp:
-        alerts.drop(columns="geometry").to_csv(tmp, index=False)
+    write_safe_csv(alerts.drop(columns="geometry"), week_dir / "alerts.csv")
     with atomic_path(week_dir / "alerts.geojson") as tmp:
         tmp.write_text(json.dumps(json.loads(alerts.to_json()), indent=1))
     return len(alerts)

@@ -47,14 +47,15 @@ def test_scans_drop_events_that_the_sensor_registers(tmp_path, monkeypatch, samp
         assert all(is_event_key(e.key) for e in events)
 
         store = resources["store"]
-        first = alert_inbox_sensor(build_sensor_context(instance=instance, resources={"store": store}))
+        with build_sensor_context(instance=instance, resources={"store": store}) as context:
+            first = alert_inbox_sensor(context)
         assert {r.partition_key for r in first.run_requests} == {e.key for e in events}
         assert first.dynamic_partitions_requests[0].partition_keys == [e.key for e in events]
         instance.add_dynamic_partitions(detection_events.name, [e.key for e in events])
         assert {e.key for e in registered_events(store.event_registry_path)} == {e.key for e in events}
-        again = alert_inbox_sensor(
-            build_sensor_context(instance=instance, cursor=first.cursor, resources={"store": store})
-        )
+        store_only = {"store": store}
+        with build_sensor_context(instance=instance, cursor=first.cursor, resources=store_only) as context:
+            again = alert_inbox_sensor(context)
         assert isinstance(again, SkipReason) and again.skip_message == "no new alert files"
 
 
