@@ -8,11 +8,12 @@ when the CDS is on and no ERA5/WRF file covers the event location over the whole
 ERA5 single levels for the window. New files land in the archive and are catalogued by an incremental
 crawl (:func:`update_catalog`) before the query, under a lock shared with ``overpass_catalog``. Without
 credentials nothing is fetched and the metadata says why.
+
+Every catalog update is a locked upsert of one archive's rows (``catalog.store.crawl_into_catalog``):
+several processes may crawl at once, and several archives may share one output folder. A crawl first
+removes the temporary files and staging folders that killed writers left behind (``atomic.remove_orphans``).
 """
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,10 +24,16 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from attribution_assets.access.live import LiveDecision
 from attribution_assets.assets.common import INSTRUMENT_GAS, INSTRUMENTS, MET_SOURCES, event_of
-from attribution_assets.atomic import atomic_path
-from attribution_assets.catalog.crawl import CrawlResult, combined_rows, crawl_archive, empty_catalog
+from attribution_assets.atomic import remove_orphans
+from attribution_assets.catalog.crawl import empty_catalog
 from attribution_assets.catalog.query import new_connection, query_overpasses
-from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
+from attribution_assets.catalog.store import (
+    CatalogUpdate,
+    catalog_lock,
+    crawl_into_catalog,
+    read_geoparquet,
+    read_known_rows,
+)
 from attribution_assets.events import DetectionEvent
 from attribution_assets.partitions import detection_events
 from attribution_assets.resources import (
@@ -41,41 +48,26 @@ MET_HALF_WIDTH_KM = 0.5
 """Half-width (km) of the box around the source used to query, and request, met data."""
 
 
-@contextmanager
-def catalog_lock(store: OutputStore) -> Iterator[None]:
-    """Hold an exclusive lock on the catalog (``flock`` on an empty lock file) while updating it."""
-    store.catalog_lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(store.catalog_lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def known_rows(store: OutputStore) -> gpd.GeoDataFrame:
-    """Every row of the last crawl: the catalog and the superseded files (empty before the first crawl)."""
-    paths = (store.catalog_path, store.superseded_path)
-    return combined_rows([read_geoparquet(p) for p in paths if p.exists()])
-
-
-def update_catalog(context: AssetExecutionContext, archive: Path, store: OutputStore) -> CrawlResult:
-    """Incremental crawl of ``archive`` (files unchanged since the last crawl, superseded ones included,
-    are not reopened); writes the catalog, the superseded rows and the rejected-file list. Call it
-    under :func:`catalog_lock`."""
+def update_catalog(context: AssetExecutionContext, archive: Path, store: OutputStore) -> CatalogUpdate:
+    """Incremental crawl of ``archive`` upserted into the catalog under the catalog lock (files unchanged
+    since the last crawl, superseded ones included, are not reopened; other archives' rows are kept)."""
 
     def progress(i: int, path: Path) -> None:
         if i and i % 500 == 0:
             context.log.info(f"crawled {i} files (now {path})")
 
-    result = crawl_archive(archive, previous=known_rows(store), progress=progress)
-    write_geoparquet(result.catalog, store.catalog_path)
-    write_geoparquet(result.superseded_rows, store.superseded_path)
-    with atomic_path(store.rejected_path) as tmp:
-        result.rejected.to_csv(tmp, index=False)
-    for row in result.rejected.itertuples():
+    update = crawl_into_catalog(archive, store.catalog_files, progress=progress)
+    for row in update.crawl.rejected.itertuples():
         context.log.warning(f"rejected {row.path}: {row.reason}")
-    return result
+    return update
+
+
+def clean_orphans(context: AssetExecutionContext, *roots: Path) -> list[str]:
+    """Remove what killed writers left under ``roots`` (``atomic.remove_orphans``); log and list it."""
+    removed = [str(path) for root in roots for path in remove_orphans(root)]
+    for path in removed:
+        context.log.warning(f"removed an orphaned temporary file of a killed writer: {path}")
+    return removed
 
 
 @asset(
@@ -86,14 +78,18 @@ def update_catalog(context: AssetExecutionContext, archive: Path, store: OutputS
 def overpass_catalog(
     context: AssetExecutionContext, archive: ProductArchive, store: OutputStore
 ) -> MaterializeResult:
-    with catalog_lock(store):
-        result = update_catalog(context, archive.path, store)
+    orphans = clean_orphans(context, archive.path, store.path)
+    update = update_catalog(context, archive.path, store)
+    result = update.crawl
     counts = result.catalog["instrument"].value_counts().to_dict() if not result.catalog.empty else {}
     return MaterializeResult(
         metadata={
             "archive": MetadataValue.path(str(archive.path)),
             "catalog": MetadataValue.path(str(store.catalog_path)),
             "rows": len(result.catalog),
+            "rows_all_archives": update.rows_total,
+            "archives": MetadataValue.json(update.archives),
+            "orphans_removed": MetadataValue.json(orphans),
             "files": result.n_files,
             "files_read": result.n_read,
             "files_reused": result.n_reused,
@@ -146,9 +142,9 @@ def fetch_live(
         return report
     downloaded: list[Path] = []
     uncatalogued: list[str] = []
-    with catalog_lock(store):
+    with catalog_lock(store.catalog_lock_path):
         catalog = read_geoparquet(store.catalog_path)
-        names = {Path(path).name for path in known_rows(store)["path"]}
+        names = {Path(path).name for path in read_known_rows(store.catalog_files)["path"]}
         if decisions[0].on:
             aois = [
                 (instrument, settings.bbox(event, settings.half_width_km(instrument)))
@@ -183,7 +179,7 @@ def fetch_live(
                     context.log.error(f"ERA5 request failed; using the local archive: {error}")
                     report["Copernicus CDS"] = f"failed: {error}"
         if downloaded or uncatalogued:
-            result = update_catalog(context, archive.path, store)
+            result = update_catalog(context, archive.path, store).crawl
             report["catalogued"] = f"{result.n_read} files read, {result.n_reused} reused"
     report["downloaded"] = [str(path) for path in downloaded]
     return report
