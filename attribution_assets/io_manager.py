@@ -9,6 +9,8 @@ Layout: ``<root>/<asset>/<partition>.<kind>.<ext>``. Supported values:
 - ``arviz.InferenceData`` -> ``.idata.nc``.
 
 Every file is written to a temporary name and renamed, so a failed step leaves nothing half-written.
+A stored file that cannot be read back (truncated, corrupted, not of its kind) raises
+:class:`StoredOutputError` naming the file, the asset and the partition, and saying how to recover.
 """
 
 from __future__ import annotations
@@ -27,6 +29,27 @@ from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
 
 _SUFFIXES = {"dataset": ".nc", "groups": ".groups.nc", "table": ".parquet", "idata": ".idata.nc"}
+_UNREADABLE = (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError)
+
+
+class StoredOutputError(RuntimeError):
+    """A stored intermediate exists but cannot be read back (truncated or corrupted file)."""
+
+    def __init__(
+        self, path: Path | str, asset: str, partition: str | None, cause: BaseException | str
+    ) -> None:
+        self.path = str(path)
+        self.asset = asset
+        self.partition = partition
+        self.cause = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        where = f" partition {partition}" if partition else ""
+        super().__init__(
+            f"{self.path}: stored output of asset {asset}{where} is unreadable ({self.cause}); "
+            f"delete the file and re-materialise {asset}{where}"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str | None, str]]:
+        return (type(self), (self.path, self.asset, self.partition, self.cause))
 
 
 def _safe_group(name: str) -> str:
@@ -53,6 +76,18 @@ def read_groups(path: Path) -> dict[str, xr.Dataset]:
         with xr.open_dataset(path, group=safe, engine="netcdf4") as ds:
             result[name] = ds.load()
     return result
+
+
+def _read(kind: str, path: Path) -> object:
+    """The stored object of ``kind`` (a key of ``_SUFFIXES``) at ``path``, loaded into memory."""
+    if kind == "table":
+        return read_geoparquet(path)
+    if kind == "dataset":
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return ds.load()
+    if kind == "idata":
+        return az.from_netcdf(str(path))
+    return read_groups(path)
 
 
 class EventStoreIOManager(ConfigurableIOManager):
@@ -94,12 +129,9 @@ class EventStoreIOManager(ConfigurableIOManager):
         for kind, suffix in _SUFFIXES.items():
             path = base.with_name(base.name + suffix)
             if path.exists():
-                if kind == "table":
-                    return read_geoparquet(path)
-                if kind == "dataset":
-                    with xr.open_dataset(path, engine="netcdf4") as ds:
-                        return ds.load()
-                if kind == "idata":
-                    return az.from_netcdf(str(path))
-                return read_groups(path)
+                try:
+                    return _read(kind, path)
+                except _UNREADABLE as error:
+                    asset = context.asset_key.to_user_string()
+                    raise StoredOutputError(path, asset, partition, error) from error
         raise FileNotFoundError(f"no stored output for {context.asset_key.to_user_string()} at {base}.*")

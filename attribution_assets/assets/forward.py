@@ -30,7 +30,8 @@ def build_blocks(
     tropomi: dict[str, xr.Dataset],
     oco2: dict[str, xr.Dataset],
 ) -> list[ObservationBlock]:
-    """One observation block per granule; ``granules`` orders the overpasses (met_conditions)."""
+    """One observation block per granule, empty ones included (a granule whose AOI holds no valid
+    pixel); ``granules`` orders the overpasses (met_conditions)."""
     index = {granule: i for i, granule in enumerate(granules)}
     blocks = []
     for granule, enh in sorted(emit.items()):
@@ -41,7 +42,15 @@ def build_blocks(
         blocks.append(tropomi_block(ds, frame, index[granule], winds[index[granule]].pblh_m))
     for granule, ds in sorted(oco2.items()):
         blocks.append(oco2_block(ds, frame, index[granule]))
-    return [block for block in blocks if block.size > 0]
+    return blocks
+
+
+def valid_pixels(blocks: list[ObservationBlock], granules: list[str]) -> dict[str, dict[str, int]]:
+    """Valid pixels (observations) per instrument and granule, zeros included."""
+    counts: dict[str, dict[str, int]] = {}
+    for block in blocks:
+        counts.setdefault(block.instrument, {})[granules[block.overpass]] = int(block.size)
+    return counts
 
 
 def linear_rate_kg_s(block: ObservationBlock, jac: np.ndarray) -> tuple[float, float]:
@@ -94,9 +103,15 @@ def plume_forward(
     winds = winds_from_dataset(met_conditions)
     granules = [str(g) for g in met_conditions["granule"].values]
     blocks = build_blocks(frame, winds, granules, emit_enhancement, ghgsat_aoi, tropomi_aoi, oco2_aoi)
+    counts = valid_pixels(blocks, granules)
+    for block in blocks:
+        if block.size == 0:
+            context.log.warning(f"{block.instrument}: 0 valid pixels in AOI ({granules[block.overpass]}); "
+                                "the instrument's granule is left out")
+    blocks = [block for block in blocks if block.size > 0]
     if not blocks:
         context.log.warning(f"{event.key}: no instrument observed the event")
-        context.add_output_metadata({"blocks": 0})
+        context.add_output_metadata({"blocks": 0, "valid_pixels": MetadataValue.json(counts)})
         return {}
     jacobians = [jacobian(block, np.zeros(2), winds[block.overpass]) for block in blocks]
     result = {
@@ -116,6 +131,7 @@ def plume_forward(
     context.add_output_metadata(
         {
             "blocks": len(blocks),
+            "valid_pixels": MetadataValue.json(counts),
             "per_block": MetadataValue.json(quick),
             **figure_metadata(figure, store.figure_path("plume_forward", event.key)),
         }

@@ -1,4 +1,9 @@
-"""Met preparation: the wind, stability and boundary layer at the source for every overpass."""
+"""Met preparation: the wind, stability and boundary layer at the source for every overpass.
+
+A met file that cannot be read is logged and skipped; fill or NaN wind at the source fails the step
+with an error naming the file and the variable (:func:`attribution_assets.science.met.wind.wind_at`);
+a calm is noted per overpass in the ``overpasses`` metadata.
+"""
 
 from datetime import datetime
 
@@ -145,6 +150,7 @@ def met_conditions(
                         "stability": [w.stability_class for w in winds],
                         "pblh_m": [round(w.pblh_m) for w in winds],
                         "source": [w.source for w in winds],
+                        "notes": [w.notes or "-" for w in winds],
                     }
                 ).to_markdown(index=False)
                 if winds

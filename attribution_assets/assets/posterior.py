@@ -1,7 +1,11 @@
 """GeoParquet posterior partitions: one row per event.
 
-Path: ``OUTPUT/posteriors/week=YYYY-Www/<event_key>.parquet``.
+Path: ``OUTPUT/posteriors/week=YYYY-Www/<event_key>.parquet``. The row's ``instrument_outcomes``
+(JSON, instrument -> outcome) says what became of every instrument's data, so an instrument that
+dropped out (no overpass, rejected file, 0 valid pixels in the AOI) is recorded, never silent.
 """
+
+import json
 
 import arviz as az
 import geopandas as gpd
@@ -11,6 +15,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from shapely.geometry import Point
 
 from attribution_assets.assets.common import event_of
+from attribution_assets.assets.outcomes import event_instrument_outcomes
 from attribution_assets.assets.provenance import provenance_json
 from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.events import DetectionEvent, registered_events
@@ -118,6 +123,7 @@ def event_posterior(
     event = event_of(context)
     known = {e.key: e for e in registered_events(store.event_registry_path)}
     event = known.get(event.key, event)
+    outcomes = event_instrument_outcomes(context, event.key)
     summary = PosteriorSummary.from_attrs(source_posterior.posterior.attrs)
     score = alert_score(
         source_posterior.posterior["emission_rate_kg_h"].values, settings.alert_threshold_kg_h(event.gas)
@@ -127,7 +133,11 @@ def event_posterior(
         summary,
         score,
         provenance_json(event_overpasses, list(summary.granules)),
-        {**baseline_columns(quantification_baselines), **attribution_columns(source_attribution)},
+        {
+            **baseline_columns(quantification_baselines),
+            **attribution_columns(source_attribution),
+            "instrument_outcomes": json.dumps(outcomes, sort_keys=True),
+        },
     )
     path = write_geoparquet(row, store.posterior_path(event.iso_week, event.key))
     return MaterializeResult(
@@ -138,5 +148,6 @@ def event_posterior(
             "detected": bool(summary.detected),
             "alert_score": score,
             "instruments": ",".join(summary.instruments),
+            "instrument_outcomes": MetadataValue.json(outcomes),
         }
     )

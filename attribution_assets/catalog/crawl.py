@@ -3,14 +3,21 @@
 Files are recognised by their native names where the product has one (EMIT, TROPOMI, OCO-2, WRF)
 and by their content where whoever downloaded them chose the name (GHGSat deliveries, ERA5 from the
 CDS). Unchanged files (same path, size and modification time as in the previous crawl) are not
-reopened. When the same granule exists in several processings, only the newest is catalogued; the
-older files are kept aside as superseded rows, so a re-crawl does not reopen them either. Files that
-cannot be read are listed with the reason; the crawl goes on. Every row carries the file's
+reopened. Every file is checked for the variables its reader requires (names, units, kind of values;
+metadata only), so a file the reader would reject is listed as rejected with the reason (naming the
+file and the variable) instead of being catalogued; the crawl goes on. Zero-byte files of a product
+are rejected too. When the same granule exists in several processings, only the newest *verified*
+file is catalogued: a broken newer processing was rejected before the tie-break, so the older good
+file stays, with a warning (logged, and appended to the rejected file's reason). Copies of the same
+processing are told apart by content: identical copies keep one, differing copies keep the most
+recently modified, with a warning; path order never decides. The other files are kept aside as
+superseded rows, so a re-crawl does not reopen them either. Every row carries the file's
 ``readers.checksum.file_checksum`` fingerprint, the same value the readers put in their provenance.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +37,11 @@ from attribution_assets.catalog.footprints import (
     describe_wrf,
 )
 from attribution_assets.readers.checksum import file_checksum
+
+logger = logging.getLogger(__name__)
+_UNREADABLE = (OSError, ValueError, KeyError, IndexError, RuntimeError, TypeError)
+"""What describing a broken file raises (h5py/netCDF4 raise OSError, RuntimeError or KeyError on
+truncated or malformed files; the layout checks raise ProductFormatError, a ValueError)."""
 
 CATALOG_COLUMNS = [
     "granule_id",
@@ -60,7 +72,8 @@ class CrawlResult:
 
     ``superseded_rows`` are the rows of files whose granule exists in a newer processing: they are not
     in ``catalog`` (never selected for an event) but are kept so the next incremental crawl reuses them
-    instead of reopening those files; ``superseded`` lists their paths.
+    instead of reopening those files; ``superseded`` lists their paths. ``warnings`` says where a
+    duplicate was resolved by content (a broken newer processing, differing copies of one processing).
     """
 
     catalog: gpd.GeoDataFrame
@@ -70,6 +83,7 @@ class CrawlResult:
     n_read: int = 0
     n_ignored: int = 0
     superseded_rows: gpd.GeoDataFrame = field(default_factory=lambda: empty_catalog())
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def superseded(self) -> list[str]:
@@ -132,15 +146,60 @@ def _rows(path: Path, segments: list[GranuleSegment], size: int, mtime_ns: int) 
     ]
 
 
-def _keep_newest(catalog: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Split off every file whose granule also exists in a newer processing: (kept, superseded rows)."""
+def _granule_base(granule_ids: pd.Series) -> pd.Series:
+    """The granule of each row without its along-track segment suffix (``#nnn``)."""
+    return granule_ids.str.split("#").str[0]
+
+
+def _keep_newest(catalog: gpd.GeoDataFrame, warnings: list[str]) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Split off every file whose granule also exists in a newer processing: (kept, superseded rows).
+
+    Every file here passed its layout check. Among files of the same processing the content decides:
+    identical fingerprints are one file delivered twice (one is kept); different fingerprints keep the
+    most recently modified file and add a warning to ``warnings``.
+    """
     if catalog.empty:
         return catalog, empty_catalog()
-    base = catalog["granule_id"].str.split("#").str[0]
-    per_file = catalog.assign(base=base).drop_duplicates(["base", "path"])
-    newest = per_file.sort_values(["base", "processing", "path"]).groupby("base").tail(1)
+    per_file = catalog.assign(base=_granule_base(catalog["granule_id"])).drop_duplicates(["base", "path"])
+    ordered = per_file.sort_values(["base", "processing", "mtime_ns", "fingerprint", "path"])
+    newest = ordered.groupby("base").tail(1)
+    for row in newest.itertuples():
+        rivals = per_file[(per_file["base"] == row.base) & (per_file["processing"] == row.processing)]
+        differing = rivals[rivals["fingerprint"] != row.fingerprint]
+        if len(differing):
+            warnings.append(
+                f"granule {row.base}: {len(rivals)} files of processing {row.processing!r} differ in "
+                f"content; kept the most recently modified {row.path}, superseded "
+                f"{sorted(differing['path'])}"
+            )
     old = catalog["path"].isin(set(per_file["path"]) - set(newest["path"]))
     return catalog[~old].reset_index(drop=True), catalog[old].reset_index(drop=True)
+
+
+def _broken_duplicates(rejected: list[dict], catalog: gpd.GeoDataFrame, warnings: list[str]) -> None:
+    """Say, in ``warnings`` and in the rejected row's reason, when a rejected file is another processing
+    (or copy) of a granule that is catalogued from a good file."""
+    if not rejected or catalog.empty:
+        return
+    kept = catalog.assign(base=_granule_base(catalog["granule_id"])).drop_duplicates("base")
+    kept = kept.set_index("base")
+    for row in rejected:
+        native = parse_native_name(Path(row["path"]).name)
+        if native is None or native.granule not in kept.index:
+            continue
+        good = kept.loc[native.granule]
+        kept_processing = str(good["processing"])
+        if native.processing == kept_processing:
+            age = "a copy of the"
+        else:
+            age = "a newer" if native.processing > kept_processing else "an older"
+        note = (
+            f"granule {native.granule}: {age} processing {native.processing!r} in {row['path']} is broken "
+            f"and rejected; the verified processing {good['processing']!r} in {good['path']} is "
+            "catalogued instead"
+        )
+        row["reason"] = f"{row['reason']} [{note}]"
+        warnings.append(note)
 
 
 def empty_catalog() -> gpd.GeoDataFrame:
@@ -185,7 +244,7 @@ def crawl_archive(
             continue
         try:
             segments = describe_file(path)
-        except (OSError, ValueError, KeyError, IndexError) as error:
+        except _UNREADABLE as error:
             rejected.append({"path": str(path), "reason": f"{type(error).__name__}: {error}"})
             continue
         if segments is None:
@@ -200,9 +259,12 @@ def crawl_archive(
         catalog = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
         for column in ("time_start", "time_end"):
             catalog[column] = pd.to_datetime(catalog[column], utc=True)
-        catalog, superseded = _keep_newest(catalog)
+        catalog, superseded = _keep_newest(catalog, result.warnings)
         order = ["instrument", "time_start", "granule_id"]
         result.catalog = catalog.sort_values(order).reset_index(drop=True)
         result.superseded_rows = superseded.sort_values(["path", "granule_id"]).reset_index(drop=True)
+    _broken_duplicates(rejected, result.catalog, result.warnings)
+    for warning in result.warnings:
+        logger.warning(warning)
     result.rejected = pd.DataFrame(rejected, columns=["path", "reason"])
     return result

@@ -31,9 +31,11 @@ from shapely.geometry import MultiPoint, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from attribution_assets.catalog.filenames import NativeName
+from attribution_assets.readers import emit, ghgsat, oco2, tropomi, wrf
 from attribution_assets.readers.bbox import normalise_lon
-from attribution_assets.readers.era5 import era5_layout
+from attribution_assets.readers.era5 import WIND_FIELDS, era5_layout, required_variables
 from attribution_assets.readers.errors import ProductFormatError
+from attribution_assets.readers.layout import check_complete, check_required
 from attribution_assets.readers.values import attribute_text as _text
 from attribution_assets.readers.values import masked_to_nan
 from attribution_assets.readers.wrf import WRF_TIME_FORMAT
@@ -146,6 +148,7 @@ def _dataset(h5: h5py.File | h5py.Group, name: str, path: Path, expected: str) -
 def describe_emit(path: Path, name: NativeName) -> list[GranuleSegment]:
     """EMIT L1B RAD: time from global attributes, footprint from the edges of ``location/lat, lon``."""
     with h5py.File(path, "r") as h5:
+        check_required(h5, path, emit.REQUIRED_VARIABLES)
         try:
             start = parse_time(_text(h5.attrs["time_coverage_start"]))
             end = parse_time(_text(h5.attrs["time_coverage_end"]))
@@ -180,6 +183,7 @@ def _num2date(values: np.ndarray, units: str) -> np.ndarray:
 def describe_tropomi(path: Path, name: NativeName) -> list[GranuleSegment]:
     """TROPOMI L2 CH4: one row per block of scanlines; footprint from the block's edge pixels."""
     with h5py.File(path, "r") as h5:
+        check_required(h5, path, tropomi.REQUIRED_VARIABLES)
         expected = "TROPOMI L2 CH4 layout"
         lat_all = decoded(_dataset(h5, "PRODUCT/latitude", path, expected), (0,))
         lon_all = decoded(_dataset(h5, "PRODUCT/longitude", path, expected), (0,))
@@ -225,6 +229,7 @@ def describe_oco2(path: Path, name: NativeName) -> list[GranuleSegment]:
     (a new run at every gap over ``OCO2_GAP_KM`` or antimeridian crossing); each footprint is the
     convex hull of the run's sounding centres grown by ``OCO2_SWATH_BUFFER_DEG``."""
     with h5py.File(path, "r") as h5:
+        check_required(h5, path, oco2.REQUIRED_VARIABLES)
         expected = "OCO-2 Lite root variable"
         lat = decoded(_dataset(h5, "latitude", path, expected))
         lon = decoded(_dataset(h5, "longitude", path, expected))
@@ -265,7 +270,9 @@ def describe_oco2(path: Path, name: NativeName) -> list[GranuleSegment]:
 
 def describe_wrf(path: Path, name: NativeName) -> list[GranuleSegment]:
     """WRF output: domain outline from the edges of XLAT/XLONG, times from ``Times``."""
+    check_complete(path)
     with netCDF4.Dataset(path) as nc:
+        check_required(nc, path, wrf.REQUIRED_VARIABLES)
         try:
             lat = _boundary_2d(nc.variables["XLAT"])
             lon = _boundary_2d(nc.variables["XLONG"])
@@ -293,6 +300,7 @@ def _describe_ghgsat(path: Path, h5: h5py.File) -> list[GranuleSegment]:
     for key in ("time_coverage_start", "time_coverage_end", "schema_version"):
         if key not in h5.attrs:
             raise ProductFormatError(path, key, "root attribute of the ghgsat_l2_v1 schema")
+    check_required(h5, path, ghgsat.REQUIRED_VARIABLES)
     expected = "datasets (y, x)"
     lat = _boundary_2d(_dataset(h5, "geolocation/latitude", path, expected))
     lon = _boundary_2d(_dataset(h5, "geolocation/longitude", path, expected))
@@ -317,9 +325,10 @@ def _describe_ghgsat(path: Path, h5: h5py.File) -> list[GranuleSegment]:
 _Era5Coords = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def _era5_coords(handle: h5py.File | netCDF4.Dataset, path: Path) -> _Era5Coords | None:
+def _era5_coords(handle: h5py.File | netCDF4.Dataset, path: Path, wind: bool = True) -> _Era5Coords | None:
     """(times, latitudes, longitudes in [-180, 180)) of an ERA5 file, or ``None`` when the layout is
-    not ERA5 (see :func:`readers.era5.era5_layout`)."""
+    not ERA5 (see :func:`readers.era5.era5_layout`). Checks the fields' units and, with ``wind``, that
+    the 10 m wind is there (a zip member may hold other fields only)."""
     hdf5 = isinstance(handle, h5py.File)
     names = set(handle.keys()) if hdf5 else set(handle.variables)
     if not era5_layout(names if hdf5 else set(handle.dimensions), names):
@@ -327,6 +336,7 @@ def _era5_coords(handle: h5py.File | netCDF4.Dataset, path: Path) -> _Era5Coords
     time_name = "valid_time" if "valid_time" in names else "time"
     if time_name not in names or "latitude" not in names or "longitude" not in names:
         raise ProductFormatError(path, "valid_time|time, latitude, longitude", "ERA5 coordinate variables")
+    check_required(handle, path, required_variables(names, wind))
     time_var = handle[time_name]
     units = time_var.attrs.get("units") if hdf5 else getattr(time_var, "units", None)
     if units is None:
@@ -343,6 +353,8 @@ def _open_netcdf(source: Path | bytes, path: Path) -> Iterator[h5py.File | netCD
     when the content is neither."""
     head = source[:8] if isinstance(source, bytes) else _head(source)
     if head.startswith(_NETCDF3_SIGNATURE):
+        if not isinstance(source, bytes):
+            check_complete(source)
         kwargs = {"memory": source} if isinstance(source, bytes) else {}
         with netCDF4.Dataset(path.name if isinstance(source, bytes) else source, **kwargs) as nc:
             yield nc
@@ -383,31 +395,42 @@ def _describe_era5_zip(path: Path) -> list[GranuleSegment] | None:
     with zipfile.ZipFile(path) as archive:
         members = [member for member in archive.namelist() if member.endswith(".nc")]
         parts: list[_Era5Coords] = []
+        names: set[str] = set()
         for k, member in enumerate(members):
             with _open_netcdf(archive.read(member), path) as handle:
-                coords = None if handle is None else _era5_coords(handle, path)
+                coords = None if handle is None else _era5_coords(handle, path, wind=False)
+                if handle is not None:
+                    names |= set(handle.keys() if isinstance(handle, h5py.File) else handle.variables)
             if coords is None:
                 if k == 0:
                     return None
                 raise ProductFormatError(path, member, "an ERA5 NetCDF member like the first one")
             parts.append(coords)
+    for name in WIND_FIELDS:
+        if parts and name not in names:
+            raise ProductFormatError(path, name, "the 10 m wind field in one of the zip's NetCDF members")
     return _era5_segment(path, parts) if parts else None
 
 
 def describe_by_content(path: Path) -> list[GranuleSegment] | None:
     """Catalog segments of a file whose name is user-chosen, recognised by content in one open:
     GHGSat L2 (``.h5``/``.he5``/``.hdf5`` with root attribute ``product="GHGSat_L2"``) or an ERA5 CDS
-    download (``.nc``/``.nc4``/``.zip`` with the ERA5 layout). ``None`` when it is neither."""
+    download (``.nc``/``.nc4``/``.zip`` with the ERA5 layout). ``None`` when it is neither (a file
+    that is not HDF5/NetCDF at all, or another product). A zero-byte file with one of these suffixes is
+    an interrupted download or delivery, never a product: :class:`ProductFormatError`."""
     suffix = path.suffix.lower()
-    ghgsat, era5 = suffix in GHGSAT_SUFFIXES, suffix in ERA5_SUFFIXES
-    if not (ghgsat or era5):
+    is_ghgsat, is_era5 = suffix in GHGSAT_SUFFIXES, suffix in ERA5_SUFFIXES
+    if not (is_ghgsat or is_era5):
         return None
-    if era5 and _head(path).startswith(_ZIP_SIGNATURE):
+    if path.stat().st_size == 0:
+        raise ProductFormatError(path, "<file>", "a GHGSat L2 HDF5 or ERA5 NetCDF file, found 0 bytes")
+    if is_era5 and _head(path).startswith(_ZIP_SIGNATURE):
         return _describe_era5_zip(path)
     with _open_netcdf(path, path) as handle:
         if handle is None:
             return None
-        if ghgsat and isinstance(handle, h5py.File) and _text(handle.attrs.get("product", "")) == "GHGSat_L2":
+        product = _text(handle.attrs.get("product", "")) if isinstance(handle, h5py.File) else ""
+        if is_ghgsat and product == "GHGSat_L2":
             return _describe_ghgsat(path, handle)
-        coords = _era5_coords(handle, path) if era5 else None
+        coords = _era5_coords(handle, path) if is_era5 else None
     return None if coords is None else _era5_segment(path, [coords])

@@ -22,6 +22,7 @@ import xarray as xr
 
 from attribution_assets.readers.bbox import BBox
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.layout import Required, check_required
 from attribution_assets.readers.template import provenance_attrs, read_product
 from attribution_assets.times import iso_z
 
@@ -32,6 +33,12 @@ _REQUIRED = {
     "sensor_band_parameters": ("wavelengths", "fwhm"),
     "location": ("lat", "lon", "glt_x", "glt_y"),
 }
+REQUIRED_VARIABLES = tuple(
+    Required(f"{group}/{name}".lstrip("/"), (RADIANCE_UNITS,) if name == "radiance" else None)
+    for group, names in _REQUIRED.items()
+    for name in names
+)
+"""The variables (path, units, numeric values) without which :func:`read_emit_l1b` rejects a file."""
 
 
 def _group(nc: netCDF4.Dataset, path: str | os.PathLike[str], name: str) -> netCDF4.Dataset:
@@ -61,6 +68,7 @@ def _check_layout(nc: netCDF4.Dataset, path: str | os.PathLike[str]) -> None:
             raise ProductFormatError(path, attr, "global attribute present")
     if np.size(nc.getncattr("geotransform")) != 6:
         raise ProductFormatError(path, "geotransform", "6 GDAL geotransform coefficients")
+    check_required(nc, path, REQUIRED_VARIABLES)
 
 
 def _axis_window(origin: float, step: float, n: int, lo: float, hi: float) -> slice:

@@ -21,6 +21,7 @@ import xarray as xr
 
 from attribution_assets.readers.bbox import BBox, normalise_lon, validate_bbox
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.layout import Required, check_complete
 from attribution_assets.readers.template import provenance_attrs
 from attribution_assets.times import iso_z
 
@@ -38,6 +39,16 @@ FIELDS = {
     "sshf": (("J m**-2", "J m-2"), "J m-2", "surface sensible heat flux (accumulated, positive downwards)"),
 }
 _TIME_NAMES = ("valid_time", "time")
+WIND_FIELDS = ("u10", "v10")
+"""The fields the met preparation needs from every ERA5 file (the 10 m wind)."""
+
+
+def required_variables(names: set[str], wind: bool = True) -> tuple[Required, ...]:
+    """What a catalogued ERA5 file must hold: the 10 m wind (unless ``wind`` is false: one member of a
+    CDS zip), and every known field among ``names`` in accepted units (the reader rejects a field with
+    other units)."""
+    wanted = [name for name in FIELDS if (wind and name in WIND_FIELDS) or name in names]
+    return tuple(Required(name, FIELDS[name][0]) for name in wanted)
 
 
 def _members(path: str | os.PathLike[str]) -> list[xr.Dataset]:
@@ -49,6 +60,7 @@ def _members(path: str | os.PathLike[str]) -> list[xr.Dataset]:
                 if not names:
                     raise ProductFormatError(path, "<zip>", "at least one *.nc member")
                 return [xr.open_dataset(io.BytesIO(zf.read(n))).load() for n in names]
+        check_complete(path)
         return [xr.open_dataset(path)]
     except ProductFormatError:
         raise
@@ -84,6 +96,8 @@ def _normalise(ds: xr.Dataset, path: str | os.PathLike[str]) -> tuple[xr.Dataset
         found = var.attrs.get("units")
         if found not in accepted:
             raise ProductFormatError(path, name, f"units in {accepted}, found {found!r}")
+        if var.dtype.kind not in "fiu":
+            raise ProductFormatError(path, name, f"numeric values, found dtype {var.dtype}")
         if "expver" in var.dims:
             var = _first_valid_expver(var)
         if set(var.dims) != {"time", "latitude", "longitude"}:
@@ -152,8 +166,8 @@ def read_era5(path: str | os.PathLike[str], bbox: Sequence[float] | None = None)
     present; other variables (e.g. pressure levels) are left out. Attributes: provenance, with
     ``product_version`` "ERA5" and ``expver`` (the experiment versions found, comma separated).
 
-    Raises ProductFormatError (unreadable file, missing dimension, no known field, wrong units) or
-    EmptyAOIError.
+    Raises ProductFormatError (unreadable file, missing dimension, no ``u10``/``v10``, a field in wrong
+    units or not numeric) or EmptyAOIError.
     """
     box = validate_bbox(path, bbox)
     members = _members(path)
@@ -161,6 +175,9 @@ def read_era5(path: str | os.PathLike[str], bbox: Sequence[float] | None = None)
         parts = [_normalise(member, path) for member in members]
         if not any(part[0].data_vars for part in parts):
             raise ProductFormatError(path, "u10", f"at least one ERA5 field of {sorted(FIELDS)}")
+        for name in WIND_FIELDS:
+            if not any(name in part[0].data_vars for part in parts):
+                raise ProductFormatError(path, name, "the 10 m wind field (the met preparation needs it)")
         merged = xr.merge([part[0] for part in parts], join="outer", compat="no_conflicts",
                           combine_attrs="drop")
         ds = _select_bbox(_sorted_grid(merged), path, box).load()

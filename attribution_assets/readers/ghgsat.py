@@ -18,6 +18,7 @@ import xarray as xr
 
 from attribution_assets.readers.bbox import BBox, in_bbox
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.layout import Required, check_required
 from attribution_assets.readers.template import provenance_attrs, read_product
 from attribution_assets.readers.values import attribute_text as _text
 from attribution_assets.times import iso_z
@@ -34,6 +35,11 @@ _GEO = {
     "longitude": ("geolocation/longitude", "degrees_east", "pixel centre longitude"),
 }
 _UNITS = {"data/xch4": "ppb", "data/xch4_precision": "ppb"}
+REQUIRED_VARIABLES = tuple(
+    Required(name, (_UNITS[name],) if name in _UNITS else None)
+    for name, *_ in (*_FIELDS.values(), *_GEO.values())
+)
+"""The datasets (path, units, numeric values) without which :func:`read_ghgsat_l2` rejects a file."""
 
 
 def _check_layout(h5: h5py.File, path: str | os.PathLike[str]) -> tuple[int, int]:
@@ -57,6 +63,7 @@ def _check_layout(h5: h5py.File, path: str | os.PathLike[str]) -> tuple[int, int
         found = _text(h5[name].attrs.get("units", ""))
         if found != units:
             raise ProductFormatError(path, f"/{name}", f"units {units!r}, found {found!r}")
+    check_required(h5, path, REQUIRED_VARIABLES)
     return shape
 
 

@@ -21,6 +21,7 @@ import xarray as xr
 
 from attribution_assets.readers.bbox import BBox, overlaps_bbox
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.layout import Required, check_required
 from attribution_assets.readers.template import provenance_attrs, read_product
 from attribution_assets.readers.values import masked_to_nan
 from attribution_assets.times import iso_z
@@ -53,6 +54,15 @@ _LEVEL_FIELDS = {
     "pressure_weight": ("1", "pressure weighting function"),
 }
 _UNITS = {"xco2": ("ppm",), "xco2_uncertainty": ("ppm",), "psurf": ("hPa",)}
+_GEOMETRY = ("sounding_id", "time", "latitude", "longitude", "vertex_latitude", "vertex_longitude")
+REQUIRED_VARIABLES = (
+    *(Required(name) for name in _GEOMETRY),
+    *(
+        Required(f"{group}/{name}".lstrip("/"), _UNITS.get(out))
+        for out, (group, name, *_) in _REQUIRED.items()
+    ),
+)
+"""The variables (path, units, numeric values) without which :func:`read_oco2_lite` rejects a file."""
 
 
 def _lookup(nc: netCDF4.Dataset, group: str, name: str) -> netCDF4.Variable | None:
@@ -74,7 +84,7 @@ def _apriori_variable(nc: netCDF4.Dataset) -> netCDF4.Variable | None:
 
 
 def _check_layout(nc: netCDF4.Dataset, path: str | os.PathLike[str]) -> None:
-    for name in ("sounding_id", "time", "latitude", "longitude", "vertex_latitude", "vertex_longitude"):
+    for name in _GEOMETRY:
         _required(nc, path, "", name)
     for group, name, *_ in _REQUIRED.values():
         _required(nc, path, group, name)
@@ -87,6 +97,7 @@ def _check_layout(nc: netCDF4.Dataset, path: str | os.PathLike[str]) -> None:
     time_units = str(getattr(nc.variables["time"], "units", ""))
     if not time_units.startswith("seconds since 1970-01-01"):
         raise ProductFormatError(path, "time", f"units 'seconds since 1970-01-01', found {time_units!r}")
+    check_required(nc, path, REQUIRED_VARIABLES)
 
 
 def _select(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None) -> tuple[slice, np.ndarray]:

@@ -36,8 +36,10 @@ def read_product(
     try:
         check(handle, path)
         return build(handle, path, box)
-    except (RuntimeError, OSError, KeyError) as exc:
-        raise ProductFormatError(path, "<file>", f"readable contents ({exc})") from exc
+    except ProductFormatError:
+        raise
+    except (RuntimeError, OSError, KeyError, ValueError, TypeError) as exc:
+        raise ProductFormatError(path, "<file>", f"readable contents ({type(exc).__name__}: {exc})") from exc
     finally:
         handle.close()
 

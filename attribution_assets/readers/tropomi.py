@@ -22,6 +22,7 @@ import xarray as xr
 
 from attribution_assets.readers.bbox import BBox, overlaps_bbox
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.layout import Required, check_required
 from attribution_assets.readers.template import provenance_attrs, read_product
 from attribution_assets.readers.values import masked_to_nan
 from attribution_assets.times import iso_z
@@ -44,6 +45,12 @@ _REQUIRED = (
     ("INPUT_DATA", "surface_pressure"), ("INPUT_DATA", "pressure_interval"),
     ("INPUT_DATA", "methane_profile_apriori"), ("INPUT_DATA", "dry_air_subcolumns"),
 )
+_PPB_VARIABLES = ("methane_mixing_ratio_bias_corrected", "methane_mixing_ratio_precision")
+REQUIRED_VARIABLES = tuple(
+    Required(f"{_GROUPS[key]}/{name}", PPB_UNITS if name in _PPB_VARIABLES else None)
+    for key, name in _REQUIRED
+)
+"""The variables (path, units, numeric values) without which :func:`read_tropomi_ch4` rejects a file."""
 # carrier name -> (group, file name, units, long_name); per-pixel
 _PIXEL_FIELDS = {
     "xch4": ("PRODUCT", "methane_mixing_ratio_bias_corrected", "ppb",
@@ -103,7 +110,7 @@ def _optional(nc: netCDF4.Dataset, key: str, name: str) -> netCDF4.Variable | No
 def _check_layout(nc: netCDF4.Dataset, path: str | os.PathLike[str]) -> None:
     for key, name in _REQUIRED:
         _variable(nc, path, key, name)
-    for name in ("methane_mixing_ratio_bias_corrected", "methane_mixing_ratio_precision"):
+    for name in _PPB_VARIABLES:
         units = getattr(_variable(nc, path, "PRODUCT", name), "units", None)
         if units not in PPB_UNITS:
             raise ProductFormatError(path, f"PRODUCT/{name}", f"units in {PPB_UNITS}, found {units!r}")
@@ -111,6 +118,7 @@ def _check_layout(nc: netCDF4.Dataset, path: str | os.PathLike[str]) -> None:
     if nlayer != 12:
         raise ProductFormatError(path, "PRODUCT/SUPPORT_DATA/DETAILED_RESULTS/column_averaging_kernel",
                                  f"12 layers, found {nlayer}")
+    check_required(nc, path, REQUIRED_VARIABLES)
 
 
 def _select_window(nc: netCDF4.Dataset, path: str | os.PathLike[str], bbox: BBox | None

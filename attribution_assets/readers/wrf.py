@@ -28,6 +28,7 @@ import xarray as xr
 
 from attribution_assets.readers.bbox import in_bbox, normalise_lon, validate_bbox
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
+from attribution_assets.readers.layout import TEXT, Required, check_complete, check_required
 from attribution_assets.readers.template import provenance_attrs
 from attribution_assets.times import iso_z
 
@@ -39,6 +40,15 @@ GLOBAL_ATTRS = ("DX", "DY", "MAP_PROJ", "CEN_LAT", "CEN_LON", "TRUELAT1", "TRUEL
 _MASS_2D = {"U10": ("u10", "m s-1", "10 m eastward wind"), "V10": ("v10", "m s-1", "10 m northward wind"),
             "PBLH": ("pblh", "m", "planetary boundary layer height"),
             "PSFC": ("psfc", "Pa", "surface pressure"), "HGT": ("hgt", "m", "terrain height")}
+_UNITS = {"U": "m s-1", "V": "m s-1", "U10": "m s-1", "V10": "m s-1", "PBLH": "m", "PSFC": "Pa", "HGT": "m"}
+REQUIRED_VARIABLES = (
+    Required("Times", kind=TEXT),
+    *(
+        Required(name, (_UNITS[name],) if name in _UNITS else None)
+        for name in ("XLAT", "XLONG", "U", "V", *_MASS_2D)
+    ),
+)
+"""The variables (name, units, kind of values) without which :func:`read_wrf` rejects a file."""
 _OPTIONAL_2D = {"HFX": ("hfx", "W m-2", "upward surface sensible heat flux"),
                 "T2": ("t2", "K", "2 m temperature"), "ZNT": ("znt", "m", "roughness length")}
 
@@ -122,10 +132,12 @@ def read_wrf(path: str | os.PathLike[str], bbox: Sequence[float] | None = None) 
     """
     path = str(path)
     try:
+        check_complete(path)
         nc = netCDF4.Dataset(path)
     except OSError as exc:
         raise ProductFormatError(path, "<file>", f"a readable NetCDF wrfout file ({exc})") from None
     with nc:
+        check_required(nc, path, REQUIRED_VARIABLES)
         times = _times(nc, path)
         lat_all = np.asarray(_variable(nc, path, "XLAT", 3)[0], np.float64)
         lon_all = normalise_lon(_variable(nc, path, "XLONG", 3)[0])

@@ -163,12 +163,16 @@ def test_bad_files_raise_product_format_error(tmp_path: Path) -> None:
         nc.createVariable("Times", "S1", ("Time", "DateStrLen"))[:] = netCDF4.stringtochar(
             np.array(["2024-06-01_19:00:00"], "S19")
         )
+        units = {"U10": "m s-1", "V10": "m s-1", "PBLH": "m", "PSFC": "Pa", "HGT": "m",
+                 "U": "m s-1", "V": "m s-1"}
         for name in ("XLAT", "XLONG", "U10", "V10", "PBLH", "PSFC", "HGT"):
             nc.createVariable(name, "f4", ("Time", "south_north", "west_east"))[:] = 1.0
         nc.createVariable("U", "f4", ("Time", "bottom_top", "south_north", "west_east"))[:] = (
             1.0  # not staggered
         )
         nc.createVariable("V", "f4", ("Time", "bottom_top", "south_north", "west_east"))[:] = 1.0
+        for name, unit in units.items():
+            nc.variables[name].units = unit
     with pytest.raises(ProductFormatError, match="west_east_stag"):
         read_wrf(bad)
     with pytest.raises(ProductFormatError):

@@ -18,6 +18,11 @@ says only how a source names and lays out its fields (:data:`ERA5`, :data:`WRF`)
   3 x 3 neighbouring grid points at t - 1 h, t, t + 1 h and the SRON wind error model (50 % of the
   speed for U10 <= 3 m s-1, else 1.5 m s-1, the error model SRON applies to reanalysis winds in its
   satellite plume quantification).
+  Below ``CALM_SPEED_M_S`` (a calm, e.g. a zero wind in the file) the speed uncertainty is at least
+  ``CALM_SPEED_SD_M_S`` and the calm is recorded in ``notes``: the wind is then too weak to know, not
+  known to be zero.
+- Non-finite (fill, NaN) 10 m wind, boundary-layer height or surface pressure at the source is a
+  broken file: :func:`wind_at` raises ``ValueError`` naming the file (``source_file``) and the variable.
 - ``direction_sd_rad``: the largest of ``atan(speed_sd / speed)``, the directional spread of the same
   neighbours, and a 10 degree floor.
 - ``stability_index``: Golder (1972) from the Obukhov length when the surface sensible heat flux
@@ -47,6 +52,10 @@ DEFAULT_PBLH_M = 1000.0
 DEFAULT_CLOUD_FRACTION = 0.5
 SPREAD_HALF_WINDOW = timedelta(hours=1)
 SINGLE_STEP_TOLERANCE = timedelta(minutes=30)
+CALM_SPEED_M_S = 0.5
+"""10 m wind speed (m s-1) below which the wind at the source counts as calm."""
+CALM_SPEED_SD_M_S = 0.5
+"""Smallest 1-sigma speed uncertainty (m s-1) of a calm wind."""
 
 
 @dataclass(frozen=True)
@@ -372,9 +381,15 @@ class _Sampler:
         return _neighbours(self.field(name), self.stencil)
 
 
-def _uncertainty(u10: float, v10: float, u_nb: np.ndarray, v_nb: np.ndarray) -> tuple[float, float]:
+def _uncertainty(
+    u10: float, v10: float, u_nb: np.ndarray, v_nb: np.ndarray, notes: list[str]
+) -> tuple[float, float]:
     speed = math.hypot(u10, v10)
-    speed_sd = max(float(np.std(np.hypot(u_nb, v_nb))), sron_wind_speed_error_m_s(speed))
+    spread = float(np.std(np.hypot(u_nb, v_nb))) if u_nb.size else 0.0
+    speed_sd = max(spread, sron_wind_speed_error_m_s(speed))
+    if speed < CALM_SPEED_M_S:
+        speed_sd = max(speed_sd, CALM_SPEED_SD_M_S)
+        notes.append(f"calm: 10 m wind {speed:.2f} m s-1, speed sd >= {CALM_SPEED_SD_M_S} m s-1")
     direction_sd = direction_sd_from_speed_sd_rad(speed, speed_sd)
     moving = np.hypot(u_nb, v_nb) > 0.5
     if speed > 0.5 and np.any(moving):
@@ -443,6 +458,18 @@ def _stability(
     return _pasquill(u10, v10, t, lon, lat, cloud_fraction)
 
 
+def _require_finite(ds: xr.Dataset, values: dict[str, float], where: tuple[float, float, np.datetime64],
+                    source: str) -> None:
+    """Raise ``ValueError`` naming the file and the variable when a value at the source is not finite."""
+    for name, value in values.items():
+        if not math.isfinite(value):
+            lon, lat, t = where
+            raise ValueError(
+                f"{ds.attrs.get('source_file', f'{source} dataset')}: variable {name!r}: expected a finite "
+                f"value at ({lon:.4f}, {lat:.4f}) at {t}, found {value} (fill or missing values in the file)"
+            )
+
+
 def check_coverage(ds: xr.Dataset, carrier: MetCarrier, lon: float, lat: float, time: Any) -> None:
     """Check that ``ds`` holds the fields every carrier has, the point (degrees) and the time (UTC).
 
@@ -474,7 +501,11 @@ def wind_at(
     u10, v10 = sample.at("u10"), sample.at("v10")
     pblh = sample.at_or(carrier.pblh, DEFAULT_PBLH_M, notes)
     p_s = sample.at_or(carrier.surface_pressure, STANDARD_PRESSURE_PA, notes)
-    speed_sd, direction_sd = _uncertainty(u10, v10, sample.neighbours("u10"), sample.neighbours("v10"))
+    _require_finite(ds, {"u10": u10, "v10": v10, carrier.pblh: pblh, carrier.surface_pressure: p_s},
+                    (lon, lat, t), carrier.source)
+    u_nb, v_nb = sample.neighbours("u10"), sample.neighbours("v10")
+    finite = np.isfinite(u_nb) & np.isfinite(v_nb)
+    speed_sd, direction_sd = _uncertainty(u10, v10, u_nb[finite], v_nb[finite], notes)
     u_pbl, v_pbl = _boundary_layer_wind(sample, p_s, pblh) or (u10, v10)
     index, pg_class, method = _stability(sample, u10, v10, p_s, (lon, lat, t), cloud_fraction, notes)
     return OverpassWind(
