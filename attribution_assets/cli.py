@@ -1,24 +1,32 @@
 """``attribution``: run the asset graph headless, list events, backfill a week, or open the UI.
 
 Every run goes through a Dagster instance (``DAGSTER_HOME``; ``./.dagster_home`` is created when it
-is unset), so runs started here show in the UI next to sensor-triggered ones.
+is unset), so runs started here show in the UI next to sensor-triggered ones. ``run``, ``demo`` and
+``backfill`` exit with :data:`EXIT_OK` when every event succeeded, :data:`EXIT_PARTIAL` when some
+failed and the others were written, :data:`EXIT_FAILED` when none succeeded; each failed event leaves
+``<output>/failures/<event_key>.json`` with the reason (removed once the event succeeds).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
+from attribution_assets.access.http import redact
+from attribution_assets.atomic import atomic_path
 from attribution_assets.compilation import configure_jax
 from attribution_assets.events import (
     AlertFormatError,
@@ -37,6 +45,24 @@ from attribution_assets.paths import (
     output_root,
 )
 from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
+
+QUALIFIED_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: ")
+"""A leading ``package.module.Class: `` in an error message."""
+EXIT_OK = 0
+"""Every event succeeded."""
+EXIT_FAILED = 1
+"""No event succeeded (or nothing to run)."""
+EXIT_PARTIAL = 3
+"""Some events failed, the others were written."""
+EXIT_CODES_HELP = (
+    "exit status: 0 every event succeeded; 3 some events failed, the others were written; 1 no event "
+    "succeeded; 2 bad command line. Each failed event leaves OUTPUT/failures/<event_key>.json with the "
+    "reason, removed once the event succeeds."
+)
+OFFLINE_HELP = (
+    "never contact NASA Earthdata or the Copernicus CDS, even with credentials: use only the local "
+    "archive (default: each service is on when its credentials are found)"
+)
 
 
 @dataclass
@@ -77,10 +103,55 @@ def _settings(args: argparse.Namespace):
     return AnalysisSettings(**{name: getattr(args, name) for name in SAMPLER_SETTINGS})
 
 
+def failure_path(output: Path, key: str) -> Path:
+    """The failure record of event ``key`` under the output root."""
+    return output / "failures" / f"{key}.json"
+
+
+def record_outcome(output: Path, outcome: EventOutcome, key: str, run_id: str | None) -> None:
+    """Write (atomically, fsynced) or remove the failure record of one event: written with the reason
+    when the event failed, removed when it succeeded."""
+    path = failure_path(output, key)
+    if outcome.success:
+        path.unlink(missing_ok=True)
+        return
+    record = {
+        "event_key": key,
+        "event_id": outcome.event.event_id,
+        "event_time": outcome.event.time.isoformat(),
+        "gas": outcome.event.gas,
+        "reason": outcome.error,
+        "run_id": run_id,
+        "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(outcome.seconds, 1),
+    }
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        json.dump(record, handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def exit_code(outcomes: Sequence[EventOutcome]) -> int:
+    """:data:`EXIT_OK` when every event succeeded, :data:`EXIT_PARTIAL` when some did,
+    :data:`EXIT_FAILED` when none did (or there were none)."""
+    done = sum(o.success for o in outcomes)
+    if outcomes and done == len(outcomes):
+        return EXIT_OK
+    return EXIT_PARTIAL if done else EXIT_FAILED
+
+
 def run_events(
-    events: Sequence[DetectionEvent], archive: Path, output: Path, args: argparse.Namespace, echo=print
+    events: Sequence[DetectionEvent],
+    archive: Path,
+    output: Path,
+    args: argparse.Namespace,
+    echo=print,
 ) -> list[EventOutcome]:
-    """Crawl the archive, register the events, materialise the event graph for each one, roll up."""
+    """Crawl the archive, register the events, materialise the event graph for each one, roll up.
+
+    ``args.offline`` switches both live services off. Each event's failure record is written or
+    removed (:func:`record_outcome`)."""
     from dagster import DagsterInstance
 
     from attribution_assets.definitions import build_defs
@@ -89,7 +160,8 @@ def run_events(
 
     ensure_instance_home()
     store = OutputStore(root=str(output))
-    defs = build_defs(build_resources(archive, output, _settings(args)))
+    live = False if getattr(args, "offline", False) else None
+    defs = build_defs(build_resources(archive, output, _settings(args), live=live))
     with DagsterInstance.get() as instance:
         keys = register_events(instance, events)
         record_events(store.event_registry_path, list(events))
@@ -115,8 +187,9 @@ def run_events(
                 outcomes.append(EventOutcome(event, True, seconds, row))
                 echo(f" done in {seconds:.0f} s")
             else:
-                outcomes.append(EventOutcome(event, False, seconds, None, step_failure(result)))
+                outcomes.append(EventOutcome(event, False, seconds, None, redact(step_failure(result))))
                 echo(f" FAILED in {seconds:.0f} s: {outcomes[-1].error}")
+            record_outcome(output, outcomes[-1], key, result.run_id)
         defs.resolve_job_def("weekly_rollup").execute_in_process(
             instance=instance, run_config=log_config(args)
         )
@@ -124,12 +197,14 @@ def run_events(
 
 
 def step_failure(result) -> str:
-    """The first failed step and its error message, from an execute_in_process result."""
+    """The first failed step and the last line of its error message (without a leading dotted class
+    name such as ``dagster._core.definitions.events.Failure:``), from an execute_in_process result."""
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
             message = error.cause.message if error and error.cause else (error.message if error else "")
-            return f"{event.step_key}: {message.strip().splitlines()[-1] if message.strip() else 'failed'}"
+            last = message.strip().splitlines()[-1] if message.strip() else "failed"
+            return f"{event.step_key}: {QUALIFIED_CLASS.sub('', last)}"
     return "run failed"
 
 
@@ -191,7 +266,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(summary_table(outcomes, truth))
     print(f"\nposteriors: {output / 'posteriors'}   weekly roll-ups and alerts: {output / 'weekly'}")
-    return 0 if all(o.success for o in outcomes) else 1
+    return exit_code(outcomes)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -199,7 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcomes = run_events(events, Path(args.archive), Path(args.output), args)
     print()
     print(summary_table(outcomes))
-    return 0 if all(o.success for o in outcomes) else 1
+    return exit_code(outcomes)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -235,11 +310,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     events = list({e.key: e for e in events}.values())
     if not events:
         print(f"no registered events in {args.week} (register them with `attribution run` or --alerts FILE)")
-        return 1
+        return EXIT_FAILED
     outcomes = run_events(events, Path(args.archive or archive_root()), output, args)
     print()
     print(summary_table(outcomes))
-    return 0 if all(o.success for o in outcomes) else 1
+    return exit_code(outcomes)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -282,18 +357,22 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
         help_text = f"{setting_help(name)} (default {default})"
         parser.add_argument(_SAMPLER_FLAGS[name], dest=name, default=default, help=help_text, **kind)
     parser.add_argument("--verbose", action="store_true", help="print every step's log on the console")
+    parser.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attribution", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
-        "demo", help="run the whole graph on the bundled sample archive and print a summary"
+        "demo", help="run the whole graph on the bundled sample archive and print a summary",
+        epilog=EXIT_CODES_HELP,
     )
     demo.add_argument("--output", help="output root (default $ATTRIBUTION_OUTPUT or ./attribution_output)")
     _add_sampler_options(demo)
     demo.set_defaults(func=cmd_demo)
-    run = sub.add_parser("run", help="headless: register the alerts' events and materialise each one")
+    run = sub.add_parser(
+        "run", help="headless: register the alerts' events and materialise each one", epilog=EXIT_CODES_HELP
+    )
     run.add_argument("--archive", required=True, help="product archive root")
     run.add_argument("--alerts", required=True, help="operator alerts (CSV or GeoJSON)")
     run.add_argument("--output", required=True, help="output root")
@@ -302,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="list registered events and whether their posterior exists")
     events.add_argument("--output", help="output root")
     events.set_defaults(func=cmd_events)
-    backfill = sub.add_parser("backfill", help="materialise every registered event of one ISO week")
+    backfill = sub.add_parser(
+        "backfill", help="materialise every registered event of one ISO week", epilog=EXIT_CODES_HELP
+    )
     backfill.add_argument("--week", required=True, help="ISO week, e.g. 2025-W33")
     backfill.add_argument("--archive", help="product archive root (default $ATTRIBUTION_ARCHIVE)")
     backfill.add_argument("--output", help="output root")

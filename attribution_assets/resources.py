@@ -15,6 +15,7 @@ from pydantic import Field
 from attribution_assets.access import cds as cds_access
 from attribution_assets.access import earthdata as earthdata_access
 from attribution_assets.access.live import LiveDecision, decide_live
+from attribution_assets.catalog.store import CatalogFiles
 from attribution_assets.events import DetectionEvent
 from attribution_assets.paths import REFERENCE_DIR, archive_root, output_root
 from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
@@ -61,6 +62,16 @@ class OutputStore(ConfigurableResource):
     def catalog_lock_path(self) -> Path:
         """Lock file held while the catalog is updated (crawl, live downloads)."""
         return self.path / "catalog" / ".catalog.lock"
+
+    @property
+    def catalog_files(self) -> CatalogFiles:
+        """The catalog, superseded-row, rejected-file and lock paths, for ``catalog.store``."""
+        return CatalogFiles(
+            catalog=self.catalog_path,
+            superseded=self.superseded_path,
+            rejected=self.rejected_path,
+            lock=self.catalog_lock_path,
+        )
 
     def posterior_path(self, week: str, key: str) -> Path:
         return self.path / "posteriors" / f"week={week}" / f"{key}.parquet"
@@ -142,14 +153,17 @@ class EarthdataResource(ConfigurableResource):
     ``EARTHDATA_USERNAME`` + ``EARTHDATA_PASSWORD``, or a ``urs.earthdata.nasa.gov`` entry in
     ``~/.netrc``); ``False`` = off; ``True`` = on, and an error without credentials.
     ``short_names``: the collections searched. ``attempts`` and ``backoff_s`` (seconds, first wait):
-    retries of each search and download. ``client``: the transport, anything with earthaccess's
-    ``login``, ``search_data`` and ``download`` (default ``None``: the ``earthaccess`` module).
+    retries of each search and download (timeouts, connection errors, 5xx, short or corrupt files; a
+    refused credential is never retried). ``timeout_s`` (seconds): per connection and read.
+    ``client``: the transport, anything with earthaccess's ``login``, ``search_data`` and
+    ``get_requests_https_session`` (default ``None``: the ``earthaccess`` module).
     """
 
     live: bool | None = None
     short_names: list[str] = list(earthdata_access.PRODUCTS)
     attempts: int = 4
     backoff_s: float = 2.0
+    timeout_s: float = 60.0
     client: ResourceDependency[Any] = None
 
     def decision(self) -> LiveDecision:
@@ -187,6 +201,7 @@ class EarthdataResource(ConfigurableResource):
                 attempts=self.attempts,
                 base_s=self.backoff_s,
                 log=log,
+                timeout_s=self.timeout_s,
             )
 
 
@@ -196,15 +211,17 @@ class CdsResource(ConfigurableResource):
 
     ``live``: ``None`` (default) = on exactly when credentials are found (``CDSAPI_URL`` and
     ``CDSAPI_KEY``, or ``~/.cdsapirc``); ``False`` = off; ``True`` = on, and an error without them.
-    ``variables``: CDS variable names. ``attempts`` and ``backoff_s`` (seconds, first wait): retries.
-    ``client``: the transport, anything with ``cdsapi.Client``'s ``retrieve(name, request, target)``
-    (default ``None``: a ``cdsapi.Client()``).
+    ``variables``: CDS variable names. ``attempts`` and ``backoff_s`` (seconds, first wait): retries
+    (timeouts, connection errors, 5xx, short downloads; a refused key is never retried). ``timeout_s``
+    (seconds): per request. ``client``: the transport, anything with ``cdsapi.Client``'s
+    ``retrieve(name, request, target)`` (default ``None``: ``access.cds.default_client()``, https only).
     """
 
     live: bool | None = None
     variables: list[str] = list(cds_access.DEFAULT_VARIABLES)
     attempts: int = 4
     backoff_s: float = 2.0
+    timeout_s: float = 60.0
     client: ResourceDependency[Any] = None
 
     def decision(self) -> LiveDecision:
@@ -236,6 +253,7 @@ class CdsResource(ConfigurableResource):
             attempts=self.attempts,
             base_s=self.backoff_s,
             log=log,
+            timeout_s=self.timeout_s,
         )
         return path, True
 

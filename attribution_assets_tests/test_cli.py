@@ -12,10 +12,23 @@ import pytest
 from dagster import job, op
 
 from attribution_assets import cli
-from attribution_assets.cli import EventOutcome, build_parser, ensure_instance_home, main, step_failure
-from attribution_assets.events import DetectionEvent, record_events
-from attribution_assets.paths import REPO_ROOT
+from attribution_assets.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EventOutcome,
+    build_parser,
+    ensure_instance_home,
+    exit_code,
+    failure_path,
+    main,
+    step_failure,
+)
+from attribution_assets.events import DetectionEvent, read_alerts, record_events
+from attribution_assets.paths import REPO_ROOT, SAMPLE_ARCHIVE
 from attribution_assets.resources import OutputStore
+from attribution_assets_tests.test_access.loopback import Loopback
+from attribution_assets_tests.test_access.test_secrets import files_holding
 
 PERMIAN = DetectionEvent(datetime(2025, 8, 14, 17, 31, tzinfo=UTC), -103.61, 31.9095, "CH4", "permian-1")
 BELCHATOW = DetectionEvent(datetime(2025, 6, 10, 11, 5, tzinfo=UTC), 19.3306, 51.2664, "CO2", "belchatow")
@@ -313,4 +326,85 @@ def test_step_failure_names_the_failed_step_and_the_last_line_of_its_error() -> 
     result = _failing_job.execute_in_process(raise_on_error=False)
     assert not result.success
     assert step_failure(result) == "_explode: no facility table in the archive"
+    failure = "dagster._core.definitions.events.Failure: CH4_1.5S: no data: a.b"
+    assert cli.QUALIFIED_CLASS.sub("", failure) == "CH4_1.5S: no data: a.b"
     assert step_failure(_passing_job.execute_in_process()) == "run failed"
+
+
+# --- exit codes, failure records and --offline ------------------------------------------------------
+
+FAST = ["--chains", "2", "--warmup", "100", "--samples", "100", "--no-escalate"]
+NOWHERE = DetectionEvent(datetime(2025, 8, 14, 12, 0, tzinfo=UTC), -140.0, -30.0, "CH4", "nowhere")
+"""An event in the South Pacific, outside every footprint of the sample archive."""
+TRAP_TOKEN, TRAP_KEY = "planted-earthdata-token-7f3a9c", "planted-cds-key-51d2e8b0"
+
+
+def test_exit_code_is_0_all_3_some_1_none() -> None:
+    good, bad = EventOutcome(PERMIAN, True, 1.0, None), EventOutcome(NO_ID, False, 1.0, None, "x")
+    assert (EXIT_OK, EXIT_PARTIAL, EXIT_FAILED) == (0, 3, 1)
+    assert exit_code([good, good]) == EXIT_OK
+    assert exit_code([good, bad]) == EXIT_PARTIAL
+    assert exit_code([bad, bad]) == EXIT_FAILED and exit_code([]) == EXIT_FAILED
+
+
+def test_help_documents_exit_codes_and_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "exit status: 0 every event succeeded; 3 some events failed" in text
+    assert "failures/<event_key>.json" in text and "--offline" in text
+
+
+@pytest.fixture()
+def trap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Credentials planted for both services, and every HTTP(S) request routed to a loopback proxy that
+    records it; a private DAGSTER_HOME."""
+    server = Loopback()
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(name, server.base)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EARTHDATA_TOKEN", TRAP_TOKEN)
+    monkeypatch.setenv("CDSAPI_URL", "https://cds.climate.copernicus.eu/api")
+    monkeypatch.setenv("CDSAPI_KEY", TRAP_KEY)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    yield server
+    server.close()
+
+
+@pytest.mark.slow
+def test_run_offline_exits_3_on_partial_success_with_failure_records(
+    tmp_path: Path, trap: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    rows = [
+        "permian-ch4,2025-08-14T17:31:00Z,31.9095,-103.6100,CH4",
+        "nowhere,2025-08-14T12:00:00Z,-30.0,-140.0,CH4",
+    ]
+    alerts = _alerts_csv(tmp_path / "alerts.csv", rows)
+    permian, nowhere = read_alerts(alerts)
+    assert nowhere.key == NOWHERE.key
+    stale = failure_path(output, permian.key)
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"reason": "an earlier failure"}')
+    argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts), "--output", str(output)]
+    assert main([*argv, *FAST, "--offline"]) == EXIT_PARTIAL
+    assert trap.seen == [], "--offline: no request leaves the machine"
+    assert not stale.exists(), "the failure record goes once the event succeeds"
+    assert OutputStore(root=str(output)).posterior_path(permian.iso_week, permian.key).is_file()
+    record = json.loads(failure_path(output, NOWHERE.key).read_text())
+    assert record["event_key"] == NOWHERE.key and record["event_id"] == "nowhere"
+    assert record["reason"].startswith("source_posterior: ") and record["run_id"]
+    assert "no instrument observed the event" in record["reason"]
+    assert sorted(p.name for p in failure_path(output, "x").parent.iterdir()) == [f"{NOWHERE.key}.json"]
+    out = capsys.readouterr().out
+    assert "FAILED" in out and record["reason"][:40] in out
+    # the planted credentials reach no output file, provenance, failure record or the instance's storage
+    planted = [TRAP_TOKEN.encode(), TRAP_KEY.encode()]
+    assert files_holding(output, planted) == [] and files_holding(tmp_path / "dagster_home", planted) == []
+    assert any((tmp_path / "dagster_home").rglob("*.db")), "the instance's SQLite storage is searched"
+
+    only_nowhere = _alerts_csv(tmp_path / "nowhere.csv", rows[1:])
+    argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(only_nowhere), "--output", str(output)]
+    assert main([*argv, *FAST, "--offline"]) == EXIT_FAILED
+    assert trap.seen == []

@@ -20,6 +20,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
+
+from attribution_assets.access.http import (
+    AccessRefused,
+    HTTPFailure,
+    IncompleteDownload,
+    ServerError,
+    redact,
+    require_https,
+)
+from attribution_assets.access.live import CredentialsError
 from attribution_assets.access.retry import DEFAULT_RETRY_ON, with_backoff
 from attribution_assets.atomic import move_into_place, staging_dir
 from attribution_assets.times import as_utc
@@ -38,7 +49,15 @@ DEFAULT_VARIABLES: tuple[str, ...] = (
     "surface_sensible_heat_flux",
 )
 """CDS long names of u10, v10, u100, v100, blh, sp, t2m, tcc, fsr, sshf."""
+SERVICE = "Copernicus CDS"
 HOW_TO = "set CDSAPI_URL and CDSAPI_KEY, or write ~/.cdsapirc (url: and key: lines)"
+FIX_REFUSED = (
+    "check the personal access token in CDSAPI_KEY or the key: line of ~/.cdsapirc "
+    "(https://cds.climate.copernicus.eu/profile) and accept the licence of "
+    f"{ERA5_DATASET} on the dataset's download page"
+)
+MAGIC = (b"CDF\x01", b"CDF\x02", b"\x89HDF", b"PK\x03\x04")
+"""First bytes of a NetCDF-3, NetCDF-4/HDF5 or zip delivery."""
 GRID_DEG = 0.25
 PAD_DEG = 0.5
 
@@ -126,6 +145,87 @@ def has_cds_credentials(environ: Mapping[str, str] | None = None, rc_path: Path 
     return str(rc_path) if rc_path.is_file() else None
 
 
+def cds_url_and_key() -> tuple[str, str]:
+    """The URL and key cdsapi will use (``CDSAPI_URL``/``CDSAPI_KEY``, else the rc file), read with
+    cdsapi's own reader; raises :class:`CredentialsError` when either is missing."""
+    from cdsapi.api import get_url_key_verify
+
+    try:
+        url, key, _ = get_url_key_verify(None, None, None)
+    except Exception as error:  # cdsapi raises a bare Exception when nothing is configured
+        raise CredentialsError(f"{SERVICE}: {redact(str(error))}; {HOW_TO}") from None
+    return str(url), str(key)
+
+
+def default_client(
+    timeout_s: float = 60.0, poll_max_s: float = 30.0, log: Callable[[str], None] | None = None
+) -> Any:
+    """A ``cdsapi.Client`` for the configured URL and key, after checking the URL is ``https://``
+    (:class:`~attribution_assets.access.http.InsecureURL` otherwise: the key is never sent).
+
+    The client's own retries are off (``retry_max=1``; :func:`download_era5` retries with backoff);
+    ``timeout_s`` (seconds) bounds each request, ``poll_max_s`` (seconds) the wait between status
+    polls. Its debug and info messages (the debug one lists the key) are dropped; warnings go to
+    ``log`` with secrets redacted.
+    """
+    import cdsapi
+
+    url, key = cds_url_and_key()
+    require_https(url, SERVICE, "CDSAPI_URL or the url: line of ~/.cdsapirc")
+
+    def drop(*args: object, **kwargs: object) -> None:
+        return None
+
+    def warn(message: object, *args: object, **kwargs: object) -> None:
+        if log is not None:
+            log(redact(str(message) % args if args else str(message)))
+
+    return cdsapi.Client(
+        url=url,
+        key=key,
+        quiet=True,
+        progress=False,
+        timeout=timeout_s,
+        retry_max=1,
+        sleep_max=poll_max_s,
+        debug_callback=drop,
+        info_callback=drop,
+        warning_callback=warn,
+        error_callback=warn,
+    )
+
+
+def classify(error: BaseException) -> BaseException:
+    """The project's error for a cdsapi failure: 401/403 -> ``AccessRefused`` (not retried), 5xx/408/429
+    and connection errors -> ``ServerError`` (retried), other HTTP errors -> ``HTTPFailure``, a short
+    download -> ``IncompleteDownload``; messages redacted. Other errors are returned unchanged."""
+    text = redact(str(error))
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        status = error.response.status_code
+        first = text.splitlines()[0] if text else ""
+        if status in (401, 403):
+            return AccessRefused(f"{SERVICE} refused the credentials (HTTP {status}: {first}); {FIX_REFUSED}")
+        if status >= 500 or status in (408, 429):
+            return ServerError(f"{SERVICE}: {first}")
+        return HTTPFailure(f"{SERVICE}: {text}")
+    if isinstance(error, requests.RequestException):
+        return type(error)(f"{SERVICE}: {text}")
+    if type(error).__name__ == "DownloadError":  # ecmwf.datastores: size differs from the published one
+        return IncompleteDownload(f"{SERVICE}: {text}")
+    return error
+
+
+def _check_delivery(staged: Path) -> None:
+    """Raise :class:`IncompleteDownload` unless ``staged`` exists and starts like NetCDF or zip."""
+    if not staged.is_file():
+        raise IncompleteDownload(f"{SERVICE}: the retrieve finished without writing {staged.name}")
+    with open(staged, "rb") as handle:
+        head = handle.read(4)
+    if not any(head.startswith(magic) for magic in MAGIC):
+        staged.unlink()
+        raise IncompleteDownload(f"{SERVICE}: {staged.name} is not NetCDF or zip (starts {head!r})")
+
+
 def _is_zip(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(4) == b"PK\x03\x04"
@@ -144,15 +244,19 @@ def download_era5(
     retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON,
     sleep: Callable[[float], None] = time.sleep,
     log: logging.Logger | Callable[[str], None] | None = None,
+    timeout_s: float = 60.0,
 ) -> Path:
     """Retrieve ERA5 single levels for ``bbox`` and [``t0``, ``t1``] into the archive; return the file.
 
     ``client_factory()`` returns an object with cdsapi's ``retrieve(name, request, target)`` (default
-    ``cdsapi.Client``, which reads ``CDSAPI_URL``/``CDSAPI_KEY`` or ``~/.cdsapirc``). The retrieve is
-    retried with :func:`with_backoff` and writes into a hidden staging folder next to the target; the
+    :func:`default_client`: ``cdsapi.Client`` on ``CDSAPI_URL``/``CDSAPI_KEY`` or ``~/.cdsapirc``,
+    https only, ``timeout_s`` seconds per request). The retrieve is retried with :func:`with_backoff`
+    on timeouts, connection errors, 5xx and short downloads; a refused credential (401/403) raises
+    ``AccessRefused`` at once. It writes into a hidden staging folder next to the target (the client
+    checks the size against the one the CDS publishes; the first bytes must be NetCDF or zip); the
     finished file is moved into place with ``atomic.move_into_place`` (a zip delivery as
     ``<target stem>.zip``), so the crawl never sees a partial file. An existing target is returned
-    without a request.
+    without a request. Error messages never hold the key.
     """
     request = era5_request(bbox, t0, t1, variables)
     target = era5_target(archive_dir, t0, request)
@@ -160,17 +264,22 @@ def download_era5(
     if existing is not None:
         return existing
     if client_factory is None:
-        import cdsapi
-
-        client_factory = cdsapi.Client
-    client = client_factory()
+        warn = log.warning if isinstance(log, logging.Logger) else log
+        client = default_client(timeout_s, log=warn)
+    else:
+        client = client_factory()
     with staging_dir(target.parent) as staging:
         staged = staging / target.name
 
         def retrieve() -> None:
-            client.retrieve(ERA5_DATASET, request, str(staged))
+            try:
+                client.retrieve(ERA5_DATASET, request, str(staged))
+            except Exception as error:
+                mapped = classify(error)
+                if mapped is error:
+                    raise
+                raise mapped from None
+            _check_delivery(staged)
 
         with_backoff(retrieve, attempts=attempts, base_s=base_s, retry_on=retry_on, sleep=sleep, log=log)
-        if not staged.is_file():
-            raise FileNotFoundError(f"CDS retrieve of {target.name} finished without writing {staged}")
         return move_into_place(staged, target.with_suffix(".zip") if _is_zip(staged) else target)

@@ -5,9 +5,12 @@ Calls (earthaccess documentation, "Searching for data" / "Authentication"):
 ``earthaccess.search_data(short_name=, version=, temporal=(t0, t1), bounding_box=(w, s, e, n))`` and
 ``earthaccess.download(urls, local_path=)``, and ``DataGranule.data_links()`` for a granule's HTTPS
 file links. Only the granule files the system reads are fetched (an EMIT granule also holds an OBS file),
-and only when no file of that name is known yet. Files are downloaded into a hidden staging folder and
-moved into ``<archive>/<instrument lower>/`` under their native names (``atomic.move_into_place``), so
-the catalog crawl (``catalog.crawl.crawl_archive``) recognises them and never sees a partial file.
+and only when no file of that name is known yet. Each file is fetched over https with the session
+``earthaccess.get_requests_https_session()`` authorised at login (``access.http.fetch_file``: size
+checked against ``Content-Length``, the UMM-G checksum where CMR publishes one, 401/403 not retried)
+into a hidden staging folder and moved into ``<archive>/<instrument lower>/`` under its native name
+(``atomic.move_into_place``), so the catalog crawl (``catalog.crawl.crawl_archive``) recognises it and
+never sees a partial file.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from attribution_assets.access.http import HASHES, AccessRefused, fetch_file, redact
 from attribution_assets.access.live import CredentialsError
 from attribution_assets.access.retry import DEFAULT_RETRY_ON, with_backoff
 from attribution_assets.atomic import move_into_place, staging_dir
@@ -30,9 +34,15 @@ from attribution_assets.catalog.filenames import parse_native_name
 from attribution_assets.times import iso_z
 
 EDL_HOST = "urs.earthdata.nasa.gov"
+SERVICE = "NASA Earthdata"
 HOW_TO = (
     "set EARTHDATA_TOKEN (or EARTHDATA_USERNAME and EARTHDATA_PASSWORD), "
     f"or add 'machine {EDL_HOST}' to ~/.netrc"
+)
+FIX_REFUSED = (
+    f"renew EARTHDATA_TOKEN at https://{EDL_HOST}/profile (tokens expire after 60 days) or check "
+    f"EARTHDATA_USERNAME/EARTHDATA_PASSWORD or the 'machine {EDL_HOST}' entry of ~/.netrc, and approve "
+    "the data provider's application (LP DAAC, GES DISC) in your Earthdata profile"
 )
 
 
@@ -137,7 +147,8 @@ def login(strategy: str | None = None, client: ModuleType | Any | None = None) -
 
     ``strategy`` is ``"environment"``, ``"netrc"`` or ``"all"``; ``None`` picks the one
     :func:`has_credentials` finds. Raises :class:`CredentialsError` without calling the client when no
-    credentials exist, so nothing ever prompts.
+    credentials exist, so nothing ever prompts, and :class:`~attribution_assets.access.http.AccessRefused`
+    when the login is refused.
     """
     if strategy not in (None, "environment", "netrc", "all"):
         raise ValueError(f"strategy must be 'environment', 'netrc' or 'all', got {strategy!r}")
@@ -146,7 +157,14 @@ def login(strategy: str | None = None, client: ModuleType | Any | None = None) -
         raise CredentialsError(f"no NASA Earthdata credentials: {HOW_TO}")
     if client is None:
         import earthaccess as client
-    return client.login(strategy=strategy or found)
+    try:
+        auth = client.login(strategy=strategy or found)
+    except Exception as error:  # earthaccess raises its own types; the message must not carry a secret
+        message = f"{SERVICE}: login with credentials from {found} failed: {redact(str(error))}"
+        raise CredentialsError(message) from None
+    if auth is None or getattr(auth, "authenticated", True) is False:
+        raise AccessRefused(f"{SERVICE} refused the credentials from {found} at login; {FIX_REFUSED}")
+    return auth
 
 
 def granule_links(granules: Sequence[Any], product: Product) -> list[str]:
@@ -158,6 +176,20 @@ def granule_links(granules: Sequence[Any], product: Product) -> list[str]:
             if product.reads(file_name(url)):
                 links.setdefault(url, None)
     return list(links)
+
+
+def granule_checksums(granules: Sequence[Any]) -> dict[str, tuple[str, str]]:
+    """File name -> (UMM-G ``Checksum.Algorithm``, hex value) for every file of ``granules`` whose CMR
+    record publishes a checksum of a supported algorithm
+    (``umm.DataGranule.ArchiveAndDistributionInformation[].Checksum``)."""
+    found: dict[str, tuple[str, str]] = {}
+    for granule in granules:
+        umm = granule.get("umm", {}) if hasattr(granule, "get") else {}
+        for item in umm.get("DataGranule", {}).get("ArchiveAndDistributionInformation", []) or []:
+            checksum = item.get("Checksum") or {}
+            if item.get("Name") and checksum.get("Algorithm") in HASHES and checksum.get("Value"):
+                found[item["Name"]] = (checksum["Algorithm"], str(checksum["Value"]))
+    return found
 
 
 def file_name(url: str) -> str:
@@ -182,20 +214,24 @@ def download_granules(
     client: ModuleType | Any | None = None,
     *,
     known: set[str] | frozenset[str] = frozenset(),
+    session: Any | None = None,
     attempts: int = 4,
     base_s: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON,
     sleep: Callable[[float], None] = time.sleep,
     log: logging.Logger | Callable[[str], None] | None = None,
+    timeout_s: float = 60.0,
 ) -> GranuleFetch:
     """Search ``search`` and download the missing product files into ``<archive_dir>/<instrument lower>/``.
 
     ``client`` is anything with earthaccess's ``search_data(**kwargs)`` (returning granules with
-    ``data_links()``) and ``download(urls, local_path=)`` (default: the ``earthaccess`` module; log in
-    first with :func:`login`). A file is missing when its name is neither in ``known`` (e.g. the file
-    names already in the catalog) nor present in the target folder. Both calls are retried with
-    :func:`with_backoff`. Raises ``RuntimeError`` naming the links when the client returns fewer files
-    than asked for (earthaccess returns an empty list when not logged in).
+    ``data_links()``) and ``get_requests_https_session()`` (default: the ``earthaccess`` module; log in
+    first with :func:`login`); ``session`` overrides the session. A file is missing when its name is
+    neither in ``known`` (e.g. the file names already in the catalog) nor present in the target folder.
+    The search and each file are retried with :func:`with_backoff` (timeouts, connection errors, 5xx,
+    short or corrupt bodies; ``timeout_s`` seconds per connection and read); a refused credential
+    (401/403) raises ``http.AccessRefused`` at once, a plain ``http://`` link ``http.InsecureURL``. Each
+    verified file is moved into place at once; a failed one leaves nothing (the staging folder goes).
     """
     if client is None:
         import earthaccess as client
@@ -205,17 +241,27 @@ def download_granules(
     retry = {"attempts": attempts, "base_s": base_s, "retry_on": retry_on, "sleep": sleep, "log": log}
     granules: Sequence[Any] = with_backoff(lambda: client.search_data(**kwargs), **retry)
     links = granule_links(granules or [], product)
+    checksums = granule_checksums(granules or [])
     present = [url for url in links if file_name(url) in known or (target / file_name(url)).is_file()]
     wanted = [url for url in links if url not in present]
     downloaded: list[Path] = []
     if wanted:
+        http = session if session is not None else client.get_requests_https_session()
         with staging_dir(target) as staging:
-            got = with_backoff(lambda: client.download(wanted, local_path=str(staging)), **retry)
-            by_name = {Path(p).name: Path(p) for p in got or [] if p is not None}
-            lost = [url for url in wanted if file_name(url) not in by_name]
-            if lost:
-                raise RuntimeError(
-                    f"{search.short_name}: the download returned no file for {lost} (logged in to Earthdata?)"
-                )
-            downloaded = [move_into_place(by_name[file_name(url)], target / file_name(url)) for url in wanted]
+            for url in wanted:
+                name = file_name(url)
+
+                def fetch(url: str = url, name: str = name) -> Path:
+                    return fetch_file(
+                        http,
+                        url,
+                        staging / name,
+                        service=SERVICE,
+                        how_to=FIX_REFUSED,
+                        checksum=checksums.get(name),
+                        timeout_s=timeout_s,
+                    )
+
+                with_backoff(fetch, **retry)
+                downloaded.append(move_into_place(staging / name, target / name))
     return GranuleFetch(search, tuple(links), tuple(downloaded), tuple(file_name(url) for url in present))

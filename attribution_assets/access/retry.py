@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from attribution_assets.access.http import redact
+
 T = TypeVar("T")
 
 DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
@@ -37,8 +39,9 @@ def with_backoff(
 
     Waits are exponential with full jitter (see :func:`backoff_delays`; ``base_s`` and ``max_s`` in
     seconds), through the injectable ``sleep`` so tests run instantly. ``log`` is a logger (warning
-    level) or a callable taking one message. Other exceptions propagate at once; after the last attempt
-    the last exception is re-raised.
+    level) or a callable taking one message (secrets redacted). Other exceptions (e.g.
+    ``http.AccessRefused`` for a refused credential) propagate at once; after the last attempt the last
+    exception is re-raised.
     """
     if attempts < 1:
         raise ValueError(f"attempts must be >= 1, got {attempts}")
@@ -50,8 +53,10 @@ def with_backoff(
             if attempt == attempts - 1:
                 raise
             wait = delays[attempt]
-            message = (f"attempt {attempt + 1}/{attempts} failed ({type(error).__name__}: {error}); "
-                       f"retrying in {wait:.1f} s")
+            message = redact(
+                f"attempt {attempt + 1}/{attempts} failed ({type(error).__name__}: {error}); "
+                f"retrying in {wait:.1f} s"
+            )
             if isinstance(log, logging.Logger):
                 log.warning(message)
             elif log is not None:

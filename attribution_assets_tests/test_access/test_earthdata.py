@@ -7,6 +7,7 @@ import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -20,6 +21,7 @@ from attribution_assets.access.earthdata import (
     has_credentials,
     login,
 )
+from attribution_assets.access.http import AccessRefused, HTTPFailure
 from attribution_assets.access.retry import backoff_delays, with_backoff
 from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.paths import SAMPLE_ARCHIVE
@@ -91,12 +93,11 @@ def test_download_lands_native_name_and_crawl_catalogs_it(tmp_path: Path) -> Non
     fetch = download_granules(search, tmp_path, client=fake, sleep=waits.append)
     assert fetch.downloaded == (tmp_path / "emit" / EMIT_NAME,) and fetch.links == (EMIT_URL,)
     assert fetch.present == ()
-    assert [name for name, _ in fake.calls] == ["search_data", "download", "download"]
+    assert [name for name, _ in fake.calls] == ["search_data", "session", "get", "get"]
     assert fake.calls[0][1] == search.search_kwargs()
-    staging = Path(fake.calls[1][1]["local_path"])
-    assert fake.calls[1][1]["granules"] == [EMIT_URL]
-    assert staging.parent == tmp_path / "emit" and staging.name.startswith(".staging-")
-    assert not staging.exists() and sorted(p.name for p in (tmp_path / "emit").iterdir()) == [EMIT_NAME]
+    assert fake.calls[2][1] == fake.calls[3][1] == {"url": EMIT_URL}
+    assert not list((tmp_path / "emit").glob(".staging-*"))
+    assert sorted(p.name for p in (tmp_path / "emit").iterdir()) == [EMIT_NAME]
     assert waits == backoff_delays(4, 2.0, 60.0)[:1]
     result = crawl_archive(tmp_path)
     assert result.rejected.empty
@@ -104,7 +105,7 @@ def test_download_lands_native_name_and_crawl_catalogs_it(tmp_path: Path) -> Non
     assert result.catalog["path"].iloc[0] == str(fetch.downloaded[0])
     again = download_granules(search, tmp_path, client=fake)
     assert again.downloaded == () and again.present == (EMIT_NAME,)
-    assert [name for name, _ in fake.calls[3:]] == ["search_data"]
+    assert [name for name, _ in fake.calls[4:]] == ["search_data"]
 
 
 def test_known_files_are_not_downloaded(tmp_path: Path) -> None:
@@ -122,17 +123,24 @@ def test_download_with_no_granules_returns_nothing(tmp_path: Path) -> None:
     assert [name for name, _ in fake.calls] == ["search_data"]
 
 
-def test_a_download_that_returns_no_file_is_an_error(tmp_path: Path) -> None:
-    class NotLoggedIn(LocalEarthaccess):
-        def download(self, granules, local_path=None):
-            self.calls.append(("download", {"granules": granules, "local_path": local_path}))
-            return []
-
-    with pytest.raises(RuntimeError, match=f"EMITL1BRAD.*{EMIT_NAME}.*logged in"):
-        download_granules(
-            EarthdataSearch("EMITL1BRAD", T0, T1, BBOX), tmp_path, client=NotLoggedIn(SAMPLE_ARCHIVE)
-        )
+def test_a_link_the_server_does_not_have_is_an_error_not_retried(tmp_path: Path) -> None:
+    fake = LocalEarthaccess(SAMPLE_ARCHIVE)
+    fake.files.pop(EMIT_NAME)
+    with pytest.raises(HTTPFailure, match=f"NASA Earthdata: HTTP 404 Not Found for {EMIT_URL}"):
+        download_granules(EarthdataSearch("EMITL1BRAD", T0, T1, BBOX), tmp_path, client=fake)
+    assert [name for name, _ in fake.calls] == ["search_data", "session", "get"]
     assert list((tmp_path / "emit").iterdir()) == []
+
+
+def test_a_refused_login_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refused(LocalEarthaccess):
+        def login(self, strategy: str):
+            super().login(strategy)
+            return SimpleNamespace(authenticated=False)
+
+    monkeypatch.setenv("EARTHDATA_TOKEN", "expired-token-123")
+    with pytest.raises(AccessRefused, match="NASA Earthdata refused the credentials from environment"):
+        login(client=Refused(SAMPLE_ARCHIVE))
 
 
 def test_has_credentials_strategies(tmp_path: Path) -> None:

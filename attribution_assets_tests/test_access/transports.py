@@ -2,13 +2,15 @@
 
 ``LocalEarthaccess.search_data`` answers with real ``earthaccess.DataGranule`` objects built from CMR
 UMM-G granule records (``cmr_granules.json``: the search-result layout, for the bundled sample
-granules); ``download`` copies the real sample file named by each link. ``LocalCds.retrieve`` copies a
+granules); its https session (``get_requests_https_session``) answers each data link with the real
+sample file of that name. ``LocalCds.retrieve`` copies a
 real ERA5 sample file to the requested target. Both record every call, so tests compare the requests
 the code builds with the documented shapes.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import warnings
@@ -16,7 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import requests
 from earthaccess.results import DataGranule
+from requests import PreparedRequest, Response
+from requests.adapters import BaseAdapter
 
 RECORDS = Path(__file__).with_name("cmr_granules.json")
 
@@ -26,10 +31,11 @@ def _utc(text: str) -> datetime:
 
 
 class LocalEarthaccess:
-    """The ``earthaccess`` module's ``login``/``search_data``/``download`` over a folder of product files.
+    """The ``earthaccess`` module's ``login``/``search_data``/``get_requests_https_session`` over a folder
+    of product files.
 
-    ``search_data`` returns the records of ``short_name`` whose time range meets ``temporal``;
-    ``download`` fails ``fail_downloads`` times with a ``ConnectionError`` first.
+    ``search_data`` returns the records of ``short_name`` whose time range meets ``temporal``; the
+    session's first ``fail_downloads`` requests fail with a ``ConnectionError``.
     """
 
     def __init__(self, source: Path, fail_downloads: int = 0) -> None:
@@ -58,18 +64,40 @@ class LocalEarthaccess:
                     found.append(DataGranule(record, cloud_hosted=cloud))
         return found
 
-    def download(self, granules: list[str], local_path: str | None = None) -> list[Path]:
-        self.calls.append(("download", {"granules": list(granules), "local_path": local_path}))
-        if self.fail_downloads:
-            self.fail_downloads -= 1
-            raise ConnectionError("connection reset by peer")
-        paths = []
-        for url in granules:
-            name = url.rsplit("/", 1)[-1]
-            target = Path(str(local_path)) / name
-            shutil.copyfile(self.files[name], target)
-            paths.append(target)
-        return paths
+    def get_requests_https_session(self) -> requests.Session:
+        """A real ``requests.Session`` whose https requests are answered from the sample files
+        (:class:`LocalFiles`); the requests are recorded as ``("get", {"url": ...})`` calls."""
+        self.calls.append(("session", {}))
+        session = requests.Session()
+        session.mount("https://", LocalFiles(self))
+        return session
+
+
+class LocalFiles(BaseAdapter):
+    """A ``requests`` transport adapter answering GET <link> with the sample file of that name (200,
+    ``Content-Length``) or 404; the first ``owner.fail_downloads`` requests raise a ``ConnectionError``."""
+
+    def __init__(self, owner: LocalEarthaccess) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        self.owner.calls.append(("get", {"url": request.url}))
+        if self.owner.fail_downloads:
+            self.owner.fail_downloads -= 1
+            raise requests.ConnectionError("connection reset by peer")
+        response = Response()
+        response.request, response.url = request, str(request.url)
+        path = self.owner.files.get(str(request.url).split("?", 1)[0].rsplit("/", 1)[-1])
+        response.status_code = 200 if path else 404
+        response.reason = "OK" if path else "Not Found"
+        body = path.read_bytes() if path else b""
+        response.headers["Content-Length"] = str(len(body))
+        response.raw = io.BytesIO(body)
+        return response
+
+    def close(self) -> None:
+        return None
 
 
 class LocalCds:

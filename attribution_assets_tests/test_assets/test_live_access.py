@@ -143,11 +143,11 @@ def test_live_step_downloads_catalogues_and_uses_missing_files(
 
         # the requests have the documented shapes
         names = [name for name, _ in earthaccess.calls]
-        assert names == ["login", "search_data", "download", "download", "search_data"]
+        assert names == ["login", "search_data", "session", "get", "get", "search_data"]
         assert earthaccess.calls[0][1] == {"strategy": "environment"}
         assert _same_search(earthaccess.calls[1][1], EMIT_SEARCH)
-        assert [Path(u).name for u in earthaccess.calls[2][1]["granules"]] == [EMIT_NAME]
-        assert _same_search(earthaccess.calls[4][1], TROPOMI_SEARCH)
+        assert Path(earthaccess.calls[3][1]["url"]).name == EMIT_NAME
+        assert _same_search(earthaccess.calls[5][1], TROPOMI_SEARCH)
         ((dataset, request, _),) = cds.calls
         assert dataset == ERA5_DATASET and request == ERA5_REQUEST
         era5_file = era5_target(archive, sample_events["permian-ch4"].time, request)
@@ -174,7 +174,7 @@ def test_live_step_downloads_catalogues_and_uses_missing_files(
         # a second run finds everything known: no download, no ERA5 request, no re-crawl
         again = _run(instance, live, key, "event_overpasses")
         assert again.success
-        assert [name for name, _ in earthaccess.calls[5:]] == ["login", "search_data", "search_data"]
+        assert [name for name, _ in earthaccess.calls[6:]] == ["login", "search_data", "search_data"]
         assert len(cds.calls) == 1
         report = _metadata(again, "event_overpasses")["live_access"].data
         assert report["downloaded"] == [] and "catalogued" not in report
@@ -228,7 +228,7 @@ def test_a_failing_service_leaves_the_event_on_the_local_archive(
         result = _run(instance, resources, _permian_key(instance, sample_events), "event_overpasses")
         assert result.success
         report = _metadata(result, "event_overpasses")["live_access"].data
-        assert report["NASA Earthdata"] == "failed: connection reset by peer"
+        assert report["NASA Earthdata"] == f"failed: NASA Earthdata: {EMIT_NAME}: connection reset by peer"
         assert report["Copernicus CDS"] == "failed: 503 Service Unavailable"
         assert report["downloaded"] == []
         assert not list(archive.rglob(".staging-*")) and not (archive / "emit" / EMIT_NAME).exists()
@@ -275,7 +275,7 @@ def test_files_fetched_before_a_failure_are_catalogued_and_used(
         _crawl(instance, resources)
         result = _run(instance, resources, _permian_key(instance, sample_events), "event_overpasses")
         assert result.success
-        assert [name for name, _ in transport.calls] == ["login", "search_data", "download"] + [
+        assert [name for name, _ in transport.calls] == ["login", "search_data", "session", "get"] + [
             "search_data"
         ] * 2
         report = _metadata(result, "event_overpasses")["live_access"].data
