@@ -4,7 +4,6 @@ leaves the target old or absent, never half-written, and the next run removes it
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,11 +18,11 @@ from attribution_assets.atomic import (
     host_tag,
     is_orphan,
     move_into_place,
-    process_alive,
     remove_orphans,
     staging_dir,
     temporary_path,
 )
+from attribution_assets_tests.processes import kill_when_ready
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="SIGKILL and pid probes are POSIX")
 
@@ -55,17 +54,8 @@ def killed_writer(target: Path, mode: str = "file") -> Path:
     child = subprocess.Popen(
         [sys.executable, "-c", _WRITER, str(target), mode], stdout=subprocess.PIPE, text=True
     )
-    try:
-        left = Path(child.stdout.readline().strip())
-        assert left.exists(), f"the writer did not start its write ({left})"
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stdout.close()
-    assert not process_alive(child.pid)
+    left = Path(kill_when_ready(child).strip())
+    assert left.exists(), f"the writer did not start its write ({left})"
     return left
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,6 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from attribution_assets.assets.catalog import overpass_catalog
-from attribution_assets.atomic import process_alive
 from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.catalog.store import (
     ARCHIVE_COLUMN,
@@ -27,6 +25,7 @@ from attribution_assets.catalog.store import (
     write_geoparquet,
 )
 from attribution_assets.resources import OutputStore, ProductArchive
+from attribution_assets_tests.processes import kill_when_ready
 from attribution_assets_tests.test_atomic import killed_writer
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
@@ -253,19 +252,7 @@ def test_four_processes_crawling_at_once_lose_no_row(tmp_path, archives, layout)
 
 def stall_and_kill(script: str, *args: str | Path) -> None:
     """Run a process until it reports that it stalls mid-update, SIGKILL it and reap it."""
-    child = start(script, *args)
-    try:
-        line = child.stdout.readline()
-        assert line, child.stderr.read()
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stdout.close()
-        child.stderr.close()
-    assert not process_alive(child.pid)
+    kill_when_ready(start(script, *args))
 
 
 @pytest.mark.slow
