@@ -44,6 +44,7 @@ from attribution_assets.paths import (
     archive_root,
     output_root,
 )
+from attribution_assets.science.attribution import UNLISTED_ID
 from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
 
 QUALIFIED_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: ")
@@ -211,7 +212,12 @@ def step_failure(result) -> str:
 def _attribution(row: pd.Series) -> str:
     if not row["detected"]:
         return "-"
-    if not row.get("attributed_facility_name") or row["p_unlisted_source"] > row["attributed_probability"]:
+    unlisted = (
+        row.get("attributed_facility_id") == UNLISTED_ID
+        or not row.get("attributed_facility_name")
+        or row["p_unlisted_source"] > row["attributed_probability"]
+    )
+    if unlisted:
         return f"unlisted source ({row['p_unlisted_source']:.2f})"
     return f"{row['attributed_facility_name'][:26]} ({row['attributed_probability']:.2f})"
 

@@ -2,9 +2,9 @@
 outputs go, and the analysis settings."""
 
 import logging
-import math
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,10 @@ from pydantic import Field
 from attribution_assets.access import cds as cds_access
 from attribution_assets.access import earthdata as earthdata_access
 from attribution_assets.access.live import LiveDecision, decide_live
-from attribution_assets.catalog.store import CatalogFiles
-from attribution_assets.events import DetectionEvent
-from attribution_assets.paths import REFERENCE_DIR, archive_root, output_root
+from attribution_assets.layout import OutputPaths
+from attribution_assets.paths import archive_root, output_root
+from attribution_assets.pipeline.settings import EventSettings
 from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
-from attribution_assets.science.units import METRES_PER_DEG_LAT
 
 
 class ProductArchive(ConfigurableResource):
@@ -32,114 +31,51 @@ class ProductArchive(ConfigurableResource):
         return Path(self.root)
 
 
-class OutputStore(ConfigurableResource):
-    """The output root: catalog, per-partition intermediates, posteriors, weekly roll-ups, figures."""
+class OutputStore(OutputPaths, ConfigurableResource):
+    """The output root: catalog, per-partition intermediates, posteriors, weekly roll-ups, figures
+    (layout: :class:`~attribution_assets.layout.OutputPaths`)."""
 
     root: str
 
-    @property
-    def path(self) -> Path:
-        return Path(self.root)
 
-    @property
-    def catalog_path(self) -> Path:
-        return self.path / "catalog" / "overpass_catalog.parquet"
-
-    @property
-    def event_registry_path(self) -> Path:
-        return self.path / "events" / "registry.csv"
-
-    @property
-    def rejected_path(self) -> Path:
-        return self.path / "catalog" / "rejected_files.csv"
-
-    @property
-    def superseded_path(self) -> Path:
-        """Rows of archive files whose granule exists in a newer processing (kept so re-crawls skip them)."""
-        return self.path / "catalog" / "superseded_files.parquet"
-
-    @property
-    def catalog_lock_path(self) -> Path:
-        """Lock file held while the catalog is updated (crawl, live downloads)."""
-        return self.path / "catalog" / ".catalog.lock"
-
-    @property
-    def catalog_files(self) -> CatalogFiles:
-        """The catalog, superseded-row, rejected-file and lock paths, for ``catalog.store``."""
-        return CatalogFiles(
-            catalog=self.catalog_path,
-            superseded=self.superseded_path,
-            rejected=self.rejected_path,
-            lock=self.catalog_lock_path,
-        )
-
-    def posterior_path(self, week: str, key: str) -> Path:
-        return self.path / "posteriors" / f"week={week}" / f"{key}.parquet"
-
-    @property
-    def posteriors_dir(self) -> Path:
-        return self.path / "posteriors"
-
-    @property
-    def weekly_dir(self) -> Path:
-        return self.path / "weekly"
-
-    def figure_path(self, asset: str, key: str) -> Path:
-        return self.path / "figures" / asset / f"{key}.png"
-
-    def inference_data_path(self, key: str) -> Path:
-        return self.path / "inference" / f"{key}.nc"
+_EVENT = EventSettings()
+"""The defaults of :class:`AnalysisSettings`."""
 
 
 class AnalysisSettings(ConfigurableResource):
-    """Search windows, inference and attribution settings.
+    """Search windows, inference and attribution settings of every event, as a Dagster resource.
 
-    Half-widths in km around the alert point, window in hours; inventories (facility list CSV/GeoJSON,
-    WRI power-plant CSV, EDGAR NetCDF; an empty string switches one off) default to the bundled samples.
-    The sampler settings take their defaults and descriptions from
-    :class:`~attribution_assets.science.inversion.settings.InversionSettings`.
+    The fields and defaults are those of :class:`~attribution_assets.pipeline.settings.EventSettings`
+    (half-widths in km around the alert point, window in hours; inventories, an empty string switches
+    one off) plus the sampler settings a deployment chooses (``SAMPLER_SETTINGS``), whose defaults and
+    descriptions come from :class:`~attribution_assets.science.inversion.settings.InversionSettings`.
+    :meth:`event_settings` gives the typed value the pipeline functions take.
     """
 
-    time_window_h: float = 12.0
-    emit_half_width_km: float = 4.0
-    ghgsat_half_width_km: float = 4.0
-    tropomi_half_width_km: float = 60.0
-    oco2_half_width_km: float = 80.0
+    time_window_h: float = _EVENT.time_window_h
+    emit_half_width_km: float = _EVENT.emit_half_width_km
+    ghgsat_half_width_km: float = _EVENT.ghgsat_half_width_km
+    tropomi_half_width_km: float = _EVENT.tropomi_half_width_km
+    oco2_half_width_km: float = _EVENT.oco2_half_width_km
     num_chains: int = Field(default=InversionSettings.num_chains, description=setting_help("num_chains"))
     num_warmup: int = Field(default=InversionSettings.num_warmup, description=setting_help("num_warmup"))
     num_samples: int = Field(default=InversionSettings.num_samples, description=setting_help("num_samples"))
     seed: int = Field(default=InversionSettings.seed, description=setting_help("seed"))
     escalate: bool = Field(default=InversionSettings.escalate, description=setting_help("escalate"))
-    attribution_half_width_km: float = 4.0
-    facility_list: str = str(REFERENCE_DIR / "facilities_sample.csv")
-    power_plants: str = str(REFERENCE_DIR / "wri_gppd_sample.csv")
-    edgar: str = str(REFERENCE_DIR / "edgar_ch4_sample.nc")
-    facility_location_sd_m: float = 100.0
-    alert_threshold_ch4_kg_h: float = 100.0
-    alert_threshold_co2_kg_h: float = 100_000.0
+    attribution_half_width_km: float = _EVENT.attribution_half_width_km
+    facility_list: str = _EVENT.facility_list
+    power_plants: str = _EVENT.power_plants
+    edgar: str = _EVENT.edgar
+    facility_location_sd_m: float = _EVENT.facility_location_sd_m
+    alert_threshold_ch4_kg_h: float = _EVENT.alert_threshold_ch4_kg_h
+    alert_threshold_co2_kg_h: float = _EVENT.alert_threshold_co2_kg_h
 
-    def half_width_km(self, instrument: str) -> float:
-        return {
-            "EMIT": self.emit_half_width_km,
-            "GHGSAT": self.ghgsat_half_width_km,
-            "TROPOMI": self.tropomi_half_width_km,
-            "OCO2": self.oco2_half_width_km,
-        }.get(instrument, 0.0)
-
-    def bbox(self, event: DetectionEvent, half_width_km: float) -> tuple[float, float, float, float]:
-        """(west, south, east, north) in degrees of a square of ``2 * half_width_km`` around the event."""
-        km_per_deg = METRES_PER_DEG_LAT / 1000.0
-        dlat = half_width_km / km_per_deg
-        dlon = half_width_km / (km_per_deg * max(math.cos(math.radians(event.latitude)), 1e-3))
-        return (event.longitude - dlon, event.latitude - dlat, event.longitude + dlon, event.latitude + dlat)
-
-    def alert_threshold_kg_h(self, gas: str) -> float:
-        return self.alert_threshold_co2_kg_h if gas == "CO2" else self.alert_threshold_ch4_kg_h
-
-    def inversion_settings(self) -> InversionSettings:
-        """The settings the inversion runs with: this resource's sampler settings
-        (``SAMPLER_SETTINGS``), the defaults of :class:`InversionSettings` for the others."""
-        return InversionSettings(**{name: getattr(self, name) for name in SAMPLER_SETTINGS})
+    def event_settings(self) -> EventSettings:
+        """The settings the pipeline runs with: this resource's fields, the sampler settings in
+        ``inversion`` (the other inversion settings keep the defaults of :class:`InversionSettings`)."""
+        inversion = InversionSettings(**{name: getattr(self, name) for name in SAMPLER_SETTINGS})
+        names = [f.name for f in fields(EventSettings) if f.name != "inversion"]
+        return EventSettings(**{name: getattr(self, name) for name in names}, inversion=inversion)
 
 
 Log = logging.Logger | Callable[[str], None] | None

@@ -5,34 +5,17 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any
 
+import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue
 from matplotlib.figure import Figure
 
 from attribution_assets.events import DetectionEvent, parse_event_key
 
-INSTRUMENTS = ("EMIT", "TROPOMI", "GHGSAT", "OCO2")
-MET_SOURCES = ("ERA5", "WRF")
-INSTRUMENT_GAS = {"EMIT": "CH4", "TROPOMI": "CH4", "GHGSAT": "CH4", "OCO2": "CO2"}
-"""The gas each instrument measures."""
-
 
 def event_of(context: AssetExecutionContext) -> DetectionEvent:
     """The detection event of the partition being materialised."""
     return parse_event_key(context.partition_key)
-
-
-def new_figure(
-    nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6.4, 4.8), squeeze: bool = True
-) -> tuple[Figure, Any]:
-    """A figure and its axes (as ``Figure.subplots`` returns them), size in inches.
-
-    Object-oriented matplotlib: no pyplot state and no global backend, so figures can be drawn in any
-    process or thread; :func:`figure_metadata` renders them to PNG.
-    """
-    figure = Figure(figsize=figsize)
-    return figure, figure.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def figure_metadata(figure: Figure, path: Path) -> dict[str, MetadataValue]:
@@ -44,3 +27,8 @@ def figure_metadata(figure: Figure, path: Path) -> dict[str, MetadataValue]:
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return {"figure": MetadataValue.md(f"![figure](data:image/png;base64,{encoded})"),
             "figure_path": MetadataValue.path(str(path))}
+
+
+def table_metadata(frame: pd.DataFrame, empty: str = "none") -> MetadataValue:
+    """A markdown table of ``frame`` for the UI (``empty`` when it has no row)."""
+    return MetadataValue.md(frame.to_markdown(index=False) if len(frame) else empty)

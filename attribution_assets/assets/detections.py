@@ -12,11 +12,11 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from attribution_assets.assets.catalog import overpass_catalog
-from attribution_assets.assets.common import INSTRUMENT_GAS
 from attribution_assets.catalog.store import read_geoparquet
 from attribution_assets.csv_safety import write_safe_csv
 from attribution_assets.events import DetectionEvent
 from attribution_assets.paths import alert_inbox
+from attribution_assets.pipeline.settings import INSTRUMENT_GAS
 from attribution_assets.readers.emit import read_emit_l1b
 from attribution_assets.readers.errors import EmptyAOIError
 from attribution_assets.readers.oco2 import read_oco2_lite

@@ -1,13 +1,11 @@
-"""EMIT matched filter: CH4 enhancement (ppm·m) and its per-pixel uncertainty on the ortho grid."""
+"""EMIT matched filter: CH4 enhancement (ppm·m) and its per-pixel uncertainty on the ortho grid
+(:func:`attribution_assets.pipeline.enhancement.enhance_emit`)."""
 
-
-import numpy as np
 import xarray as xr
 from dagster import AssetExecutionContext, MetadataValue, asset
 
 from attribution_assets.partitions import detection_events
-from attribution_assets.readers.reference import load_ch4_unit_absorption
-from attribution_assets.science.detection.matched_filter import enhance_emit_scene
+from attribution_assets.pipeline.enhancement import enhance_emit, enhancement_summary
 
 
 @asset(
@@ -19,19 +17,7 @@ from attribution_assets.science.detection.matched_filter import enhance_emit_sce
 def emit_enhancement(
     context: AssetExecutionContext, emit_aoi: dict[str, xr.Dataset]
 ) -> dict[str, xr.Dataset]:
-    results: dict[str, xr.Dataset] = {}
-    summary = {}
-    for granule, radiance in emit_aoi.items():
-        enhancement = enhance_emit_scene(radiance, load_ch4_unit_absorption())
-        valid = enhancement["valid"].values
-        values = enhancement["ch4_enhancement_ppm_m"].values[valid]
-        sd = enhancement["ch4_enhancement_sd_ppm_m"].values[valid]
-        summary[granule] = {
-            "valid_pixels": int(valid.sum()),
-            "median_sd_ppm_m": round(float(np.median(sd)), 1) if sd.size else None,
-            "max_enhancement_ppm_m": round(float(values.max()), 1) if values.size else None,
-            "pixels_above_3_sigma": int((values > 3 * sd).sum()),
-        }
-        results[granule] = enhancement
-    context.add_output_metadata({"granules": len(results), "summary": MetadataValue.json(summary or {})})
+    results = enhance_emit(emit_aoi)
+    summary = {granule: enhancement_summary(enh) for granule, enh in results.items()}
+    context.add_output_metadata({"granules": len(results), "summary": MetadataValue.json(summary)})
     return results

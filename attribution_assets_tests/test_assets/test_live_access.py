@@ -13,11 +13,11 @@ import shapely
 from dagster import AssetSelection, instance_for_test, materialize
 
 from attribution_assets.access.cds import ERA5_DATASET, era5_request, era5_target
-from attribution_assets.assets.catalog import met_covers
 from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.catalog.store import read_geoparquet
 from attribution_assets.definitions import ASSETS
 from attribution_assets.partitions import register_events
+from attribution_assets.pipeline.overpasses import met_covers
 from attribution_assets.resources import (
     AnalysisSettings,
     CdsResource,
@@ -169,7 +169,8 @@ def test_live_step_downloads_catalogues_and_uses_missing_files(
         assert report["NASA Earthdata"] == "on: credentials from environment"
         assert sorted(Path(p).name for p in report["downloaded"]) == sorted([EMIT_NAME, era5_file.name])
         event = sample_events["permian-ch4"]
-        assert era5_request(resources["settings"].bbox(event, 0.5), *_window(event)) == ERA5_REQUEST
+        bbox = resources["settings"].event_settings().bbox(event, 0.5)
+        assert era5_request(bbox, *_window(event)) == ERA5_REQUEST
 
         # a second run finds everything known: no download, no ERA5 request, no re-crawl
         again = _run(instance, live, key, "event_overpasses")

@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from attribution_assets.assets.forward import build_blocks, valid_pixels
-from attribution_assets.assets.outcomes import INSTRUMENTS, instrument_outcomes
 from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.catalog.query import query_overpasses
 from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.paths import SAMPLE_ARCHIVE
+from attribution_assets.pipeline.forward import build_blocks, valid_pixels
+from attribution_assets.pipeline.posterior import instrument_outcomes
+from attribution_assets.pipeline.settings import INSTRUMENTS
 from attribution_assets.readers.emit import read_emit_l1b
 from attribution_assets.readers.era5 import read_era5
 from attribution_assets.readers.errors import EmptyAOIError

@@ -34,9 +34,9 @@ def test_resource_defaults_and_descriptions_come_from_the_settings() -> None:
     for name in SAMPLER_SETTINGS:
         assert getattr(resource, name) == getattr(defaults, name)
         assert AnalysisSettings.model_fields[name].description == setting_help(name)
-    assert resource.inversion_settings() == defaults
+    assert resource.event_settings().inversion == defaults
     chosen = AnalysisSettings(num_chains=2, num_warmup=30, num_samples=40, seed=7, escalate=False)
-    assert chosen.inversion_settings() == InversionSettings(
+    assert chosen.event_settings().inversion == InversionSettings(
         num_chains=2, num_warmup=30, num_samples=40, seed=7, escalate=False
     )
 
@@ -44,9 +44,9 @@ def test_resource_defaults_and_descriptions_come_from_the_settings() -> None:
 def test_cli_options_default_to_the_settings_and_pass_every_one_through() -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["demo"])
-    assert cli._settings(args).inversion_settings() == InversionSettings()
+    assert cli._settings(args).event_settings().inversion == InversionSettings()
     argv = ["demo", "--chains", "3", "--warmup", "20", "--samples", "30", "--seed", "5", "--no-escalate"]
-    settings = cli._settings(parser.parse_args(argv)).inversion_settings()
+    settings = cli._settings(parser.parse_args(argv)).event_settings().inversion
     assert settings == InversionSettings(num_chains=3, num_warmup=20, num_samples=30, seed=5, escalate=False)
 
 
