@@ -97,11 +97,10 @@ def log_config(args: argparse.Namespace) -> dict:
     return {"loggers": {"console": {"config": {"log_level": level}}}}
 
 
-def _settings(args: argparse.Namespace):
-    """The analysis settings of a run: every sampler option (``SAMPLER_SETTINGS``) as given."""
-    from attribution_assets.resources import AnalysisSettings
-
-    return AnalysisSettings(**{name: getattr(args, name) for name in SAMPLER_SETTINGS})
+def _settings(args: argparse.Namespace) -> dict[str, object]:
+    """The analysis settings a run is configured with: every sampler option (``SAMPLER_SETTINGS``) as
+    given (fields of :class:`~attribution_assets.resources.AnalysisSettings`)."""
+    return {name: getattr(args, name) for name in SAMPLER_SETTINGS}
 
 
 def failure_path(output: Path, key: str) -> Path:
@@ -149,59 +148,87 @@ def run_events(
     args: argparse.Namespace,
     echo=print,
 ) -> list[EventOutcome]:
-    """Crawl the archive, register the events, materialise the event graph for each one, roll up.
+    """Register the events, then submit to the instance a crawl, one ``attribute_event`` run per event
+    and the roll-up, and wait for them, printing each event's stages as they finish.
 
-    ``args.offline`` switches both live services off. Each event's failure record is written or
-    removed (:func:`record_outcome`)."""
-    from dagster import DagsterInstance
+    The runs go through the instance's run coordinator (queue and limits) and are executed by its
+    daemon: a running one (``dagster-daemon``), or one started for the duration of the command. The
+    archive, output and settings travel in each run's config. ``args.offline`` switches both live
+    services off. Each event's failure record is written or removed (:func:`record_outcome`).
+    """
+    from dagster import DagsterInstance, DagsterRunStatus
 
-    from attribution_assets.definitions import build_defs
+    from attribution_assets.orchestration.config import resources_config
+    from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+    from attribution_assets.orchestration.workspace import daemon, open_workspace
     from attribution_assets.partitions import register_events
-    from attribution_assets.resources import OutputStore, build_resources
+    from attribution_assets.resources import OutputStore
 
     ensure_instance_home()
     store = OutputStore(root=str(output))
     live = False if getattr(args, "offline", False) else None
-    defs = build_defs(build_resources(archive, output, _settings(args), live=live))
+    config = resources_config(archive, output, _settings(args), live) | log_config(args)
     with DagsterInstance.get() as instance:
         keys = register_events(instance, events)
         record_events(store.event_registry_path, list(events))
         echo(f"archive {archive}\noutput  {output}\ninstance {os.environ['DAGSTER_HOME']}")
         started = time.perf_counter()
-        defs.resolve_job_def("crawl_catalog").execute_in_process(
-            instance=instance, run_config=log_config(args)
-        )
-        catalog = gpd.read_parquet(store.catalog_path)
-        echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
-        outcomes = []
-        job = defs.resolve_job_def("attribute_event")
-        for i, (event, key) in enumerate(zip(events, keys, strict=True), start=1):
-            echo(f"[{i}/{len(keys)}] {key} ...", end="", flush=True)
-            started = time.perf_counter()
-            result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False, run_config=log_config(args)
-            )
-            seconds = time.perf_counter() - started
-            path = store.posterior_path(event.iso_week, key)
-            if result.success and path.exists():
-                row = gpd.read_parquet(path).iloc[0]
-                outcomes.append(EventOutcome(event, True, seconds, row))
-                echo(f" done in {seconds:.0f} s")
-            else:
-                outcomes.append(EventOutcome(event, False, seconds, None, redact(step_failure(result))))
-                echo(f" FAILED in {seconds:.0f} s: {outcomes[-1].error}")
-            record_outcome(output, outcomes[-1], key, result.run_id)
-        defs.resolve_job_def("weekly_rollup").execute_in_process(
-            instance=instance, run_config=log_config(args)
-        )
+        with daemon(instance) as started_daemon, open_workspace(instance) as workspace:
+            if started_daemon is not None:
+                echo(f"daemon started for this command (log: {instance.root_directory}/daemon.log)")
+            crawl = submit_run(instance, workspace, "crawl_catalog", config)
+            wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")])
+            catalog = gpd.read_parquet(store.catalog_path) if store.catalog_path.exists() else []
+            echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
+            runs = {
+                key: RunProgress(submit_run(instance, workspace, "attribute_event", config, partition_key=key)
+                                 .run_id, key)
+                for key in dict.fromkeys(keys)
+            }
+            echo(f"submitted {len(runs)} event runs; the queue runs them (see the UI's Runs page)")
+            numbers = {key: i for i, key in enumerate(runs, start=1)}
+
+            def on_step(progress: RunProgress, step: str, outcome: str) -> None:
+                echo(f"  [{numbers[progress.label]}/{len(runs)}] {progress.label}: {step} {outcome} "
+                     f"({progress.seconds:.0f} s)")
+
+            def on_finish(progress: RunProgress) -> None:
+                done = progress.status == DagsterRunStatus.SUCCESS
+                echo(f"[{numbers[progress.label]}/{len(runs)}] {progress.label} "
+                     f"{'done' if done else progress.status.value} in {progress.seconds:.0f} s")
+
+            wait_for_runs(instance, list(runs.values()), on_step, on_finish)
+            outcomes = []
+            for event, key in zip(events, keys, strict=True):
+                progress = runs[key]
+                path = store.posterior_path(event.iso_week, key)
+                if progress.status == DagsterRunStatus.SUCCESS and path.exists():
+                    outcome = EventOutcome(event, True, progress.seconds, gpd.read_parquet(path).iloc[0])
+                else:
+                    reason = step_failure(run_step_failures(instance, progress.run_id))
+                    outcome = EventOutcome(event, False, progress.seconds, None, redact(reason))
+                    echo(f"{key} FAILED: {outcome.error}")
+                outcomes.append(outcome)
+                record_outcome(output, outcome, key, progress.run_id)
+            rollup = submit_run(instance, workspace, "weekly_rollup", config)
+            wait_for_runs(instance, [RunProgress(rollup.run_id, "roll-up")])
     return outcomes
 
 
-def step_failure(result) -> str:
-    """The first failed step and the last line of its error message (without a leading dotted class
-    name such as ``dagster._core.definitions.events.Failure:``), from an execute_in_process result."""
-    for event in result.all_events:
-        if event.is_step_failure:
+def run_step_failures(instance, run_id: str) -> list:
+    """The step-failure events of a run, in order (from the instance's event log)."""
+    from dagster import DagsterEventType
+
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
+    return [record.event_log_entry.dagster_event for record in records]
+
+
+def step_failure(events) -> str:
+    """The first failed step among ``events`` (Dagster events: an ``execute_in_process`` result's
+    ``all_events`` or :func:`run_step_failures`) and the last line of its error message (without a
+    leading dotted class name such as ``dagster._core.definitions.events.Failure:``)."""
+    for event in events:
+        if event is not None and event.is_step_failure:
             error = event.step_failure_data.error
             message = error.cause.message if error and error.cause else (error.message if error else "")
             last = message.strip().splitlines()[-1] if message.strip() else "failed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
+from attribution_assets.assets.alerts import alerts
 from attribution_assets.assets.aoi import emit_aoi, ghgsat_aoi, oco2_aoi, tropomi_aoi
 from attribution_assets.assets.attribution import source_attribution
 from attribution_assets.assets.baselines import quantification_baselines
@@ -18,7 +19,7 @@ from attribution_assets.assets.forward import plume_forward
 from attribution_assets.assets.inversion import source_posterior
 from attribution_assets.assets.met import met_conditions
 from attribution_assets.assets.posterior import event_posterior
-from attribution_assets.assets.rollup import alerts, weekly_posteriors
+from attribution_assets.assets.weekly import weekly_posteriors
 from attribution_assets.checks import no_rejected_files
 from attribution_assets.compilation import configure_jax
 from attribution_assets.jobs import attribute_event_job, catalog_job, detection_job, rollup_job

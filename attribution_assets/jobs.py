@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+from attribution_assets.assets.alerts import alerts
 from attribution_assets.assets.catalog import overpass_catalog
 from attribution_assets.assets.detections import detections
-from attribution_assets.assets.rollup import alerts, weekly_posteriors
+from attribution_assets.assets.weekly import weekly_posteriors
 
 catalog_job = define_asset_job(
     "crawl_catalog",

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dagster import DagsterInstance, DynamicPartitionsDefinition
+from dagster import DagsterInstance, DynamicPartitionsDefinition, WeeklyPartitionsDefinition
 
 from attribution_assets.events import DetectionEvent, event_key
 
 detection_events = DynamicPartitionsDefinition(name="detection_events")
+weekly_partitions = WeeklyPartitionsDefinition(start_date="2024-01-01", day_offset=1, end_offset=1)
+"""ISO weeks (Monday start; key = the Monday, ``YYYY-MM-DD``), the current week included."""
 
 
 def register_events(instance: DagsterInstance, events: Iterable[DetectionEvent]) -> list[str]:

@@ -16,6 +16,7 @@ from attribution_assets.access import cds as cds_access
 from attribution_assets.access import earthdata as earthdata_access
 from attribution_assets.access.live import LiveDecision, decide_live
 from attribution_assets.layout import OutputPaths
+from attribution_assets.orchestration.config import INTERMEDIATE_DIR
 from attribution_assets.paths import archive_root, output_root
 from attribution_assets.pipeline.settings import EventSettings
 from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
@@ -212,7 +213,7 @@ def build_resources(
         "settings": settings or AnalysisSettings(),
         "earthdata": EarthdataResource(live=live),
         "cds": CdsResource(live=live),
-        "io_manager": EventStoreIOManager(root=os.path.join(str(output), "intermediate")),
+        "io_manager": EventStoreIOManager(root=os.path.join(str(output), INTERMEDIATE_DIR)),
     }
 
 

@@ -325,10 +325,10 @@ def _passing_job() -> None:
 def test_step_failure_names_the_failed_step_and_the_last_line_of_its_error() -> None:
     result = _failing_job.execute_in_process(raise_on_error=False)
     assert not result.success
-    assert step_failure(result) == "_explode: no facility table in the archive"
+    assert step_failure(result.all_events) == "_explode: no facility table in the archive"
     failure = "dagster._core.definitions.events.Failure: CH4_1.5S: no data: a.b"
     assert cli.QUALIFIED_CLASS.sub("", failure) == "CH4_1.5S: no data: a.b"
-    assert step_failure(_passing_job.execute_in_process()) == "run failed"
+    assert step_failure(_passing_job.execute_in_process().all_events) == "run failed"
 
 
 # --- exit codes, failure records and --offline ------------------------------------------------------

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from attribution_assets.assets.rollup import write_alerts
+from attribution_assets.assets.alerts import write_alerts
 from attribution_assets.csv_safety import formula_safe_frame, formula_safe_text, write_safe_csv
 
 

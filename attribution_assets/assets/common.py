@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,9 @@ from dagster import AssetExecutionContext, MetadataValue
 from matplotlib.figure import Figure
 
 from attribution_assets.events import DetectionEvent, parse_event_key
+
+CODE_VERSION = version("attribution-assets")
+"""``code_version`` of every asset: the package version (bumped with any change to a stage's logic)."""
 
 
 def event_of(context: AssetExecutionContext) -> DetectionEvent:

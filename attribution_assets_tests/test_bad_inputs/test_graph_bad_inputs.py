@@ -91,7 +91,7 @@ def test_a_broken_redelivery_is_rejected_and_emit_still_serves_the_event(bad_run
 def test_nan_era5_wind_fails_the_event_naming_file_and_variable_others_unaffected(bad_run):
     result = bad_run["results"]["korpezhe-ch4"]
     assert not result.success
-    message = step_failure(result)
+    message = step_failure(result.all_events)
     assert message.startswith("met_conditions") and "'u10'" in message
     assert str(bad_run["era5"].resolve()) in message
     event = bad_run["events"]["korpezhe"]
@@ -105,5 +105,5 @@ def test_an_event_outside_every_footprint_says_so_for_every_instrument(bad_run):
     for name in ("emit_aoi", "tropomi_aoi", "ghgsat_aoi"):
         outcomes = result.asset_materializations_for_node(name)[0].metadata["outcomes"].value
         assert outcomes == {"-": "no overpass"}, name
-    assert "no instrument observed the event" in step_failure(result)
+    assert "no instrument observed the event" in step_failure(result.all_events)
     assert bad_run["results"]["permian-ch4"].success
