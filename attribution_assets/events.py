@@ -218,7 +218,7 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _event_from_record(record: dict[str, Any], where: str) -> DetectionEvent:
+def event_from_record(record: dict[str, Any], where: str) -> DetectionEvent:
     """One alert from a CSV row or GeoJSON properties; errors name ``where``."""
     missing = [name for name in ("event_time", "latitude", "longitude") if _missing(record.get(name))]
     if missing:
@@ -319,7 +319,7 @@ def _read_geojson(path: Path, max_rows: int) -> list[DetectionEvent]:
     if len(features) > max_rows:
         raise _too_many(path, max_rows)
     return [
-        _event_from_record(_feature_record(feature, f"{path} feature {i}"), f"{path} feature {i}")
+        event_from_record(_feature_record(feature, f"{path} feature {i}"), f"{path} feature {i}")
         for i, feature in enumerate(features)
     ]
 
@@ -397,7 +397,7 @@ def read_alerts(path: str | Path, max_rows: int | None = None) -> list[Detection
             )
         if path.suffix.lower() in {".geojson", ".json"}:
             return _read_geojson(path, limit)
-        return [_event_from_record(record, where) for where, record in _csv_records(path, limit)]
+        return [event_from_record(record, where) for where, record in _csv_records(path, limit)]
     except OSError as error:
         raise AlertFormatError(f"{path}: cannot read the alert file ({error.strerror or error})") from error
 
@@ -451,4 +451,4 @@ def registered_events(path: str | Path) -> list[DetectionEvent]:
     """The events of the registry at ``path`` (empty when it does not exist)."""
     path = Path(path)
     table = _read_registry(path)
-    return [_event_from_record(row, f"{path} row {i + 2}") for i, row in enumerate(table.to_dict("records"))]
+    return [event_from_record(row, f"{path} row {i + 2}") for i, row in enumerate(table.to_dict("records"))]

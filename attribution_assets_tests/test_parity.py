@@ -1,0 +1,111 @@
+"""One event, one answer: the notebook API, a CLI materialisation and a sensor-triggered run give the
+same posterior row for the same inputs, settings and seed (the service's answers are checked in
+``test_service``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from attribution_assets.cli import EXIT_OK, main
+from attribution_assets.events import DetectionEvent
+from attribution_assets.layout import OutputLayout
+from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+from attribution_assets.orchestration.workspace import code_location, daemon, open_workspace
+from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
+from attribution_assets.pipeline import EventSettings, attribute_event, write_posterior
+from attribution_assets.resources import AnalysisSettings
+
+SAMPLER = {"num_chains": 2, "num_warmup": 150, "num_samples": 150, "escalate": False, "seed": 3}
+CLI_SAMPLER = ["--chains", "2", "--warmup", "150", "--samples", "150", "--no-escalate", "--seed", "3"]
+EVENT_ID = "permian-ch4"
+
+
+def _row(output: Path, event: DetectionEvent) -> pd.DataFrame:
+    return gpd.read_parquet(OutputLayout(str(output)).posterior_path(event.iso_week, event.key))
+
+
+def _alert_file(path: Path) -> Path:
+    lines = SAMPLE_ALERTS.read_text().splitlines()
+    path.write_text("\n".join([lines[0], *[line for line in lines if line.startswith(EVENT_ID)]]) + "\n")
+    return path
+
+
+@pytest.fixture()
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh instance (the repository's dagster.yaml) and the environment of a deployment whose
+    settings file holds the test's sampler settings."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps(SAMPLER))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("ATTRIBUTION_SETTINGS", str(settings))
+    monkeypatch.setenv("ATTRIBUTION_ARCHIVE", str(SAMPLE_ARCHIVE))
+    monkeypatch.setenv("ATTRIBUTION_OUTPUT", str(tmp_path / "sensor_out"))
+    monkeypatch.setenv("ATTRIBUTION_ALERTS_INBOX", str(tmp_path / "inbox"))
+    for name in ("EARTHDATA_TOKEN", "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD", "CDSAPI_URL", "CDSAPI_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc or ~/.cdsapirc: live access stays off
+    return tmp_path
+
+
+def _sensor_row(tmp_path: Path, event: DetectionEvent, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    """Drop the alert into the inbox, switch the alert sensor on and let the daemon run the event (on
+    an instance of its own: the sensor runs events new to its instance)."""
+    (tmp_path / "inbox").mkdir()
+    home = tmp_path / "sensor_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance, daemon(instance), open_workspace(instance) as workspace:
+        crawl = submit_run(instance, workspace, "crawl_catalog")
+        wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")], timeout_s=300)
+        repository = next(iter(code_location(workspace).get_repositories().values()))
+        instance.start_sensor(repository.get_sensor("alert_inbox_sensor"))
+        _alert_file(tmp_path / "inbox" / "alerts.csv")
+        deadline = time.monotonic() + 600
+        runs = []
+        while not runs and time.monotonic() < deadline:
+            tags = {"dagster/partition": event.key, "dagster/sensor_name": "alert_inbox_sensor"}
+            runs = instance.get_runs(RunsFilter(tags=tags))
+            time.sleep(2)
+        assert runs, "the sensor requested a run for the new alert"
+        [done] = wait_for_runs(instance, [RunProgress(runs[0].run_id, event.key)], timeout_s=900)
+        assert done.status == DagsterRunStatus.SUCCESS
+    return _row(tmp_path / "sensor_out", event)
+
+
+@pytest.mark.slow
+def test_api_cli_and_sensor_runs_give_the_same_posterior_row(
+    deployment: Path, sample_events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = sample_events[EVENT_ID]
+    settings = AnalysisSettings(**SAMPLER).event_settings()
+    assert settings.inversion.num_samples == 150 and isinstance(settings, EventSettings)
+    write_posterior(attribute_event(event, SAMPLE_ARCHIVE, settings, output=deployment / "api_out"),
+                    deployment / "api_out")
+    api = _row(deployment / "api_out", event)
+
+    argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(_alert_file(deployment / "one.csv")),
+            "--output", str(deployment / "cli_out"), "--offline", *CLI_SAMPLER]
+    assert main(argv) == EXIT_OK
+    cli = _row(deployment / "cli_out", event)
+    sensor = _sensor_row(deployment, event, monkeypatch)
+
+    assert api["converged"].dtype == bool and len(api) == 1
+    pd.testing.assert_frame_equal(cli, api)
+    pd.testing.assert_frame_equal(sensor, cli)
+    provenance = json.loads(api["provenance"].iloc[0])
+    assert provenance["settings"]["inversion"]["seed"] == 3
+    assert {item["path"] for item in provenance["inputs"]} and not any(
+        item["path"].startswith("/") for item in provenance["inputs"]
+    ), "input paths are relative to the archive root"
