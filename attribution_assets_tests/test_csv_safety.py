@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import json
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-import shapely
 
-from attribution_assets.assets.alerts import write_alerts
+from attribution_assets.alerting.payload import alert_payload
+from attribution_assets.alerting.tables import write_alerts
 from attribution_assets.csv_safety import formula_safe_frame, formula_safe_text, write_safe_csv
 
 
@@ -42,29 +41,30 @@ def test_write_safe_csv_is_atomic_and_safe(tmp_path):
 
 def test_weekly_alerts_csv_is_formula_safe(tmp_path):
     """The operator alert list of a week: a crafted event id cannot become a spreadsheet formula."""
-    frame = gpd.GeoDataFrame(
-        {
-            "event_key": ["CH4_20250814T173100Z_31.9095N_103.6100W"],
-            "event_id": ['=HYPERLINK("http://x.example","click")'],
-            "event_time": [pd.Timestamp("2025-08-14T17:31:00Z")],
-            "gas": ["CH4"],
-            "source_lon": [-103.61],
-            "source_lat": [31.9095],
-            "emission_rate_kg_h": [1200.0],
-            "emission_rate_kg_h_p05": [800.0],
-            "emission_rate_kg_h_p95": [1600.0],
-            "alert_score": [0.9],
-            "instruments": ["-EMIT,TROPOMI"],
-            "detected": [True],
-        },
-        geometry=[shapely.Point(-103.61, 31.9095)],
-        crs="EPSG:4326",
-    )
-    assert write_alerts(frame, tmp_path) == 1
-    header, row = list(csv.reader((tmp_path / "alerts.csv").open(newline="")))
-    cells = dict(zip(header, row, strict=True))
+    row = {
+        "event_key": "CH4_20250814T173100Z_31.9095N_103.6100W",
+        "event_id": '=HYPERLINK("http://x.example","click")',
+        "event_time": pd.Timestamp("2025-08-14T17:31:00Z"),
+        "gas": "CH4",
+        "source_lon": -103.61,
+        "source_lat": 31.9095,
+        "emission_rate_kg_h": 1200.0,
+        "emission_rate_kg_h_p05": 800.0,
+        "emission_rate_kg_h_p95": 1600.0,
+        "alert_score": 0.9,
+        "instruments": "-EMIT,TROPOMI",
+        "detected": True,
+        "attributed_facility_id": "@facility",
+        "attributed_facility_name": "+Pad A",
+        "attributed_probability": 0.9,
+    }
+    paths = write_alerts([alert_payload(row, "run-1")], tmp_path)
+    assert sorted(paths) == ["csv", "geojson", "parquet"]
+    header, line = list(csv.reader((tmp_path / "alerts.csv").open(newline="")))
+    cells = dict(zip(header, line, strict=True))
     assert cells["event_id"] == "'=HYPERLINK(\"http://x.example\",\"click\")"
     assert cells["instruments"] == "'-EMIT,TROPOMI"
-    assert cells["source_lon"] == "-103.61" and cells["event_time"] == "2025-08-14T17:31:00Z"
+    assert cells["facility_id"] == "'@facility" and cells["facility_name"] == "'+Pad A"
+    assert cells["lon"] == "-103.61" and cells["event_time"] == "2025-08-14T17:31:00Z"
     geojson = json.loads((tmp_path / "alerts.geojson").read_text())
     assert geojson["features"][0]["properties"]["event_id"].startswith("=HYPERLINK")  # JSON is not a sheet
