@@ -163,8 +163,14 @@ def _keep_newest(catalog: gpd.GeoDataFrame, warnings: list[str]) -> tuple[gpd.Ge
     per_file = catalog.assign(base=_granule_base(catalog["granule_id"])).drop_duplicates(["base", "path"])
     ordered = per_file.sort_values(["base", "processing", "mtime_ns", "fingerprint", "path"])
     newest = ordered.groupby("base").tail(1)
-    for row in newest.itertuples():
-        rivals = per_file[(per_file["base"] == row.base) & (per_file["processing"] == row.processing)]
+    # only granules with several files of one processing can disagree: group those once (linear in rows)
+    shared = per_file[per_file.duplicated(["base", "processing"], keep=False)]
+    groups = shared.groupby(["base", "processing"]).groups if len(shared) else {}
+    for row in newest[newest["base"].isin(set(shared["base"]))].itertuples():
+        index = groups.get((row.base, row.processing))
+        if index is None:
+            continue
+        rivals = shared.loc[index]
         differing = rivals[rivals["fingerprint"] != row.fingerprint]
         if len(differing):
             warnings.append(
