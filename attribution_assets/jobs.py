@@ -1,13 +1,14 @@
-"""Jobs: the catalog crawl, the whole per-event graph, and the weekly roll-ups."""
+"""Jobs: the catalog crawl, the whole per-event graph, and the weekly roll-up (partitioned by ISO week)."""
 
-from __future__ import annotations
-
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
 
 from attribution_assets.assets.alerts import alerts
 from attribution_assets.assets.catalog import overpass_catalog
 from attribution_assets.assets.detections import detections
 from attribution_assets.assets.weekly import weekly_posteriors
+from attribution_assets.partitions import week_of_partition, weekly_partitions
+from attribution_assets.resources import AnalysisSettings, OutputStore, ProductArchive
+from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS
 
 catalog_job = define_asset_job(
     "crawl_catalog",
@@ -28,8 +29,39 @@ detection_job = define_asset_job(
     selection=AssetSelection.assets(overpass_catalog, detections),
     description="Crawl, then scan every TROPOMI and OCO-2 granule for plumes; events go to the alert inbox.",
 )
+WEEK_ASSETS = AssetSelection.assets(weekly_posteriors, alerts)
+"""The roll-up of a week and what follows from it (the week's alert list)."""
 rollup_job = define_asset_job(
     "weekly_rollup",
-    selection=AssetSelection.assets(weekly_posteriors, alerts),
-    description="Rebuild stale weekly roll-ups and alert lists.",
+    selection=WEEK_ASSETS,
+    description="Rebuild one ISO week's posterior roll-up (partition = the week's Monday) and its alerts.",
 )
+
+
+@op(description="Add to the instance the backfill of this ISO week: every registered event of the week, "
+    "then the week's roll-up and alerts (the daemon runs it; see the Backfills page).")
+def launch_week_backfill_op(
+    context: OpExecutionContext, archive: ProductArchive, store: OutputStore, settings: AnalysisSettings
+) -> None:
+    """Launch the week backfill of this run's partition with this run's archive, output root and sampler
+    settings; the run gets the backfill's id as tag ``attribution/backfill``."""
+    from attribution_assets.definitions import defs
+    from attribution_assets.orchestration.backfill import launch_week_backfill
+    from attribution_assets.orchestration.config import resources_config
+
+    week = week_of_partition(context.partition_key)
+    sampler = {name: getattr(settings, name) for name in SAMPLER_SETTINGS}
+    config = resources_config(archive.root, store.root, sampler)
+    backfill = launch_week_backfill(context.instance, defs.resolve_asset_graph(), week, config)
+    context.instance.add_run_tags(context.run_id, {"attribution/backfill": backfill.backfill_id})
+    context.log.info(f"backfill {backfill.backfill_id} of {week} added: {backfill.title}")
+
+
+@job(
+    name="backfill_week",
+    partitions_def=weekly_partitions,
+    description="Launch pad of a week backfill: pick a week (its Monday) and launch; the run adds ONE asset "
+    "backfill of the week's events and roll-up, which then shows on the Backfills page.",
+)
+def backfill_week_job() -> None:
+    launch_week_backfill_op()

@@ -1,16 +1,17 @@
 """Sensors and schedules: operator alert files become event partitions and runs; weekly roll-ups."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus,
     RunRequest,
-    ScheduleDefinition,
+    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    schedule,
     sensor,
 )
 
@@ -109,9 +110,18 @@ def alert_inbox_sensor(context: SensorEvaluationContext, store: OutputStore) -> 
     )
 
 
-weekly_rollup_schedule = ScheduleDefinition(
+def previous_week_partition(when: datetime) -> str:
+    """The week-partition key (Monday, ``YYYY-MM-DD``) of the ISO week before the one holding ``when``."""
+    day = when.astimezone(UTC).date() - timedelta(days=7)
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+@schedule(
     job=rollup_job,
     cron_schedule="0 6 * * 1",
     execution_timezone="UTC",
-    description="Monday 06:00 UTC: rebuild the weekly posterior roll-ups and the alert lists.",
+    description="Monday 06:00 UTC: roll up the ISO week that just ended (its posterior roll-up and alerts).",
 )
+def weekly_rollup_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    key = previous_week_partition(context.scheduled_execution_time or datetime.now(UTC))
+    return RunRequest(run_key=f"weekly_rollup:{key}", partition_key=key)

@@ -12,7 +12,7 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, instance_for_test
 from attribution_assets.definitions import ASSETS
 from attribution_assets.events import record_events
 from attribution_assets.jobs import EVENT_ASSETS
-from attribution_assets.partitions import detection_events, register_events
+from attribution_assets.partitions import detection_events, partition_of_week, register_events
 from attribution_assets.resources import AnalysisSettings, OutputStore, build_resources
 from attribution_assets_tests.conftest import FAST_SAMPLER
 
@@ -71,12 +71,14 @@ def graph_run(tmp_path_factory, sample_archive, sample_events):
                 selection=EVENT_ASSETS,
                 raise_on_error=False,
             )
-        results["rollup"] = materialize(
-            ASSETS,
-            instance=instance,
-            resources=resources,
-            selection=AssetSelection.assets("weekly_posteriors", "alerts"),
-        )
+        for week in sorted({event.iso_week for event in events}):
+            results[f"rollup {week}"] = materialize(
+                ASSETS,
+                instance=instance,
+                resources=resources,
+                partition_key=partition_of_week(week),
+                selection=AssetSelection.assets("weekly_posteriors", "alerts"),
+            )
         yield {
             "instance": instance,
             "output": output,
