@@ -9,7 +9,7 @@ import geopandas as gpd
 import xarray as xr
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, asset
 
-from attribution_assets.assets.common import event_of
+from attribution_assets.assets.common import CODE_VERSION, NETCDF_KINDS, event_of
 from attribution_assets.partitions import detection_events
 from attribution_assets.pipeline.aoi import extract_aoi
 from attribution_assets.resources import AnalysisSettings
@@ -20,6 +20,8 @@ def _aoi_asset(instrument: str, description: str) -> AssetsDefinition:
         name=f"{instrument.lower()}_aoi",
         partitions_def=detection_events,
         group_name="aoi",
+        kinds=NETCDF_KINDS,
+        code_version=CODE_VERSION,
         description=description,
     )
     def _aoi(

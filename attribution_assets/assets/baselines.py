@@ -5,7 +5,7 @@ import geopandas as gpd
 import xarray as xr
 from dagster import AssetExecutionContext, asset
 
-from attribution_assets.assets.common import event_of, table_metadata
+from attribution_assets.assets.common import CODE_VERSION, ROW_COUNT, TABLE_KINDS, event_of, table_metadata
 from attribution_assets.partitions import detection_events
 from attribution_assets.pipeline.baselines import quantify_baselines
 
@@ -13,6 +13,8 @@ from attribution_assets.pipeline.baselines import quantify_baselines
 @asset(
     partitions_def=detection_events,
     group_name="forward",
+    kinds=TABLE_KINDS,
+    code_version=CODE_VERSION,
     description="IME (EMIT, GHGSat) and CSF (EMIT) emission estimates with Monte-Carlo uncertainty and "
     "per-instrument effective-wind calibrations, reported next to the Bayesian posterior.",
 )
@@ -23,7 +25,5 @@ def quantification_baselines(
     met_conditions: xr.Dataset,
 ) -> gpd.GeoDataFrame:
     table = quantify_baselines(event_of(context), emit_enhancement, ghgsat_aoi, met_conditions)
-    context.add_output_metadata(
-        {"estimates": table_metadata(table.drop(columns="geometry").round(1), "no plume mask")}
-    )
+    context.add_output_metadata({"estimates": table_metadata(table), ROW_COUNT: len(table)})
     return table

@@ -9,7 +9,7 @@ several processes may crawl at once; a crawl first removes what killed writers l
 import geopandas as gpd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from attribution_assets.assets.common import event_of
+from attribution_assets.assets.common import CODE_VERSION, ROW_COUNT, event_of, table_metadata
 from attribution_assets.partitions import detection_events
 from attribution_assets.pipeline.overpasses import (
     clean_orphans,
@@ -31,6 +31,8 @@ from attribution_assets.resources import (
 
 @asset(
     group_name="catalog",
+    kinds={"geoparquet", "duckdb"},
+    code_version=CODE_VERSION,
     description="Index of every product file under the archive root "
     "(instrument, time span, footprint, version, path, checksum); re-crawls only new or changed files.",
 )
@@ -46,6 +48,7 @@ def overpass_catalog(
             "archive": MetadataValue.path(str(archive.path)),
             "catalog": MetadataValue.path(str(store.catalog_path)),
             "rows": len(result.catalog),
+            ROW_COUNT: len(result.catalog),
             "rows_all_archives": update.rows_total,
             "archives": MetadataValue.json(update.archives),
             "orphans_removed": MetadataValue.json(orphans),
@@ -53,9 +56,7 @@ def overpass_catalog(
             "files_read": result.n_read,
             "files_reused": result.n_reused,
             "files_ignored": result.n_ignored,
-            "rejected": MetadataValue.md(
-                result.rejected.to_markdown(index=False) if len(result.rejected) else "none"
-            ),
+            "rejected": table_metadata(result.rejected),
             "superseded": len(result.superseded),
             "rows_per_instrument": MetadataValue.json({k: int(v) for k, v in counts.items()}),
         }
@@ -66,6 +67,8 @@ def overpass_catalog(
     partitions_def=detection_events,
     deps=[overpass_catalog],
     group_name="catalog",
+    kinds={"geoparquet", "duckdb"},
+    code_version=CODE_VERSION,
     description="Catalog query for the event: every granule of every instrument and met source whose "
     "footprint meets the instrument's AOI within the time window; with live access on, missing granules "
     "and ERA5 are downloaded into the archive and catalogued first.",
@@ -94,6 +97,7 @@ def event_overpasses(
             "instruments_with_overpass": ", ".join(i for i in INSTRUMENTS if counts[i]) or "none",
             "window": f"{t0:%Y-%m-%dT%H:%MZ} .. {t1:%Y-%m-%dT%H:%MZ}",
             "live_access": MetadataValue.json(live),
+            ROW_COUNT: len(result),
         }
     )
     return result

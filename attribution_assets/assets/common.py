@@ -1,25 +1,46 @@
-"""Small helpers shared by the asset modules."""
+"""Small helpers shared by the asset modules: the code version, the event of a partition, figures and
+tables as UI metadata."""
 
 from __future__ import annotations
 
 import base64
 import io
-from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+)
 from matplotlib.figure import Figure
 
 from attribution_assets.events import DetectionEvent, parse_event_key
+from attribution_assets.pipeline.provenance import code_version
 
-CODE_VERSION = version("attribution-assets")
+CODE_VERSION = code_version()
 """``code_version`` of every asset: the package version (bumped with any change to a stage's logic)."""
+
+ROW_COUNT = "dagster/row_count"
+"""The standard metadata key of a table's row count."""
+
+NETCDF_KINDS = {"xarray", "netcdf"}
+"""``kinds`` of an asset stored as NetCDF from xarray."""
+TABLE_KINDS = {"geopandas", "geoparquet"}
+"""``kinds`` of an asset stored as GeoParquet from GeoPandas."""
 
 
 def event_of(context: AssetExecutionContext) -> DetectionEvent:
     """The detection event of the partition being materialised."""
     return parse_event_key(context.partition_key)
+
+
+def png_markdown(png: bytes, alt: str = "figure") -> MetadataValue:
+    """PNG bytes as an inline image in markdown metadata (there is no image metadata type)."""
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def figure_metadata(figure: Figure, path: Path) -> dict[str, MetadataValue]:
@@ -28,11 +49,40 @@ def figure_metadata(figure: Figure, path: Path) -> dict[str, MetadataValue]:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     path.write_bytes(buffer.getvalue())
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return {"figure": MetadataValue.md(f"![figure](data:image/png;base64,{encoded})"),
-            "figure_path": MetadataValue.path(str(path))}
+    return {"figure": png_markdown(buffer.getvalue()), "figure_path": MetadataValue.path(str(path))}
 
 
-def table_metadata(frame: pd.DataFrame, empty: str = "none") -> MetadataValue:
-    """A markdown table of ``frame`` for the UI (``empty`` when it has no row)."""
-    return MetadataValue.md(frame.to_markdown(index=False) if len(frame) else empty)
+def _column_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        return "float"
+    return "string"
+
+
+def _cell(value: object, digits: int) -> object:
+    """A table cell: floats rounded to ``digits`` significant decimals (None for NaN), numpy scalars as
+    Python values, anything else as text."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not np.isfinite(value) else round(float(value), digits)
+    return None if value is None else str(value)
+
+
+def table_metadata(frame: pd.DataFrame, digits: int | dict[str, int] = 1) -> MetadataValue:
+    """``frame`` as a UI table with its ``TableSchema`` (column types from the dtypes; the units belong
+    in the column names). Floats are rounded to ``digits`` decimals (one number for every column, or a
+    mapping column -> decimals, default 1); NaN shows as an empty cell; a geometry column is left out."""
+    frame = frame.drop(columns=[c for c in frame.columns if c == "geometry"])
+    places = {c: (digits.get(c, 1) if isinstance(digits, dict) else digits) for c in frame.columns}
+    schema = TableSchema(columns=[TableColumn(str(c), _column_type(frame[c])) for c in frame.columns])
+    records = [
+        TableRecord({str(c): _cell(v, places[c]) for c, v in row.items()})
+        for row in frame.to_dict("records")
+    ]
+    return MetadataValue.table(records=records, schema=schema)

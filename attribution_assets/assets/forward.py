@@ -2,10 +2,11 @@
 (observation per kg s-1) at the met prior (:func:`attribution_assets.pipeline.forward.build_forward`),
 and a figure of observed vs simulated."""
 
+import pandas as pd
 import xarray as xr
 from dagster import AssetExecutionContext, MetadataValue, asset
 
-from attribution_assets.assets.common import event_of, figure_metadata
+from attribution_assets.assets.common import CODE_VERSION, event_of, figure_metadata, table_metadata
 from attribution_assets.partitions import detection_events
 from attribution_assets.pipeline.figures import observed_vs_simulated
 from attribution_assets.pipeline.forward import build_forward
@@ -15,6 +16,8 @@ from attribution_assets.resources import OutputStore
 @asset(
     partitions_def=detection_events,
     group_name="forward",
+    kinds={"jax", "xarray", "netcdf"},
+    code_version=CODE_VERSION,
     description="Per-instrument observation blocks at native resolution with the Jacobian of each "
     "observation with respect to the emission rate (Gaussian plume, Briggs sigma, met prior).",
 )
@@ -41,7 +44,10 @@ def plume_forward(
     context.add_output_metadata(
         {
             **metadata,
-            "per_block": MetadataValue.json(forward.per_block()),
+            "per_block": table_metadata(
+                pd.DataFrame([{"block": name, **values} for name, values in forward.per_block().items()]),
+                {"linear_rate_kg_h_at_alert_point": 1, "max_jacobian_per_kg_s": 6},
+            ),
             **figure_metadata(figure, store.figure_path("plume_forward", event.key)),
         }
     )

@@ -8,13 +8,15 @@ into the posterior row (the same function the notebook API calls on the in-memor
 
 from __future__ import annotations
 
-from dagster import AssetExecutionContext, AssetKey, AssetRecordsFilter
+from dagster import AssetCheckExecutionContext, AssetExecutionContext, AssetKey, AssetRecordsFilter
 
 from attribution_assets.pipeline.posterior import instrument_outcomes
 from attribution_assets.pipeline.settings import INSTRUMENTS
 
 
-def latest_metadata(context: AssetExecutionContext, asset_name: str, partition: str) -> dict[str, object]:
+def latest_metadata(
+    context: AssetExecutionContext | AssetCheckExecutionContext, asset_name: str, partition: str
+) -> dict[str, object]:
     """The metadata values (plain Python) of the latest materialization of ``asset_name`` for
     ``partition``; empty when there is none."""
     records = context.instance.fetch_materializations(

@@ -1,9 +1,11 @@
 """Provenance of a posterior row: everything the row can be reproduced from.
 
 The inputs (path relative to their archive root, product version, fingerprint), the granules the
-inversion used, the met source of every overpass, the inventory files with their fingerprints, the
-analysis settings (sampler settings, seed and priors included), the software versions and a hash of the
-package's code. Deterministic: the same inputs and settings give the same JSON.
+inversion used, the met source and met prior of every overpass, the inventory files with their
+fingerprints, the sampler settings and seed, the priors (the emission prior with its per-gas median
+resolved), the complete analysis settings, the code version (the package version), the software
+versions and a hash of the package's code. Deterministic: the same inputs and settings give the same
+JSON (keys sorted, no time stamps, no absolute paths of inputs).
 """
 
 from __future__ import annotations
@@ -17,11 +19,30 @@ from pathlib import Path
 import geopandas as gpd
 import xarray as xr
 
+from attribution_assets.pipeline.met import winds_from_dataset
 from attribution_assets.pipeline.settings import EventSettings
+from attribution_assets.science.inversion.problem import DEFAULT_Q_MEDIAN_KG_H
+from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 """The ``attribution_assets`` package folder."""
-_VERSIONED = ("attribution-assets", "dagster", "jax", "numpyro", "xarray", "netCDF4", "numpy")
+_DISTRIBUTION = "attribution-assets"
+"""The package's distribution name (its version is the code version)."""
+_VERSIONED = (_DISTRIBUTION, "dagster", "jax", "numpyro", "xarray", "netCDF4", "numpy")
+PRIOR_SETTINGS = (
+    "q_prior", "q_median_kg_h", "q_log_sd", "q_mean_kg_h", "q_sd_kg_h", "position_prior_xy_m",
+    "position_sd_m", "stability_sd", "background_sd_factor", "noise_inflation_log_sd", "prior_p_source",
+    "presence", "fix_wind", "fix_position", "fix_stability", "fix_noise_inflation", "urban",
+)
+"""The fields of :class:`InversionSettings` that define the priors (units in their names or help)."""
+
+
+def code_version() -> str:
+    """The package version: the ``code_version`` of every asset and the code version of every row."""
+    try:
+        return version(_DISTRIBUTION)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 @cache
@@ -77,13 +98,43 @@ def inventory_files(settings: EventSettings, gas: str) -> list[dict[str, str]]:
     return [{"file": Path(p).name, "fingerprint": file_fingerprint(p)} for p in paths if p]
 
 
-def met_sources(met: xr.Dataset) -> list[dict[str, str]]:
-    """The met source chosen for every overpass: granule, instrument, source."""
+def met_sources(met: xr.Dataset) -> list[dict[str, object]]:
+    """The met source chosen for every overpass and the met prior it gave: granule, instrument, source,
+    overpass time (UTC), wind towards east/north (m s-1), speed and direction sd (m s-1, rad),
+    stability index (Pasquill-Gifford A..F as 0..5), boundary-layer height (m), surface pressure (Pa)."""
+    winds = winds_from_dataset(met)
     return [
-        {"granule": str(g), "instrument": str(i), "source": str(s)}
-        for g, i, s in zip(met["granule"].values, met["instrument"].values, met["met_source"].values,
-                           strict=True)
+        {
+            "granule": str(g),
+            "instrument": str(i),
+            "source": str(s),
+            "time": f"{w.time:%Y-%m-%dT%H:%M:%SZ}",
+            "u_m_s": round(w.u_m_s, 4),
+            "v_m_s": round(w.v_m_s, 4),
+            "speed_sd_m_s": round(w.speed_sd_m_s, 4),
+            "direction_sd_rad": round(w.direction_sd_rad, 5),
+            "stability_index": round(w.stability_index, 4),
+            "pblh_m": round(w.pblh_m, 1),
+            "surface_pressure_pa": round(w.surface_pressure_pa, 1),
+        }
+        for g, i, s, w in zip(met["granule"].values, met["instrument"].values, met["met_source"].values,
+                              winds, strict=True)
     ]
+
+
+def sampler_settings(inversion: InversionSettings) -> dict[str, object]:
+    """The sampler settings and seed (chains, warm-up, draws, seed, escalation, sampler)."""
+    return {name: getattr(inversion, name) for name in (*SAMPLER_SETTINGS, "sampler")}
+
+
+def prior_settings(inversion: InversionSettings, gas: str) -> dict[str, object]:
+    """The prior settings, with the emission prior's median (kg h-1) resolved for ``gas`` when the
+    settings leave it to the per-gas default."""
+    priors = {name: getattr(inversion, name) for name in PRIOR_SETTINGS}
+    priors["position_prior_xy_m"] = list(inversion.position_prior_xy_m)
+    if priors["q_median_kg_h"] is None:
+        priors["q_median_kg_h"] = DEFAULT_Q_MEDIAN_KG_H[gas.upper()]
+    return priors
 
 
 def provenance_json(
@@ -94,8 +145,9 @@ def provenance_json(
     gas: str,
 ) -> str:
     """JSON with every catalogued input of the event (path relative to its archive, fingerprint,
-    version), what the inversion used, the met source per overpass, the inventory files, the analysis
-    settings, the software versions and the code hash."""
+    version), what the inversion used, the met source and prior per overpass, the inventory files, the
+    sampler settings and seed, the priors, the analysis settings, the code version, the software
+    versions and the code hash (``graph_hash``)."""
     archives = overpasses["archive"] if "archive" in overpasses else [None] * len(overpasses)
     inputs = [
         {
@@ -113,9 +165,12 @@ def provenance_json(
             "granules_used": granules_used,
             "met_sources": met_sources(met),
             "inventories": inventory_files(settings, gas),
+            "sampler": sampler_settings(settings.inversion),
+            "priors": prior_settings(settings.inversion, gas),
             "settings": settings.as_dict() | {"facility_list": Path(settings.facility_list).name,
                                               "power_plants": Path(settings.power_plants).name,
                                               "edgar": Path(settings.edgar).name},
+            "code_version": code_version(),
             "versions": versions(),
             "graph_hash": code_hash(),
         },
