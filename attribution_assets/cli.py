@@ -149,7 +149,8 @@ def run_events(
     echo=print,
 ) -> list[EventOutcome]:
     """Register the events, then submit to the instance a crawl, one ``attribute_event`` run per event
-    and the roll-up, and wait for them, printing each event's stages as they finish.
+    and one ``weekly_rollup`` run per ISO week the events touch (:func:`submit_rollups`), and wait for
+    them, printing each event's stages as they finish.
 
     The runs go through the instance's run coordinator (queue and limits) and are executed by its
     daemon: a running one (``dagster-daemon``), or one started for the duration of the command. The
@@ -159,6 +160,7 @@ def run_events(
     from dagster import DagsterInstance, DagsterRunStatus
 
     from attribution_assets.orchestration.config import resources_config
+    from attribution_assets.orchestration.shutdown import cancel_runs_on_signal
     from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
     from attribution_assets.orchestration.workspace import daemon, open_workspace
     from attribution_assets.partitions import register_events
@@ -173,7 +175,8 @@ def run_events(
         record_events(store.event_registry_path, list(events))
         echo(f"archive {archive}\noutput  {output}\ninstance {os.environ['DAGSTER_HOME']}")
         started = time.perf_counter()
-        with daemon(instance) as started_daemon, open_workspace(instance) as workspace:
+        with daemon(instance) as started_daemon, open_workspace(instance) as workspace, \
+                cancel_runs_on_signal(instance, config, echo=echo):  # SIGTERM/SIGINT: end the runs, exit
             if started_daemon is not None:
                 echo(f"daemon started for this command (log: {instance.root_directory}/daemon.log)")
             crawl = submit_run(instance, workspace, "crawl_catalog", config)
@@ -181,9 +184,9 @@ def run_events(
             catalog = gpd.read_parquet(store.catalog_path) if store.catalog_path.exists() else []
             echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
             runs = {
-                key: RunProgress(submit_run(instance, workspace, "attribute_event", config, partition_key=key)
-                                 .run_id, key)
-                for key in dict.fromkeys(keys)
+                key: RunProgress(submit_run(instance, workspace, "attribute_event", config, partition_key=key,
+                                            tags={"attribution/gas": gas}).run_id, key)
+                for key, gas in dict(zip(keys, (event.gas for event in events), strict=True)).items()
             }
             echo(f"submitted {len(runs)} event runs; the queue runs them (see the UI's Runs page)")
             numbers = {key: i for i, key in enumerate(runs, start=1)}
@@ -210,23 +213,63 @@ def run_events(
                     echo(f"{key} FAILED: {outcome.error}")
                 outcomes.append(outcome)
                 record_outcome(output, outcome, key, progress.run_id)
-            rollup = submit_run(instance, workspace, "weekly_rollup", config)
-            wait_for_runs(instance, [RunProgress(rollup.run_id, "roll-up")])
+            submit_rollups(instance, workspace, [event.iso_week for event in events], config, echo)
     return outcomes
 
 
+def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo=print) -> list:
+    """Submit one partitioned ``weekly_rollup`` run per ISO week of ``weeks`` (each once, in order) and
+    wait for them; a week outside the week partitions is reported and skipped. Returns the runs'
+    :class:`~attribution_assets.orchestration.submit.RunProgress`."""
+    from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+    from attribution_assets.partitions import partition_of_week, weekly_partitions
+
+    runs = []
+    for week in sorted(set(weeks)):
+        key = partition_of_week(week)
+        if not weekly_partitions.has_partition_key(key):
+            echo(f"roll-up {week}: outside the week partitions (from {weekly_partitions.start:%Y-%m-%d})")
+            continue
+        run = submit_run(instance, workspace, "weekly_rollup", config, partition_key=key)
+        runs.append(RunProgress(run.run_id, f"roll-up {week}"))
+    return wait_for_runs(instance, runs)
+
+
 def run_step_failures(instance, run_id: str) -> list:
-    """The step-failure events of a run, in order (from the instance's event log)."""
+    """The step failures and asset-check evaluations of a run, in order (from the instance's event
+    log): what :func:`step_failure` needs to say why the run failed."""
     from dagster import DagsterEventType
 
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
-    return [record.event_log_entry.dagster_event for record in records]
+    records = [
+        record
+        for kind in (DagsterEventType.STEP_FAILURE, DagsterEventType.ASSET_CHECK_EVALUATION)
+        for record in instance.get_records_for_run(run_id, of_type=kind).records
+    ]
+    return [record.event_log_entry.dagster_event for record in sorted(records, key=lambda r: r.storage_id)]
+
+
+def _failed_blocking_check(event) -> str | None:
+    """``check_step: what the check found`` for a blocking check evaluation that failed with ERROR."""
+    from dagster import AssetCheckSeverity
+
+    if event is None or not event.is_asset_check_evaluation:
+        return None
+    evaluation = event.asset_check_evaluation_data
+    if evaluation.passed or evaluation.blocking is False or evaluation.severity != AssetCheckSeverity.ERROR:
+        return None
+    return f"{event.step_key}: {evaluation.description or evaluation.check_name + ' failed'}"
 
 
 def step_failure(events) -> str:
-    """The first failed step among ``events`` (Dagster events: an ``execute_in_process`` result's
-    ``all_events`` or :func:`run_step_failures`) and the last line of its error message (without a
-    leading dotted class name such as ``dagster._core.definitions.events.Failure:``)."""
+    """Why a run failed, from ``events`` (Dagster events: an ``execute_in_process`` result's
+    ``all_events`` or :func:`run_step_failures`): the first failed blocking check with what it found,
+    else the first failed step and the last line of its error message (without a leading dotted class
+    name such as ``dagster._core.definitions.events.Failure:``)."""
+    events = list(events)
+    for event in events:
+        check = _failed_blocking_check(event)
+        if check is not None:
+            return check
     for event in events:
         if event is not None and event.is_step_failure:
             error = event.step_failure_data.error
@@ -325,29 +368,118 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backfill(args: argparse.Namespace) -> int:
+def _week_events(args: argparse.Namespace, output: Path) -> list[DetectionEvent]:
+    """The registered events of ``args.week`` under ``output``, plus those of ``args.alerts`` in it."""
     from attribution_assets.resources import OutputStore
 
-    output = Path(args.output or output_root())
     try:
         start, end = parse_iso_week(args.week)
     except AlertFormatError as error:
         raise SystemExit(f"attribution: {error}") from error
-    events = [
-        e
-        for e in registered_events(OutputStore(root=str(output)).event_registry_path)
-        if start <= e.time < end
-    ]
+    events = [e for e in registered_events(OutputStore(root=str(output)).event_registry_path)
+              if start <= e.time < end]
     if args.alerts:
         events += [e for e in _load_alerts(Path(args.alerts)) if start <= e.time < end]
-    events = list({e.key: e for e in events}.values())
-    if not events:
-        print(f"no registered events in {args.week} (register them with `attribution run` or --alerts FILE)")
-        return EXIT_FAILED
-    outcomes = run_events(events, Path(args.archive or archive_root()), output, args)
+    return list({e.key: e for e in events}.values())
+
+
+def backfill_outcomes(
+    instance, watched, keys: Sequence[str], events: dict, output: Path
+) -> list[EventOutcome]:
+    """One :class:`EventOutcome` per event key of a watched backfill (the last run of each key), with
+    its failure record written or removed."""
+    from dagster import DagsterRunStatus
+
+    from attribution_assets.events import parse_event_key
+    from attribution_assets.resources import OutputStore
+
+    store = OutputStore(root=str(output))
+    last = {p.label: p for p in watched.runs.values()}
+    outcomes = []
+    for key in keys:
+        event = events.get(key) or parse_event_key(key)
+        progress = last.get(key)
+        path = store.posterior_path(event.iso_week, key)
+        if progress is not None and progress.status == DagsterRunStatus.SUCCESS and path.exists():
+            outcome = EventOutcome(event, True, progress.seconds, gpd.read_parquet(path).iloc[0])
+        elif progress is None:
+            outcome = EventOutcome(event, False, 0.0, None, f"no run: backfill {watched.status.value}")
+        else:
+            reason = step_failure(run_step_failures(instance, progress.run_id))
+            outcome = EventOutcome(event, False, progress.seconds, None, redact(reason))
+        outcomes.append(outcome)
+        record_outcome(output, outcome, key, progress.run_id if progress else None)
+    return outcomes
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """One Dagster backfill of the week's events, then its roll-up, executed by the daemon; progress is
+    printed per event and stage as the backfill's runs go. ``--from-failure``: re-execute the week's
+    latest backfill from failure instead (the UI's "Re-execute from failure")."""
+    from dagster import DagsterInstance
+
+    from attribution_assets.orchestration import backfill as bf
+    from attribution_assets.orchestration.config import resources_config
+    from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+    from attribution_assets.orchestration.workspace import daemon, open_workspace
+    from attribution_assets.partitions import register_events
+    from attribution_assets.resources import OutputStore
+
+    output, archive = Path(args.output or output_root()), Path(args.archive or archive_root())
+    events = {e.key: e for e in _week_events(args, output)}
+    ensure_instance_home()
+    live = False if getattr(args, "offline", False) else None
+    config = resources_config(archive, output, _settings(args), live) | log_config(args)
+    with DagsterInstance.get() as instance:
+        register_events(instance, events.values())
+        record_events(OutputStore(root=str(output)).event_registry_path, list(events.values()))
+        with daemon(instance) as started_daemon, open_workspace(instance) as workspace:
+            if started_daemon is not None:
+                print(f"daemon started for this command (log: {instance.root_directory}/daemon.log)")
+            if args.from_failure:
+                parent = bf.latest_week_backfill(instance, args.week)
+                if parent is None:
+                    print(f"no backfill of {args.week} to re-execute")
+                    return EXIT_FAILED
+                backfill = bf.reexecute_failed(workspace, parent.backfill_id)
+            else:
+                crawl = submit_run(instance, workspace, "crawl_catalog", config)
+                wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")])
+                try:
+                    backfill = bf.launch_week_backfill(instance, workspace, args.week, config)
+                except (ValueError, AlertFormatError) as error:
+                    print(f"attribution: {error} (register events with `attribution run` or --alerts FILE)")
+                    return EXIT_FAILED
+            keys = bf.backfill_event_keys(backfill)
+            print(f"backfill {backfill.backfill_id}: {backfill.title} (the UI's Backfills page)")
+            watched = bf.watch_backfill(instance, backfill.backfill_id, *_backfill_echoes(keys))
+        print(f"backfill {backfill.backfill_id} {watched.status.value} in {watched.seconds:.0f} s")
+        outcomes = backfill_outcomes(instance, watched, keys, events, output)
     print()
     print(summary_table(outcomes))
+    if exit_code(outcomes) != EXIT_OK:
+        print(f"\nthe roll-up of {args.week} waits for every event of the backfill: once the cause is fixed, "
+              f"`attribution backfill --week {args.week} --from-failure` (or \"Re-execute from failure\" "
+              "on the UI's Backfills page) runs only what failed, then the roll-up")
     return exit_code(outcomes)
+
+
+def _backfill_echoes(keys: Sequence[str]) -> tuple:
+    """``on_step``, ``on_finish`` and ``on_run`` callbacks that print a backfill's progress."""
+    numbers = {key: f"[{i}/{len(keys)}] " for i, key in enumerate(keys, start=1)}
+
+    def on_step(progress, step: str, outcome: str) -> None:
+        number = numbers.get(progress.label, "")
+        print(f"  {number}{progress.label}: {step} {outcome} ({progress.seconds:.0f} s)")
+
+    def on_finish(progress) -> None:
+        print(f"{numbers.get(progress.label, '')}{progress.label} {progress.status.value.lower()} "
+              f"in {progress.seconds:.0f} s")
+
+    def on_run(progress) -> None:
+        print(f"{numbers.get(progress.label, '')}{progress.label}: run {progress.run_id[:8]} queued")
+
+    return on_step, on_finish, on_run
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -365,6 +497,27 @@ def cmd_dev(args: argparse.Namespace) -> int:
         str(args.port),
     ]
     return subprocess.call(command)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The HTTP alert service on ``--host``/``--port`` until interrupted (see
+    :mod:`attribution_assets.service`); ``--with-daemon`` starts a daemon for one-machine set-ups."""
+    import uvicorn
+
+    from attribution_assets.service import ServiceConfig, create_app
+
+    ensure_instance_home()
+    config = ServiceConfig(
+        archive=Path(args.archive or archive_root()),
+        output=Path(args.output or output_root()),
+        sampler=_settings(args),
+        live=False if args.offline else None,
+        with_daemon=args.with_daemon,
+    )
+    level = "info" if args.verbose else "warning"
+    print(f"attribution service on http://{args.host}:{args.port} (readiness /health, API /docs)", flush=True)
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=level)
+    return EXIT_OK
 
 
 _SAMPLER_FLAGS = {
@@ -415,12 +568,17 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--output", help="output root")
     events.set_defaults(func=cmd_events)
     backfill = sub.add_parser(
-        "backfill", help="materialise every registered event of one ISO week", epilog=EXIT_CODES_HELP
+        "backfill", help="one Dagster backfill of every registered event of one ISO week, then the week's "
+        "roll-up (executed by the daemon; on the UI's Backfills page)", epilog=EXIT_CODES_HELP
     )
     backfill.add_argument("--week", required=True, help="ISO week, e.g. 2025-W33")
     backfill.add_argument("--archive", help="product archive root (default $ATTRIBUTION_ARCHIVE)")
     backfill.add_argument("--output", help="output root")
     backfill.add_argument("--alerts", help="also register these alerts' events of that week")
+    backfill.add_argument(
+        "--from-failure", action="store_true",
+        help="re-execute the week's latest backfill from failure: only what was not materialised runs again",
+    )
     _add_sampler_options(backfill)
     backfill.set_defaults(func=cmd_backfill)
     dev = sub.add_parser("dev", help="open the Dagster UI on this code location")
@@ -428,6 +586,19 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--output", help="output root")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)
+    serve = sub.add_parser(
+        "serve", help="HTTP alert service: fast posterior per alert, then the full run (see /docs)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--archive", help="product archive root (default $ATTRIBUTION_ARCHIVE)")
+    serve.add_argument("--output", help="output root (default $ATTRIBUTION_OUTPUT)")
+    serve.add_argument(
+        "--with-daemon", action="store_true",
+        help="start a Dagster daemon for the service's life unless one runs (one-machine set-ups)",
+    )
+    _add_sampler_options(serve)
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

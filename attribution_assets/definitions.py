@@ -20,9 +20,16 @@ from attribution_assets.assets.inversion import source_posterior
 from attribution_assets.assets.met import met_conditions
 from attribution_assets.assets.posterior import event_posterior
 from attribution_assets.assets.weekly import weekly_posteriors
-from attribution_assets.checks import no_rejected_files
+from attribution_assets.checks import ALL_CHECKS
 from attribution_assets.compilation import configure_jax
-from attribution_assets.jobs import attribute_event_job, catalog_job, detection_job, rollup_job
+from attribution_assets.jobs import (
+    attribute_event_job,
+    backfill_week_job,
+    catalog_job,
+    detection_job,
+    rollup_job,
+)
+from attribution_assets.overpass_sensor import new_overpass_sensor
 from attribution_assets.resources import default_resources
 from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
 
@@ -56,9 +63,9 @@ def build_defs(resources: dict[str, object] | None = None) -> Definitions:
     """
     return Definitions(
         assets=ASSETS,
-        asset_checks=[no_rejected_files],
-        jobs=[catalog_job, attribute_event_job, rollup_job, detection_job],
-        sensors=[alert_inbox_sensor],
+        asset_checks=ALL_CHECKS,
+        jobs=[catalog_job, attribute_event_job, rollup_job, detection_job, backfill_week_job],
+        sensors=[alert_inbox_sensor, new_overpass_sensor],
         schedules=[weekly_rollup_schedule],
         resources=resources if resources is not None else default_resources(),
         executor=in_process_executor,

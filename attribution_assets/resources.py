@@ -1,6 +1,7 @@
 """Resources: where products come from (the local archive and the live services that fill it), where
 outputs go, and the analysis settings."""
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -10,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource, ResourceDependency
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from attribution_assets.access import cds as cds_access
 from attribution_assets.access import earthdata as earthdata_access
 from attribution_assets.access.live import LiveDecision, decide_live
+from attribution_assets.alerting.resource import NotifierResource
 from attribution_assets.layout import OutputPaths
 from attribution_assets.orchestration.config import INTERMEDIATE_DIR
 from attribution_assets.paths import archive_root, output_root
@@ -213,10 +215,35 @@ def build_resources(
         "settings": settings or AnalysisSettings(),
         "earthdata": EarthdataResource(live=live),
         "cds": CdsResource(live=live),
+        "notifier": NotifierResource(),
         "io_manager": EventStoreIOManager(root=os.path.join(str(output), INTERMEDIATE_DIR)),
     }
 
 
+def settings_from_file(path: str | os.PathLike[str]) -> AnalysisSettings:
+    """:class:`AnalysisSettings` from a JSON file of its fields (those absent keep their defaults).
+
+    Raises ``ValueError`` naming the file for malformed JSON, an unknown field or a wrong type.
+    """
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the analysis settings: {error}") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: the analysis settings must be a JSON object of AnalysisSettings fields")
+    unknown = sorted(set(values) - set(AnalysisSettings.model_fields))
+    if unknown:
+        raise ValueError(f"{path}: unknown analysis settings {unknown}")
+    try:
+        return AnalysisSettings(**values)
+    except ValidationError as error:
+        raise ValueError(f"{path}: invalid analysis settings: {error}") from error
+
+
 def default_resources() -> dict[str, object]:
-    """Resources built from ``ATTRIBUTION_ARCHIVE`` / ``ATTRIBUTION_OUTPUT`` (see :mod:`paths`)."""
-    return build_resources(archive_root(), output_root())
+    """Resources built from ``ATTRIBUTION_ARCHIVE`` / ``ATTRIBUTION_OUTPUT`` (see :mod:`paths`) and, when
+    ``ATTRIBUTION_SETTINGS`` names a JSON file, the analysis settings in it (:func:`settings_from_file`):
+    what sensor-triggered and UI-launched runs of a deployment use unless their run config says
+    otherwise."""
+    path = os.environ.get("ATTRIBUTION_SETTINGS")
+    return build_resources(archive_root(), output_root(), settings_from_file(path) if path else None)

@@ -394,8 +394,9 @@ def test_run_offline_exits_3_on_partial_success_with_failure_records(
     assert OutputStore(root=str(output)).posterior_path(permian.iso_week, permian.key).is_file()
     record = json.loads(failure_path(output, NOWHERE.key).read_text())
     assert record["event_key"] == NOWHERE.key and record["event_id"] == "nowhere"
-    assert record["reason"].startswith("source_posterior: ") and record["run_id"]
-    assert "no instrument observed the event" in record["reason"]
+    # the blocking check stops the event before the inversion and says what it found
+    assert record["reason"].startswith("plume_forward_enough_observations: ") and record["run_id"]
+    assert "no instrument has enough valid observations" in record["reason"]
     assert sorted(p.name for p in failure_path(output, "x").parent.iterdir()) == [f"{NOWHERE.key}.json"]
     out = capsys.readouterr().out
     assert "FAILED" in out and record["reason"][:40] in out

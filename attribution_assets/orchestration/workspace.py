@@ -105,7 +105,7 @@ def daemon(instance: DagsterInstance, log_path: Path | None = None) -> Iterator[
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

@@ -84,6 +84,21 @@ class ForwardModel:
         """(instrument, granule) of every granule whose AOI held no valid observation."""
         return [(i, g) for i, counts in self.valid_pixels.items() for g, n in counts.items() if n == 0]
 
+    def only(self, instrument: str) -> ForwardModel:
+        """The blocks of one instrument (e.g. to compare its posterior alone with the joint one)."""
+        keep = [i for i, b in enumerate(self.blocks) if b.instrument == instrument]
+        return ForwardModel(
+            [self.blocks[i] for i in keep],
+            [self.jacobians[i] for i in keep],
+            self.granules,
+            {k: v for k, v in self.valid_pixels.items() if k == instrument},
+        )
+
+    @property
+    def instruments(self) -> list[str]:
+        """The instruments with at least one block, in block order."""
+        return list(dict.fromkeys(b.instrument for b in self.blocks))
+
     def to_datasets(self) -> dict[str, xr.Dataset]:
         """Each block with its Jacobian as a dataset, keyed by ``INSTRUMENT:granule``."""
         return {
