@@ -102,11 +102,23 @@ def daemon(instance: DagsterInstance, log_path: Path | None = None) -> Iterator[
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout_s=5.0)
         instance.wipe_daemon_heartbeats()
+
+
+def stop_process_group(
+    process: subprocess.Popen, timeout_s: float, first_signal: int = signal.SIGTERM
+) -> None:
+    """Stop a process started in its own session: ``first_signal`` to the process (its whole group for
+    SIGTERM), then SIGKILL to the group after ``timeout_s`` seconds; nothing when it has exited."""
+    if process.poll() is not None:
+        return
+    if first_signal == signal.SIGTERM:
+        os.killpg(process.pid, first_signal)
+    else:
+        os.kill(process.pid, first_signal)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from attribution_assets.definitions_celery import BACKEND_ENV, BROKER_ENV
 from attribution_assets.events import read_alerts
 from attribution_assets.orchestration.config import resources_config
 from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+from attribution_assets.orchestration.workspace import stop_process_group
 from attribution_assets.partitions import register_events
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.resources import OutputStore
@@ -45,13 +45,7 @@ def _process(command: list[str], log: Path, env: dict[str, str]) -> Iterator[sub
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout_s=30.0)
 
 
 def _wait_ready(log: Path, timeout_s: float = 300.0) -> None:

@@ -19,6 +19,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from attribution_assets.orchestration.workspace import stop_process_group
 from attribution_assets.paths import REPO_ROOT
 from attribution_assets.service import TOKEN_ENV
 
@@ -113,10 +114,4 @@ def serve_process(args: Sequence[str], home: Path, log: Path, env: dict[str, str
     try:
         yield f"http://127.0.0.1:{port}", process
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout_s=120.0, first_signal=signal.SIGINT)
