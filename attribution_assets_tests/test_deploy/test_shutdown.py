@@ -63,6 +63,7 @@ def _queued_run(instance: DagsterInstance, config: dict) -> DagsterRun:
 def test_sigterm_inside_the_guard_cancels_the_commands_queued_runs_and_exits_143(sqlite_home: Path) -> None:
     mine = resources_config(SAMPLE_ARCHIVE, "/tmp/out-a", FAST_SETTINGS)
     other = resources_config(SAMPLE_ARCHIVE, "/tmp/out-b", FAST_SETTINGS)
+    previous = signal.getsignal(signal.SIGTERM)  # whatever earlier tests in this process left
     with DagsterInstance.get() as instance:
         before = _queued_run(instance, mine)  # created before the command started: not its run
         stranger = _queued_run(instance, other)
@@ -78,7 +79,7 @@ def test_sigterm_inside_the_guard_cancels_the_commands_queued_runs_and_exits_143
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
         for untouched in (before, stranger):
             assert instance.get_run_by_id(untouched.run_id).status == DagsterRunStatus.QUEUED
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the previous handler is back"
+    assert signal.getsignal(signal.SIGTERM) == previous, "the previous handler is back"
 
 
 # --- real runs through the daemon ----------------------------------------------------------------------
