@@ -250,9 +250,9 @@ def run_step_failures(instance, run_id: str) -> list:
 
 def _failed_blocking_check(event) -> str | None:
     """``check_step: what the check found`` for a blocking check evaluation that failed with ERROR."""
-    from dagster import AssetCheckSeverity
+    from dagster import AssetCheckSeverity, DagsterEventType
 
-    if event is None or not event.is_asset_check_evaluation:
+    if event is None or event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
         return None
     evaluation = event.asset_check_evaluation_data
     if evaluation.passed or evaluation.blocking is False or evaluation.severity != AssetCheckSeverity.ERROR:
@@ -427,6 +427,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     output, archive = Path(args.output or output_root()), Path(args.archive or archive_root())
     events = {e.key: e for e in _week_events(args, output)}
+    if not events and not args.from_failure:
+        print(f"no registered events in {args.week} (register them with `attribution run` or --alerts FILE)")
+        return EXIT_FAILED
     ensure_instance_home()
     live = False if getattr(args, "offline", False) else None
     config = resources_config(archive, output, _settings(args), live) | log_config(args)
