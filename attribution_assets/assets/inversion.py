@@ -24,12 +24,10 @@ from attribution_assets.pipeline.met import winds_from_dataset
 from attribution_assets.resources import AnalysisSettings, OutputStore
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.inversion import (
-    InversionResult,
     PosteriorSummary,
     SamplerDiagnostics,
     posterior_predictive,
 )
-from attribution_assets.science.met.wind import OverpassWind
 
 
 def _finite(value: float, digits: int) -> float | None:
@@ -37,11 +35,8 @@ def _finite(value: float, digits: int) -> float | None:
     return round(float(value), digits) if math.isfinite(value) else None
 
 
-def predictive_rms(
-    result: InversionResult, forward: ForwardModel, winds: Sequence[OverpassWind]
-) -> dict[str, float]:
+def predictive_rms(forward: ForwardModel, predictive: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
     """RMS (1) of ``(observed - posterior predictive mean) / sigma`` of every block, by block name."""
-    predictive = posterior_predictive(result, forward.blocks, winds)
     return {
         name: round(float(np.sqrt(np.mean(((block.y - pred["mean"]) / block.sigma) ** 2))), 3)
         for name, block, pred in zip(forward.block_names, forward.blocks, predictive, strict=True)
@@ -105,11 +100,12 @@ def source_posterior(
         raise Failure(description=str(error), allow_retries=False) from error
     result, summary = inversion.result, inversion.summary
     winds = winds_from_dataset(met_conditions)
-    rms = predictive_rms(result, forward, winds)
+    predictive_draws = posterior_predictive(result, forward.blocks, winds)
+    rms = predictive_rms(forward, predictive_draws)
     frame = LocalFrame(event.longitude, event.latitude)
     figure = posterior_figure(result, forward.blocks, frame, event.key)
     predictive = predictive_figure(
-        result, forward.blocks, winds, f"{event.key}: observed vs posterior predictive"
+        result, forward.blocks, winds, f"{event.key}: observed vs posterior predictive", predictive_draws
     )
     predictive_meta = figure_metadata(predictive, store.figure_path("source_posterior_predictive", event.key))
     posterior = inversion.inference_data.posterior

@@ -76,10 +76,17 @@ def posterior_figure(
 
 
 def predictive_figure(
-    result: InversionResult, blocks: Sequence[ObservationBlock], winds: Sequence[OverpassWind], title: str
+    result: InversionResult,
+    blocks: Sequence[ObservationBlock],
+    winds: Sequence[OverpassWind],
+    title: str,
+    predictive: Sequence[dict[str, np.ndarray]] | None = None,
 ) -> Figure:
-    """Observed vs posterior-predictive mean per instrument block, with the 1:1 line."""
-    predictive = posterior_predictive(result, blocks, winds)
+    """Observed vs posterior-predictive mean per instrument block, with the 1:1 line; ``predictive``:
+    the :func:`~attribution_assets.science.inversion.posterior_predictive` of ``result`` when the caller
+    has it already (computed here otherwise)."""
+    if predictive is None:
+        predictive = posterior_predictive(result, blocks, winds)
     fig, axes = new_figure(1, len(blocks), figsize=(3.6 * len(blocks), 3.4), squeeze=False)
     for ax, block, pred in zip(axes[0], blocks, predictive, strict=True):
         ax.scatter(block.y, pred["mean"], s=3, alpha=0.4, color="tab:blue", rasterized=True)
