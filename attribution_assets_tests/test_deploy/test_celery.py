@@ -34,6 +34,8 @@ from attribution_assets_tests.test_deploy.conftest import FAST_SETTINGS
 
 BIN = Path(sys.executable).parent
 WORKERS = ("worker-a", "worker-b")
+NULL_EVENT = "CH4_20250903T074000Z_38.4950N_54.1950E"
+"""The sample event with no source (its sampler is the slowest and adds nothing to what is tested here)."""
 
 
 @contextmanager
@@ -48,11 +50,14 @@ def _process(command: list[str], log: Path, env: dict[str, str]) -> Iterator[sub
         stop_process_group(process, timeout_s=30.0)
 
 
-def _wait_ready(log: Path, timeout_s: float = 300.0) -> None:
-    """Wait until a Celery worker logged that it is ready (connected to the broker, consuming)."""
+def _wait_ready(log: Path, offset: int = 0, timeout_s: float = 300.0) -> None:
+    """Wait until a Celery worker logged, after byte ``offset``, that it is ready (connected to the
+    broker, consuming)."""
     deadline = time.monotonic() + timeout_s
-    while " ready." not in log.read_text(errors="replace"):
-        text = log.read_text(errors="replace")
+    while True:
+        text = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
+        if " ready." in text:
+            return
         assert "Traceback" not in text and time.monotonic() < deadline, text[-3000:]
         time.sleep(0.5)
 
@@ -117,60 +122,74 @@ def test_event_runs_spread_over_two_celery_workers_sharing_one_compilation_cache
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "JAX_LOG_COMPILES": "1",
            "JAX_EXPLAIN_CACHE_MISSES": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     workspace_yaml = REPO_ROOT / "deploy" / "workspace-celery.yaml"
-    events = read_alerts(SAMPLE_ALERTS)
+    # three sample events: two CH4 (EMIT+TROPOMI+GHGSat), one CO2 (OCO-2); the no-source event is left out
+    events = [e for e in read_alerts(SAMPLE_ALERTS) if e.key != NULL_EVENT]
+    logs = {name: tmp_path / f"{name}.log" for name in WORKERS}
 
-    def worker(name: str):
+    @contextmanager
+    def worker(name: str) -> Iterator[int]:
+        """A running worker; yields the byte offset of its log at which this start's lines begin."""
+        offset = logs[name].stat().st_size if logs[name].exists() else 0
         command = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
                    "-y", str(REPO_ROOT / "deploy" / "celery.yaml"), "-n", name, "--", "--concurrency", "1"]
-        return _process(command, tmp_path / f"{name}.log", env)
+        with _process(command, logs[name], env):
+            _wait_ready(logs[name], offset)
+            yield offset
 
     daemon = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace_yaml),
               "--log-level", "warning"]
     with (
         DagsterInstance.get() as instance,
-        worker(WORKERS[0]),
-        worker(WORKERS[1]),
         _process(daemon, tmp_path / "daemon.log", env),
         WorkspaceProcessContext(instance, WorkspaceFileTarget([str(workspace_yaml)])) as context,
     ):
-        for name in WORKERS:
-            _wait_ready(tmp_path / f"{name}.log")
         workspace = context.create_request_context()
         keys = register_events(instance, events)
         config = resources_config(SAMPLE_ARCHIVE, output, FAST_SETTINGS, live=False)
 
-        def submit(key: str) -> RunProgress:
-            run = submit_run(instance, workspace, "attribute_event", config, partition_key=key,
-                             tags={"attribution/gas": key.split("_")[0]})
-            return RunProgress(run.run_id, key)
+        def run(*partitions: str) -> list[RunProgress]:
+            progress = [RunProgress(submit_run(instance, workspace, "attribute_event", config,
+                                               partition_key=key,
+                                               tags={"attribution/gas": key.split("_")[0]}).run_id, key)
+                        for key in partitions]
+            done = wait_for_runs(instance, progress, timeout_s=1500)
+            assert [p.status for p in done] == [DagsterRunStatus.SUCCESS] * len(done)
+            return done
 
-        crawl = submit_run(instance, workspace, "crawl_catalog", config)
-        (done,) = wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")], timeout_s=900)
-        assert done.status == DagsterRunStatus.SUCCESS
         first, *rest = keys
-        runs = wait_for_runs(instance, [submit(first)], timeout_s=1200)
+        # 1. worker-a alone: the catalogue and the first event, which fills the compilation cache
+        with worker("worker-a"):
+            crawl = submit_run(instance, workspace, "crawl_catalog", config)
+            (done,) = wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")], timeout_s=900)
+            assert done.status == DagsterRunStatus.SUCCESS
+            run(first)
         compiled = _cache_keys(cache)
-        offsets = {name: (tmp_path / f"{name}.log").stat().st_size for name in WORKERS}
-        runs += wait_for_runs(instance, [submit(key) for key in rest], timeout_s=1800)
-        assert [p.status for p in runs] == [DagsterRunStatus.SUCCESS] * len(keys)
-        steps = {p.label: _worker_of_steps(instance, p.run_id) for p in runs}
+        # 2. a new worker, worker-b alone, runs the same event again: it must find every program cached
+        with worker("worker-b") as b_offset:
+            (again,) = run(first)
+            new_worker = _cache_lookups(logs["worker-b"], b_offset)
+            # 3. both workers take the other events
+            with worker("worker-a") as a_offset:
+                b_shared = logs["worker-b"].stat().st_size
+                together = run(*rest)
+        steps = {p.label: _worker_of_steps(instance, p.run_id) for p in together}
+        rerun_steps = _worker_of_steps(instance, again.run_id)
 
+    # every step of the rerun ran on the new worker, and it compiled nothing the first event had compiled
+    assert compiled, "the first event filled the shared compilation cache"
+    assert {w.split("@")[0] for w in rerun_steps.values()} == {"worker-b"}, rerun_steps
+    assert "source_posterior" in rerun_steps
+    assert [key for kind, key in new_worker if kind == "miss" and key in compiled] == []
+    assert any(kind == "hit" for kind, _ in new_worker), "the new worker read programs from the cache"
+    # with both workers up, the events' steps spread over both, and every step ran on Celery
     per_worker = Counter(worker.split("@")[0] for by_step in steps.values() for worker in by_step.values())
     assert set(per_worker) == set(WORKERS), per_worker
-    assert all("source_posterior" in by_step for by_step in steps.values()), "every step ran on Celery"
-    inversions = Counter(steps[key]["source_posterior"].split("@")[0] for key in steps)
+    assert all("source_posterior" in by_step for by_step in steps.values())
+    lookups = [*_cache_lookups(logs["worker-a"], a_offset), *_cache_lookups(logs["worker-b"], b_shared)]
+    assert [key for kind, key in lookups if kind == "miss" and key in compiled] == []
     # every posterior row is present exactly once
     files = sorted((output / "posteriors").rglob("*.parquet"))
     rows = [key for path in files for key in gpd.read_parquet(path)["event_key"]]
     assert sorted(rows) == sorted(keys)
     store = OutputStore(root=str(output))
     assert all(store.posterior_path(event.iso_week, event.key).is_file() for event in events)
-    # the shared compilation cache: after the first event filled it, no worker compiled any of its
-    # programs again (a lookup of a cached key is a hit, on either worker), and the cache served hits
-    assert compiled, "the first event filled the shared compilation cache"
-    lookups = {name: _cache_lookups(tmp_path / f"{name}.log", offsets[name]) for name in WORKERS}
-    recompiled = [(name, key) for name, seen in lookups.items() for kind, key in seen
-                  if kind == "miss" and key in compiled]
-    assert recompiled == []
-    hits = [(name, key) for name, seen in lookups.items() for kind, key in seen if kind == "hit"]
-    assert hits, f"no persistent-cache hit after the first event (inversions on {dict(inversions)})"

@@ -60,9 +60,14 @@ def test_graph_runs_for_several_events_against_postgres(
     """The sample alerts through ``attribution run`` (daemon, queue, one run per event) with the
     instance on PostgreSQL: every event's run succeeded and is a row of PostgreSQL's ``runs`` table,
     every posterior materialisation is in its ``event_logs``, every posterior row exists."""
-    output = tmp_path / "out"
-    events = read_alerts(SAMPLE_ALERTS)
-    argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(SAMPLE_ALERTS), "--output", str(output)]
+    output, alerts = tmp_path / "out", tmp_path / "alerts.csv"
+    # one CH4 event (EMIT, TROPOMI, GHGSat) and one CO2 event (OCO-2): two runs, both gases
+    header, *lines = SAMPLE_ALERTS.read_text().splitlines()
+    kept = [line for line in lines if line.startswith(("permian", "belchatow"))]
+    alerts.write_text("\n".join([header, *kept]))
+    events = read_alerts(alerts)
+    assert {event.gas for event in events} == {"CH4", "CO2"}
+    argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts), "--output", str(output)]
     assert main([*argv, *FAST, "--offline"]) == EXIT_OK, capsys.readouterr().out
     keys = {event.key for event in events}
     store = OutputStore(root=str(output))
