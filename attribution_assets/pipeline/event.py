@@ -94,6 +94,7 @@ def attribute_event(
     earthdata: GranuleService | None = None,
     cds: MetService | None = None,
     log: logging.Logger = LOG,
+    crawl: bool = True,
 ) -> EventResult:
     """Attribute one detection event from the product files under ``archive``.
 
@@ -103,13 +104,16 @@ def attribute_event(
     MAP + Laplace draws) instead of the full posterior. ``earthdata`` and ``cds``: live services to
     fill the archive first (default: none, the local archive only). Raises
     :class:`~attribution_assets.pipeline.inversion.NoObservationsError` when no instrument saw it.
+    ``crawl=False`` skips the incremental crawl and uses the output's catalog as it is (for a caller
+    that keeps the catalog up to date itself, as the service does).
     """
     settings = settings or EventSettings()
     archive = Path(archive)
     layout = OutputLayout(str(output or output_root()))
     seconds: dict[str, float] = {}
     with _timed(seconds, "catalog"):
-        update_catalog(archive, layout.catalog_files, log)
+        if crawl:
+            update_catalog(archive, layout.catalog_files, log)
         if earthdata is not None and cds is not None:
             fetch_live(event, archive, layout.catalog_files, settings, earthdata, cds, log)
         overpasses = resolve_overpasses(event, layout.catalog_path, settings, log)

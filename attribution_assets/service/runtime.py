@@ -14,6 +14,7 @@ requests queue for the inversion and each runs at full speed; the Dagster bookke
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import threading
 import time
@@ -69,6 +70,10 @@ WARM_UP_EVENT_ID = "permian-ch4"
 READY_WAIT_S = 120.0
 """How long a request waits for a starting service before it is answered 503, s."""
 RETRY_AFTER_S = 5
+CATALOG_REFRESH_S = 30.0
+"""A fast answer re-crawls the archive (incrementally) when the last crawl is older than this, s: a
+crawl lists every file of the archive, which costs ~0.3 s on the sample archive and seconds on a large
+one, and new files arrive through the overpass sensor on a timescale of minutes."""
 FAST_ANSWERS_KEPT = 1000
 """Fast answers kept in memory (exact); older ones are read back from the instance (rounded)."""
 
@@ -149,6 +154,7 @@ class ServiceRuntime:
         self.started = time.monotonic()
         self.ready_after_s: float | None = None
         self.steps_s: dict[str, float] = {}
+        self._crawled_at = -math.inf
 
     # --- start-up --------------------------------------------------------------------------------
 
@@ -176,8 +182,9 @@ class ServiceRuntime:
             self.workspace = self._dagster.enter_context(open_workspace(self.instance))
 
     def _warm(self) -> None:
-        with self._step("catalog"):
+        with self._step("catalog"), self._inversion_lock:
             update_catalog(self.config.archive, self.config.layout.catalog_files, LOG)
+            self._crawled_at = time.monotonic()
         if not self.config.warm_up:
             return
         # the sample archive's rows must not enter another archive's catalog: warm up on its own output
@@ -187,7 +194,8 @@ class ServiceRuntime:
             self._step("compile"),
             self._inversion_lock,
         ):
-            attribute_event(warm_up_event(), SAMPLE_ARCHIVE, self.config.settings, output=output, fast=True)
+            attribute_event(warm_up_event(), SAMPLE_ARCHIVE, self.config.settings, output=output, fast=True,
+                            crawl=not same)  # the service's own archive was crawled just before
 
     def _start_up(self) -> None:
         errors: list[str] = []
@@ -263,9 +271,13 @@ class ServiceRuntime:
         self.wait_ready()
         started = time.perf_counter()
         with self._inversion_lock:
+            crawl = time.monotonic() - self._crawled_at >= CATALOG_REFRESH_S
             result = attribute_event(
-                event, self.config.archive, self.config.settings, output=self.config.output, fast=True
+                event, self.config.archive, self.config.settings, output=self.config.output, fast=True,
+                crawl=crawl,
             )
+            if crawl:
+                self._crawled_at = time.monotonic()
         return result, time.perf_counter() - started
 
     def register_and_launch(self, event: DetectionEvent, values: dict[str, Any], seconds: float) -> Launch:
