@@ -17,9 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import DagsterInstance
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.remote_representation.code_location import CodeLocation
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
-from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._core.workspace.load_target import (
+    InProcessWorkspaceLoadTarget,
+    WorkspaceFileTarget,
+    WorkspaceLoadTarget,
+)
 
 from attribution_assets.atomic import atomic_path
 from attribution_assets.paths import REPO_ROOT
@@ -50,9 +56,21 @@ def workspace_file(instance: DagsterInstance) -> Path:
 
 
 @contextmanager
-def open_workspace(instance: DagsterInstance) -> Iterator[WorkspaceRequestContext]:
-    """A request context on the code location, loaded in a code-server process like the webserver's."""
-    target = WorkspaceFileTarget(paths=[str(workspace_file(instance))])
+def open_workspace(instance: DagsterInstance, in_process: bool = False) -> Iterator[WorkspaceRequestContext]:
+    """A request context on the code location, loaded in a code-server process like the webserver's,
+    or, with ``in_process``, in this process (for a long-lived process that imports the package anyway:
+    no second interpreter loads it). Either way the location has the same name and module, so the
+    runs submitted through it are launched by the daemon from its own code server."""
+    path = workspace_file(instance)  # the daemon's and the webserver's workspace, written either way
+    if in_process:
+        origin = InProcessCodeLocationOrigin(
+            LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE,
+                                 working_directory=str(REPO_ROOT)),
+            location_name=LOCATION_NAME,
+        )
+        target: WorkspaceLoadTarget = InProcessWorkspaceLoadTarget(origin)
+    else:
+        target = WorkspaceFileTarget(paths=[str(path)])
     with WorkspaceProcessContext(instance, target, read_only=False) as process_context:
         yield process_context.create_request_context()
 

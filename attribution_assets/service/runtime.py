@@ -179,7 +179,9 @@ class ServiceRuntime:
             with self._step("daemon"):
                 self._dagster.enter_context(daemon(self.instance))
         with self._step("workspace"):
-            self.workspace = self._dagster.enter_context(open_workspace(self.instance))
+            # in this process: a code server would be a second interpreter importing the package on
+            # the same cores as the warm-up inversion (11-30 s of the cold start on 2 cores)
+            self.workspace = self._dagster.enter_context(open_workspace(self.instance, in_process=True))
 
     def _warm(self) -> None:
         with self._step("catalog"), self._inversion_lock:
