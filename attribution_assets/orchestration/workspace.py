@@ -1,5 +1,6 @@
 """The code location as the instance sees it: the workspace that loads ``attribution_assets`` (a code
-server process, as the webserver and the daemon load it), and the daemon.
+server process, as the webserver and the daemon load it, or the calling process for the HTTP service),
+and the daemon.
 
 Runs submitted here are the same objects the UI creates: they carry the code location's origin, go
 through the instance's run coordinator (the queue and its limits) and are launched by its run launcher.
