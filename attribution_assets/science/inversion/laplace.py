@@ -56,14 +56,10 @@ def _difference_hessian(
     return 0.5 * (hess + hess.T)
 
 
-def hessian(
-    z: np.ndarray, data: InversionProblem, config: ModelConfig, kind: PotentialKind,
-    near: np.ndarray | None = None,
-) -> np.ndarray:
+def hessian(z: np.ndarray, data: InversionProblem, config: ModelConfig, kind: PotentialKind) -> np.ndarray:
     """Hessian (P, P) of the potential at ``z`` from differences of its exact gradient.
 
-    A first pass with steps of 0.01 (whitened units, prior sd = 1) gives each coordinate's curvature
-    (``near``, a Hessian at a nearby point such as the previous Newton iterate, replaces that pass);
+    A first pass with steps of 0.01 (whitened units, prior sd = 1) gives each coordinate's curvature;
     the second steps by ``HESSIAN_STEP_SD`` of that coordinate's sd, ``0.1 / sqrt(H_ii)``: small
     enough for the stiff coordinates (sd ~ 1e-3) and large enough that float32 rounding of the
     gradient stays small for the weak ones (sd ~ 1). Against the second-order autodiff Hessian at
@@ -72,7 +68,7 @@ def hessian(
     a 2-core CPU; these ``4P`` evaluations take ~0.1 s and compile nothing new.
     """
     z = np.asarray(z, float)
-    first = _difference_hessian(z, np.full(z.size, 1e-2), data, config, kind) if near is None else near
+    first = _difference_hessian(z, np.full(z.size, 1e-2), data, config, kind)
     steps = HESSIAN_STEP_SD / np.sqrt(np.clip(np.diag(first), 1e-2, None))
     return _difference_hessian(z, steps, data, config, kind)
 
@@ -94,9 +90,8 @@ def _newton(
     halved until the potential does not rise beyond float32 rounding, until the Newton decrement
     ``g^T |H|^-1 g`` is below ``NEWTON_DECREMENT``.
     """
-    hess = None
     for _ in range(NEWTON_STEPS + 1):
-        hess = hessian(z, data, config, kind, near=hess)
+        hess = hessian(z, data, config, kind)
         grad = np.asarray(potential_and_gradient(jnp.asarray(z, jnp.float32), data, config, kind)[1], float)
         evals, evecs = np.linalg.eigh(hess)
         step = -(evecs / np.maximum(np.abs(evals), 1e-3)) @ (evecs.T @ grad)
