@@ -114,6 +114,32 @@ def test_mask_perturbation_and_default_wind_error_widen_the_interval() -> None:
     assert loose.rate_kg_h_sd > 0.1 * loose.rate_kg_h
 
 
+def test_mask_perturbation_mixes_eroded_kept_and_dilated_masks_one_two_one(monkeypatch) -> None:
+    """No noise, no wind error: each draw is the rate over the eroded, the kept or the dilated mask,
+    with probabilities 1/4, 1/2, 1/4; drawing the noise in small blocks gives the same result; an empty
+    mask emits nothing."""
+    from scipy import ndimage
+
+    omega = plume(0.5, 4.0, 3.0)
+    mask = omega > 0.03 * omega.max()
+    area = PIXEL_M**2
+    u_eff = float(ime.effective_wind("EMIT")(5.0))
+    rates = [ime.ime_rate_kg_s(omega, m, area, u_eff) * 3600.0
+             for m in (ndimage.binary_erosion(mask), mask, ndimage.binary_dilation(mask))]
+    assert rates[0] != pytest.approx(rates[2], rel=0.05)
+    mixed = ime.quantify_ime(omega, 1e-6, mask, area, 5.0, "EMIT", u10_sd_m_s=0.0, n_samples=4000)
+    expected = 0.25 * rates[0] + 0.5 * rates[1] + 0.25 * rates[2]
+    spread = 0.5 * abs(rates[2] - rates[0])  # sd of a draw is at most this
+    assert mixed.rate_kg_h == pytest.approx(expected, abs=4 * spread / math.sqrt(4000))
+    assert min(rates) * 0.99 < mixed.rate_kg_h_p05 and mixed.rate_kg_h_p95 < max(rates) * 1.01
+    monkeypatch.setattr(ime, "DRAWS_PER_BLOCK_VALUES", 1000)  # a few draws per block
+    blocked = ime.quantify_ime(omega, 1e-6, mask, area, 5.0, "EMIT", u10_sd_m_s=0.0, n_samples=4000)
+    for field in ("rate_kg_h", "rate_kg_h_sd", "rate_kg_h_p05", "rate_kg_h_p95"):  # the same draws
+        assert getattr(blocked, field) == pytest.approx(getattr(mixed, field), rel=1e-12)
+    empty = ime.quantify_ime(omega, 1e-6, np.zeros_like(mask), area, 5.0, "EMIT", n_samples=50)
+    assert (empty.rate_kg_h, empty.rate_kg_h_p95) == (0.0, 0.0)
+
+
 def test_quantify_csf_with_emit_calibration() -> None:
     u = 4.0
     omega = plume(0.5, u, 3.0)
