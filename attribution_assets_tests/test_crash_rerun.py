@@ -6,6 +6,7 @@ inversion is then running), and re-run into the same output folder and instance.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import psutil
 import pytest
 
 from attribution_assets.paths import SAMPLE_ALERTS, SAMPLE_ARCHIVE
@@ -51,6 +53,15 @@ def _row(output: Path) -> pd.DataFrame:
     return pd.DataFrame(gpd.read_parquet(paths[0]).drop(columns="geometry"))
 
 
+def _kill_processes_of(home: Path) -> None:
+    """SIGKILL every process whose command line names ``home``: the daemon the killed command had
+    started (in its own session, so it outlives the command) and that daemon's code server."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(str(home) in part for part in proc.info["cmdline"] or []):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+
 def _hidden_temporaries(root: Path) -> list[Path]:
     return [p for p in root.rglob(".*") if p.name.endswith(".part") or p.name.startswith(".staging-")]
 
@@ -61,18 +72,21 @@ def test_sigkill_mid_run_then_rerun_gives_the_identical_row(tmp_path: Path) -> N
     _finish(_start(alerts, clean, tmp_path / "home-clean"))
 
     crashed, home = tmp_path / "crashed", tmp_path / "home-crashed"
-    process = _start(alerts, crashed, home)
-    deadline = time.monotonic() + 300
-    forward = crashed / "intermediate" / "plume_forward"
-    while not (forward.exists() and any(forward.iterdir())):
-        assert process.poll() is None, "the run ended before the forward model was stored"
-        assert time.monotonic() < deadline, "the forward model was not stored within 300 s"
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
-    assert [p for p in crashed.rglob("*.parquet") if "posteriors" in p.parts] == []
+    try:
+        process = _start(alerts, crashed, home)
+        deadline = time.monotonic() + 300
+        forward = crashed / "intermediate" / "plume_forward"
+        while not (forward.exists() and any(forward.iterdir())):
+            assert process.poll() is None, "the run ended before the forward model was stored"
+            assert time.monotonic() < deadline, "the forward model was not stored within 300 s"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        assert [p for p in crashed.rglob("*.parquet") if "posteriors" in p.parts] == []
 
-    _finish(_start(alerts, crashed, home))
+        _finish(_start(alerts, crashed, home))
+    finally:
+        _kill_processes_of(home)
     assert _hidden_temporaries(crashed) == []
     pd.testing.assert_frame_equal(_row(crashed), _row(clean))
