@@ -20,7 +20,7 @@ def test_checksum_is_the_named_head_tail_sha256(tmp_path: Path) -> None:
     assert file_checksum(path) == f"sha256-headtail-v1:{len(payload)}:{expected}"
     os.utime(path, ns=(0, 10**18))
     assert file_checksum(path) == f"sha256-headtail-v1:{len(payload)}:{expected}"
-    changed_head = b"x" + payload[1:]
+    changed_head = bytes([payload[0] ^ 0xFF]) + payload[1:]  # always a different first byte
     path.write_bytes(changed_head)
     assert file_checksum(path) != f"sha256-headtail-v1:{len(payload)}:{expected}"
     path.write_bytes(payload + b"x")
