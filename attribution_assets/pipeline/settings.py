@@ -77,8 +77,9 @@ class EventSettings:
         return self.alert_threshold_co2_kg_h if gas == "CO2" else self.alert_threshold_ch4_kg_h
 
     def fast(self) -> EventSettings:
-        """The same settings with the fast answer's sampler: multi-start MAP + Laplace draws."""
-        return replace(self, inversion=replace(self.inversion, sampler="laplace"))
+        """The same settings with the fast answer's inversion: a cheaper multi-start MAP + Laplace draws
+        (:meth:`~attribution_assets.science.inversion.settings.InversionSettings.fast_answer`)."""
+        return replace(self, inversion=self.inversion.fast_answer())
 
     def as_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable values (for provenance)."""

@@ -190,6 +190,20 @@ def test_multistart_map_recovers_wind_direction_and_position() -> None:
     assert value_rot == pytest.approx(best, abs=0.5)
 
 
+@pytest.mark.parametrize("truth", [TRUTH, None], ids=["source", "no-source"])
+def test_fast_answer_map_reaches_the_optimum_of_the_full_multistart(truth: dict | None) -> None:
+    fast = FAST.fast_answer()
+    assert (fast.sampler, fast.map_starts_per_direction, fast.map_position_grid) == ("laplace", 1, 9)
+    assert replace(fast, sampler="nuts", map_starts_per_direction=2, map_position_grid=13) == FAST
+    data, config = inv.prepare(_scene(truth), MET, "CH4", FAST)
+    assert len(inv.starting_points(data, config, fast)) == 4  # one per wind rotation
+    z_full, best, _ = inv.find_map(data, config, FAST)
+    z_fast, value, _ = inv.find_map(data, config, fast)
+    assert value == pytest.approx(best, abs=0.5)
+    if truth is not None:  # without a source the present model is flat in position and wind
+        assert np.max(np.abs(z_fast - z_full)) < 0.1  # whitened units: the same mode
+
+
 @pytest.mark.slow
 def test_null_scene_is_not_detected() -> None:
     result = inv.invert(_scene(None), MET, "CH4", FAST)
