@@ -378,20 +378,20 @@ def test_run_offline_exits_3_on_partial_success_with_failure_records(
 ) -> None:
     output = tmp_path / "out"
     rows = [
-        "permian-ch4,2025-08-14T17:31:00Z,31.9095,-103.6100,CH4",
+        "belchatow-co2,2025-06-10T12:10:00Z,51.2660,19.3308,CO2",  # the cheapest sample inversion
         "nowhere,2025-08-14T12:00:00Z,-30.0,-140.0,CH4",
     ]
     alerts = _alerts_csv(tmp_path / "alerts.csv", rows)
-    permian, nowhere = read_alerts(alerts)
+    belchatow, nowhere = read_alerts(alerts)
     assert nowhere.key == NOWHERE.key
-    stale = failure_path(output, permian.key)
+    stale = failure_path(output, belchatow.key)
     stale.parent.mkdir(parents=True)
     stale.write_text('{"reason": "an earlier failure"}')
     argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts), "--output", str(output)]
     assert main([*argv, *FAST, "--offline"]) == EXIT_PARTIAL
     assert trap.seen == [], "--offline: no request leaves the machine"
     assert not stale.exists(), "the failure record goes once the event succeeds"
-    assert OutputStore(root=str(output)).posterior_path(permian.iso_week, permian.key).is_file()
+    assert OutputStore(root=str(output)).posterior_path(belchatow.iso_week, belchatow.key).is_file()
     record = json.loads(failure_path(output, NOWHERE.key).read_text())
     assert record["event_key"] == NOWHERE.key and record["event_id"] == "nowhere"
     # the blocking check stops the event before the inversion and says what it found

@@ -34,12 +34,14 @@ from attribution_assets.partitions import register_events
 from attribution_assets.paths import SAMPLE_ARCHIVE
 from attribution_assets.resources import OutputStore
 
-W33, MONDAY = "2025-W33", "2025-08-11"
-PERMIAN = DetectionEvent(datetime(2025, 8, 14, 17, 31, tzinfo=UTC), -103.6100, 31.9095, "CH4", "permian-ch4")
-PERMIAN_LATER = DetectionEvent(datetime(2025, 8, 14, 17, 34, tzinfo=UTC), -103.6100, 31.9095, "CH4", "later")
+# the week of the Bełchatów sample event (one OCO-2 track: the cheapest sample inversion)
+WEEK, MONDAY = "2025-W24", "2025-06-09"
+BELCHATOW_AT = (19.3308, 51.2660, "CO2")  # longitude, latitude, gas
+BELCHATOW = DetectionEvent(datetime(2025, 6, 10, 12, 10, tzinfo=UTC), *BELCHATOW_AT, "belchatow-co2")
+BELCHATOW_LATER = DetectionEvent(datetime(2025, 6, 10, 12, 13, tzinfo=UTC), *BELCHATOW_AT, "later")
 OTHER_WEEKS = [
-    DetectionEvent(datetime(2025, 8, 18, 0, 0, tzinfo=UTC), -103.6100, 31.9095, "CH4", "w34-monday"),
-    DetectionEvent(datetime(2025, 6, 10, 12, 10, tzinfo=UTC), 19.3308, 51.2660, "CO2", "belchatow-co2"),
+    DetectionEvent(datetime(2025, 6, 16, 0, 0, tzinfo=UTC), *BELCHATOW_AT, "w25-monday"),
+    DetectionEvent(datetime(2025, 8, 14, 17, 31, tzinfo=UTC), -103.6100, 31.9095, "CH4", "permian-ch4"),
 ]
 FAST = ["--chains", "2", "--warmup", "100", "--samples", "100", "--no-escalate", "--offline"]
 QUEUED = {"run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}}
@@ -59,10 +61,10 @@ def _partition_keys(runs) -> list[str]:
 
 def test_week_backfill_targets_the_weeks_events_then_runs_them_through_the_queue_before_the_rollup() -> None:
     with instance_for_test(overrides=QUEUED) as instance, daemon_context(instance) as context:
-        keys = register_events(instance, [PERMIAN, PERMIAN_LATER, *OTHER_WEEKS])
+        keys = register_events(instance, [BELCHATOW, BELCHATOW_LATER, *OTHER_WEEKS])
         week_keys = sorted(keys[:2])
         asset_graph = context.create_request_context().asset_graph
-        subset, found = week_backfill_subset(instance, asset_graph, W33)
+        subset, found = week_backfill_subset(instance, asset_graph, WEEK)
         assert found == week_keys, "Monday 00:00 to Sunday 23:59 UTC only"
         for asset in event_asset_keys(asset_graph):
             assert sorted(subset.get_partitions_subset(asset).get_partition_keys()) == week_keys
@@ -70,9 +72,9 @@ def test_week_backfill_targets_the_weeks_events_then_runs_them_through_the_queue
             assert list(subset.get_partitions_subset(AssetKey(asset)).get_partition_keys()) == [MONDAY]
         assert AssetKey("overpass_catalog") not in subset.asset_keys
 
-        backfill = launch_week_backfill(instance, context.create_request_context(), W33, {"resources": {}})
+        backfill = launch_week_backfill(instance, context.create_request_context(), WEEK, {"resources": {}})
         assert [b.backfill_id for b in instance.get_backfills()] == [backfill.backfill_id]
-        assert backfill.tags[WEEK_TAG] == W33 and backfill.is_asset_backfill
+        assert backfill.tags[WEEK_TAG] == WEEK and backfill.is_asset_backfill
 
         # the daemon's backfill iteration: one run per event, submitted to the queue; the roll-up waits
         logger = logging.getLogger("test_backfill")
@@ -96,8 +98,8 @@ def test_a_week_without_events_or_outside_the_partitions_is_refused() -> None:
 
     with instance_for_test(overrides=QUEUED) as instance:
         register_events(instance, OTHER_WEEKS)
-        with pytest.raises(ValueError, match="no registered event in 2025-W33"):
-            launch_week_backfill(instance, defs.resolve_asset_graph(), W33)
+        with pytest.raises(ValueError, match=f"no registered event in {WEEK}"):
+            launch_week_backfill(instance, defs.resolve_asset_graph(), WEEK)
         with pytest.raises(ValueError, match="outside the week partitions"):
             launch_week_backfill(instance, defs.resolve_asset_graph(), "2023-W10")
         assert instance.get_backfills() == []
@@ -107,14 +109,14 @@ def test_backfill_week_job_is_the_ui_launch_pad_of_the_same_backfill() -> None:
     from attribution_assets.definitions import defs
 
     with instance_for_test() as instance:
-        register_events(instance, [PERMIAN, *OTHER_WEEKS])
+        register_events(instance, [BELCHATOW, *OTHER_WEEKS])
         result = defs.resolve_job_def("backfill_week").execute_in_process(
             partition_key=MONDAY, instance=instance
         )
         assert result.success
         (backfill,) = instance.get_backfills()
         assert instance.get_run_by_id(result.run_id).tags["attribution/backfill"] == backfill.backfill_id
-        assert backfill.tags[WEEK_TAG] == W33 and backfill_event_keys(backfill) == [PERMIAN.key]
+        assert backfill.tags[WEEK_TAG] == WEEK and backfill_event_keys(backfill) == [BELCHATOW.key]
         assert set(backfill.run_config["resources"]) >= {"archive", "store", "settings", "io_manager"}
 
 
@@ -133,33 +135,34 @@ def test_cli_backfill_week_runs_one_daemon_backfill_and_reexecutes_only_the_fail
     shutil.copy(Path(__file__).parents[2] / "dagster.yaml", home / "dagster.yaml")
     alerts = tmp_path / "alerts.csv"
     rows = [f"{e.event_id},{e.time:%Y-%m-%dT%H:%M:%SZ},{e.latitude},{e.longitude},{e.gas}"
-            for e in (PERMIAN, PERMIAN_LATER, *OTHER_WEEKS)]
+            for e in (BELCHATOW, BELCHATOW_LATER, *OTHER_WEEKS)]
     alerts.write_text("event_id,event_time,latitude,longitude,gas\n" + "\n".join(rows) + "\n")
     with DagsterInstance.get() as instance:
-        register_events(instance, OTHER_WEEKS)  # registered, but not in W33
+        register_events(instance, OTHER_WEEKS)  # registered, but in other weeks
     store = OutputStore(root=str(output))
-    # a directory where PERMIAN_LATER's posterior file goes: its event_posterior step fails (fixable)
-    trap = store.posterior_path(W33, PERMIAN_LATER.key)
+    # a directory where BELCHATOW_LATER's posterior file goes: its event_posterior step fails (fixable)
+    trap = store.posterior_path(WEEK, BELCHATOW_LATER.key)
     (trap / "blocker").mkdir(parents=True)
-    argv = ["backfill", "--week", W33, "--archive", str(SAMPLE_ARCHIVE), "--output", str(output), *FAST]
+    argv = ["backfill", "--week", WEEK, "--archive", str(SAMPLE_ARCHIVE), "--output", str(output), *FAST]
 
     assert main([*argv, "--alerts", str(alerts)]) == EXIT_PARTIAL
     out = capsys.readouterr().out
-    assert f"{PERMIAN.key}: run " in out and "event_posterior done" in out and "event_posterior failed" in out
+    assert f"{BELCHATOW.key}: run " in out
+    assert "event_posterior done" in out and "event_posterior failed" in out
     with DagsterInstance.get() as instance:
         (first,) = instance.get_backfills()
-        assert first.tags[WEEK_TAG] == W33 and first.status == BulkActionStatus.COMPLETED_FAILED
+        assert first.tags[WEEK_TAG] == WEEK and first.status == BulkActionStatus.COMPLETED_FAILED
         runs = backfill_runs(instance, first.backfill_id)
-        assert _partition_keys(runs) == sorted([PERMIAN.key, PERMIAN_LATER.key]), "exactly W33's events"
+        assert _partition_keys(runs) == sorted([BELCHATOW.key, BELCHATOW_LATER.key]), "the week's events"
         for run in runs:
             for event_type in (DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING):
                 assert instance.get_records_for_run(run.run_id, of_type=event_type).records, event_type
         by_key = {run.tags["dagster/partition"]: run for run in runs}
-        assert by_key[PERMIAN.key].status == DagsterRunStatus.SUCCESS
-        assert by_key[PERMIAN_LATER.key].status == DagsterRunStatus.FAILURE
-        assert "source_posterior" in _step_successes(instance, by_key[PERMIAN_LATER.key].run_id)
-    assert "event_posterior" in failure_path(output, PERMIAN_LATER.key).read_text()
-    assert not (store.weekly_dir / f"week={W33}" / "posteriors.parquet").exists(), "roll-up waits"
+        assert by_key[BELCHATOW.key].status == DagsterRunStatus.SUCCESS
+        assert by_key[BELCHATOW_LATER.key].status == DagsterRunStatus.FAILURE
+        assert "source_posterior" in _step_successes(instance, by_key[BELCHATOW_LATER.key].run_id)
+    assert "event_posterior" in failure_path(output, BELCHATOW_LATER.key).read_text()
+    assert not (store.weekly_dir / f"week={WEEK}" / "posteriors.parquet").exists(), "roll-up waits"
 
     shutil.rmtree(trap)
     assert main([*argv, "--from-failure"]) == EXIT_OK
@@ -168,7 +171,7 @@ def test_cli_backfill_week_runs_one_daemon_backfill_and_reexecutes_only_the_fail
         assert retry.tags[PARENT_BACKFILL_ID_TAG] == first.backfill_id
         assert retry.status == BulkActionStatus.COMPLETED_SUCCESS
         event_run, rollup_run = backfill_runs(instance, retry.backfill_id)
-        assert event_run.tags["dagster/partition"] == PERMIAN_LATER.key, "only the failed event runs again"
+        assert event_run.tags["dagster/partition"] == BELCHATOW_LATER.key, "only the failed event runs again"
         assert _step_successes(instance, event_run.run_id) == {"event_posterior"}, "only its failed stage"
         assert rollup_run.tags["dagster/partition"] == MONDAY
         assert {AssetKey("weekly_posteriors"), AssetKey("alerts")} <= set(rollup_run.asset_selection)
@@ -176,6 +179,6 @@ def test_cli_backfill_week_runs_one_daemon_backfill_and_reexecutes_only_the_fail
         rollup_record = instance.get_run_record_by_id(rollup_run.run_id)
         assert rollup_record.create_timestamp.timestamp() >= event_record.end_time, "roll-up after events"
         assert instance.get_materialized_partitions(AssetKey("weekly_posteriors")) == {MONDAY}
-    rollup = gpd.read_parquet(store.weekly_dir / f"week={W33}" / "posteriors.parquet")
-    assert sorted(rollup["event_key"]) == sorted([PERMIAN.key, PERMIAN_LATER.key])
-    assert not failure_path(output, PERMIAN_LATER.key).exists()
+    rollup = gpd.read_parquet(store.weekly_dir / f"week={WEEK}" / "posteriors.parquet")
+    assert sorted(rollup["event_key"]) == sorted([BELCHATOW.key, BELCHATOW_LATER.key])
+    assert not failure_path(output, BELCHATOW_LATER.key).exists()

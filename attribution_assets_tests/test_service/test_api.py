@@ -3,6 +3,8 @@ problem+json errors, and the fast answer of ``POST /events`` (registered, record
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterRunStatus, RunsFilter
@@ -11,6 +13,7 @@ from attribution_assets import cli
 from attribution_assets.events import DetectionEvent, registered_events
 from attribution_assets.paths import SAMPLE_ARCHIVE
 from attribution_assets.pipeline import attribute_event
+from attribution_assets.science.inversion.settings import FAST_ANSWER_MAP
 from attribution_assets.service.runtime import RUN_TAGS, WARM_UP_EVENT_ID, ServiceRuntime
 from attribution_assets.times import iso_z
 from attribution_assets_tests.test_service.conftest import TOKEN, Service, assert_row_equals
@@ -93,8 +96,8 @@ def test_openapi_documents_routes_problems_and_the_bearer_token(service: Service
     ],
 )
 def test_event_routes_need_the_token(service: Service, headers: dict, reason: str) -> None:
-    for method, path, json in [("POST", "/events", UNSEEN), ("GET", f"/events/{UNSEEN_KEY}", None)]:
-        response = httpx.request(method, f"{service.base}{path}", json=json, headers=headers)
+    for method, path, payload in [("POST", "/events", UNSEEN), ("GET", f"/events/{UNSEEN_KEY}", None)]:
+        response = httpx.request(method, f"{service.base}{path}", json=payload, headers=headers)
         problem = assert_problem(response, 401, "unauthorized")
         assert reason in problem["detail"]
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -225,6 +228,11 @@ def test_the_three_instrument_sample_event_gets_its_exact_fast_answer_and_one_ru
     assert response.status_code == 202, response.text
     direct = attribute_event(event, SAMPLE_ARCHIVE, service.config.settings, output=tmp_path, fast=True)
     assert direct.summary.instruments == ("EMIT", "GHGSAT", "TROPOMI")
+    # the fast answer's provenance names the inversion it ran: Laplace draws after the cheaper MAP
+    provenance = json.loads(direct.row.iloc[0]["provenance"])
+    assert provenance["sampler"]["sampler"] == "laplace"
+    assert provenance["settings"]["inversion"]["map_position_grid"] == FAST_ANSWER_MAP["map_position_grid"]
+    assert direct.settings == service.config.settings.fast()
     assert_row_equals(response.json()["row"], direct.row.iloc[0])
     _check_fast_answer(response.json(), direct.row.iloc[0], event.key)
 
