@@ -115,14 +115,27 @@ def daemon(instance: DagsterInstance, log_path: Path | None = None) -> Iterator[
         "--log-level", "warning",
     ]
     env = {**os.environ, "DAGSTER_HOME": str(home)}
+    try:
+        with logged_process(command, log_path, env, stop_timeout_s=5.0) as process:
+            yield process
+    finally:
+        instance.wipe_daemon_heartbeats()
+
+
+@contextmanager
+def logged_process(
+    command: list[str], log_path: Path, env: dict[str, str], stop_timeout_s: float
+) -> Iterator[subprocess.Popen]:
+    """``command`` running in its own session while the block runs, its stdout and stderr appended to
+    ``log_path``; at the end its process group is stopped (:func:`stop_process_group`: SIGTERM, then
+    SIGKILL after ``stop_timeout_s`` seconds)."""
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)
     try:
         yield process
     finally:
-        stop_process_group(process, timeout_s=5.0)
-        instance.wipe_daemon_heartbeats()
+        stop_process_group(process, timeout_s=stop_timeout_s)
 
 
 def stop_process_group(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from attribution_assets.definitions_celery import BACKEND_ENV, BROKER_ENV
 from attribution_assets.events import read_alerts
 from attribution_assets.orchestration.config import resources_config
 from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
-from attribution_assets.orchestration.workspace import stop_process_group
+from attribution_assets.orchestration.workspace import logged_process
 from attribution_assets.partitions import register_events
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.resources import OutputStore
@@ -36,18 +35,6 @@ BIN = Path(sys.executable).parent
 WORKERS = ("worker-a", "worker-b")
 NULL_EVENT = "CH4_20250903T074000Z_38.4950N_54.1950E"
 """The sample event with no source (its sampler is the slowest and adds nothing to what is tested here)."""
-
-
-@contextmanager
-def _process(command: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    """A process in its own session (its children with it), stopped with SIGTERM then SIGKILL."""
-    with open(log, "ab") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
-    try:
-        yield process
-    finally:
-        stop_process_group(process, timeout_s=30.0)
 
 
 def _wait_ready(log: Path, offset: int = 0, timeout_s: float = 300.0) -> None:
@@ -132,7 +119,7 @@ def test_event_runs_spread_over_two_celery_workers_sharing_one_compilation_cache
         offset = logs[name].stat().st_size if logs[name].exists() else 0
         command = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
                    "-y", str(REPO_ROOT / "deploy" / "celery.yaml"), "-n", name, "--", "--concurrency", "1"]
-        with _process(command, logs[name], env):
+        with logged_process(command, logs[name], env, stop_timeout_s=30.0):
             _wait_ready(logs[name], offset)
             yield offset
 
@@ -140,7 +127,7 @@ def test_event_runs_spread_over_two_celery_workers_sharing_one_compilation_cache
               "--log-level", "warning"]
     with (
         DagsterInstance.get() as instance,
-        _process(daemon, tmp_path / "daemon.log", env),
+        logged_process(daemon, tmp_path / "daemon.log", env, stop_timeout_s=30.0),
         WorkspaceProcessContext(instance, WorkspaceFileTarget([str(workspace_yaml)])) as context,
     ):
         workspace = context.create_request_context()
