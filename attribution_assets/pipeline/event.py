@@ -108,7 +108,8 @@ def attribute_event(
     that keeps the catalog up to date itself, as the service does).
     """
     settings = settings or EventSettings()
-    used = settings.fast() if fast else settings  # the fast answer's provenance names its own sampler
+    if fast:  # every stage, the provenance and the result then name the fast answer's own inversion
+        settings = settings.fast()
     archive = Path(archive)
     layout = OutputLayout(str(output or output_root()))
     seconds: dict[str, float] = {}
@@ -130,17 +131,17 @@ def attribute_event(
         )
         baselines = quantify_baselines(event, enhancement, aois["GHGSAT"].datasets, met)
     with _timed(seconds, "inversion"):
-        inversion = invert_event(event, forward, met, used.inversion, log)
+        inversion = invert_event(event, forward, met, settings.inversion, log)
     with _timed(seconds, "attribution"):
         candidates = load_candidates(event, settings, log)
         attribution, _ = attribute(event, inversion.inference_data, candidates, settings)
     outcomes = instrument_outcomes({n: a.outcomes for n, a in aois.items()}, forward.valid_pixels)
     threshold = settings.alert_threshold_kg_h(event.gas)
     score = alert_score(inversion.result.draws["emission_rate_kg_h"], threshold)
-    provenance = provenance_json(overpasses, list(inversion.summary.granules), met, used, event.gas)
+    provenance = provenance_json(overpasses, list(inversion.summary.granules), met, settings, event.gas)
     row = posterior_row(event, inversion.summary, score, baselines, attribution, outcomes, provenance)
     return EventResult(
-        event, used, overpasses, aois, enhancement, met, forward, baselines, inversion, candidates,
+        event, settings, overpasses, aois, enhancement, met, forward, baselines, inversion, candidates,
         attribution, outcomes, row, seconds,
     )
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from attribution_assets.science.forward.plume import column_enhancement_kg_m2
 from attribution_assets.science.quantification import ime
@@ -118,8 +119,6 @@ def test_mask_perturbation_mixes_eroded_kept_and_dilated_masks_one_two_one(monke
     """No noise, no wind error: each draw is the rate over the eroded, the kept or the dilated mask,
     with probabilities 1/4, 1/2, 1/4; drawing the noise in small blocks gives the same result; an empty
     mask emits nothing."""
-    from scipy import ndimage
-
     omega = plume(0.5, 4.0, 3.0)
     mask = omega > 0.03 * omega.max()
     area = PIXEL_M**2
