@@ -53,8 +53,8 @@ def diagnostics_metadata(diagnostics: SamplerDiagnostics, draws: int) -> dict[st
         "divergences": int(diagnostics.divergences),
         "draws": int(draws),
         "converged": bool(diagnostics.converged),
+        "sampler": diagnostics.sampler,
         "escalated": bool(diagnostics.escalated),
-        "escalation_stages": int(diagnostics.escalation_stages),
     }
 
 

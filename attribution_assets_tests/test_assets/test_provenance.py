@@ -125,4 +125,4 @@ def test_the_row_records_its_provenance(twice) -> None:
     _check_provenance(provenance, twice["archive"], settings, "CO2")
     assert [name.split(":")[0] for name in provenance["granules_used"]] == ["OCO2"]
     assert [m["source"] for m in provenance["met_sources"]] == ["ERA5"]
-    assert provenance["sampler"] == {**FAST, "seed": 0, "sampler": "nuts"}
+    assert provenance["sampler"] == {**FAST, "seed": 0, "sampler": "auto"}

@@ -72,7 +72,7 @@ def test_serve_with_daemon_finishes_the_full_run_and_get_returns_its_row(
         assert final["method"] == row["method"] and "NUTS (2 chains x 100" in final["method"]
         inversion = json.loads(row["provenance"])["settings"]["inversion"]
         assert (inversion["num_chains"], inversion["num_warmup"], inversion["num_samples"]) == (2, 100, 100)
-        assert inversion["escalate"] is False and inversion["sampler"] == "nuts"
+        assert inversion["escalate"] is False and inversion["sampler"] == "auto"
 
         # parity: the notebook API with the same settings and seed gives the service's full row
         settings = AnalysisSettings(num_chains=2, num_warmup=100, num_samples=100, escalate=False)

@@ -1,4 +1,4 @@
-"""The inversion of one event: multi-start MAP, Laplace fits, then NUTS or Laplace draws."""
+"""The inversion of one event: multi-start MAP, Laplace fits, then NUTS, SMC or Laplace draws."""
 
 from __future__ import annotations
 
@@ -13,28 +13,51 @@ from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics, ess_target
 from attribution_assets.science.inversion.laplace import LaplaceFit, absent_laplace_fit, laplace_fit
 from attribution_assets.science.inversion.model import unpack
-from attribution_assets.science.inversion.nuts import PosteriorDraws, sample_posterior
+from attribution_assets.science.inversion.nuts import nuts_posterior
 from attribution_assets.science.inversion.optimise import find_modes
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, prepare
-from attribution_assets.science.inversion.result import InversionResult, laplace_draws
+from attribution_assets.science.inversion.result import InversionResult, PosteriorDraws, laplace_draws
 from attribution_assets.science.inversion.settings import InversionSettings
+from attribution_assets.science.inversion.smc import reference, smc_posterior
 from attribution_assets.science.met.wind import OverpassWind
 
 _DEFAULT_SETTINGS = InversionSettings()
 
 
-def _presence_fits(
+def _absent_fit(
     fit: LaplaceFit, blocks: Sequence[ObservationBlock], data: InversionProblem, config: ModelConfig
-) -> tuple[list[LaplaceFit], float]:
-    """The Laplace fits of both presence components, the dominant one first, and ``P(source | y)``
-    from their Laplace evidences (only ``fit`` and 1 when the source is always present)."""
+) -> tuple[LaplaceFit | None, float]:
+    """The closed-form no-source fit and the Laplace log-odds of a source (None and +inf when the
+    source is always present)."""
     if not config.presence:
-        return [fit], 1.0
+        return None, math.inf
     absent = absent_laplace_fit(blocks, data, config)
-    log_odds = float(data.log_prior_odds) + fit.log_evidence - absent.log_evidence
-    p_source = float(1.0 / (1.0 + math.exp(-min(max(log_odds, -700.0), 700.0))))
-    # the dominant component's Laplace fit preconditions NUTS; both propose mode jumps
-    return ([fit, absent] if p_source >= 0.5 else [absent, fit]), p_source
+    return absent, float(data.log_prior_odds) + fit.log_evidence - absent.log_evidence
+
+
+def choose_sampler(settings: InversionSettings, log_odds: float, fits: Sequence[LaplaceFit]) -> str:
+    """The sampler of an event: ``settings.sampler``, or for "auto" NUTS when the Laplace log-odds
+    of a source exceed ``settings.nuts_log_odds`` and no other optimum's Laplace evidence is within
+    ``settings.nuts_mode_gap`` of the best (one mode of a present source: what NUTS preconditioned by
+    the Laplace fit samples well), SMC otherwise (no source or a weak one: a no-plume plateau beside
+    narrow plume modes; several modes)."""
+    if settings.sampler != "auto":
+        return settings.sampler
+    best = fits[0].log_evidence
+    separated = all(best - f.log_evidence > settings.nuts_mode_gap for f in fits[1:])
+    return "nuts" if log_odds > settings.nuts_log_odds and separated else "smc"
+
+
+def _method(sampler: str, settings: InversionSettings, config: ModelConfig) -> str:
+    """The method's description for the result."""
+    presence = ", presence marginalised" if config.presence else ""
+    if sampler == "nuts":
+        return (f"gaussian-plume NUTS ({settings.num_chains} chains x {settings.num_samples}, "
+                f"MAP/Laplace init{presence})")
+    if sampler == "smc":
+        return (f"gaussian-plume adaptive tempered SMC ({settings.smc_particles} particles in "
+                f"{settings.num_chains} populations, Laplace reference{presence})")
+    return "gaussian-plume multi-start MAP + Laplace"
 
 
 def invert(
@@ -47,28 +70,33 @@ def invert(
 
     ``blocks``: observation blocks (any instruments, native resolution); ``winds``: one met prior per
     overpass (``block.overpass`` indexes it); ``gas``: "CH4" or "CO2". Deterministic for a given
-    ``settings.seed``.
+    ``settings.seed``. The sampler is chosen by :func:`choose_sampler`; when NUTS fails its
+    convergence diagnostics and ``settings.escalate`` is on, SMC samples the posterior instead.
     """
     t_start = time.perf_counter()
     data, config = prepare(blocks, winds, gas, settings)
     modes, _ = find_modes(data, config, settings)
     z_map, u_map = modes[0]
     fit = laplace_fit(z_map, u_map, data, config, "present")
-    fits, p_laplace = _presence_fits(fit, blocks, data, config)
+    absent, log_odds = _absent_fit(fit, blocks, data, config)
+    p_laplace = float(1.0 / (1.0 + math.exp(-min(max(log_odds, -700.0), 700.0))))
     laplace_summary, z_laplace, phys_laplace = laplace_draws(fit, p_laplace, data, config, settings)
     map_values = unpack(z_map, data, config)
+    sampler = settings.sampler
+    if sampler != "laplace":
+        fits = [fit] + [laplace_fit(z, u, data, config, "present") for z, u in modes[1:]]
+        sampler = choose_sampler(settings, log_odds, fits)
     t_map = time.perf_counter()
-    if settings.sampler == "laplace":
+    if sampler == "laplace":
         target = ess_target(settings.num_chains, settings.num_samples)
         posterior = PosteriorDraws(z_laplace, phys_laplace, p_laplace, SamplerDiagnostics.not_sampled(target))
-        method = "gaussian-plume multi-start MAP + Laplace"
+    elif sampler == "nuts":
+        posterior = nuts_posterior(data, config, fit, settings, blocks)
+        if settings.escalate and not posterior.diagnostics.converged:
+            sampler = "smc"
+            posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings, True)
     else:
-        fits += [laplace_fit(z, u, data, config, "present") for z, u in modes[1:]]
-        posterior = sample_posterior(data, config, fits[0], fits[1:], settings, blocks)
-        method = (
-            f"gaussian-plume NUTS ({settings.num_chains} chains x {settings.num_samples}, "
-            f"MAP/Laplace init{', presence marginalised' if config.presence else ''})"
-        )
+        posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings)
     diagnostics = replace(
         posterior.diagnostics, map_laplace_s=t_map - t_start, sampling_s=time.perf_counter() - t_map
     )
@@ -80,7 +108,7 @@ def invert(
         map_log_density=-u_map,
         laplace=laplace_summary,
         diagnostics=diagnostics,
-        method=method,
+        method=_method(sampler, settings, config),
         instruments=tuple(b.instrument for b in blocks),
         block_units=tuple(b.units for b in blocks),
         observed=tuple(np.asarray(b.y) for b in blocks),

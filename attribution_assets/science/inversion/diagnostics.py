@@ -58,25 +58,28 @@ class ConvergenceDiagnostics:
 
 @dataclass(frozen=True)
 class SamplerDiagnostics(ConvergenceDiagnostics):
-    """The diagnostics of one inversion's sampler (those of its last run when it escalated).
+    """The diagnostics of one inversion's sampler (those of SMC when it replaced NUTS).
 
+    R-hat and the ESS compare NUTS chains, or SMC's independent particle populations.
     ``converged``: :func:`is_converged` with ``ess_target`` (draws) as the ESS threshold;
-    ``escalated`` and ``escalation_stages``: whether and how many escalation runs followed the first;
-    ``observations_evaluated``: fraction of the observations whose plume NUTS evaluated (the others
-    entered through sufficient statistics); ``max_excluded_plume_sigma``: largest plume contribution
-    of an excluded observation under posterior draws (in its sigma); ``mean_leapfrog_steps`` per
-    draw; ``mode_jump_rate``: fraction of transitions with an accepted mode jump; ``map_laplace_s``
-    and ``sampling_s``: wall times (s) of MAP + Laplace and of the sampling.
+    ``sampler``: the method that gave the draws ("nuts", "smc" or "laplace"); ``escalated``: NUTS
+    failed its diagnostics and SMC replaced it; ``observations_evaluated``: fraction of the
+    observations whose plume NUTS evaluated (the others entered through sufficient statistics);
+    ``max_excluded_plume_sigma``: largest plume contribution of an excluded observation under
+    posterior draws (in its sigma); ``mean_leapfrog_steps`` per NUTS draw; ``smc_temperatures`` and
+    ``smc_acceptance``: SMC's tempering steps and mean random-walk acceptance; ``map_laplace_s`` and
+    ``sampling_s``: wall times (s) of MAP + Laplace and of the sampling.
     """
 
     converged: bool
     ess_target: float
+    sampler: str
     escalated: bool
-    escalation_stages: int
     observations_evaluated: float
     mean_leapfrog_steps: float
-    mode_jump_rate: float
     max_excluded_plume_sigma: float
+    smc_temperatures: int = 0
+    smc_acceptance: float = float("nan")
     map_laplace_s: float = float("nan")
     sampling_s: float = float("nan")
 
@@ -92,11 +95,10 @@ class SamplerDiagnostics(ConvergenceDiagnostics):
             divergences=0,
             converged=False,
             ess_target=ess_target,
+            sampler="laplace",
             escalated=False,
-            escalation_stages=0,
             observations_evaluated=1.0,
             mean_leapfrog_steps=nan,
-            mode_jump_rate=nan,
             max_excluded_plume_sigma=0.0,
         )
 

@@ -1,9 +1,9 @@
 """Laplace approximations: the difference Hessian, Newton polish, Gaussian fits at the optima.
 
 The Laplace approximation at the best MAP (Hessian of the potential in the unconstrained space)
-preconditions NUTS; those at the other local optima and the closed-form no-source fit
-(:func:`absent_laplace_fit`) propose its mode jumps. The P(source) of the Laplace summary compares
-the Laplace evidences of the source and no-source models.
+preconditions NUTS; with those at the other local optima and the closed-form no-source fit
+(:func:`absent_laplace_fit`) it forms the SMC reference. The P(source) of the Laplace summary
+compares the Laplace evidences of the source and no-source models.
 """
 
 from __future__ import annotations
@@ -182,17 +182,3 @@ def absent_laplace_fit(
     evals, evecs = np.linalg.eigh(hess)
     cov = (evecs / evals) @ evecs.T
     return LaplaceFit(mean=mean, cov=cov, log_evidence=-potential - 0.5 * float(np.sum(np.log(evals))))
-
-
-def gaussian_of_draws(z: np.ndarray) -> LaplaceFit:
-    """Mean and covariance of draws ``z`` (C, D, P) (no evidence): the escalated run's preconditioner.
-
-    The Laplace fit at the MAP describes one mode; when the chains failed to converge, the posterior
-    they explored is wider (other modes, the no-source plateau), and preconditioning by its moments
-    shortens the Hamiltonian trajectories that cross it."""
-    flat = z.reshape(-1, z.shape[-1])
-    return LaplaceFit(
-        mean=flat.mean(axis=0),
-        cov=np.cov(flat, rowvar=False) + 1e-9 * np.eye(flat.shape[1]),
-        log_evidence=float("nan"),
-    )

@@ -212,8 +212,13 @@ def log_bayes_factors(z: np.ndarray, data: InversionProblem, config: ModelConfig
     return log_likelihood_batch(z, data, config)[1]
 
 
+def mixture_log_likelihood(delta: np.ndarray, data: InversionProblem, config: ModelConfig) -> np.ndarray:
+    """The source term of the model's log likelihood from the log Bayes factors ``delta``:
+    ``log((1 - pi) + pi exp(delta))`` with the presence mixture, ``delta`` without it."""
+    return np.asarray(_mixture(delta, float(data.log_prior_odds)), float) if config.presence else delta
+
+
 def log_posterior_batch(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> np.ndarray:
     """Log posterior density (the model's, constants dropped) of points ``z`` (N, P)."""
     ll0, delta = log_likelihood_batch(z, data, config)
-    source = np.asarray(_mixture(delta, float(data.log_prior_odds)), float) if config.presence else delta
-    return ll0 + source - 0.5 * np.sum(z**2, axis=-1)
+    return ll0 + mixture_log_likelihood(delta, data, config) - 0.5 * np.sum(z**2, axis=-1)

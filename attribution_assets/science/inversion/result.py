@@ -270,6 +270,36 @@ def presence_draws(
     return float(np.mean(p_cond))
 
 
+class PosteriorDraws(NamedTuple):
+    """Draws of one sampled posterior: whitened ``latent`` (C, D, P), physical ``draws`` (C, D, ...),
+    ``P(source | y)`` and the sampler's diagnostics."""
+
+    latent: np.ndarray
+    draws: dict[str, np.ndarray]
+    p_source: float
+    diagnostics: SamplerDiagnostics
+
+
+def sampled_posterior(
+    z: np.ndarray,
+    log_bf: np.ndarray,
+    diverging: np.ndarray,
+    data: InversionProblem,
+    config: ModelConfig,
+    seed: int,
+    diagnostics: SamplerDiagnostics,
+) -> PosteriorDraws:
+    """The posterior of sampled whitened draws ``z`` (C, D, P) with their log Bayes factors and
+    divergence flags (C, D): physical draws, each draw's source indicator (``PRESENCE`` stream,
+    :func:`presence_draws`) and ``P(source | y)``."""
+    phys = physical_draws(z, data, config)
+    rng = RandomStream.PRESENCE.generator(seed)
+    p_source = presence_draws(phys, log_bf, config, float(data.log_prior_odds), rng)
+    phys["log_bayes_factor"] = log_bf
+    phys["diverging"] = diverging
+    return PosteriorDraws(z, phys, p_source, diagnostics)
+
+
 def laplace_draws(
     fit: LaplaceFit, p_source: float, data: InversionProblem, config: ModelConfig, settings: InversionSettings
 ) -> tuple[LaplaceSummary, np.ndarray, dict[str, np.ndarray]]:

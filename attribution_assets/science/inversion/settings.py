@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
-Sampler = Literal["nuts", "laplace"]
-"""``"nuts"``: NUTS with mode jumps; ``"laplace"``: draws from the Laplace approximation only."""
+Sampler = Literal["auto", "nuts", "smc", "laplace"]
+"""``"auto"``: NUTS when the Laplace fits say the posterior is one mode of a source that is present,
+SMC otherwise (see :func:`~attribution_assets.science.inversion.api.invert`); ``"nuts"``: NUTS;
+``"smc"``: adaptive tempered SMC; ``"laplace"``: draws from the Laplace approximation only."""
 QPrior = Literal["lognormal", "normal"]
 """Family of the emission-rate prior."""
 PotentialKind = Literal["model", "present", "absent"]
@@ -34,12 +36,8 @@ class InversionSettings:
     source always present (no mixture). ``fix_*`` pin wind (to the met prior), position (to
     ``position_prior_xy_m``), stability (to the met prior) or noise inflation (to 1); with all four
     fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
-    ``sampler`` "nuts" (default) or "laplace" (draws from the Laplace approximation only).
-    ``mode_jumps=False`` runs plain NUTS, without the mode-jumping steps
-    (see :func:`~attribution_assets.science.inversion.sampler.chain_runner`).
-    ``escalation_*``: the automatic rerun after failed diagnostics (warm-up iterations in all, NUTS
-    target acceptance, mode-jumping tries per transition; see
-    :func:`~attribution_assets.science.inversion.nuts.sample_posterior`).
+    ``sampler``: see :data:`Sampler` ("auto" by default); ``escalate``: sample with SMC when the NUTS
+    diagnostics fail. ``smc_*``: the SMC settings (:mod:`~attribution_assets.science.inversion.smc`).
     Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
     shape (on CPU, batching chains makes every chain wait for the longest trajectory, and chains on
     separate devices recompile on every run). :func:`setting_help` gives each field's help text.
@@ -51,12 +49,10 @@ class InversionSettings:
     target_accept: float = _setting(0.8, "NUTS target acceptance probability")
     max_tree_depth: int = _setting(8, "NUTS maximum tree depth")
     seed: int = _setting(0, "random seed (the same seed gives the same draws)")
-    sampler: Sampler = _setting("nuts", "'nuts', or 'laplace' for draws from the Laplace approximation only")
-    escalate: bool = _setting(True, "rerun the sampler automatically when its convergence diagnostics fail")
-    mode_jumps: bool = _setting(True, "follow every NUTS transition with mode-jumping Metropolis steps")
-    escalation_warmup: int = _setting(1500, "warm-up iterations per chain over all escalation runs")
-    escalation_target_accept: float = _setting(0.9, "NUTS target acceptance probability of the escalation")
-    escalation_jump_tries: int = _setting(24, "mode-jumping tries per NUTS transition in the escalation")
+    sampler: Sampler = _setting("auto", "'auto' (NUTS or SMC by the Laplace fits), 'nuts', 'smc', 'laplace'")
+    escalate: bool = _setting(True, "sample with SMC when the NUTS convergence diagnostics fail")
+    nuts_log_odds: float = _setting(10.0, "'auto': Laplace log-odds of a source above which NUTS samples")
+    nuts_mode_gap: float = _setting(10.0, "'auto': SMC when another optimum's Laplace evidence is this close")
     map_steps: int = _setting(300, "L-BFGS iterations at most of each polished MAP start")
     map_screen_steps: int = _setting(20, "L-BFGS iterations of every MAP start before polishing")
     map_keep: int = _setting(3, "MAP starts polished to convergence, at most")
@@ -65,6 +61,10 @@ class InversionSettings:
     map_position_extent_sd: float = _setting(2.0, "half-width of the start-position search, prior sd")
     map_starts_per_direction: int = _setting(2, "MAP starts per wind rotation")
     laplace_draws: int = _setting(2000, "draws from the Laplace approximation")
+    smc_particles: int = _setting(1024, "SMC particles in all (num_chains populations)")
+    smc_ess_fraction: float = _setting(0.5, "SMC: effective sample size kept at each temperature, share")
+    smc_moves: int = _setting(3, "SMC: Metropolis-Hastings move pairs per temperature")
+    smc_final_moves: int = _setting(20, "SMC: move pairs at most at the posterior, until the particles moved")
     q_prior: QPrior = _setting("lognormal", "emission-rate prior family, 'lognormal' or 'normal'")
     q_median_kg_h: float | None = _setting(None, "median of the emission prior, kg h-1 (default per gas)")
     q_log_sd: float = _setting(2.0, "natural-log sd of the log-normal emission prior")
@@ -85,7 +85,7 @@ class InversionSettings:
 
     def __post_init__(self) -> None:
         if self.sampler not in get_args(Sampler):
-            raise ValueError(f"sampler must be 'nuts' or 'laplace', got {self.sampler!r}")
+            raise ValueError(f"sampler must be one of {get_args(Sampler)}, got {self.sampler!r}")
         if self.q_prior not in get_args(QPrior):
             raise ValueError(f"q_prior must be 'lognormal' or 'normal', got {self.q_prior!r}")
 

@@ -23,16 +23,14 @@ class RandomStream(IntEnum):
     """Starting offsets of the NUTS chains around the MAP."""
     SCREENING = 4
     """Widened Laplace draws that decide which observations NUTS evaluates."""
-    WEIGHT_ADAPTATION = 5
-    """Importance-sampling draws that adapt the mode-jumping proposal's weights."""
+    SMC = 6
+    """The reference draws, resampling and Metropolis-Hastings moves of SMC."""
 
     def generator(self, seed: int) -> np.random.Generator:
         """This stream's generator for ``seed``."""
         return np.random.default_rng([seed, int(self)])
 
 
-def nuts_key(seed: int, escalation_stage: int | None = None) -> jax.Array:
-    """JAX key of a NUTS run: ``PRNGKey(seed)`` for the first run, with ``1 + escalation_stage`` folded
-    in for each run of the escalation (the chains' keys are split from it)."""
-    key = jax.random.PRNGKey(seed)
-    return key if escalation_stage is None else jax.random.fold_in(key, 1 + escalation_stage)
+def nuts_key(seed: int) -> jax.Array:
+    """JAX key of a NUTS run, ``PRNGKey(seed)`` (the chains' keys are split from it)."""
+    return jax.random.PRNGKey(seed)

@@ -14,27 +14,17 @@ import pytest
 from attribution_assets.science import inversion as inv
 from attribution_assets.science.forward.operators import ObservationBlock, predict_block
 from attribution_assets.science.inversion.diagnostics import convergence_diagnostics, is_converged
-from attribution_assets.science.inversion.laplace import LaplaceFit, cholesky
 from attribution_assets.science.inversion.linear_gaussian import (
     GaussianPosterior,
     combine_gaussian_posteriors,
     linear_gaussian_posterior,
 )
-from attribution_assets.science.inversion.proposal import (
-    JUMP_WIDEN,
-    MIN_PROPOSAL_WEIGHT,
-    adapted_weights,
-    build_proposal,
-    in_coordinates,
-    proposal_log_density,
-    reexpressed,
-)
-from attribution_assets.science.inversion.sampler import run_nuts
 from attribution_assets.science.inversion.simulation import (
     EMIT_PPM_M_PER_KG_M2,
     TROPOMI_PPB_PER_KG_M2,
     grid_block,
 )
+from attribution_assets.science.inversion.smc import GaussianMixture, next_temperature
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import kg_h_to_kg_s
 
@@ -194,7 +184,7 @@ def test_multistart_map_recovers_wind_direction_and_position() -> None:
 def test_fast_answer_map_reaches_the_optimum_of_the_full_multistart(truth: dict | None) -> None:
     fast = FAST.fast_answer()
     assert (fast.sampler, fast.map_starts_per_direction, fast.map_position_grid) == ("laplace", 1, 9)
-    assert replace(fast, sampler="nuts", map_starts_per_direction=2, map_position_grid=13) == FAST
+    assert replace(fast, sampler=FAST.sampler, map_starts_per_direction=2, map_position_grid=13) == FAST
     data, config = inv.prepare(_scene(truth), MET, "CH4", FAST)
     assert len(inv.starting_points(data, config, fast)) == 4  # one per wind rotation
     z_full, best, _ = inv.find_map(data, config, FAST)
@@ -387,40 +377,6 @@ def _twin_plumes() -> list[ObservationBlock]:
     return [grid_block(*shape, y=y)]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("jumps", [True, False])
-def test_mode_jumps_move_chains_between_separated_modes(jumps: bool) -> None:
-    result = inv.invert(_twin_plumes(), [_wind(4.0, 0.0)], "CH4", replace(TWIN, mode_jumps=jumps))
-    y = result.draws["source_y_m"]
-    assert np.all(np.min(np.abs(y[..., None] - np.array([250.0, -250.0])), axis=-1) < 60.0)
-    north = (y > 0).mean(axis=1)  # per chain
-    if jumps:  # every chain spends half its draws in each mode, as the symmetry requires
-        np.testing.assert_allclose(north, 0.5, atol=0.12)
-        assert result.diagnostics.r_hat_max < 1.05
-    else:  # NUTS alone stays in the mode it started in
-        assert np.all((north == 0.0) | (north == 1.0))
-
-
-def test_proposal_density_is_the_gaussian_mixture() -> None:
-    from scipy import stats
-
-    rng = np.random.default_rng(0)
-    covs = []
-    for _ in range(3):
-        a = rng.standard_normal((4, 4))
-        covs.append(a @ a.T + 0.5 * np.eye(4))
-    means = [rng.standard_normal(4) for _ in range(3)]
-    weights = np.array([0.2, 0.3, 0.5])
-    proposal = build_proposal(list(zip(means, covs, strict=True)), weights)
-    points = rng.standard_normal((5, 4))
-    got = np.array([float(proposal_log_density(jnp.asarray(p, jnp.float32), proposal)) for p in points])
-    widened = [JUMP_WIDEN**2 * c for c in covs]
-    want = np.log([sum(w * stats.multivariate_normal(m, c).pdf(p) for w, m, c in zip(weights, means, widened,
-                                                                                     strict=True))
-                   for p in points]) + 2.0 * math.log(2.0 * math.pi)  # the dropped constant, (P / 2) log 2 pi
-    np.testing.assert_allclose(got, want, atol=1e-3)
-
-
 def test_map_is_a_minimum_of_a_null_scene_with_stiff_backgrounds() -> None:
     """On a null scene with 10,000 EMIT pixels the background coordinate is ~10^6 times stiffer than
     the plume's; the Laplace fit at every mode still sits at a minimum (positive-definite Hessian,
@@ -441,54 +397,90 @@ def test_map_is_a_minimum_of_a_null_scene_with_stiff_backgrounds() -> None:
         assert np.sqrt(np.diag(lap.cov)).max() < 2.0  # was 10-30 at the saddle L-BFGS stopped at
 
 
-def test_reexpressed_gaussian_is_unchanged_in_z() -> None:
-    rng = np.random.default_rng(3)
+# ---------------------------------------------------------------------------------------------
+# Sampler choice and SMC: separated modes, no source, the closed form
+# ---------------------------------------------------------------------------------------------
 
-    def laplace() -> LaplaceFit:
-        a = rng.standard_normal((4, 4))
-        return LaplaceFit(mean=rng.standard_normal(4), cov=a @ a.T + 0.3 * np.eye(4), log_evidence=0.0)
-
-    old, new = laplace(), laplace()
-    a = rng.standard_normal((4, 4))
-    mean_w, cov_w = rng.standard_normal(4), a @ a.T + np.eye(4)
-    [(mean_new, cov_new)] = reexpressed([(mean_w, cov_w)], old, new)
-    l_old, l_new = cholesky(old.cov), cholesky(new.cov)
-    np.testing.assert_allclose(new.mean + l_new @ mean_new, old.mean + l_old @ mean_w, atol=1e-10)
-    np.testing.assert_allclose(l_new @ cov_new @ l_new.T, l_old @ cov_w @ l_old.T, atol=1e-10)
-
-
-def test_adapted_weights_match_the_mass_of_each_mode() -> None:
-    """Two mirror-image modes of equal mass: a proposal that starts with weights 0.9 / 0.1 on their
-    Laplace fits is adapted by importance sampling to 0.5 / 0.5, and a component far from both is
-    left at the floor."""
-    blocks, winds = _twin_plumes(), [_wind(4.0, 0.0)]
-    data, config = inv.prepare(blocks, winds, "CH4", TWIN)
-    modes, _ = inv.find_modes(data, config, TWIN)
-    north = [m for m in modes if inv.unpack(m[0], data, config)["source_y_m"] > 0][0]
-    south = [m for m in modes if inv.unpack(m[0], data, config)["source_y_m"] < 0][0]
-    fits = [inv.laplace_fit(z, u, data, config, "present") for z, u in (north, south)]
-    far = LaplaceFit(mean=fits[0].mean + 8.0, cov=fits[0].cov, log_evidence=0.0)
-    components = [in_coordinates(fits[0], f) for f in (*fits, far)]
-    proposal = build_proposal(components, [0.85, 0.1, 0.05])
-    alpha = adapted_weights(proposal, fits[0].mean, cholesky(fits[0].cov), data, config,
-                            np.random.default_rng(0))
-    np.testing.assert_allclose(alpha[:2], 0.495, atol=0.06)
-    assert alpha[2] == pytest.approx(MIN_PROPOSAL_WEIGHT, rel=0.05)
-    assert np.all(alpha[3:] == 0.0)  # unused slots stay unused
+def _north_share(result: inv.InversionResult) -> np.ndarray:
+    """Share of each chain's (population's) draws at the northern twin source."""
+    y = result.draws["source_y_m"]
+    assert np.all(np.min(np.abs(y[..., None] - np.array([250.0, -250.0])), axis=-1) < 60.0)
+    return (y > 0).mean(axis=1)
 
 
 @pytest.mark.slow
-def test_repeated_jump_tries_keep_the_linear_gaussian_posterior() -> None:
-    """The escalation's kernel (24 mode-jumping tries after every NUTS transition, a proposal wider
-    than the posterior and off its centre) samples the closed-form posterior."""
-    data, config = inv.prepare(_linear_blocks(), LINEAR_WIND, "CH4", LINEAR)
-    z_hat, u_hat, _ = inv.find_map(data, config, LINEAR)
-    lap = inv.laplace_fit(z_hat, u_hat, data, config, "present")
-    proposal = build_proposal([(np.full(config.dim, 0.5), 2.0 * np.eye(config.dim))])
-    chains = run_nuts(data, config, lap, np.zeros((LINEAR.num_chains, config.dim)), proposal,
-                      LINEAR.num_warmup, 0.9, LINEAR, jax.random.PRNGKey(5), tries=24)
-    assert chains.jumped.mean() > 0.5
-    q = np.asarray(inv.physical_draws(chains.z, data, config)["emission_rate_if_present_kg_h"]).ravel()
+def test_auto_samples_mirror_modes_with_smc_in_every_population() -> None:
+    """Two optima of equal evidence: "auto" chooses SMC, and every population holds both modes in
+    equal shares, as the symmetry requires."""
+    result = inv.invert(_twin_plumes(), [_wind(4.0, 0.0)], "CH4", TWIN)
+    assert result.diagnostics.sampler == "smc" and not result.diagnostics.escalated
+    np.testing.assert_allclose(_north_share(result), 0.5, atol=0.1)
+    assert result.diagnostics.converged and result.diagnostics.r_hat_max < 1.01
+
+
+@pytest.mark.slow
+def test_nuts_alone_misses_a_separated_mode() -> None:
+    """Forced NUTS: every chain starts near the best optimum and stays in that mode, with diagnostics
+    that pass; "auto" does not choose NUTS here (previous test)."""
+    stuck = inv.invert(_twin_plumes(), [_wind(4.0, 0.0)], "CH4", replace(TWIN, sampler="nuts"))
+    assert stuck.diagnostics.sampler == "nuts"
+    assert np.ptp(_north_share(stuck)) == 0.0 and _north_share(stuck)[0] in (0.0, 1.0)
+
+
+@pytest.mark.slow
+def test_failed_nuts_escalates_to_smc() -> None:
+    """NUTS that cannot move (tree depth 1, a low acceptance target) fails its diagnostics; with
+    ``escalate`` SMC replaces it and recovers the source."""
+    crippled = replace(FAST, sampler="nuts", target_accept=0.3, max_tree_depth=1, num_warmup=100)
+    failed = inv.invert(_scene(TRUTH), MET, "CH4", crippled)
+    assert failed.diagnostics.sampler == "nuts" and not failed.diagnostics.converged
+    rescued = inv.invert(_scene(TRUTH), MET, "CH4", replace(crippled, escalate=True))
+    assert rescued.diagnostics.sampler == "smc" and rescued.diagnostics.escalated
+    assert rescued.diagnostics.converged and "SMC" in rescued.method
+    s = rescued.summary()
+    assert s.emission_rate_kg_h_p05 < TRUTH["q_kg_h"] < s.emission_rate_kg_h_p95
+
+
+def test_auto_samples_a_clear_source_with_nuts(recovery: inv.InversionResult) -> None:
+    assert recovery.diagnostics.sampler == "nuts" and "NUTS" in recovery.method
+    assert recovery.diagnostics.r_hat_max < 1.05  # a short test run (2 x 300 draws)
+
+
+@pytest.mark.slow
+def test_smc_matches_the_linear_gaussian_closed_form() -> None:
+    result = inv.invert(_linear_blocks(), LINEAR_WIND, "CH4", replace(LINEAR, sampler="smc"))
     exact = _closed_form(_linear_blocks(), 2)
+    q = result.draws["emission_rate_kg_h"].ravel()
     assert np.mean(q) == pytest.approx(exact.mean[0], rel=0.02)
-    assert np.std(q) == pytest.approx(math.sqrt(exact.cov[0, 0]), rel=0.05)
+    assert np.std(q) == pytest.approx(exact.sd[0], rel=0.08)
+    bg = result.draws["background"].reshape(-1, 2)
+    for j in range(2):
+        assert abs(np.mean(bg[:, j]) - exact.mean[1 + j]) < 0.15 * exact.sd[1 + j]
+        assert np.std(bg[:, j]) == pytest.approx(exact.sd[1 + j], rel=0.08)
+    assert result.diagnostics.sampler == "smc" and result.diagnostics.converged
+
+
+def test_gaussian_mixture_density_is_the_weighted_sum_of_its_components() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    roots = rng.standard_normal((3, 4, 4))
+    covs = roots @ roots.transpose(0, 2, 1) + 0.5 * np.eye(4)
+    means, weights = rng.standard_normal((3, 4)), np.array([0.2, 0.3, 0.5])
+    mixture = GaussianMixture(weights, means, covs)
+    points = rng.standard_normal((6, 4))
+    want = np.log(sum(w * stats.multivariate_normal(m, c).pdf(points)
+                      for w, m, c in zip(weights, means, covs, strict=True)))
+    np.testing.assert_allclose(mixture.log_density(points), want, rtol=1e-10)
+    draws = mixture.sample(rng, 200_000)
+    np.testing.assert_allclose(draws.mean(axis=0), weights @ means, atol=0.02)
+
+
+def test_next_temperature_keeps_the_effective_sample_size_fraction() -> None:
+    increment = np.random.default_rng(1).normal(0.0, 30.0, (4, 500))
+    beta = next_temperature(increment, 0.2, 0.5)
+    assert 0.2 < beta < 1.0
+    w = np.exp((beta - 0.2) * (increment - increment.max(axis=1, keepdims=True)))
+    ess = w.sum(axis=1) ** 2 / (w**2).sum(axis=1)
+    assert ess.min() == pytest.approx(250.0, rel=1e-3)  # the least-diverse population sets the step
+    assert next_temperature(np.zeros((4, 500)), 0.2, 0.5) == 1.0  # a flat increment: straight to 1

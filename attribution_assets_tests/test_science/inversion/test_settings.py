@@ -72,7 +72,7 @@ def test_random_streams_are_pinned() -> None:
         "PRESENCE": 2,
         "CHAIN_INIT": 3,
         "SCREENING": 4,
-        "WEIGHT_ADAPTATION": 5,
+        "SMC": 6,
     }
     np.testing.assert_array_equal(
         RandomStream.SCREENING.generator(11).standard_normal(3),

@@ -1,0 +1,274 @@
+"""Calibration of the joint inversion on events from a different physics, per source class.
+
+``benchmarks/validation.py`` draws its events from the inversion's own prior and plume model; here
+the events come from :mod:`attribution_assets.science.validation`: Gaussian puffs advected by a
+meandering, gusting wind, retrieval artefacts (albedo biases, surface clutter, footprint biases), a
+met prior with its own error, sources offset from the alert, instruments passing at their own
+times, and one event in three without a source. Every event is inverted with
+``inversion.invert`` (presence indicator on, as in production) and the script reports per class
+(none, weak, medium, strong, co2_power_plant):
+
+- ``n``;
+- **rate coverage** (sourced classes): the share of events whose true rate lies between the 5th and
+  95th percentiles of the ``emission_rate_kg_h`` draws (0 in the no-source component);
+- **position coverage** (sourced classes): the share of events whose true source lies inside the
+  90 % ellipse of the position draws of the source-present component (``source_present == 1``; all
+  draws when fewer than 20 are present): Mahalanobis distance squared of the truth under the draws'
+  mean and covariance ``<= chi2_2(0.90) = 4.605``, the 90 % highest-density region of a Gaussian
+  fit to the draws;
+- both with Clopper-Pearson 95 % intervals (``scipy.stats.binomtest``);
+- median ``|ln(Q_hat / Q)|`` with ``Q_hat`` the posterior median of ``emission_rate_if_present_kg_h``
+  over the source-present draws (the rate given presence), and the median location error (m) of the
+  posterior mean position of the same draws;
+- the detection rate (``summary().detected``; for "none" the false-alarm rate);
+- the wall time of ``invert`` per event (median, p95, max) and the sampler diagnostics (share
+  converged, max R-hat, min bulk and tail ESS over the sampled events; none for Laplace draws).
+
+``--fresh N`` also runs the first N events each in a new interpreter (no compilation cache) and
+reports the wall time of its first ``invert`` (compilation included) and of the whole process.
+``--fast-answer`` uses the alert path's fast answer (``InversionSettings.fast_answer()``);
+``--no-artefacts`` inverts the same events without retrieval artefacts. Prints a markdown table and
+writes the per-event rows and the summary as JSON (``--out``).
+
+    .venv/bin/python benchmarks/validation_misspecified.py [--events 60] [--seed 0] [--chains 2]
+        [--warmup 300] [--samples 500] [--fast-answer] [--escalate] [--no-artefacts] [--fresh N]
+        [--out validation_misspecified.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from report import write_results
+from scipy import stats
+
+from attribution_assets.compilation import set_xla_flags
+from attribution_assets.science import inversion
+from attribution_assets.science.validation import KINDS, Scene, generate_scene, scene_kinds
+
+set_xla_flags()  # XLA CPU options, before the first computation
+
+CHI2_2DOF_90 = float(stats.chi2.ppf(0.90, 2))
+"""Squared Mahalanobis radius of the 90 % region of a 2-D Gaussian (4.605)."""
+MIN_PRESENT_DRAWS = 20
+FRESH_FLAG = "--fresh-child"
+POSITION_COVERAGE = (
+    "truth inside the 90 % ellipse of the (x, y) draws of the source-present component: squared "
+    f"Mahalanobis distance under their mean and covariance <= chi2_2(0.9) = {CHI2_2DOF_90:.3f}"
+)
+
+
+def settings_from(args: argparse.Namespace) -> inversion.InversionSettings:
+    """The inversion settings of the command line (production defaults otherwise)."""
+    settings = inversion.InversionSettings(num_chains=args.chains, num_warmup=args.warmup,
+                                           num_samples=args.samples, seed=args.seed, escalate=args.escalate)
+    return settings.fast_answer() if args.fast_answer else settings
+
+
+def event_scene(args: argparse.Namespace, index: int) -> Scene:
+    """Event ``index`` of the set of ``args.events`` events of ``args.seed`` (generated alone)."""
+    kind, gas = scene_kinds(args.events, args.seed)[index]
+    return generate_scene(np.random.default_rng([args.seed, index]), kind, gas, index=index,
+                          artefacts=not args.no_artefacts)
+
+
+def _number(value: float) -> float | None:
+    """``value`` as a float, or None when it is not finite (strict JSON)."""
+    return float(value) if math.isfinite(value) else None
+
+
+def event_row(scene: Scene, result: inversion.InversionResult, seconds: float) -> dict[str, object]:
+    """What the summary needs from one inversion (rates in kg h-1, positions in m)."""
+    draws, truth, summary = result.draws, scene.truth, result.summary()
+    present = np.ravel(draws["source_present"]).astype(bool)
+    if present.sum() < MIN_PRESENT_DRAWS:
+        present = np.ones_like(present)
+    q_if = np.ravel(draws["emission_rate_if_present_kg_h"])[present]
+    xy = np.stack([np.ravel(draws["source_x_m"])[present], np.ravel(draws["source_y_m"])[present]], axis=-1)
+    p05, p95 = np.percentile(np.ravel(draws["emission_rate_kg_h"]), [5.0, 95.0])
+    mean = xy.mean(axis=0)
+    offset = np.array([truth.source_x_m, truth.source_y_m]) - mean
+    d2 = float(offset @ np.linalg.solve(np.cov(xy.T) + 1e-9 * np.eye(2), offset))
+    q_hat = float(np.median(q_if))
+    sourced = truth.rate_kg_h > 0.0
+    diag = result.diagnostics
+    return {
+        "index": scene.index, "kind": truth.kind, "gas": scene.gas, "instruments": list(scene.instruments),
+        "truth_kg_h": truth.rate_kg_h, "truth_xy_m": [truth.source_x_m, truth.source_y_m],
+        "p05_kg_h": float(p05), "p95_kg_h": float(p95), "q_hat_kg_h": q_hat,
+        "p_source": float(result.p_source), "detected": bool(summary.detected),
+        "rate_in90": bool(p05 <= truth.rate_kg_h <= p95) if sourced else None,
+        "position_d2": d2 if sourced else None,
+        "position_in90": bool(d2 <= CHI2_2DOF_90) if sourced else None,
+        "abs_log_ratio": abs(math.log(q_hat / truth.rate_kg_h)) if sourced and q_hat > 0 else None,
+        "location_error_m": float(np.hypot(*offset)) if sourced else None,
+        "seconds": seconds, "converged": bool(diag.converged), "r_hat_max": _number(diag.r_hat_max),
+        "ess_bulk_min": _number(diag.ess_bulk_min), "ess_tail_min": _number(diag.ess_tail_min),
+        "divergences": int(diag.divergences), "escalated": bool(diag.escalated),
+    }
+
+
+def run_event(args: argparse.Namespace, index: int,
+              settings: inversion.InversionSettings) -> dict[str, object]:
+    """Generate and invert event ``index``; its row with the wall time of ``invert`` (s)."""
+    scene = event_scene(args, index)
+    t0 = time.perf_counter()
+    result = inversion.invert(scene.blocks, scene.winds, scene.gas, settings)
+    return event_row(scene, result, time.perf_counter() - t0)
+
+
+def proportion(flags: list[bool]) -> dict[str, float | int | None]:
+    """Share of true flags with its Clopper-Pearson 95 % interval."""
+    if not flags:
+        return {"k": 0, "n": 0, "rate": None, "ci": None}
+    k, n = int(sum(flags)), len(flags)
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+    return {"k": k, "n": n, "rate": k / n, "ci": [float(ci.low), float(ci.high)]}
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def _extreme(values: list, reducer) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(reducer(values)) if values else None
+
+
+def class_summary(rows: list[dict]) -> dict[str, object]:
+    """The per-class figures of the module docstring for ``rows``."""
+    seconds = np.array([r["seconds"] for r in rows])
+    sourced = [r for r in rows if r["truth_kg_h"] > 0.0]
+    return {
+        "n": len(rows),
+        "rate_coverage_90": proportion([r["rate_in90"] for r in sourced]),
+        "position_coverage_90": proportion([r["position_in90"] for r in sourced]),
+        "median_abs_log_ratio": _median([r["abs_log_ratio"] for r in sourced]),
+        "median_location_error_m": _median([r["location_error_m"] for r in sourced]),
+        "detected": proportion([r["detected"] for r in rows]),
+        "seconds": {"median": float(np.median(seconds)), "p95": float(np.percentile(seconds, 95)),
+                    "max": float(seconds.max())},
+        "converged": proportion([r["converged"] for r in rows if r["r_hat_max"] is not None]),
+        "r_hat_max": _extreme([r["r_hat_max"] for r in rows], max),
+        "ess_bulk_min": _extreme([r["ess_bulk_min"] for r in rows], min),
+        "ess_tail_min": _extreme([r["ess_tail_min"] for r in rows], min),
+    }
+
+
+def _share(p: dict) -> str:
+    if not p["n"]:
+        return "—"
+    return f"{p['k']}/{p['n']} = {p['rate']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def markdown_table(summary: dict[str, dict]) -> str:
+    """The summary as a markdown table, one row per class."""
+    lines = [
+        "| class | n | Q 90 % coverage [95 % CI] | position 90 % coverage [95 % CI] | median abs ln(Q̂/Q) "
+        "| median location error (m) | detected (none: false alarms) | s per event, median / p95 / max "
+        "| converged | max R̂ | min ESS bulk / tail |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        t = s["seconds"]
+        lines.append(
+            f"| {name} | {s['n']} | {_share(s['rate_coverage_90'])} | {_share(s['position_coverage_90'])} "
+            f"| {_num(s['median_abs_log_ratio'], '.2f')} | {_num(s['median_location_error_m'], '.0f')} "
+            f"| {_share(s['detected'])} | {t['median']:.1f} / {t['p95']:.1f} / {t['max']:.1f} "
+            f"| {_share(s['converged'])} | {_num(s['r_hat_max'], '.3f')} "
+            f"| {_num(s['ess_bulk_min'], '.0f')} / {_num(s['ess_tail_min'], '.0f')} |"
+        )
+    return "\n".join(lines)
+
+
+def child_argv(args: argparse.Namespace, index: int) -> list[str]:
+    """The command line that inverts event ``index`` alone in a new interpreter."""
+    argv = [sys.executable, os.path.abspath(__file__), FRESH_FLAG, str(index), "--events", str(args.events),
+            "--seed", str(args.seed), "--chains", str(args.chains), "--warmup", str(args.warmup),
+            "--samples", str(args.samples)]
+    flags = {"--fast-answer": args.fast_answer, "--escalate": args.escalate,
+             "--no-artefacts": args.no_artefacts}
+    return argv + [flag for flag, on in flags.items() if on]
+
+
+def fresh_events(args: argparse.Namespace) -> list[dict[str, object]]:
+    """Events ``0 .. args.fresh - 1``, each the first event of a new interpreter (cache off)."""
+    env = {**os.environ, "ATTRIBUTION_JAX_CACHE_DIR": "off"}
+    out = []
+    for index in range(args.fresh):
+        t0 = time.perf_counter()
+        done = subprocess.run(child_argv(args, index), capture_output=True, text=True, env=env, check=True)
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        out.append({"index": index, "kind": row["kind"], "instruments": row["instruments"],
+                    "first_invert_s": row["seconds"], "process_s": time.perf_counter() - t0})
+        print(f"fresh process {index + 1}/{args.fresh}: {row['kind']:<16} {'+'.join(row['instruments']):<20} "
+              f"first invert {row['seconds']:.1f} s, process {out[-1]['process_s']:.1f} s", flush=True)
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=60, help="events in the validation set")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the validation set and the inversion")
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--fast-answer", action="store_true", help="InversionSettings(...).fast_answer()")
+    parser.add_argument("--escalate", action="store_true", help="rerun failed diagnostics (production)")
+    parser.add_argument("--no-artefacts", action="store_true", help="the same events without artefacts")
+    parser.add_argument("--fresh", type=int, default=0, metavar="N",
+                        help="also time the first event of N new interpreters (compilation included)")
+    parser.add_argument("--out", default="validation_misspecified.json")
+    parser.add_argument(FRESH_FLAG, type=int, default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    settings = settings_from(args)
+    if args.fresh_child is not None:  # one event in this new interpreter: its row as the last line
+        print(json.dumps(run_event(args, args.fresh_child, settings)))
+        return
+    rows = []
+    start = time.perf_counter()
+    for index in range(args.events):
+        row = run_event(args, index, settings)
+        rows.append(row)
+        print(f"event {index + 1:3d}/{args.events}: {row['kind']:<16} {'+'.join(row['instruments']):<20} "
+              f"Q {row['truth_kg_h']:10.0f} kg/h, 90% [{row['p05_kg_h']:10.0f}, {row['p95_kg_h']:10.0f}], "
+              f"P(source) {row['p_source']:.2f}{' detected' if row['detected'] else ''} "
+              f"({row['seconds']:.1f} s)", flush=True)
+    total = time.perf_counter() - start
+    summary = {kind: class_summary([r for r in rows if r["kind"] == kind]) for kind in KINDS
+               if any(r["kind"] == kind for r in rows)}
+    sourced = [r for r in rows if r["kind"] != "none"]
+    if sourced:
+        summary["all sourced"] = class_summary(sourced)
+    fresh = fresh_events(args) if args.fresh else []
+    print(f"\n{len(rows)} events in {total:.0f} s; position coverage: {POSITION_COVERAGE}\n")
+    print(markdown_table(summary))
+    if fresh:
+        first = np.array([f["first_invert_s"] for f in fresh])
+        process = np.array([f["process_s"] for f in fresh])
+        print(f"\nfresh interpreter, first event (compilation included), {len(fresh)} processes: "
+              f"invert median {np.median(first):.1f} s, max {first.max():.1f} s; whole process median "
+              f"{np.median(process):.1f} s, max {process.max():.1f} s")
+    write_results({"settings": inversion.settings_dict(settings), "args": vars(args),
+                   "position_coverage": POSITION_COVERAGE, "summary": summary, "seconds": total,
+                   "fresh": fresh, "events": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()
