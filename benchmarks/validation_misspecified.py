@@ -30,8 +30,8 @@ reports the wall time of its first ``invert`` (compilation included) and of the 
 ``--no-artefacts`` inverts the same events without retrieval artefacts. Prints a markdown table and
 writes the per-event rows and the summary as JSON (``--out``).
 
-    .venv/bin/python benchmarks/validation_misspecified.py [--events 60] [--seed 0] [--chains 2]
-        [--warmup 300] [--samples 500] [--fast-answer] [--escalate] [--no-artefacts] [--fresh N]
+    .venv/bin/python benchmarks/validation_misspecified.py [--events 60] [--seed 0] [--chains 4]
+        [--warmup 500] [--samples 1000] [--fast-answer] [--no-escalate] [--no-artefacts] [--fresh N]
         [--out validation_misspecified.json]
 """
 
@@ -68,7 +68,8 @@ POSITION_COVERAGE = (
 def settings_from(args: argparse.Namespace) -> inversion.InversionSettings:
     """The inversion settings of the command line (production defaults otherwise)."""
     settings = inversion.InversionSettings(num_chains=args.chains, num_warmup=args.warmup,
-                                           num_samples=args.samples, seed=args.seed, escalate=args.escalate)
+                                           num_samples=args.samples, seed=args.seed,
+                                           escalate=not args.no_escalate)
     return settings.fast_answer() if args.fast_answer else settings
 
 
@@ -111,7 +112,7 @@ def event_row(scene: Scene, result: inversion.InversionResult, seconds: float) -
         "location_error_m": float(np.hypot(*offset)) if sourced else None,
         "seconds": seconds, "converged": bool(diag.converged), "r_hat_max": _number(diag.r_hat_max),
         "ess_bulk_min": _number(diag.ess_bulk_min), "ess_tail_min": _number(diag.ess_tail_min),
-        "divergences": int(diag.divergences), "escalated": bool(diag.escalated),
+        "divergences": int(diag.divergences), "sampler": diag.sampler, "escalated": bool(diag.escalated),
     }
 
 
@@ -198,7 +199,7 @@ def child_argv(args: argparse.Namespace, index: int) -> list[str]:
     argv = [sys.executable, os.path.abspath(__file__), FRESH_FLAG, str(index), "--events", str(args.events),
             "--seed", str(args.seed), "--chains", str(args.chains), "--warmup", str(args.warmup),
             "--samples", str(args.samples)]
-    flags = {"--fast-answer": args.fast_answer, "--escalate": args.escalate,
+    flags = {"--fast-answer": args.fast_answer, "--no-escalate": args.no_escalate,
              "--no-artefacts": args.no_artefacts}
     return argv + [flag for flag, on in flags.items() if on]
 
@@ -222,11 +223,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=60, help="events in the validation set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the validation set and the inversion")
-    parser.add_argument("--chains", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--samples", type=int, default=500)
+    defaults = inversion.InversionSettings()
+    parser.add_argument("--chains", type=int, default=defaults.num_chains)
+    parser.add_argument("--warmup", type=int, default=defaults.num_warmup)
+    parser.add_argument("--samples", type=int, default=defaults.num_samples)
     parser.add_argument("--fast-answer", action="store_true", help="InversionSettings(...).fast_answer()")
-    parser.add_argument("--escalate", action="store_true", help="rerun failed diagnostics (production)")
+    parser.add_argument("--no-escalate", action="store_true", help="keep failed NUTS draws")
     parser.add_argument("--no-artefacts", action="store_true", help="the same events without artefacts")
     parser.add_argument("--fresh", type=int, default=0, metavar="N",
                         help="also time the first event of N new interpreters (compilation included)")

@@ -122,11 +122,12 @@ def laplace_fit(
 
 
 def _absent_block(
-    r: np.ndarray, w: np.ndarray, a: float, c: float, fix_inflation: bool
+    r: np.ndarray, w: np.ndarray, a: float, c: float, fix_inflation: bool, weight: float
 ) -> tuple[float, float, float, np.ndarray]:
     """One block of :func:`absent_laplace_fit`: optimum ``(u, v)``, potential there and 2 x 2 Hessian
-    (residuals ``r`` from the prior background, weights ``w = 1/s^2``, prior sds ``a`` and ``c``)."""
-    s0, s1, s2, n = w.sum(), (r * w).sum(), (r**2 * w).sum(), r.size
+    (residuals ``r`` from the prior background, weights ``w = 1/s^2``, prior sds ``a`` and ``c``,
+    the block's likelihood weight ``weight``)."""
+    s0, s1, s2, n = weight * w.sum(), weight * (r * w).sum(), weight * (r**2 * w).sum(), weight * r.size
     u, v = a * s1 / (1.0 + a * a * s0), 0.0  # exact when the inflation is fixed (v = 0)
     while not fix_inflation:
         e, q = math.exp(-2.0 * c * v), s2 - 2.0 * a * u * s1 + (a * u) ** 2 * s0
@@ -161,17 +162,21 @@ def absent_laplace_fit(
         U_b = u^2 / 2 + v^2 / 2 + n c v + Q(off) exp(-2 c v) / 2,  Q = S2 - 2 off S1 + off^2 S0,
 
     with ``S0, S1, S2`` the sums of ``1/s^2``, ``r/s^2`` and ``r^2/s^2`` of all its residuals from the
-    prior background. Each 2-parameter block problem is solved by Newton's method with the exact
+    prior background, and ``n`` its observations, each times the block's likelihood weight.
+    Each 2-parameter block problem is solved by Newton's method with the exact
     gradient and Hessian, so no JAX program is compiled for it.
     """
     lay = config.layout()
     mean, hess = np.zeros(config.dim), np.eye(config.dim)
     potential = 0.0
     bg_mu, bg_sd, c = np.asarray(data.bg_mu, float), np.asarray(data.bg_sd, float), float(data.infl_log_sd)
+    block_weight = np.asarray(data.block_weight, float)
     for b, block in enumerate(blocks):
         r = np.asarray(block.y, float) - bg_mu[b]
         w = 1.0 / np.asarray(block.sigma, float) ** 2
-        u, v, block_potential, block_hess = _absent_block(r, w, bg_sd[b], c, config.fix_inflation)
+        u, v, block_potential, block_hess = _absent_block(
+            r, w, bg_sd[b], c, config.fix_inflation, float(block_weight[b])
+        )
         potential += block_potential
         ib = lay["background"].start + b
         mean[ib], hess[ib, ib] = u, block_hess[0, 0]

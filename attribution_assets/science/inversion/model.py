@@ -96,7 +96,9 @@ def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: M
 def _log_lik_parts(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
     """``(log p(y | theta, no source), log p(y | theta, source) - log p(y | theta, no source))``.
 
-    Additive constants (2 pi and the reported sigmas) are dropped. The difference is computed
+    Each block's terms carry its likelihood weight ``data.block_weight`` (structured retrieval error,
+    :mod:`~attribution_assets.science.inversion.structured_error`). Additive constants (2 pi and
+    the reported sigmas) are dropped. The difference is computed
     directly as ``sum (2 r m - m^2) / (2 s^2)`` (``r`` = y - background, ``m`` = plume) so that it
     does not suffer from cancellation between two large sums. Residuals are taken from the prior
     background, ``r = (y - mu_b) - (B_b - mu_b)``, which keeps them small in float32.
@@ -104,14 +106,15 @@ def _log_lik_parts(z: jax.Array, data: InversionProblem, config: ModelConfig) ->
     phys = unpack_latent(z, data, config)
     offset = data.bg_sd * z[config.layout()["background"]]
     infl = phys["noise_inflation"]
-    ll0 = -jnp.sum(data.block_n * jnp.log(infl)) - 0.5 * jnp.sum(
-        (data.rest_s2 - 2.0 * offset * data.rest_s1 + offset**2 * data.rest_s0) / infl**2
+    weight = data.block_weight
+    ll0 = -jnp.sum(weight * data.block_n * jnp.log(infl)) - 0.5 * jnp.sum(
+        weight * (data.rest_s2 - 2.0 * offset * data.rest_s1 + offset**2 * data.rest_s0) / infl**2
     )
     delta = jnp.zeros(())
     for group in data.groups:
         model = group_predict(phys, group, config)
         resid = group.y - offset[group.block]
-        inv_var = group.live / (group.sigma * infl[group.block]) ** 2
+        inv_var = weight[group.block] * group.live / (group.sigma * infl[group.block]) ** 2
         ll0 = ll0 - 0.5 * jnp.sum(resid**2 * inv_var)
         delta = delta + 0.5 * jnp.sum((2.0 * resid - model) * model * inv_var)
     return ll0, delta

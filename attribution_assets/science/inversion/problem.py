@@ -35,6 +35,8 @@ import numpy as np
 
 from attribution_assets.science.forward.operators import ObservationBlock, padded_rows
 from attribution_assets.science.inversion.settings import InversionSettings
+from attribution_assets.science.inversion.streams import RandomStream
+from attribution_assets.science.inversion.structured_error import block_weights
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import MAD_TO_SD
 
@@ -114,6 +116,7 @@ class InversionProblem(NamedTuple):
     rest_s1: jax.Array  # (B,)
     rest_s2: jax.Array  # (B,)
     block_n: jax.Array  # (B,) observations per block
+    block_weight: jax.Array  # (B,) likelihood weight (1, or 1 / c_b^2 for structured retrieval error)
     q_loc: jax.Array  # log(median kg/h) or mean kg/h
     q_scale: jax.Array  # log-sd or sd kg/h
     pos_center: jax.Array  # (2,) m
@@ -237,6 +240,18 @@ def with_observations(
     return data._replace(groups=groups, **{f"rest_s{i}": jnp.asarray(rest[i], jnp.float32) for i in range(3)})
 
 
+def _block_weights(
+    blocks: Sequence[ObservationBlock], winds: Sequence[OverpassWind], settings: InversionSettings
+) -> np.ndarray:
+    """The blocks' likelihood weights for structured retrieval error (1 when it is off; see
+    :mod:`~attribution_assets.science.inversion.structured_error`)."""
+    if not settings.structured_error:
+        return np.ones(len(blocks))
+    rng = RandomStream.STRUCTURED_ERROR.generator(settings.seed)
+    centre = np.asarray(settings.position_prior_xy_m, float)
+    return block_weights(blocks, winds, centre, settings.position_sd_m, rng)
+
+
 def prepare(
     blocks: Sequence[ObservationBlock], winds: Sequence[OverpassWind], gas: str, settings: InversionSettings
 ) -> tuple[InversionProblem, ModelConfig]:
@@ -262,6 +277,7 @@ def prepare(
         rest_s1=f32(rest[1]),
         rest_s2=f32(rest[2]),
         block_n=f32([blk.size for blk in blocks]),
+        block_weight=f32(_block_weights(blocks, winds, settings)),
         q_loc=f32(q_loc),
         q_scale=f32(q_scale),
         pos_center=f32(settings.position_prior_xy_m),

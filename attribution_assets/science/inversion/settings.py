@@ -64,7 +64,7 @@ class InversionSettings:
     smc_particles: int = _setting(1024, "SMC particles in all (num_chains populations)")
     smc_ess_fraction: float = _setting(0.5, "SMC: effective sample size kept at each temperature, share")
     smc_moves: int = _setting(3, "SMC: Metropolis-Hastings move pairs per temperature")
-    smc_final_moves: int = _setting(20, "SMC: move pairs at most at the posterior, until the particles moved")
+    smc_final_moves: int = _setting(40, "SMC: move pairs at most at the posterior (until converged)")
     q_prior: QPrior = _setting("lognormal", "emission-rate prior family, 'lognormal' or 'normal'")
     q_median_kg_h: float | None = _setting(None, "median of the emission prior, kg h-1 (default per gas)")
     q_log_sd: float = _setting(2.0, "natural-log sd of the log-normal emission prior")
@@ -82,6 +82,7 @@ class InversionSettings:
     fix_stability: bool = _setting(False, "pin the stability to the met prior")
     fix_noise_inflation: bool = _setting(False, "pin the noise inflation to 1")
     urban: bool = _setting(False, "Briggs urban dispersion curves instead of open-country")
+    structured_error: bool = _setting(True, "temper blocks whose residuals look like plumes")
 
     def __post_init__(self) -> None:
         if self.sampler not in get_args(Sampler):

@@ -25,7 +25,7 @@ the rank-normalised R-hat between populations checks the method as it checks NUT
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +55,8 @@ RANDOM_WALK_SCALE = 2.38
 7, 110), adapted per temperature towards an acceptance of 0.25."""
 MOVED_TARGET = 0.99
 """Share of particles that must have moved since the last resampling before the draws are returned."""
+AGREEMENT_CHECK = 4
+"""Move pairs at the posterior between two checks that the populations agree."""
 
 
 class GaussianMixture:
@@ -245,11 +247,13 @@ def sample_smc(
     ref: GaussianMixture,
     settings: InversionSettings,
     rng: np.random.Generator,
+    agree: Callable[[np.ndarray], bool] = lambda z: True,
 ) -> SmcDraws:
     """Adaptive tempered SMC from the reference ``ref`` to the posterior of ``data`` (module
     docstring): ``settings.num_chains`` populations of ``settings.smc_particles // num_chains``
     particles, ``settings.smc_moves`` move pairs per temperature, then moves at the posterior until
-    ``MOVED_TARGET`` of the particles have moved (at most ``settings.smc_final_moves`` pairs)."""
+    ``MOVED_TARGET`` of the particles have moved and ``agree(z)`` holds for the particles (C, D, P),
+    checked every ``AGREEMENT_CHECK`` pairs, with at most ``settings.smc_final_moves`` pairs."""
     chains = settings.num_chains
     n = max(settings.smc_particles // chains, 2 * config.dim)
     target = _Target(data, config, ref)
@@ -266,8 +270,8 @@ def sample_smc(
         particles.take(_systematic(log_w, rng))
         rate, scale = _move(particles, beta, settings.smc_moves, scale, target, rng)
         acceptance.append(rate)
-    for _ in range(settings.smc_final_moves):
-        if particles.moved.mean() >= MOVED_TARGET:
+    for step in range(settings.smc_final_moves):
+        if particles.moved.mean() >= MOVED_TARGET and step % AGREEMENT_CHECK == 0 and agree(particles.z):
             break
         rate, scale = _move(particles, 1.0, 1, scale, target, rng)
         acceptance.append(rate)
@@ -291,11 +295,17 @@ def smc_posterior(
 ) -> PosteriorDraws:
     """The SMC posterior (:func:`sample_smc` from ``ref``, ``SMC`` stream) with its diagnostics:
     R-hat and bulk/tail ESS between the particle populations, judged against the same ESS target
-    as NUTS; ``escalated``: NUTS failed its diagnostics before."""
-    draws = sample_smc(data, config, ref, settings, RandomStream.SMC.generator(settings.seed))
+    as NUTS (the particles keep moving at the posterior until they pass it or the move budget is
+    spent); ``escalated``: NUTS failed its diagnostics before."""
+    target = ess_target(settings.num_chains, settings.num_samples)
+
+    def agree(z: np.ndarray) -> bool:
+        diagnostics = convergence_diagnostics({"z": z}, np.zeros(z.shape[:2], bool))
+        return is_converged(diagnostics, ess_threshold=target)
+
+    draws = sample_smc(data, config, ref, settings, RandomStream.SMC.generator(settings.seed), agree)
     diverging = np.zeros(draws.z.shape[:2], bool)
     convergence = convergence_diagnostics({"z": draws.z}, diverging)
-    target = ess_target(settings.num_chains, settings.num_samples)
     diagnostics = SamplerDiagnostics(
         **vars(convergence),
         converged=is_converged(convergence, ess_threshold=target),

@@ -25,6 +25,8 @@ class RandomStream(IntEnum):
     """Widened Laplace draws that decide which observations NUTS evaluates."""
     SMC = 6
     """The reference draws, resampling and Metropolis-Hastings moves of SMC."""
+    STRUCTURED_ERROR = 7
+    """Sources and directions of the plume templates that measure structured retrieval error."""
 
     def generator(self, seed: int) -> np.random.Generator:
         """This stream's generator for ``seed``."""

@@ -73,6 +73,7 @@ def test_random_streams_are_pinned() -> None:
         "CHAIN_INIT": 3,
         "SCREENING": 4,
         "SMC": 6,
+        "STRUCTURED_ERROR": 7,
     }
     np.testing.assert_array_equal(
         RandomStream.SCREENING.generator(11).standard_normal(3),

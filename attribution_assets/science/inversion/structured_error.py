@@ -1,0 +1,96 @@
+"""Structured retrieval error: how much more a block's residuals look like plumes than its noise does.
+
+Retrieval errors are spatially correlated: surface clutter in matched-filter enhancements,
+albedo-correlated biases in XCH4, regional gradients. A likelihood with independent errors then
+reads a smooth artefact as hundreds of independent observations of a plume, and reports a source
+(on the misspecified validation set, ``benchmarks/validation_misspecified.py``, 16 of 21 events
+without a source were detected with independent errors, most through the GHGSat albedo artefact
+and the EMIT clutter).
+
+The measure is the one the inversion is sensitive to. For ``TEMPLATES`` plume-shaped templates
+``t_k`` (the unit-rate plume at the met wind speed and stability, from sources drawn over the
+position prior, in directions drawn uniformly), the matched projection of the block's residuals
+``r = y - median(y)``,
+
+    z_k = sum_i t'_ki r_i / s_i^2 / sqrt(sum_i t'_ki^2 / s_i^2),   t' = t - its weighted mean
+
+(the template's mean goes into the block's background), is standard normal when the errors are
+independent with the reported ``s_i``. The robust spread of ``z`` over the templates (1.4826 x the
+median absolute deviation, insensitive to the templates that cross a real plume) is the block's
+scale ``c_b``. Where it is significantly above 1 (``SIGNIFICANT_SCALE``), the block's log
+likelihood is tempered by ``1 / c_b^2``: a power likelihood (Miller & Dunson 2019, JASA 114, 1113)
+with the magnitude adjustment of a composite likelihood for dependent data (Varin, Reid & Firth
+2011, Statistica Sinica 21, 5). It widens the plume parameters' posterior by ``c_b`` and divides the
+log Bayes factor of a source by ``c_b^2``, and leaves the noise-variance estimate as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from attribution_assets.science.forward.operators import ObservationBlock, jacobian
+from attribution_assets.science.met.wind import OverpassWind
+from attribution_assets.science.units import MAD_TO_SD
+
+TEMPLATES = 96
+"""Plume templates per block."""
+SIGNIFICANT_SCALE = 1.3
+"""Scale below which a block keeps its full likelihood: the robust sd of ``TEMPLATES`` standard
+normal projections has a sampling sd of about 0.1 (1.3 is three of them above 1)."""
+MIN_TEMPLATE_NORM = 1.0
+"""Smallest ``sqrt(sum t'^2 / s^2)`` (a 1 kg/s plume, in units of the noise) of a template that
+counts: one that leaves the block carries no information about it."""
+
+
+def templates(
+    block: ObservationBlock, wind: OverpassWind, centre_m: np.ndarray, sd_m: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``TEMPLATES`` unit-rate plumes (K, n) in the block's units per kg s-1: sources within two
+    prior sds of ``centre_m`` (m), directions uniform, the met wind speed and stability."""
+    speed = max(wind.speed_m_s, 0.5)
+    out = np.empty((TEMPLATES, block.size))
+    for k in range(TEMPLATES):
+        source = np.asarray(centre_m, float) + rng.uniform(-2.0, 2.0, 2) * sd_m
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        turned = replace(wind, u_m_s=speed * np.cos(angle), v_m_s=speed * np.sin(angle))
+        out[k] = jacobian(block, source, turned)
+    return out
+
+
+def projections(block: ObservationBlock, plumes: np.ndarray) -> np.ndarray:
+    """Matched projections ``z_k`` (module docstring) of the block's residuals onto ``plumes`` (K, n);
+    NaN for a template whose norm is below ``MIN_TEMPLATE_NORM``."""
+    inv_var = 1.0 / np.asarray(block.sigma, float) ** 2
+    resid = np.asarray(block.y, float) - np.median(block.y)
+    centred = plumes - ((plumes * inv_var).sum(axis=1) / inv_var.sum())[:, None]
+    norm = np.sqrt((centred**2 * inv_var).sum(axis=1))
+    z = (centred * resid * inv_var).sum(axis=1) / np.where(norm > 0, norm, 1.0)
+    return np.where(norm >= MIN_TEMPLATE_NORM, z, np.nan)
+
+
+def block_scale(z: np.ndarray) -> float:
+    """``c_b``: the robust sd of the projections ``z``, or 1 when it is not significantly above 1 or
+    fewer than a quarter of the templates count."""
+    z = z[np.isfinite(z)]
+    if z.size < TEMPLATES // 4:
+        return 1.0
+    scale = MAD_TO_SD * float(np.median(np.abs(z - np.median(z))))
+    return scale if scale > SIGNIFICANT_SCALE else 1.0
+
+
+def block_weights(
+    blocks: Sequence[ObservationBlock],
+    winds: Sequence[OverpassWind],
+    centre_m: np.ndarray,
+    sd_m: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The likelihood weight ``1 / c_b^2`` (B,) of every block."""
+    scales = []
+    for block in blocks:
+        plume_templates = templates(block, winds[block.overpass], centre_m, sd_m, rng)
+        scales.append(block_scale(projections(block, plume_templates)))
+    return 1.0 / np.square(scales)
