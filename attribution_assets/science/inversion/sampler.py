@@ -94,7 +94,6 @@ def chain_runner(config: ModelConfig, warmup: int, samples: int, accept: float, 
 class Chains(NamedTuple):
     """Output of :func:`run_nuts`, per chain and draw (C, D, ...)."""
 
-    w: np.ndarray  # (C, D, P) preconditioned coordinates
     z: np.ndarray  # (C, D, P) whitened coordinates
     log_bf: np.ndarray  # (C, D) log Bayes factor of source presence
     diverging: np.ndarray  # (C, D)
@@ -126,6 +125,5 @@ def run_nuts(
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         chains = list(pool.map(lambda job: [np.asarray(x) for x in run(*job)], jobs))
     w, diverging, steps = (np.stack([chain[i] for chain in chains]) for i in range(3))
-    w = w.astype(float)
-    z = shift + w @ chol.T
-    return Chains(w, z, log_bayes_factors(z, data, config), diverging, steps)
+    z = shift + w.astype(float) @ chol.T
+    return Chains(z, log_bayes_factors(z, data, config), diverging, steps)

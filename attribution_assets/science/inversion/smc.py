@@ -124,32 +124,28 @@ def fitted_mixture(z: np.ndarray, log_bf: np.ndarray) -> GaussianMixture:
 class SmcDraws:
     """The particles of one SMC run: whitened ``z`` (C, D, P) (C populations of D particles), their
     log Bayes factors of source presence (C, D), the temperatures, the mean Metropolis-Hastings
-    acceptance, the share of particles moved since the last resampling, and ``log_evidence``
+    acceptance, and ``log_evidence``
     (log Z_posterior - log Z_reference, mean over populations)."""
 
     z: np.ndarray
     log_bf: np.ndarray
     temperatures: tuple[float, ...]
     acceptance: float
-    moved: float
     log_evidence: float
-    evaluations: int
 
 
 class _Target:
     """The log posterior (constants dropped) and the log Bayes factor of particles, and the
-    reference's log density, with a count of evaluated particles."""
+    reference's log density."""
 
     def __init__(self, data: InversionProblem, config: ModelConfig, ref: GaussianMixture) -> None:
         self.data, self.config, self.ref = data, config, ref
-        self.evaluations = 0
 
     def __call__(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(log posterior, log Bayes factor, log reference density)`` of ``z`` (..., P)."""
         flat = z.reshape(-1, z.shape[-1])
         ll0, delta = log_likelihood_batch(flat, self.data, self.config)
         log_post = ll0 + mixture_log_likelihood(delta, self.data, self.config) - 0.5 * np.sum(flat**2, -1)
-        self.evaluations += flat.shape[0]
         shape = z.shape[:-1]
         return log_post.reshape(shape), delta.reshape(shape), self.ref.log_density(flat).reshape(shape)
 
@@ -280,9 +276,7 @@ def sample_smc(
         log_bf=particles.log_bf,
         temperatures=tuple(temperatures),
         acceptance=float(np.mean(acceptance)),
-        moved=float(particles.moved.mean()),
         log_evidence=float(np.mean(log_z)),
-        evaluations=target.evaluations,
     )
 
 
