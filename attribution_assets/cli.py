@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import geopandas as gpd
 import pandas as pd
@@ -45,7 +46,12 @@ from attribution_assets.paths import (
     output_root,
 )
 from attribution_assets.science.attribution import UNLISTED_ID
-from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
+from attribution_assets.science.inversion.settings import (
+    SAMPLER_SETTINGS,
+    InversionSettings,
+    Sampler,
+    setting_help,
+)
 
 QUALIFIED_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: ")
 """A leading ``package.module.Class: `` in an error message."""
@@ -524,6 +530,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 _SAMPLER_FLAGS = {
+    "sampler": "--sampler",
     "num_chains": "--chains",
     "num_warmup": "--warmup",
     "num_samples": "--samples",
@@ -538,11 +545,12 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
     defaults = InversionSettings()
     for name in SAMPLER_SETTINGS:
         default = getattr(defaults, name)
-        kind = (
-            {"action": argparse.BooleanOptionalAction}
-            if isinstance(default, bool)
-            else {"type": type(default), "metavar": "N"}
-        )
+        if isinstance(default, bool):
+            kind = {"action": argparse.BooleanOptionalAction}
+        elif name == "sampler":
+            kind = {"choices": get_args(Sampler)}
+        else:
+            kind = {"type": type(default), "metavar": "N"}
         help_text = f"{setting_help(name)} (default {default})"
         parser.add_argument(_SAMPLER_FLAGS[name], dest=name, default=default, help=help_text, **kind)
     parser.add_argument("--verbose", action="store_true", help="print every step's log on the console")

@@ -21,7 +21,12 @@ from attribution_assets.layout import OutputPaths
 from attribution_assets.orchestration.config import INTERMEDIATE_DIR
 from attribution_assets.paths import archive_root, output_root
 from attribution_assets.pipeline.settings import EventSettings
-from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings, setting_help
+from attribution_assets.science.inversion.settings import (
+    SAMPLER_SETTINGS,
+    InversionSettings,
+    Sampler,
+    setting_help,
+)
 
 
 class ProductArchive(ConfigurableResource):
@@ -60,6 +65,7 @@ class AnalysisSettings(ConfigurableResource):
     ghgsat_half_width_km: float = _EVENT.ghgsat_half_width_km
     tropomi_half_width_km: float = _EVENT.tropomi_half_width_km
     oco2_half_width_km: float = _EVENT.oco2_half_width_km
+    sampler: Sampler = Field(default=InversionSettings.sampler, description=setting_help("sampler"))
     num_chains: int = Field(default=InversionSettings.num_chains, description=setting_help("num_chains"))
     num_warmup: int = Field(default=InversionSettings.num_warmup, description=setting_help("num_warmup"))
     num_samples: int = Field(default=InversionSettings.num_samples, description=setting_help("num_samples"))

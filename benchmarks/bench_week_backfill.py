@@ -54,9 +54,10 @@ def stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def measure(instance, backfill, sampler: dict) -> dict:
+def measure(instance, backfill, sampler: dict, week: str = WEEK, max_runs: int = 2) -> dict:
     """The numbers of a week backfill from the instance: finished event runs, wall time, events per hour,
-    run and stage durations (seconds). For a backfill still going, the wall time runs to now."""
+    run and stage durations (seconds). For a backfill still going, the wall time runs to now.
+    ``max_runs``: the run queue's limit the backfill ran under."""
     from attribution_assets.events import is_event_key
     from attribution_assets.orchestration.backfill import TERMINAL, backfill_runs, step_seconds
 
@@ -72,7 +73,7 @@ def measure(instance, backfill, sampler: dict) -> dict:
     run_s = [r.end_time - r.start_time for r in event_records if r.start_time and r.end_time]
     rollup_s = [r.end_time - r.start_time for r in rollups if r.start_time and r.end_time]
     return {
-        "week": WEEK,
+        "week": week,
         "events": len(event_records),
         "events_succeeded": succeeded,
         "sampler": sampler,
@@ -85,7 +86,7 @@ def measure(instance, backfill, sampler: dict) -> dict:
         "event_run_s": stats(run_s) if run_s else None,
         "rollup_run_s": stats(rollup_s) if rollup_s else None,
         "stage_s": {step: stats(values) for step, values in sorted(steps.items())},
-        "max_concurrent_runs": 2,
+        "max_concurrent_runs": max_runs,
         "cpus": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 1),
     }

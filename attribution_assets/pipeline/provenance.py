@@ -123,8 +123,8 @@ def met_sources(met: xr.Dataset) -> list[dict[str, object]]:
 
 
 def sampler_settings(inversion: InversionSettings) -> dict[str, object]:
-    """The sampler settings and seed (chains, warm-up, draws, seed, escalation, sampler)."""
-    return {name: getattr(inversion, name) for name in (*SAMPLER_SETTINGS, "sampler")}
+    """The sampler settings and seed (sampler, chains, warm-up, draws, seed, escalation)."""
+    return {name: getattr(inversion, name) for name in SAMPLER_SETTINGS}
 
 
 def prior_settings(inversion: InversionSettings, gas: str) -> dict[str, object]:

@@ -275,7 +275,8 @@ def blocked(tmp_path_factory, sample_events):
               "pacific": pacific, "tiny": sample_events["belchatow-co2"]}
     settings = {"permian": AnalysisSettings(**FAST), "pacific": AnalysisSettings(**FAST),
                 "ghgsat-only": AnalysisSettings(**FAST, time_window_h=1.0),
-                "tiny": AnalysisSettings(num_chains=2, num_warmup=10, num_samples=10, escalate=False)}
+                "tiny": AnalysisSettings(sampler="nuts", num_chains=2, num_warmup=10, num_samples=10,
+                                         escalate=False)}
     with instance_for_test() as instance:
         keys = dict(zip(events, register_events(instance, events.values()), strict=True))
         record_events(OutputStore(root=str(output)).event_registry_path, list(events.values()))

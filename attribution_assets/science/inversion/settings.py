@@ -105,7 +105,7 @@ position per wind rotation on a grid of 9 x 9 over +-2 prior sd (0.5 sd apart) i
 of 13 x 13."""
 
 
-SAMPLER_SETTINGS = ("num_chains", "num_warmup", "num_samples", "seed", "escalate")
+SAMPLER_SETTINGS = ("sampler", "num_chains", "num_warmup", "num_samples", "seed", "escalate")
 """The settings a deployment chooses: the fields of the Dagster resource
 (:class:`attribution_assets.resources.AnalysisSettings`) and the sampler options of the command line;
 the others keep their defaults."""
