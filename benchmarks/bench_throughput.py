@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 from bench_week_backfill import measure
-from mixed_week import WEEK, write_week
+from mixed_week import WEEK, week_events, write_week
 from report import write_results
 
 from attribution_assets.compilation import CACHE_ENV
@@ -76,8 +76,25 @@ def per_class_run_s(instance, backfill_id: str, classes: dict[str, str]) -> dict
     }
 
 
-def backfill_on(workers: int, archive: Path, alerts: Path, work: Path, classes: dict[str, str]) -> dict:
-    """Run and measure the week's backfill with ``workers`` concurrent runs."""
+def instrument_mismatches(output: Path, expected: dict[str, str]) -> list[str]:
+    """Events whose posterior row lacks or adds an instrument against the generated files
+    (``expected``: event id -> comma-separated instruments), and events without a row."""
+    import geopandas as gpd
+
+    rows = [gpd.read_parquet(path) for path in (output / "posteriors").rglob("*.parquet")]
+    seen = {row["event_id"]: row["instruments"] for frame in rows for _, row in frame.iterrows()}
+    return [
+        f"{event_id}: {seen.get(event_id, 'no row')} (expected {instruments})"
+        for event_id, instruments in sorted(expected.items())
+        if seen.get(event_id) != instruments
+    ]
+
+
+def backfill_on(
+    workers: int, archive: Path, alerts: Path, work: Path, classes: dict[str, str], expected: dict[str, str]
+) -> dict:
+    """Run and measure the week's backfill with ``workers`` concurrent runs; ``classes``: event key ->
+    class, ``expected``: event id -> instruments."""
     from dagster import DagsterInstance
 
     from attribution_assets import cli
@@ -94,6 +111,7 @@ def backfill_on(workers: int, archive: Path, alerts: Path, work: Path, classes: 
         backfill = latest_week_backfill(instance, WEEK)
         numbers = measure(instance, backfill, {"sampler": "production defaults"}, WEEK, workers)
         numbers["run_s_per_class"] = per_class_run_s(instance, backfill.backfill_id, classes)
+    numbers["instrument_mismatches"] = instrument_mismatches(root / "output", expected)
     return {**numbers, "exit_code": code}
 
 
@@ -108,6 +126,7 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_throughput_"))
     archive, alerts = work / "archive", work / "alerts.csv"
     truth = write_week(archive, alerts)
+    expected = {ev.event_id: ",".join(sorted(op.instrument for op in ops)) for ev, ops in week_events()}
     by_id = {ev.event_id: event_class(ev.gas, ev.emission_rate_kg_h) for ev in truth}
     classes = {event_key(alert): by_id[alert.event_id] for alert in read_alerts(alerts)}
     results: dict[str, object] = {
@@ -116,7 +135,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
     }
     for workers in args.workers:
-        results[f"workers_{workers}"] = backfill_on(workers, archive, alerts, work, classes)
+        results[f"workers_{workers}"] = backfill_on(workers, archive, alerts, work, classes, expected)
         write_results(results, args.out)  # what is measured so far survives a later failure
     if {1, 2} <= set(args.workers):
         one, two = results["workers_1"], results["workers_2"]

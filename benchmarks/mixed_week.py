@@ -2,17 +2,20 @@
 
 Each of the seven days of ISO week 2025-W33 gets six events built on the four sample scenes of
 ``attribution_assets.samples`` (their weather, surfaces, overpass geometry and noise model) with a new
-source rate, a new day and, where two would share a place, a longitude shift of 6 degrees:
+source rate, a new day and, where two would share a place, a longitude shift:
 
-- slots 0 and 1: the Permian scene (EMIT, GHGSat and TROPOMI; CH4), at its place and 6 deg east;
+- slots 0 and 1: the Permian scene (EMIT, GHGSat and TROPOMI; CH4), at its place and 25.2 deg east;
 - slot 2: the Korpezhe scene (GHGSat and TROPOMI; CH4);
-- slots 3 and 4: the Turkmenistan scene (EMIT and TROPOMI; CH4), 6 deg east and 6 deg west;
+- slots 3 and 4: the Turkmenistan scene (EMIT and TROPOMI; CH4), 50.4 deg east and 25.2 deg west;
 - slot 5: the Belchatow scene (OCO-2; CO2). OCO-2 Lite files hold one day each, so one CO2 event a day.
+
+A shift of 25.2 deg is one TROPOMI orbit (100.9 min): a TROPOMI file holds one orbit, so two events of
+a day on the same orbit would need one file, and the generator writes one file per event.
 
 CH4 rates cycle through ``CH4_RATES_KG_H`` and CO2 rates through ``CO2_RATES_KG_H`` (0 = no source), so
 the week holds nulls, weak, medium and strong CH4 sources and power plants with 1 to 3 instruments. The
-overpass and alert times keep their local solar time (a shift of 6 deg east is 24 min earlier, as
-for a sun-synchronous orbit, which also keeps the file names apart); the truth winds of each overpass
+overpass and alert times keep their local solar time (a shift east is earlier, 4 min per degree, as
+for a sun-synchronous orbit); the truth winds of each overpass
 are recomputed from the shifted ERA5 field (``computed_overpass_winds``), so every file is consistent
 with its own truth.
 """
@@ -24,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from attribution_assets.samples.generate import DEFAULT_SEED, generate_event, write_alerts
+from attribution_assets.samples.simulate.tropomi import tropomi_orbit
 from attribution_assets.samples.truth import Event, Overpass, load_events, load_overpasses
 from attribution_assets.samples.weather import computed_overpass_winds, era5_dataset
 
@@ -31,10 +35,10 @@ WEEK = "2025-W33"
 MONDAY = datetime(2025, 8, 11, tzinfo=UTC)
 SLOTS = (
     ("permian-ch4", 0.0),
-    ("permian-ch4", 6.0),
+    ("permian-ch4", 25.2),
     ("korpezhe-ch4", 0.0),
-    ("turkmen-null-ch4", 6.0),
-    ("turkmen-null-ch4", -6.0),
+    ("turkmen-null-ch4", 50.4),
+    ("turkmen-null-ch4", -25.2),
     ("belchatow-co2", 0.0),
 )
 """(sample scene, longitude shift in degrees) of each event slot of a day."""
@@ -77,6 +81,9 @@ def week_events() -> list[tuple[Event, list[Overpass]]]:
             ev = shifted(template, len(events), day, lon_shift, rate)
             ops = [moved_overpass(op, ev, template) for op in overpasses if op.event_id == scene]
             events.append((ev, ops))
+    orbits = [tropomi_orbit(op.time) for _, ops in events for op in ops if op.instrument == "TROPOMI"]
+    if len(set(orbits)) != len(orbits):
+        raise ValueError("two events share a TROPOMI orbit: the catalog would keep one of their files")
     return events
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.cluster.vq import kmeans2
 from scipy.special import logsumexp
 
 from attribution_assets.science.inversion.diagnostics import (
@@ -48,6 +49,8 @@ PROPOSAL_INFLATION = 1.5
 """Scale of the independence proposal's components over the particles' covariance: heavier tails
 than the particles keep the Metropolis-Hastings ratio bounded (Chopin & Papaspiliopoulos 2020,
 "An Introduction to Sequential Monte Carlo", section 17.2)."""
+PRESENT_CLUSTERS = 8
+"""Components at most of the fitted proposal for the particles with a plume."""
 MIN_COMPONENT_WEIGHT = 0.1
 """Smallest weight of a component of the reference and of the independence proposal."""
 RANDOM_WALK_SCALE = 2.38
@@ -105,13 +108,31 @@ def reference(present: Sequence[LaplaceFit], absent: LaplaceFit | None, p_source
     )
 
 
-def fitted_mixture(z: np.ndarray, log_bf: np.ndarray) -> GaussianMixture:
-    """A Gaussian mixture fitted to particles ``z`` (N, P): one component for the particles whose
-    plume explains the data (log Bayes factor > 0) and one for the others, each with the particles'
-    mean and covariance (inflated by ``PROPOSAL_INFLATION``^2); a component with fewer than ``2 P``
-    particles is left out."""
+def _clusters(z: np.ndarray, group: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """``group`` (a mask of ``z``'s rows) split into at most ``PRESENT_CLUSTERS`` k-means clusters
+    (Lloyd's algorithm, k-means++ start) of at least ``2 P`` particles each; ``[group]`` when no split
+    gives such clusters."""
     dim = z.shape[1]
-    groups = [g for g in (log_bf > 0.0, log_bf <= 0.0) if g.sum() >= 2 * dim] or [np.ones(len(z), bool)]
+    for k in range(min(PRESENT_CLUSTERS, int(group.sum()) // (2 * dim)), 1, -1):
+        _, label = kmeans2(z[group], k, minit="++", seed=rng)
+        parts = [np.flatnonzero(group)[label == c] for c in range(k)]
+        if all(part.size >= 2 * dim for part in parts):
+            return [np.isin(np.arange(len(z)), part) for part in parts]
+    return [group]
+
+
+def fitted_mixture(
+    z: np.ndarray, log_bf: np.ndarray, rng: np.random.Generator | None = None
+) -> GaussianMixture:
+    """A Gaussian mixture fitted to particles ``z`` (N, P): components for the particles whose plume
+    explains the data (log Bayes factor > 0; with ``rng``, one per k-means cluster of them, as the
+    plume modes are separate positions and wind directions) and one for the others, each with the
+    particles' mean and covariance (inflated by ``PROPOSAL_INFLATION``^2); a component with fewer
+    than ``2 P`` particles is left out."""
+    dim = z.shape[1]
+    present = log_bf > 0.0
+    split = _clusters(z, present, rng) if rng is not None and present.sum() >= 4 * dim else [present]
+    groups = [g for g in (*split, ~present) if g.sum() >= 2 * dim] or [np.ones(len(z), bool)]
     weights = np.array([max(g.mean(), MIN_COMPONENT_WEIGHT) for g in groups])
     means = np.stack([z[g].mean(axis=0) for g in groups])
     covs = np.stack(
@@ -222,7 +243,7 @@ def _move(particles: _Particles, beta: float, steps: int, scale: float, target: 
     chains, n, dim = particles.z.shape
     accepted = []
     for _ in range(steps):
-        mixture = fitted_mixture(particles.z.reshape(-1, dim), particles.log_bf.ravel())
+        mixture = fitted_mixture(particles.z.reshape(-1, dim), particles.log_bf.ravel(), rng)
         proposed = mixture.sample(rng, chains * n).reshape(chains, n, dim)
         log_q_ratio = (mixture.log_density(particles.z.reshape(-1, dim))
                        - mixture.log_density(proposed.reshape(-1, dim))).reshape(chains, n)
