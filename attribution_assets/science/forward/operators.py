@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -158,6 +159,26 @@ def project_corners(frame: LocalFrame, lon_bounds: np.ndarray, lat_bounds: np.nd
 
 _predict_block_jit = jax.jit(predict_block, static_argnames="urban")
 
+
+@partial(jax.jit, static_argnames="urban")
+def _unit_plumes_jit(
+    points_xy_m: jax.Array,
+    weights: jax.Array,
+    kg_m2_to_obs: jax.Array,
+    sources_xy_m: jax.Array,
+    wind_u_m_s: jax.Array,
+    wind_v_m_s: jax.Array,
+    stability_index: jax.Array,
+    sigma_floor_m: jax.Array,
+    urban: bool = False,
+) -> jax.Array:
+    """``predict_block`` at Q = 1 kg s-1 for K sources (K, 2) and winds (K,): (K, n)."""
+    def one(source: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
+        return predict_block(points_xy_m, weights, kg_m2_to_obs, source, 1.0, u, v, stability_index,
+                             urban=urban, sigma_floor_m=sigma_floor_m)
+
+    return jax.vmap(one)(sources_xy_m, wind_u_m_s, wind_v_m_s)
+
 MIN_BUCKET_POINTS = 1024
 BUCKETS_PER_OCTAVE = 4
 
@@ -200,3 +221,28 @@ def jacobian(
         sigma_floor_m=block.sigma_floor_m,
     )
     return np.asarray(values, np.float64)[: block.size]
+
+
+def jacobians(
+    block: ObservationBlock,
+    sources_xy_m: np.ndarray,
+    wind_u_m_s: np.ndarray,
+    wind_v_m_s: np.ndarray,
+    stability_index: float,
+    urban: bool = False,
+) -> np.ndarray:
+    """:func:`jacobian` for K sources (K, 2) and winds (K,) in m s-1 at once: (K, n) in observation
+    units per kg s-1; the block's arrays go to the device once."""
+    rows = padded_rows(block.size, block.weights.shape[1])
+    values = _unit_plumes_jit(
+        jnp.asarray(_pad_rows(block.points_xy_m, rows), jnp.float32),
+        jnp.asarray(_pad_rows(block.weights, rows), jnp.float32),
+        jnp.asarray(_pad_rows(block.kg_m2_to_obs, rows), jnp.float32),
+        jnp.asarray(sources_xy_m, dtype=float),
+        jnp.asarray(wind_u_m_s, dtype=float),
+        jnp.asarray(wind_v_m_s, dtype=float),
+        stability_index,
+        block.sigma_floor_m,
+        urban=urban,
+    )
+    return np.asarray(values, np.float64)[:, : block.size]

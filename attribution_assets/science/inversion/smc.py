@@ -11,11 +11,12 @@ geometric path ``gamma_b = q^(1 - b) pi^b``, ``0 = b_0 < ... < b_T = 1``:
   2011, Scand. J. Stat. 38, 1);
 - the particles are then resampled (systematic resampling) and moved by Metropolis-Hastings steps
   that leave ``gamma_b`` invariant: an independence proposal from a Gaussian mixture fitted to the
-  particles (moves between the plateau and the plume modes) and a random walk whose covariance is
+  particles, one component for those without a plume and one per k-means cluster of those with one
+  (moves between the plateau and the plume modes, and between plume modes at different positions
+  or wind directions; with one component for all plume particles, null and weak EMIT + TROPOMI
+  scenes ended at R-hat 1.02-1.05), and a random walk whose covariance is
   one of the mixture's (moves within a mode; a mixture of symmetric kernels with fixed weights is
-  symmetric);
-- the log evidence ``log Z_pi - log Z_q`` is the sum of the log mean incremental weights (ibid.,
-  section 3.3), a by-product reported with the draws.
+  symmetric).
 
 The reference ``q`` is a mixture of the Laplace fits of the two presence components (the closed-form
 no-source fit keeps the plume parameters at their prior), so few temperatures separate it from the
@@ -144,15 +145,13 @@ def fitted_mixture(
 @dataclass(frozen=True)
 class SmcDraws:
     """The particles of one SMC run: whitened ``z`` (C, D, P) (C populations of D particles), their
-    log Bayes factors of source presence (C, D), the temperatures, the mean Metropolis-Hastings
-    acceptance, and ``log_evidence``
-    (log Z_posterior - log Z_reference, mean over populations)."""
+    log Bayes factors of source presence (C, D), the temperatures and the mean Metropolis-Hastings
+    acceptance."""
 
     z: np.ndarray
     log_bf: np.ndarray
     temperatures: tuple[float, ...]
     acceptance: float
-    log_evidence: float
 
 
 class _Target:
@@ -275,13 +274,12 @@ def sample_smc(
     n = max(settings.smc_particles // chains, 2 * config.dim)
     target = _Target(data, config, ref)
     particles = _Particles(ref.sample(rng, chains * n).reshape(chains, n, config.dim), target)
-    beta, temperatures, log_z = 0.0, [0.0], np.zeros(chains)
+    beta, temperatures = 0.0, [0.0]
     scale, acceptance = RANDOM_WALK_SCALE, []
     while beta < 1.0:
         increment = particles.log_post - particles.log_ref
         new_beta = next_temperature(increment, beta, settings.smc_ess_fraction)
         log_w = (new_beta - beta) * increment
-        log_z += logsumexp(log_w, axis=1) - np.log(n)
         beta = new_beta
         temperatures.append(beta)
         particles.take(_systematic(log_w, rng))
@@ -297,7 +295,6 @@ def sample_smc(
         log_bf=particles.log_bf,
         temperatures=tuple(temperatures),
         acceptance=float(np.mean(acceptance)),
-        log_evidence=float(np.mean(log_z)),
     )
 
 

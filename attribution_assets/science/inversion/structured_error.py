@@ -27,11 +27,10 @@ log Bayes factor of a source by ``c_b^2``, and leaves the noise-variance estimat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 
-from attribution_assets.science.forward.operators import ObservationBlock, jacobian
+from attribution_assets.science.forward.operators import ObservationBlock, jacobians
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import MAD_TO_SD
 
@@ -51,13 +50,10 @@ def templates(
     """``TEMPLATES`` unit-rate plumes (K, n) in the block's units per kg s-1: sources within two
     prior sds of ``centre_m`` (m), directions uniform, the met wind speed and stability."""
     speed = max(wind.speed_m_s, 0.5)
-    out = np.empty((TEMPLATES, block.size))
-    for k in range(TEMPLATES):
-        source = np.asarray(centre_m, float) + rng.uniform(-2.0, 2.0, 2) * sd_m
-        angle = rng.uniform(0.0, 2.0 * np.pi)
-        turned = replace(wind, u_m_s=speed * np.cos(angle), v_m_s=speed * np.sin(angle))
-        out[k] = jacobian(block, source, turned)
-    return out
+    draws = [(rng.uniform(-2.0, 2.0, 2), rng.uniform(0.0, 2.0 * np.pi)) for _ in range(TEMPLATES)]
+    sources = np.asarray(centre_m, float) + np.array([offset for offset, _ in draws]) * sd_m
+    angles = np.array([angle for _, angle in draws])
+    return jacobians(block, sources, speed * np.cos(angles), speed * np.sin(angles), wind.stability_index)
 
 
 def projections(block: ObservationBlock, plumes: np.ndarray) -> np.ndarray:

@@ -14,7 +14,12 @@ import xarray as xr
 from attribution_assets.science.forward.emit import emit_block
 from attribution_assets.science.forward.ghgsat import gauss_hermite_stencil, ghgsat_block
 from attribution_assets.science.forward.oco2 import oco2_block
-from attribution_assets.science.forward.operators import jacobian, predict_block, quadrilateral_quadrature
+from attribution_assets.science.forward.operators import (
+    jacobian,
+    jacobians,
+    predict_block,
+    quadrilateral_quadrature,
+)
 from attribution_assets.science.forward.plume import column_enhancement_kg_m2
 from attribution_assets.science.forward.tropomi import (
     boundary_layer_fractions,
@@ -95,6 +100,19 @@ def test_emit_jacobian_conserves_mass() -> None:
         assert np.count_nonzero(in_column) == 60
         flux = u * np.sum(column_mass[in_column]) * dy
         assert flux == pytest.approx(1.0, rel=0.02)
+
+
+def test_jacobians_are_the_jacobians_of_each_source_and_wind() -> None:
+    """The batched unit plumes equal one ``jacobian`` per (source, wind), row by row."""
+    block = emit_block(emit_scene(ny=40, nx=30), FRAME, overpass=0)
+    sources = np.array([[0.0, 0.0], [120.0, -300.0], [-400.0, 250.0]])
+    u, v = np.array([4.0, -2.0, 0.5]), np.array([0.0, 3.0, -5.0])
+    batched = jacobians(block, sources, u, v, 2.0)
+    assert batched.shape == (3, block.size)
+    for k in range(3):
+        single = jacobian(block, sources[k], wind(u[k], v[k], 2.0))
+        np.testing.assert_allclose(batched[k], single, rtol=1e-5, atol=1e-6 * np.abs(single).max())
+    assert np.abs(batched).max() > 0
 
 
 def ghgsat_scene(n: int = 30) -> xr.Dataset:

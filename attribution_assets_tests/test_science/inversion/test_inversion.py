@@ -24,7 +24,7 @@ from attribution_assets.science.inversion.simulation import (
     TROPOMI_PPB_PER_KG_M2,
     grid_block,
 )
-from attribution_assets.science.inversion.smc import GaussianMixture, next_temperature
+from attribution_assets.science.inversion.smc import GaussianMixture, fitted_mixture, next_temperature
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import kg_h_to_kg_s
 
@@ -479,6 +479,27 @@ def test_gaussian_mixture_density_is_the_weighted_sum_of_its_components() -> Non
     np.testing.assert_allclose(mixture.log_density(points), want, rtol=1e-10)
     draws = mixture.sample(rng, 200_000)
     np.testing.assert_allclose(draws.mean(axis=0), weights @ means, atol=0.02)
+
+
+def test_fitted_proposal_gives_each_plume_mode_its_own_component() -> None:
+    """Plume particles in three separate modes (and plateau particles) get a component per mode:
+    the proposal then places draws in every mode, not in the empty space between them."""
+    rng = np.random.default_rng(3)
+    centres = np.array([[-6.0, 0.0, 0.0], [0.0, 6.0, 0.0], [6.0, 0.0, 0.0]])
+    plume = np.concatenate([c + 0.3 * rng.standard_normal((200, 3)) for c in centres])
+    plateau = rng.standard_normal((300, 3))
+    z = np.concatenate([plume, plateau])
+    log_bf = np.concatenate([np.full(600, 5.0), np.full(300, -5.0)])
+    one = fitted_mixture(z, log_bf)
+    clustered = fitted_mixture(z, log_bf, rng)
+    assert one.weights.size == 2
+    for centre in centres:
+        assert np.min(np.linalg.norm(clustered.means - centre, axis=1)) < 0.5
+    # the share of proposals that land within 1 of a mode: most for the clustered proposal
+    def near_a_mode(mixture: GaussianMixture) -> float:
+        draws = mixture.sample(rng, 20_000)
+        return float(np.mean(np.min(np.linalg.norm(draws[:, None] - centres, axis=2), axis=1) < 1.0))
+    assert near_a_mode(clustered) > 0.4 > near_a_mode(one)
 
 
 def test_next_temperature_keeps_the_effective_sample_size_fraction() -> None:
