@@ -3,10 +3,9 @@ dagster; of alerting only the resource module does."""
 
 from __future__ import annotations
 
-import ast
+import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,23 +23,29 @@ def _pure_files(layer: str) -> list[Path]:
     ]
 
 
-def _parse(path: Path) -> ast.Module:
-    """``path``'s syntax tree, parsed in a new thread. After the bad-input tests ran in the same
-    thread, CPython 3.11.7's AST constructor finds its recursion-depth bookkeeping off and raises
-    ``SystemError: AST constructor recursion depth mismatch``; a new thread starts with its own."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(ast.parse, path.read_text(), str(path)).result()
-
-
-def _imported_modules(path: Path) -> set[str]:
-    tree = _parse(path)
-    names: set[str] = set()
-    for node in ast.walk(tree):
+IMPORTS_SCRIPT = """
+import ast, json, sys
+out = {}
+for path in sys.argv[1:]:
+    names = set()
+    for node in ast.walk(ast.parse(open(path).read(), filename=path)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-    return names
+    out[path] = sorted(names)
+print(json.dumps(out))
+"""
+"""Prints the absolute imports of each file given. It runs in its own interpreter: in the test
+process, after other tests, CPython 3.11.7's ``ast.parse`` raised ``SystemError: AST constructor
+recursion depth mismatch`` on some of these files (and did so from a new thread too)."""
+
+
+def _imported_modules(files: list[Path]) -> dict[Path, set[str]]:
+    """The absolute imports of each of ``files``."""
+    done = subprocess.run([sys.executable, "-c", IMPORTS_SCRIPT, *map(str, files)], capture_output=True,
+                          text=True, check=True)
+    return {Path(path): set(names) for path, names in json.loads(done.stdout).items()}
 
 
 @pytest.mark.parametrize("layer", PURE_LAYERS)
@@ -48,10 +53,8 @@ def test_pure_layers_do_not_import_dagster_in_source(layer: str):
     files = _pure_files(layer)
     assert files, f"layer {layer} has no modules"
     offenders = {
-        str(f.relative_to(PACKAGE)): sorted(
-            m for m in _imported_modules(f) if m.split(".")[0].startswith("dagster")
-        )
-        for f in files
+        str(f.relative_to(PACKAGE)): sorted(m for m in imports if m.split(".")[0].startswith("dagster"))
+        for f, imports in _imported_modules(files).items()
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 
@@ -74,8 +77,9 @@ def test_pure_layers_import_without_loading_dagster():
 
 def test_science_does_no_file_io():
     forbidden = {"netCDF4", "h5py", "duckdb", "pyarrow", "geopandas"}
-    for path in sorted((PACKAGE / "science").rglob("*.py")):
-        assert not (_imported_modules(path) & forbidden), f"{path.name} imports a file-format library"
+    files = sorted((PACKAGE / "science").rglob("*.py"))
+    for path, imports in _imported_modules(files).items():
+        assert not (imports & forbidden), f"{path.name} imports a file-format library"
         assert "open(" not in path.read_text().replace("xr.open", ""), f"{path.name} opens files"
 
 
