@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 from bench_week_backfill import measure
-from mixed_week import WEEK, week_events, write_week
+from mixed_week import WEEK, write_week
 from report import write_results
 
 from attribution_assets.compilation import CACHE_ENV
@@ -125,12 +125,12 @@ def main() -> None:
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_throughput_"))
     archive, alerts = work / "archive", work / "alerts.csv"
-    truth = write_week(archive, alerts)
-    expected = {ev.event_id: ",".join(sorted(op.instrument for op in ops)) for ev, ops in week_events()}
-    by_id = {ev.event_id: event_class(ev.gas, ev.emission_rate_kg_h) for ev in truth}
+    week = write_week(archive, alerts)
+    expected = {ev.event_id: ",".join(sorted(op.instrument for op in ops)) for ev, ops in week}
+    by_id = {ev.event_id: event_class(ev.gas, ev.emission_rate_kg_h) for ev, _ in week}
     classes = {event_key(alert): by_id[alert.event_id] for alert in read_alerts(alerts)}
     results: dict[str, object] = {
-        "events": len(truth),
+        "events": len(week),
         "classes": {name: list(classes.values()).count(name) for name in sorted(set(classes.values()))},
         "cpus": os.cpu_count(),
     }

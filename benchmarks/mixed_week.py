@@ -87,11 +87,11 @@ def week_events() -> list[tuple[Event, list[Overpass]]]:
     return events
 
 
-def write_week(archive: Path, alerts: Path, seed: int = DEFAULT_SEED) -> list[Event]:
+def write_week(archive: Path, alerts: Path, seed: int = DEFAULT_SEED) -> list[tuple[Event, list[Overpass]]]:
     """Write every event's ERA5 and instrument files under ``archive`` and the alert CSV ``alerts``;
-    returns the events (their truth)."""
+    returns the events (their truth) with their overpasses."""
     events = week_events()
     for ev, ops in events:
         generate_event(ev, ops, archive, seed)
     write_alerts([ev for ev, _ in events], alerts)
-    return [ev for ev, _ in events]
+    return events
