@@ -22,6 +22,18 @@ from attribution_assets.science.inversion.smc import reference, smc_posterior
 from attribution_assets.science.met.wind import OverpassWind
 
 _DEFAULT_SETTINGS = InversionSettings()
+MODE_SEPARATION_SD = 3.0
+"""Mahalanobis distance (under the best fit's Laplace covariance) beyond which another optimum is a
+separate mode; closer ones are the same mode reached twice (polished optima can stop apart along a
+direction the posterior barely constrains, such as a plume origin against the source)."""
+
+
+def separate_modes(best: LaplaceFit, other: LaplaceFit) -> bool:
+    """Whether ``other``'s optimum lies more than ``MODE_SEPARATION_SD`` from ``best``'s (Mahalanobis
+    distance under ``best``'s Laplace covariance)."""
+    delta = other.mean - best.mean
+    d2 = float(delta @ np.linalg.solve(best.cov + 1e-12 * np.eye(delta.size), delta))
+    return d2 > MODE_SEPARATION_SD**2
 
 
 def _absent_fit(
@@ -40,11 +52,13 @@ def choose_sampler(settings: InversionSettings, log_odds: float, fits: Sequence[
     of a source exceed ``settings.nuts_log_odds`` and no other optimum's Laplace evidence is within
     ``settings.nuts_mode_gap`` of the best (one mode of a present source: what NUTS preconditioned by
     the Laplace fit samples well), SMC otherwise (no source or a weak one: a no-plume plateau beside
-    narrow plume modes; several modes)."""
+    narrow plume modes; several modes). Optima that are not :func:`separate_modes` from the best
+    count as the best mode."""
     if settings.sampler != "auto":
         return settings.sampler
     best = fits[0].log_evidence
-    separated = all(best - f.log_evidence > settings.nuts_mode_gap for f in fits[1:])
+    separated = all(best - f.log_evidence > settings.nuts_mode_gap or not separate_modes(fits[0], f)
+                    for f in fits[1:])
     return "nuts" if log_odds > settings.nuts_log_odds and separated else "smc"
 
 

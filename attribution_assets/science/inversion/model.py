@@ -3,11 +3,19 @@
 Forward model (one shape for every instrument, see :mod:`attribution_assets.science.forward.operators`):
 observation ``i`` of block ``b`` taken at overpass ``o`` is
 
-    y_i ~ Normal(B_b + c * k_i * sum_s w_is * Omega(p_is; x0, y0, Q, u_o, v_o, s_o),  lambda_b * sigma_i)
+    y_i ~ Normal(B_b + c * k_i * sum_s w_is * Omega(p_is; x_o, y_o, Q, u_o, v_o, s_o),  lambda_b * sigma_i)
 
 with ``Omega`` the Gaussian-plume column enhancement (kg m-2,
 :mod:`attribution_assets.science.forward.plume`), ``B_b`` the block's background (observation
-units), ``lambda_b`` a noise inflation and ``c`` the binary "source present" indicator. For NUTS,
+units), ``lambda_b`` a noise inflation and ``c`` the binary "source present" indicator.
+
+Model error of a steady plume (a snapshot of a real plume sees the wind of its last minutes, not the
+hourly analysis): the overpass's wind ``(u_o, v_o)`` has the met prior's speed and direction
+uncertainty widened in quadrature by gusts (``speed_turbulence_log_sd``, natural-log sd) and meander
+(``direction_meander_deg``), and its plume starts at an apparent origin ``(x_o, y_o) = (x0, y0) +
+N(0, origin_jitter_m^2 I)`` about the source ``(x0, y0)``: a straight plume fitted to a meandering
+one points back to a place beside the source. The values and their effect on coverage are in
+:class:`~attribution_assets.science.inversion.settings.InversionSettings`. For NUTS,
 observations the plume cannot reach under a widened Laplace approximation enter through per-block
 sufficient statistics (:class:`~attribution_assets.science.inversion.problem.InversionProblem`).
 
@@ -43,12 +51,16 @@ from attribution_assets.science.units import kg_h_to_kg_s
 
 def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> dict[str, jax.Array]:
     """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): emission rate if
-    present (kg h-1), source position (m), per overpass wind speed (m s-1), direction (rad, towards),
-    components (m s-1) and stability index, per block background (block units) and noise inflation."""
+    present (kg h-1), source position (m), per overpass the apparent plume origin (m), wind speed
+    (m s-1), direction (rad, towards), components (m s-1) and stability index, per block background
+    (block units) and noise inflation."""
     lay = config.layout()
     zq = z[lay["q"]][0]
     q = jnp.exp(data.q_loc + data.q_scale * zq) if config.q_lognormal else data.q_loc + data.q_scale * zq
     pos = data.pos_center if config.fix_position else data.pos_center + data.pos_sd * z[lay["position"]]
+    origin = jnp.broadcast_to(pos, (config.n_overpasses, 2))
+    if config.origin_jitter:
+        origin = origin + data.origin_sd * z[lay["origin"]].reshape(config.n_overpasses, 2)
     if config.fix_wind:
         speed, direction = data.speed0, data.dir0
     else:
@@ -67,6 +79,8 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
         "emission_rate_if_present_kg_h": q,
         "source_x_m": pos[0],
         "source_y_m": pos[1],
+        "plume_origin_x_m": origin[:, 0],
+        "plume_origin_y_m": origin[:, 1],
         "wind_speed_m_s": speed,
         "wind_to_direction_rad": direction,
         "wind_u_m_s": speed * jnp.cos(direction),
@@ -83,7 +97,7 @@ def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: M
         group.points,
         group.weights,
         group.k,
-        jnp.stack([phys["source_x_m"], phys["source_y_m"]]),
+        jnp.stack([phys["plume_origin_x_m"][group.overpass], phys["plume_origin_y_m"][group.overpass]]),
         kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"]),
         phys["wind_u_m_s"][group.overpass],
         phys["wind_v_m_s"][group.overpass],

@@ -54,6 +54,7 @@ class ModelConfig:
     presence: bool
     fix_wind: bool
     fix_position: bool
+    origin_jitter: bool
     fix_stability: bool
     fix_inflation: bool
     urban: bool
@@ -63,6 +64,8 @@ class ModelConfig:
         sizes = [("q", 1)]
         if not self.fix_position:
             sizes.append(("position", 2))
+        if self.origin_jitter:
+            sizes.append(("origin", 2 * self.n_overpasses))
         if not self.fix_wind:
             sizes += [("speed", self.n_overpasses), ("direction", self.n_overpasses)]
         if not self.fix_stability:
@@ -121,6 +124,7 @@ class InversionProblem(NamedTuple):
     q_scale: jax.Array  # log-sd or sd kg/h
     pos_center: jax.Array  # (2,) m
     pos_sd: jax.Array  # m
+    origin_sd: jax.Array  # m, per axis: a snapshot's apparent plume origin about the source
     speed0: jax.Array  # (O,) met speed, m/s
     speed_logmu: jax.Array  # (O,)
     speed_logsd: jax.Array  # (O,)
@@ -154,11 +158,16 @@ def _q_prior(gas: str, settings: InversionSettings) -> tuple[bool, float, float]
     return False, mean, sd
 
 
-def _wind_priors(winds: Sequence[OverpassWind], stability_sd: float) -> dict[str, np.ndarray]:
-    """Per-overpass wind/stability prior parameters (moment-matched log-normal speed, logit stability)."""
+def _wind_priors(winds: Sequence[OverpassWind], settings: InversionSettings) -> dict[str, np.ndarray]:
+    """Per-overpass wind/stability prior parameters (moment-matched log-normal speed, logit stability).
+
+    The met's speed and direction uncertainties are widened in quadrature by the turbulence a plume
+    snapshot sees and an hourly analysis does not (``speed_turbulence_log_sd``,
+    ``direction_meander_deg``)."""
     speed = np.array([max(w.speed_m_s, 0.1) for w in winds])
     speed_sd = np.array([max(w.speed_sd_m_s, 1e-3) for w in winds])
-    log_var = np.log1p((speed_sd / speed) ** 2)
+    log_var = np.log1p((speed_sd / speed) ** 2) + settings.speed_turbulence_log_sd**2
+    meander_rad = math.radians(settings.direction_meander_deg)
     stab0 = np.array([w.stability_index for w in winds], dtype=float)
     p0 = np.clip(stab0, 0.25, 4.75) / 5.0
     return {
@@ -166,10 +175,10 @@ def _wind_priors(winds: Sequence[OverpassWind], stability_sd: float) -> dict[str
         "speed_logmu": np.log(speed) - 0.5 * log_var,
         "speed_logsd": np.sqrt(log_var),
         "dir0": np.array([w.direction_to_rad for w in winds]),
-        "dir_sd": np.array([max(w.direction_sd_rad, 1e-3) for w in winds]),
+        "dir_sd": np.array([max(math.hypot(w.direction_sd_rad, meander_rad), 1e-3) for w in winds]),
         "stab0": stab0,
         "stab_eta_mu": np.log(p0 / (1.0 - p0)),
-        "stab_eta_sd": stability_sd / (5.0 * p0 * (1.0 - p0)),
+        "stab_eta_sd": settings.stability_sd / (5.0 * p0 * (1.0 - p0)),
     }
 
 
@@ -268,7 +277,7 @@ def prepare(
     q_lognormal, q_loc, q_scale = _q_prior(gas, settings)
     bg = np.array([_robust_background(block, settings.background_sd_factor) for block in blocks])
     groups, rest = _assemble(blocks, bg[:, 0])
-    wind = _wind_priors(winds, settings.stability_sd)
+    wind = _wind_priors(winds, settings)
     f32 = partial(jnp.asarray, dtype=jnp.float32)
     p = settings.prior_p_source
     data = InversionProblem(
@@ -282,6 +291,7 @@ def prepare(
         q_scale=f32(q_scale),
         pos_center=f32(settings.position_prior_xy_m),
         pos_sd=f32(settings.position_sd_m),
+        origin_sd=f32(settings.origin_jitter_m),
         **{k: f32(v) for k, v in wind.items()},
         bg_mu=f32(bg[:, 0]),
         bg_sd=f32(bg[:, 1]),
@@ -295,6 +305,7 @@ def prepare(
         presence=settings.presence and 0 < p < 1,
         fix_wind=settings.fix_wind,
         fix_position=settings.fix_position,
+        origin_jitter=not settings.fix_position and settings.origin_jitter_m > 0,
         fix_stability=settings.fix_stability,
         fix_inflation=settings.fix_noise_inflation,
         urban=settings.urban,

@@ -218,6 +218,8 @@ class InversionResult:
         posterior = {k: v for k, v in self.draws.items() if k not in stats_names}
         stats = {k: self.draws[k] for k in stats_names if k in self.draws}
         dims = {
+            "plume_origin_x_m": ["overpass"],
+            "plume_origin_y_m": ["overpass"],
             "wind_u_m_s": ["overpass"],
             "wind_v_m_s": ["overpass"],
             "wind_speed_m_s": ["overpass"],

@@ -15,9 +15,11 @@ position prior, in directions drawn uniformly), the matched projection of the bl
     z_k = sum_i t'_ki r_i / s_i^2 / sqrt(sum_i t'_ki^2 / s_i^2),   t' = t - its weighted mean
 
 (the template's mean goes into the block's background), is standard normal when the errors are
-independent with the reported ``s_i``. The robust spread of ``z`` over the templates (1.4826 x the
-median absolute deviation, insensitive to the templates that cross a real plume) is the block's
-scale ``c_b``. Where it is significantly above 1 (``SIGNIFICANT_SCALE``), the block's log
+independent with the reported ``s_i``. The sums run over the block's quiet observations: residuals
+beyond ``PLUME_RESIDUAL_SD`` sds are a bright plume, which through the centring projects onto every
+template, not retrieval error. The robust spread of ``z`` over the templates (1.4826 x the median
+absolute deviation, insensitive to the templates that cross a real plume) is the block's scale
+``c_b``. Where it is significantly above 1 (``SIGNIFICANT_SCALE``), the block's log
 likelihood is tempered by ``1 / c_b^2``: a power likelihood (Miller & Dunson 2019, JASA 114, 1113)
 with the magnitude adjustment of a composite likelihood for dependent data (Varin, Reid & Firth
 2011, Statistica Sinica 21, 5). It widens the plume parameters' posterior by ``c_b`` and divides the
@@ -42,6 +44,12 @@ normal projections has a sampling sd of about 0.1 (1.3 is three of them above 1)
 MIN_TEMPLATE_NORM = 1.0
 """Smallest ``sqrt(sum t'^2 / s^2)`` (a 1 kg/s plume, in units of the noise) of a template that
 counts: one that leaves the block carries no information about it."""
+PLUME_RESIDUAL_SD = 4.0
+"""Residuals (from the block's median) beyond this many sds are a bright plume, not retrieval error,
+and are left out of the projections: a strong plume projects onto most templates through their
+centring, and with its pixels in, the scale of a GHGSat scene of an 11 t/h source was 47 (the
+block's evidence for the source divided by 2,000) instead of 3; without them, the scales of events
+without a source change by less than 0.3."""
 
 
 def templates(
@@ -56,10 +64,20 @@ def templates(
     return jacobians(block, sources, speed * np.cos(angles), speed * np.sin(angles), wind.stability_index)
 
 
+def quiet_observations(block: ObservationBlock) -> np.ndarray:
+    """Mask (n,) of the observations that are not part of a bright plume: residual from the block's
+    median within ``PLUME_RESIDUAL_SD`` of the larger of their sigma and the residuals' robust sd."""
+    sigma = np.asarray(block.sigma, float)
+    resid = np.asarray(block.y, float) - np.median(block.y)
+    spread = MAD_TO_SD * float(np.median(np.abs(resid)))
+    return np.abs(resid) <= PLUME_RESIDUAL_SD * np.maximum(sigma, spread)
+
+
 def projections(block: ObservationBlock, plumes: np.ndarray) -> np.ndarray:
-    """Matched projections ``z_k`` (module docstring) of the block's residuals onto ``plumes`` (K, n);
-    NaN for a template whose norm is below ``MIN_TEMPLATE_NORM``."""
-    inv_var = 1.0 / np.asarray(block.sigma, float) ** 2
+    """Matched projections ``z_k`` (module docstring) of the block's residuals onto ``plumes`` (K, n),
+    over its quiet observations (:func:`quiet_observations`); NaN for a template whose norm there is
+    below ``MIN_TEMPLATE_NORM``."""
+    inv_var = quiet_observations(block) / np.asarray(block.sigma, float) ** 2
     resid = np.asarray(block.y, float) - np.median(block.y)
     centred = plumes - ((plumes * inv_var).sum(axis=1) / inv_var.sum())[:, None]
     norm = np.sqrt((centred**2 * inv_var).sum(axis=1))

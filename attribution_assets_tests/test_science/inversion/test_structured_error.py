@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from attribution_assets.science import inversion as inv
-from attribution_assets.science.forward.operators import ObservationBlock
+from attribution_assets.science.forward.operators import ObservationBlock, predict_block
 from attribution_assets.science.inversion.simulation import EMIT_PPM_M_PER_KG_M2, grid_block, met_prior
-from attribution_assets.science.inversion.structured_error import block_weights, projections, templates
+from attribution_assets.science.inversion.structured_error import (
+    block_weights,
+    projections,
+    quiet_observations,
+    templates,
+)
+from attribution_assets.science.units import kg_h_to_kg_s
 
 NOISE = 300.0  # ppm m
 WIND = met_prior(3.0, 1.8)
@@ -25,6 +32,14 @@ def _emit(seed: int, artefact_sd: float) -> ObservationBlock:
     field = ndimage.gaussian_filter(rng.standard_normal((40, 40)), 4.0, mode="wrap")
     y = NOISE * rng.standard_normal(1600) + artefact_sd * NOISE * (field / field.std()).ravel()
     return grid_block("EMIT", "ppm m", 40, 60.0, 1, EMIT_PPM_M_PER_KG_M2, NOISE, 0, y=y)
+
+
+def _with_plume(block: ObservationBlock, q_kg_h: float) -> ObservationBlock:
+    """``block`` plus the Gaussian plume of a ``q_kg_h`` source at the origin in the met wind."""
+    plume = np.asarray(predict_block(
+        jnp.asarray(block.points_xy_m), jnp.asarray(block.weights), jnp.asarray(block.kg_m2_to_obs),
+        jnp.zeros(2), kg_h_to_kg_s(q_kg_h), WIND.u_m_s, WIND.v_m_s, WIND.stability_index), float)
+    return grid_block("EMIT", "ppm m", 40, 60.0, 1, EMIT_PPM_M_PER_KG_M2, NOISE, 0, y=block.y + plume)
 
 
 def _weight(block: ObservationBlock, seed: int = 0) -> float:
@@ -61,3 +76,18 @@ def test_tempering_turns_an_artefact_false_alarm_into_a_non_detection() -> None:
     tempered = inv.invert([block], [WIND], "CH4", FAST).summary()
     assert plain.detected and plain.p_source > 0.9  # the artefact read as a plume
     assert not tempered.detected and tempered.p_source < 0.5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_strong_plume_is_not_read_as_retrieval_error(seed: int) -> None:
+    """A 10 t/h plume (hundreds of noise sds at its core) projects onto most templates; its bright
+    pixels are left out of the measure, so white noise keeps the full likelihood and an artefact
+    keeps about the scale it has without the plume."""
+    strong = _with_plume(_emit(seed, 0.0), 10_000.0)
+    quiet = quiet_observations(strong)
+    assert 10 < np.sum(~quiet) < 400  # the plume's core, not the scene
+    assert _weight(strong, seed) == 1.0
+    artefact = _emit(seed, 0.5)
+    scale, scale_with_plume = (_weight(b, seed) ** -0.5 for b in (artefact, _with_plume(artefact, 10_000.0)))
+    assert scale > 2.0
+    assert scale_with_plume == pytest.approx(scale, rel=0.25)
