@@ -200,6 +200,14 @@ def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([values, np.zeros((rows - values.shape[0],) + values.shape[1:])])
 
 
+def _padded_arrays(block: ObservationBlock) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The block's quadrature points (m), weights and kg m-2 -> observation factors, float32, padded
+    to :func:`padded_rows` so that blocks of similar size reuse one compilation."""
+    rows = padded_rows(block.size, block.weights.shape[1])
+    arrays = (block.points_xy_m, block.weights, block.kg_m2_to_obs)
+    return tuple(jnp.asarray(_pad_rows(a, rows), jnp.float32) for a in arrays)
+
+
 def jacobian(
     block: ObservationBlock, source_xy_m: np.ndarray, wind: OverpassWind, urban: bool = False
 ) -> np.ndarray:
@@ -207,11 +215,8 @@ def jacobian(
 
     Arrays are padded to :func:`padded_rows` so that blocks of similar size reuse one compilation.
     """
-    rows = padded_rows(block.size, block.weights.shape[1])
     values = _predict_block_jit(
-        jnp.asarray(_pad_rows(block.points_xy_m, rows), jnp.float32),
-        jnp.asarray(_pad_rows(block.weights, rows), jnp.float32),
-        jnp.asarray(_pad_rows(block.kg_m2_to_obs, rows), jnp.float32),
+        *_padded_arrays(block),
         jnp.asarray(source_xy_m, dtype=float),
         1.0,
         wind.u_m_s,
@@ -233,11 +238,8 @@ def jacobians(
 ) -> np.ndarray:
     """:func:`jacobian` for K sources (K, 2) and winds (K,) in m s-1 at once: (K, n) in observation
     units per kg s-1; the block's arrays go to the device once."""
-    rows = padded_rows(block.size, block.weights.shape[1])
     values = _unit_plumes_jit(
-        jnp.asarray(_pad_rows(block.points_xy_m, rows), jnp.float32),
-        jnp.asarray(_pad_rows(block.weights, rows), jnp.float32),
-        jnp.asarray(_pad_rows(block.kg_m2_to_obs, rows), jnp.float32),
+        *_padded_arrays(block),
         jnp.asarray(sources_xy_m, dtype=float),
         jnp.asarray(wind_u_m_s, dtype=float),
         jnp.asarray(wind_v_m_s, dtype=float),

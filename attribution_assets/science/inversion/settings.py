@@ -46,8 +46,8 @@ class InversionSettings:
     validation set (``benchmarks/validation_misspecified.py --events 120 --seed 1``) the origin
     jitter, together with the structured-error mask of bright plume pixels, took the position
     coverage of 90 % intervals from 88 % with the two wind terms alone to 97 % (sources above 2 t/h:
-    11 of 19 to 18 of 19), with no false alarm in 42 events without a source. All three at 0 give the model
-    without them.
+    11 of 19 to 18 of 19), with no false alarm in 42 events without a source. All three at 0 give
+    the model without them.
     ``sampler``: see :data:`Sampler` ("auto" by default); ``escalate``: sample with SMC when the NUTS
     diagnostics fail. ``smc_*``: the SMC settings (:mod:`~attribution_assets.science.inversion.smc`).
     Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
