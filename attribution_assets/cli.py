@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -155,8 +156,9 @@ def run_events(
     echo=print,
 ) -> list[EventOutcome]:
     """Register the events, then submit to the instance a crawl, one ``attribute_event`` run per event
-    and one ``weekly_rollup`` run per ISO week the events touch (:func:`submit_rollups`), and wait for
-    them, printing each event's stages as they finish.
+    and one ``weekly_rollup`` run per ISO week the events touch (:func:`submit_rollups`), each as soon
+    as the week's last event run has finished, and wait for them, printing each event's stages as they
+    finish.
 
     The runs go through the instance's run coordinator (queue and limits) and are executed by its
     daemon: a running one (``dagster-daemon``), or one started for the duration of the command. The
@@ -196,6 +198,9 @@ def run_events(
             }
             echo(f"submitted {len(runs)} event runs; the queue runs them (see the UI's Runs page)")
             numbers = {key: i for i, key in enumerate(runs, start=1)}
+            week_of = {key: event.iso_week for key, event in zip(keys, events, strict=True)}
+            unfinished = Counter(week_of.values())
+            rollups: list[RunProgress] = []
 
             def on_step(progress: RunProgress, step: str, outcome: str) -> None:
                 echo(f"  [{numbers[progress.label]}/{len(runs)}] {progress.label}: {step} {outcome} "
@@ -205,6 +210,10 @@ def run_events(
                 done = progress.status == DagsterRunStatus.SUCCESS
                 echo(f"[{numbers[progress.label]}/{len(runs)}] {progress.label} "
                      f"{'done' if done else progress.status.value} in {progress.seconds:.0f} s")
+                week = week_of[progress.label]
+                unfinished[week] -= 1
+                if not unfinished[week]:  # the week's last event: its roll-up can run beside the others
+                    rollups.extend(submit_rollups(instance, workspace, [week], config, echo))
 
             wait_for_runs(instance, list(runs.values()), on_step, on_finish)
             outcomes = []
@@ -219,15 +228,15 @@ def run_events(
                     echo(f"{key} FAILED: {outcome.error}")
                 outcomes.append(outcome)
                 record_outcome(output, outcome, key, progress.run_id)
-            submit_rollups(instance, workspace, [event.iso_week for event in events], config, echo)
+            wait_for_runs(instance, rollups)
     return outcomes
 
 
 def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo=print) -> list:
-    """Submit one partitioned ``weekly_rollup`` run per ISO week of ``weeks`` (each once, in order) and
-    wait for them; a week outside the week partitions is reported and skipped. Returns the runs'
+    """Submit one partitioned ``weekly_rollup`` run per ISO week of ``weeks`` (each once, in order)
+    without waiting; a week outside the week partitions is reported and skipped. Returns the runs'
     :class:`~attribution_assets.orchestration.submit.RunProgress`."""
-    from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+    from attribution_assets.orchestration.submit import RunProgress, submit_run
     from attribution_assets.partitions import partition_of_week, weekly_partitions
 
     runs = []
@@ -238,7 +247,7 @@ def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo
             continue
         run = submit_run(instance, workspace, "weekly_rollup", config, partition_key=key)
         runs.append(RunProgress(run.run_id, f"roll-up {week}"))
-    return wait_for_runs(instance, runs)
+    return runs
 
 
 def run_step_failures(instance, run_id: str) -> list:
@@ -299,14 +308,16 @@ def _attribution(row: pd.Series) -> str:
 
 
 def _interval(row: pd.Series) -> str:
-    return (
-        f"{row['emission_rate_kg_h']:>12,.0f}  [{row['emission_rate_kg_h_p05']:,.0f} .. "
-        f"{row['emission_rate_kg_h_p95']:,.0f}]"
-    )
+    from attribution_assets.pipeline.posterior import interval_text
+
+    return f"{row['emission_rate_kg_h']:>12,.0f}  [{interval_text(row, lambda q: f'{q:,.0f}')}]"
 
 
 def summary_table(outcomes: Sequence[EventOutcome], truth: pd.DataFrame | None = None) -> str:
-    """One line per event: id, instruments, emission mean and 90 % interval, detection (and the truth)."""
+    """One line per event: id, instruments, emission mean and 90 % interval (a non-detection's: below
+    its upper limit), detection (and the truth, and whether the interval holds it)."""
+    from attribution_assets.pipeline.posterior import rate_interval
+
     lines = []
     header = (
         f"{'event':<18} {'gas':<4} {'instruments':<20} {'emission kg/h  [90% interval]':<42} {'detected':<9}"
@@ -327,7 +338,8 @@ def summary_table(outcomes: Sequence[EventOutcome], truth: pd.DataFrame | None =
         )
         if truth is not None and name in truth.index:
             q = float(truth.loc[name, "emission_rate_kg_h"])
-            inside = row["emission_rate_kg_h_p05"] <= q <= row["emission_rate_kg_h_p95"]
+            low, high = rate_interval(row)
+            inside = low <= q <= high
             line += f" {q:>11,.0f} {'yes' if inside else 'NO':>6}"
         lines.append(line)
     return "\n".join(lines)

@@ -47,6 +47,7 @@ def _posterior_row(**overrides: object) -> pd.Series:
         "emission_rate_kg_h": 6123.4,
         "emission_rate_kg_h_p05": 4500.0,
         "emission_rate_kg_h_p95": 7800.0,
+        "emission_rate_upper_limit_kg_h": 9500.0,
         "detected": True,
         "attributed_facility_name": "Permian well pad 7 (Loving County, TX)",
         "attributed_probability": 0.91,
@@ -202,7 +203,8 @@ def test_summary_table_columns_attribution_and_failures() -> None:
     # the event without an operator id is listed under its partition key
     assert unlisted.startswith(NO_ID.key)
     assert unlisted.rstrip().endswith("unlisted source (0.70)")
-    assert undetected.split()[7] == "no" and undetected.rstrip().endswith(" -")
+    assert undetected.split()[-2] == "no" and undetected.rstrip().endswith(" -")
+    assert "6,123  [not detected, below 9,500]" in undetected, "a non-detection's interval: its upper limit"
     # a detected plume with no inventory candidate is attributed to a source not in the inventory
     assert unnamed.rstrip().endswith("unlisted source (1.00)")
     assert failed.startswith("belchatow          CO2  FAILED: source_posterior: xxx")
@@ -216,11 +218,15 @@ def test_summary_table_checks_the_truth_interval() -> None:
     inside = EventOutcome(PERMIAN, True, 1.0, _posterior_row())
     outside = EventOutcome(BELCHATOW, True, 1.0, _posterior_row(gas="CO2"))
     untracked = EventOutcome(NO_ID, True, 1.0, _posterior_row())
-    header, _, first, second, third = cli.summary_table([inside, outside, untracked], truth).splitlines()
+    below_limit = EventOutcome(BELCHATOW, True, 1.0, _posterior_row(gas="CO2", detected=False))
+    header, _, first, second, third, fourth = cli.summary_table(
+        [inside, outside, untracked, below_limit], truth
+    ).splitlines()
     assert header.split()[-4:] == ["truth", "kg/h", "in", "90%"]
     assert first.split()[-2:] == ["6,000", "yes"]
     assert second.split()[-2:] == ["9,000", "NO"]
     assert third.split()[-1] == "(0.91)", "an event without a truth row gets no truth columns"
+    assert fourth.split()[-2:] == ["9,000", "yes"], "not detected: the truth is below the upper limit"
 
 
 # --- events and backfill on a real registry --------------------------------------------------------

@@ -19,7 +19,7 @@ from attribution_assets.assets.outcomes import event_instrument_outcomes
 from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.events import registered_events
 from attribution_assets.partitions import detection_events
-from attribution_assets.pipeline.posterior import alert_score, posterior_row
+from attribution_assets.pipeline.posterior import alert_score, interval_text, posterior_row
 from attribution_assets.pipeline.provenance import provenance_json
 from attribution_assets.resources import AnalysisSettings, OutputStore
 from attribution_assets.science.attribution import UNLISTED_ID
@@ -41,6 +41,7 @@ ROW_TABLE_COLUMNS = {
     "emission_rate_kg_h_p50": ("emission_rate_kg_h_p50", 0),
     "emission_rate_kg_h_p95": ("emission_rate_kg_h_p95", 0),
     "emission_rate_kg_h_sd": ("emission_rate_kg_h_sd", 0),
+    "emission_rate_upper_limit_kg_h": ("emission_rate_upper_limit_kg_h", 0),
     "alert_score": ("alert_score", 3),
     "attributed_facility_id": ("attributed_facility_id", None),
     "attributed_facility_name": ("attributed_facility_name", None),
@@ -106,8 +107,7 @@ def summary_card(row: pd.DataFrame, figure_png: bytes | None, threshold_kg_h: fl
         f"± {r['source_location_sd_m']:,.0f} m |",
         f"| P(source present) | {r['p_source']:.3f} |",
         f"| emission rate, median | {_rate(r['emission_rate_kg_h_p50'], gas)} |",
-        f"| 90 % interval | {_rate(r['emission_rate_kg_h_p05'], gas)} .. "
-        f"{_rate(r['emission_rate_kg_h_p95'], gas)} |",
+        f"| 90 % interval | {interval_text(r, lambda q: _rate(q, gas))} |",
         f"| attributed to | {attribution_text(r)} |",
         f"| alert score, P(rate > {_rate(threshold_kg_h, gas)}) | {r['alert_score']:.3f} |",
         f"| instruments | {r['instruments'] or 'none'} |",

@@ -54,6 +54,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, str, int], ...] = (
     ("emission_rate_kg_h", "float", "posterior mean, kg/h", 0),
     ("emission_rate_kg_h_p05", "float", "5th percentile, kg/h", 0),
     ("emission_rate_kg_h_p95", "float", "95th percentile, kg/h", 0),
+    ("emission_rate_upper_limit_kg_h", "float", "90 % upper limit if a source is present, kg/h", 0),
     ("p_source", "float", "posterior probability of a source (0-1)", 3),
     ("alert_score", "float", "P(rate > alert threshold) (0-1)", 3),
     ("source_lat", "float", "posterior mean source latitude, degrees", 4),

@@ -8,7 +8,8 @@ never silent.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -29,6 +30,7 @@ SUMMARY_COLUMNS = (
     "emission_rate_kg_h_p50",
     "emission_rate_kg_h_p95",
     "emission_rate_kg_h_sd",
+    "emission_rate_upper_limit_kg_h",
     "p_source",
     "detected",
     "method",
@@ -37,6 +39,32 @@ SUMMARY_COLUMNS = (
     "divergences",
     "converged",
 )
+
+
+def _upper_limit(row: Mapping[str, Any]) -> float | None:
+    """A non-detection's 90 % upper limit (kg h-1); None for a detection, or for a row written before
+    the upper limit existed."""
+    upper = float(row.get("emission_rate_upper_limit_kg_h", float("nan")))
+    return None if bool(row["detected"]) or not np.isfinite(upper) else upper
+
+
+def rate_interval(row: Mapping[str, Any]) -> tuple[float, float]:
+    """The 90 % interval (kg h-1) of a posterior row's emission rate: the 5th to 95th percentile for a
+    detection, ``[0, upper limit]`` for a non-detection (see
+    :mod:`attribution_assets.science.inversion.result`)."""
+    upper = _upper_limit(row)
+    if upper is None:
+        return float(row["emission_rate_kg_h_p05"]), float(row["emission_rate_kg_h_p95"])
+    return 0.0, upper
+
+
+def interval_text(row: Mapping[str, Any], rate: Callable[[float], str]) -> str:
+    """A row's 90 % interval for people, each rate written by ``rate``: ``low .. high`` for a
+    detection, ``not detected, below <upper limit>`` for a non-detection."""
+    upper = _upper_limit(row)
+    if upper is None:
+        return f"{rate(float(row['emission_rate_kg_h_p05']))} .. {rate(float(row['emission_rate_kg_h_p95']))}"
+    return f"not detected, below {rate(upper)}"
 
 
 def alert_score(emission_draws_kg_h: np.ndarray, threshold_kg_h: float) -> float:

@@ -2,6 +2,16 @@
 
 ``detected`` requires ``P(source | y) >= 0.5`` and a 5th percentile of the emission above 0 (i.e.
 fewer than 5 % of draws in the no-source component).
+
+Every interval the summary reports is a 90 % one. A detection's is the central interval of the
+emission draws (5th to 95th percentile). A non-detection's is ``[0, upper limit]``: where
+``P(source | y)`` is small, the no-source component holds most draws and the 95th percentile of the
+mixture is a low percentile of the rate if present (the 72nd at ``P = 0.18``), so the central
+interval cannot cover a source that is there. The **upper limit** is the ``UPPER_LIMIT_PERCENTILE``
+(90th) percentile of the rate *if a source is present*: the draws of ``emission_rate_if_present_kg_h``
+weighted by each draw's conditional probability of a source, ``P(c = 1 | theta, y)`` (the
+Rao-Blackwellised posterior of the rate given presence). ``[0, upper limit]`` then holds
+``P(absent) + 0.9 P(present) >= 0.9`` of the posterior.
 """
 
 from __future__ import annotations
@@ -24,6 +34,9 @@ from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.inversion.streams import RandomStream
 from attribution_assets.science.met.wind import OverpassWind
 
+UPPER_LIMIT_PERCENTILE = 90.0
+"""Percentile of the rate if a source is present that a non-detection reports as its upper limit."""
+
 
 class Quantiles(NamedTuple):
     """Mean, sd (ddof 1; 0 for one draw) and 5th, 50th, 95th percentiles of draws, in their units."""
@@ -33,6 +46,20 @@ class Quantiles(NamedTuple):
     p05: float
     p50: float
     p95: float
+
+
+def weighted_percentile(x: np.ndarray, weights: np.ndarray, percent: float) -> float:
+    """The ``percent`` percentile of the draws ``x`` with non-negative ``weights`` (same shape):
+    the smallest draw whose cumulative weight reaches ``percent`` % of the total; unweighted when the
+    weights sum to 0."""
+    x = np.ravel(np.asarray(x, dtype=float))
+    w = np.ravel(np.asarray(weights, dtype=float))
+    if not w.sum() > 0.0:
+        w = np.ones_like(x)
+    order = np.argsort(x)
+    cumulative = np.cumsum(w[order])
+    index = int(np.searchsorted(cumulative, percent / 100.0 * cumulative[-1]))
+    return float(x[order][min(index, x.size - 1)])
 
 
 def quantiles(x: np.ndarray) -> Quantiles:
@@ -95,7 +122,9 @@ def _decode(kind: Any, value: Any) -> Any:
 class PosteriorSummary:
     """Posterior summary of one event in the output-table columns.
 
-    Emission rate (kg h-1) mean, percentiles and sd; posterior mean source position (m, local
+    Emission rate (kg h-1) mean, percentiles and sd, and its 90 % upper limit (the 90th percentile
+    of the rate if a source is present: a non-detection's interval is ``[0, upper limit]``, see the
+    module docstring); posterior mean source position (m, local
     frame; ``source_lon``/``source_lat`` in degrees once :meth:`located`) and its sd
     ``sqrt((var x + var y) / 2)`` (m); ``p_source``, ``detected`` (see the module docstring), the
     sampler diagnostics, ``method``, the instruments of the blocks and the granules the posterior
@@ -121,6 +150,7 @@ class PosteriorSummary:
     source_lon: float = float("nan")
     source_lat: float = float("nan")
     granules: tuple[str, ...] = ()
+    emission_rate_upper_limit_kg_h: float = float("nan")
 
     ATTR_PREFIX: ClassVar[str] = "summary_"
     """Prefix of the summary's attribute names among the other attributes of a dataset."""
@@ -205,6 +235,14 @@ class InversionResult:
             converged=self.diagnostics.converged,
             method=self.method,
             instruments=self.instruments,
+            emission_rate_upper_limit_kg_h=self.rate_if_present_percentile(UPPER_LIMIT_PERCENTILE),
+        )
+
+    def rate_if_present_percentile(self, percent: float) -> float:
+        """The ``percent`` percentile (kg h-1) of the rate if a source is present: the draws of
+        ``emission_rate_if_present_kg_h`` weighted by ``p_source_conditional``."""
+        return weighted_percentile(
+            self.draws["emission_rate_if_present_kg_h"], self.draws["p_source_conditional"], percent
         )
 
     def to_inference_data(self, summary: PosteriorSummary | None = None):

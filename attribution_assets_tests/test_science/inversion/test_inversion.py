@@ -243,6 +243,7 @@ def test_null_scene_is_not_detected() -> None:
     assert result.p_source < 0.5
     assert not s.detected
     assert s.emission_rate_kg_h_p05 == 0.0
+    assert s.emission_rate_upper_limit_kg_h > s.emission_rate_kg_h_p95, "the limit is of the rate if present"
     assert np.any(result.draws["emission_rate_kg_h"] == 0.0)
     assert result.laplace.p_source < 0.5
 

@@ -7,10 +7,12 @@ import math
 from dataclasses import replace
 
 import arviz as az
+import numpy as np
 import pytest
 
 from attribution_assets.science import inversion as inv
 from attribution_assets.science.geometry import LocalFrame
+from attribution_assets.science.inversion.result import UPPER_LIMIT_PERCENTILE, weighted_percentile
 from attribution_assets.science.inversion.simulation import grid_block, met_prior
 
 
@@ -47,3 +49,24 @@ def test_summary_survives_netcdf_attributes(laplace_result: inv.InversionResult,
 def test_summary_from_attributes_without_one_is_an_error() -> None:
     with pytest.raises(KeyError, match="no posterior summary"):
         inv.PosteriorSummary.from_attrs({"gas": "CH4", "summary_method": "x"})
+
+
+def test_weighted_percentile_matches_analytic_quantiles() -> None:
+    x = np.arange(1.0, 1001.0)
+    rng = np.random.default_rng(3)
+    shuffled = rng.permutation(x)
+    assert weighted_percentile(shuffled, np.ones(1000), 90.0) == 900.0
+    # weights proportional to x: the cumulative weight grows as x^2, so the p-quantile is 1000 sqrt(p)
+    assert weighted_percentile(shuffled, shuffled, 90.0) == pytest.approx(1000.0 * math.sqrt(0.9), abs=1.0)
+    assert weighted_percentile(shuffled, np.zeros(1000), 50.0) == 500.0, "no weight at all: unweighted"
+
+
+def test_upper_limit_is_a_percentile_of_the_rate_if_present(laplace_result: inv.InversionResult) -> None:
+    """With ``P(c = 1 | theta, y) = 0.2`` for every draw the mixture's 95th percentile is the 75th of
+    the rate if present, and the upper limit its 90th."""
+    rate_if_present = np.ravel(laplace_result.draws["emission_rate_if_present_kg_h"])
+    draws = dict(laplace_result.draws, p_source_conditional=np.full_like(rate_if_present, 0.2).reshape(1, -1))
+    summary = replace(laplace_result, draws=draws).summary()
+    expected = np.percentile(rate_if_present, UPPER_LIMIT_PERCENTILE, method="inverted_cdf")
+    assert summary.emission_rate_upper_limit_kg_h == pytest.approx(expected)
+    assert summary.emission_rate_upper_limit_kg_h > np.percentile(rate_if_present, 75.0)
