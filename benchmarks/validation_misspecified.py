@@ -51,12 +51,14 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 
 import numpy as np
 from report import write_results
 from scipy import stats
 
 from attribution_assets.compilation import set_xla_flags
+from attribution_assets.pipeline.posterior import rate_interval
 from attribution_assets.science import inversion
 from attribution_assets.science.validation import KINDS, Scene, generate_scene, scene_kinds
 
@@ -114,7 +116,7 @@ def event_row(scene: Scene, result: inversion.InversionResult, seconds: float) -
     xy = np.stack([np.ravel(draws["source_x_m"])[present], np.ravel(draws["source_y_m"])[present]], axis=-1)
     p05, p95 = summary.emission_rate_kg_h_p05, summary.emission_rate_kg_h_p95
     upper_limit = summary.emission_rate_upper_limit_kg_h
-    low, high = (p05, p95) if summary.detected else (0.0, upper_limit)
+    low, high = rate_interval(asdict(summary))
     mean = xy.mean(axis=0)
     offset = np.array([truth.source_x_m, truth.source_y_m]) - mean
     d2 = float(offset @ np.linalg.solve(np.cov(xy.T) + 1e-9 * np.eye(2), offset))

@@ -61,10 +61,10 @@ def rate_interval(row: Mapping[str, Any]) -> tuple[float, float]:
 def interval_text(row: Mapping[str, Any], rate: Callable[[float], str]) -> str:
     """A row's 90 % interval for people, each rate written by ``rate``: ``low .. high`` for a
     detection, ``not detected, below <upper limit>`` for a non-detection."""
-    upper = _upper_limit(row)
-    if upper is None:
-        return f"{rate(float(row['emission_rate_kg_h_p05']))} .. {rate(float(row['emission_rate_kg_h_p95']))}"
-    return f"not detected, below {rate(upper)}"
+    low, high = rate_interval(row)
+    if _upper_limit(row) is None:
+        return f"{rate(low)} .. {rate(high)}"
+    return f"not detected, below {rate(high)}"
 
 
 def alert_score(emission_draws_kg_h: np.ndarray, threshold_kg_h: float) -> float:

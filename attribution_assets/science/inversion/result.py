@@ -50,16 +50,11 @@ class Quantiles(NamedTuple):
 
 def weighted_percentile(x: np.ndarray, weights: np.ndarray, percent: float) -> float:
     """The ``percent`` percentile of the draws ``x`` with non-negative ``weights`` (same shape):
-    the smallest draw whose cumulative weight reaches ``percent`` % of the total; unweighted when the
-    weights sum to 0."""
+    the smallest draw whose cumulative weight reaches ``percent`` % of the total (NumPy's
+    ``inverted_cdf``, the one method that takes weights); unweighted when the weights sum to 0."""
     x = np.ravel(np.asarray(x, dtype=float))
     w = np.ravel(np.asarray(weights, dtype=float))
-    if not w.sum() > 0.0:
-        w = np.ones_like(x)
-    order = np.argsort(x)
-    cumulative = np.cumsum(w[order])
-    index = int(np.searchsorted(cumulative, percent / 100.0 * cumulative[-1]))
-    return float(x[order][min(index, x.size - 1)])
+    return float(np.percentile(x, percent, weights=w if w.sum() > 0.0 else None, method="inverted_cdf"))
 
 
 def quantiles(x: np.ndarray) -> Quantiles:
