@@ -62,6 +62,10 @@ EXIT_FAILED = 1
 """No event succeeded (or nothing to run)."""
 EXIT_PARTIAL = 3
 """Some events failed, the others were written."""
+ROLLUP_PRIORITY = 1
+"""Queue priority (``dagster/priority``) of the roll-up runs the CLI submits; event runs have 0."""
+
+
 EXIT_CODES_HELP = (
     "exit status: 0 every event succeeded; 3 some events failed, the others were written; 1 no event "
     "succeeded; 2 bad command line. Each failed event leaves OUTPUT/failures/<event_key>.json with the "
@@ -156,9 +160,9 @@ def run_events(
     echo=print,
 ) -> list[EventOutcome]:
     """Register the events, then submit to the instance a crawl, one ``attribute_event`` run per event
-    and one ``weekly_rollup`` run per ISO week the events touch (:func:`submit_rollups`), each as soon
-    as the week's last event run has finished, and wait for them, printing each event's stages as they
-    finish.
+    (longest first, :func:`longest_first`) and one ``weekly_rollup`` run per ISO week the events touch
+    (:func:`submit_rollups`), each as soon as the week's last event run has finished, and wait for
+    them, printing each event's stages as they finish (numbered in the alerts' order).
 
     The runs go through the instance's run coordinator (queue and limits) and are executed by its
     daemon: a running one (``dagster-daemon``), or one started for the duration of the command. The
@@ -191,13 +195,14 @@ def run_events(
             wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")])
             catalog = gpd.read_parquet(store.catalog_path) if store.catalog_path.exists() else []
             echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
+            gas_of = dict(zip(keys, (event.gas for event in events), strict=True))
             runs = {
                 key: RunProgress(submit_run(instance, workspace, "attribute_event", config, partition_key=key,
-                                            tags={"attribution/gas": gas}).run_id, key)
-                for key, gas in dict(zip(keys, (event.gas for event in events), strict=True)).items()
+                                            tags={"attribution/gas": gas_of[key]}).run_id, key)
+                for key in longest_first(events, keys, store.catalog_path)
             }
             echo(f"submitted {len(runs)} event runs; the queue runs them (see the UI's Runs page)")
-            numbers = {key: i for i, key in enumerate(runs, start=1)}
+            numbers = {key: i for i, key in enumerate(keys, start=1)}
             week_of = {key: event.iso_week for key, event in zip(keys, events, strict=True)}
             unfinished = Counter(week_of.values())
             rollups: list[RunProgress] = []
@@ -232,10 +237,40 @@ def run_events(
     return outcomes
 
 
+def longest_first(events: Sequence[DetectionEvent], keys: Sequence[str], catalog_path: Path) -> list[str]:
+    """The event ``keys`` in the order to submit them: most instruments with a catalogued overpass
+    first (ties in the alerts' order).
+
+    An event's run time grows with the instruments it inverts jointly (each adds observation groups,
+    overpass winds and its own compiled program: in the demo the three-instrument event takes about
+    twice as long as the others), and the queue starts runs in submission order, so submitting the
+    longest first keeps a long run from starting last on an otherwise idle machine
+    (longest-processing-time-first scheduling). Without a catalog the alerts' order is kept.
+    """
+    if not catalog_path.exists():
+        return list(keys)
+    from attribution_assets.pipeline.overpasses import granule_counts, resolve_overpasses
+    from attribution_assets.pipeline.settings import INSTRUMENTS, EventSettings
+
+    settings = EventSettings()
+    instruments = {}
+    for event, key in zip(events, keys, strict=True):
+        counts = granule_counts(resolve_overpasses(event, catalog_path, settings))
+        instruments[key] = sum(counts[name] > 0 for name in INSTRUMENTS)
+    return sorted(keys, key=lambda key: -instruments[key])
+
+
 def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo=print) -> list:
     """Submit one partitioned ``weekly_rollup`` run per ISO week of ``weeks`` (each once, in order)
     without waiting; a week outside the week partitions is reported and skipped. Returns the runs'
-    :class:`~attribution_assets.orchestration.submit.RunProgress`."""
+    :class:`~attribution_assets.orchestration.submit.RunProgress`.
+
+    The runs carry the queue priority :data:`ROLLUP_PRIORITY`: a finished week's roll-up and alerts
+    take the next free run slot ahead of queued event runs (a roll-up takes seconds; an event run takes
+    a minute), so alerts go out as soon as their week is done and the roll-ups do not all wait for
+    the last event."""
+    from dagster._core.storage.tags import PRIORITY_TAG
+
     from attribution_assets.orchestration.submit import RunProgress, submit_run
     from attribution_assets.partitions import partition_of_week, weekly_partitions
 
@@ -245,7 +280,8 @@ def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo
         if not weekly_partitions.has_partition_key(key):
             echo(f"roll-up {week}: outside the week partitions (from {weekly_partitions.start:%Y-%m-%d})")
             continue
-        run = submit_run(instance, workspace, "weekly_rollup", config, partition_key=key)
+        run = submit_run(instance, workspace, "weekly_rollup", config, partition_key=key,
+                         tags={PRIORITY_TAG: str(ROLLUP_PRIORITY)})
         runs.append(RunProgress(run.run_id, f"roll-up {week}"))
     return runs
 

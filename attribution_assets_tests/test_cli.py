@@ -9,23 +9,28 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import job, op
+from dagster import DagsterInstance, RunsFilter, job, op
+from dagster._core.storage.tags import PRIORITY_TAG
 
 from attribution_assets import cli
+from attribution_assets.catalog.crawl import crawl_archive
+from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
+    ROLLUP_PRIORITY,
     EventOutcome,
     build_parser,
     ensure_instance_home,
     exit_code,
     failure_path,
+    longest_first,
     main,
     step_failure,
 )
 from attribution_assets.events import DetectionEvent, read_alerts, record_events
-from attribution_assets.paths import REPO_ROOT, SAMPLE_ARCHIVE
+from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.resources import OutputStore
 from attribution_assets_tests.test_access.loopback import Loopback
 from attribution_assets_tests.test_access.test_secrets import files_holding
@@ -410,8 +415,28 @@ def test_run_offline_exits_3_on_partial_success_with_failure_records(
     planted = [TRAP_TOKEN.encode(), TRAP_KEY.encode()]
     assert files_holding(output, planted) == [] and files_holding(tmp_path / "dagster_home", planted) == []
     assert any((tmp_path / "dagster_home").rglob("*.db")), "the instance's SQLite storage is searched"
+    with DagsterInstance.get() as instance:  # the week's roll-up jumps the queue ahead of event runs
+        rollups = instance.get_runs(filters=RunsFilter(job_name="weekly_rollup"))
+        assert len(rollups) == 2, "one roll-up per week: Bełchatów's and the failed event's"
+        assert {run.tags.get(PRIORITY_TAG) for run in rollups} == {str(ROLLUP_PRIORITY)}
 
     only_nowhere = _alerts_csv(tmp_path / "nowhere.csv", rows[1:])
     argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(only_nowhere), "--output", str(output)]
     assert main([*argv, *FAST, "--offline"]) == EXIT_FAILED
     assert trap.seen == []
+
+
+def test_event_runs_are_submitted_longest_first(tmp_path: Path) -> None:
+    """Most instruments with an overpass first, ties in the alerts' order; without a catalog, the
+    alerts' order."""
+    events = read_alerts(SAMPLE_ALERTS)
+    keys = [event.key for event in events]
+    names = dict(zip(keys, (event.event_id for event in events), strict=True))
+    catalog = write_geoparquet(crawl_archive(SAMPLE_ARCHIVE).catalog, tmp_path / "catalog.parquet")
+    order = [names[key] for key in longest_first(events, keys, catalog)]
+    # Permian: EMIT, GHGSat, TROPOMI; the null event: EMIT, TROPOMI; Korpezhe: GHGSat, TROPOMI;
+    # Bełchatów: OCO-2
+    alerts_order = ["permian-ch4", "belchatow-co2", "turkmen-null-ch4", "korpezhe-ch4"]
+    assert [names[key] for key in keys] == alerts_order
+    assert order == ["permian-ch4", "turkmen-null-ch4", "korpezhe-ch4", "belchatow-co2"]
+    assert longest_first(events, keys, tmp_path / "absent.parquet") == keys
