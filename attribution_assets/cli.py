@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -195,16 +195,15 @@ def run_events(
             wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")])
             catalog = gpd.read_parquet(store.catalog_path) if store.catalog_path.exists() else []
             echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
-            gas_of = dict(zip(keys, (event.gas for event in events), strict=True))
+            event_of = dict(zip(keys, events, strict=True))
             runs = {
                 key: RunProgress(submit_run(instance, workspace, "attribute_event", config, partition_key=key,
-                                            tags={"attribution/gas": gas_of[key]}).run_id, key)
-                for key in longest_first(events, keys, store.catalog_path)
+                                            tags={"attribution/gas": event_of[key].gas}).run_id, key)
+                for key in longest_first(event_of, store.catalog_path)
             }
             echo(f"submitted {len(runs)} event runs; the queue runs them (see the UI's Runs page)")
             numbers = {key: i for i, key in enumerate(keys, start=1)}
-            week_of = {key: event.iso_week for key, event in zip(keys, events, strict=True)}
-            unfinished = Counter(week_of.values())
+            unfinished = Counter(event.iso_week for event in events)
             rollups: list[RunProgress] = []
 
             def on_step(progress: RunProgress, step: str, outcome: str) -> None:
@@ -215,7 +214,7 @@ def run_events(
                 done = progress.status == DagsterRunStatus.SUCCESS
                 echo(f"[{numbers[progress.label]}/{len(runs)}] {progress.label} "
                      f"{'done' if done else progress.status.value} in {progress.seconds:.0f} s")
-                week = week_of[progress.label]
+                week = event_of[progress.label].iso_week
                 unfinished[week] -= 1
                 if not unfinished[week]:  # the week's last event: its roll-up can run beside the others
                     rollups.extend(submit_rollups(instance, workspace, [week], config, echo))
@@ -237,9 +236,9 @@ def run_events(
     return outcomes
 
 
-def longest_first(events: Sequence[DetectionEvent], keys: Sequence[str], catalog_path: Path) -> list[str]:
-    """The event ``keys`` in the order to submit them: most instruments with a catalogued overpass
-    first (ties in the alerts' order).
+def longest_first(event_of: Mapping[str, DetectionEvent], catalog_path: Path) -> list[str]:
+    """The keys of ``event_of`` (event key -> event) in the order to submit them: most instruments
+    with a catalogued overpass first (ties in the mapping's order).
 
     An event's run time grows with the instruments it inverts jointly (each adds observation groups,
     overpass winds and its own compiled program: in the demo the three-instrument event takes about
@@ -248,16 +247,16 @@ def longest_first(events: Sequence[DetectionEvent], keys: Sequence[str], catalog
     (longest-processing-time-first scheduling). Without a catalog the alerts' order is kept.
     """
     if not catalog_path.exists():
-        return list(keys)
+        return list(event_of)
     from attribution_assets.pipeline.overpasses import granule_counts, resolve_overpasses
     from attribution_assets.pipeline.settings import INSTRUMENTS, EventSettings
 
     settings = EventSettings()
     instruments = {}
-    for event, key in zip(events, keys, strict=True):
+    for key, event in event_of.items():
         counts = granule_counts(resolve_overpasses(event, catalog_path, settings))
         instruments[key] = sum(counts[name] > 0 for name in INSTRUMENTS)
-    return sorted(keys, key=lambda key: -instruments[key])
+    return sorted(event_of, key=lambda key: -instruments[key])
 
 
 def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo=print) -> list:

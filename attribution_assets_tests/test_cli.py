@@ -433,10 +433,11 @@ def test_event_runs_are_submitted_longest_first(tmp_path: Path) -> None:
     keys = [event.key for event in events]
     names = dict(zip(keys, (event.event_id for event in events), strict=True))
     catalog = write_geoparquet(crawl_archive(SAMPLE_ARCHIVE).catalog, tmp_path / "catalog.parquet")
-    order = [names[key] for key in longest_first(events, keys, catalog)]
+    event_of = dict(zip(keys, events, strict=True))
+    order = [names[key] for key in longest_first(event_of, catalog)]
     # Permian: EMIT, GHGSat, TROPOMI; the null event: EMIT, TROPOMI; Korpezhe: GHGSat, TROPOMI;
     # Bełchatów: OCO-2
     alerts_order = ["permian-ch4", "belchatow-co2", "turkmen-null-ch4", "korpezhe-ch4"]
     assert [names[key] for key in keys] == alerts_order
     assert order == ["permian-ch4", "turkmen-null-ch4", "korpezhe-ch4", "belchatow-co2"]
-    assert longest_first(events, keys, tmp_path / "absent.parquet") == keys
+    assert longest_first(event_of, tmp_path / "absent.parquet") == keys
