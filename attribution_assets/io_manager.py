@@ -19,7 +19,6 @@ import json
 import re
 from pathlib import Path
 
-import arviz as az
 import geopandas as gpd
 import netCDF4
 import xarray as xr
@@ -27,6 +26,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
+from attribution_assets.science.arviz_import import az
 
 _SUFFIXES = {"dataset": ".nc", "groups": ".groups.nc", "table": ".parquet", "idata": ".idata.nc"}
 _UNREADABLE = (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError)

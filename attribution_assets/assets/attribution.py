@@ -6,7 +6,6 @@ row does (:func:`attribution_assets.pipeline.posterior.attribution_columns`), ne
 facility when an unlisted source is more probable. The ``attribution_ess`` check judges the weights.
 """
 
-import arviz as az
 import geopandas as gpd
 import pandas as pd
 from dagster import AssetExecutionContext, asset
@@ -16,6 +15,7 @@ from attribution_assets.partitions import detection_events
 from attribution_assets.pipeline.attribution import attribute, load_candidates
 from attribution_assets.pipeline.posterior import attribution_columns
 from attribution_assets.resources import AnalysisSettings
+from attribution_assets.science.arviz_import import az
 
 RANKED_COLUMNS = ["rank", "facility_id", "name", "sector", "distance_m", "probability"]
 """Columns of the ranked-hypotheses table in the metadata (distance from the posterior mean, m)."""

@@ -9,7 +9,6 @@ judge them.
 import math
 from collections.abc import Sequence
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -22,6 +21,7 @@ from attribution_assets.pipeline.forward import ForwardModel
 from attribution_assets.pipeline.inversion import NoObservationsError, invert_event
 from attribution_assets.pipeline.met import winds_from_dataset
 from attribution_assets.resources import AnalysisSettings, OutputStore
+from attribution_assets.science.arviz_import import az
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.inversion import (
     PosteriorSummary,

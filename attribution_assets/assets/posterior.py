@@ -8,7 +8,6 @@ figure of ``source_posterior``) and the row itself as a table (``row``), both bu
 was written, so they always agree with it.
 """
 
-import arviz as az
 import geopandas as gpd
 import pandas as pd
 import xarray as xr
@@ -22,6 +21,7 @@ from attribution_assets.partitions import detection_events
 from attribution_assets.pipeline.posterior import alert_score, interval_text, posterior_row
 from attribution_assets.pipeline.provenance import provenance_json
 from attribution_assets.resources import AnalysisSettings, OutputStore
+from attribution_assets.science.arviz_import import az
 from attribution_assets.science.attribution import UNLISTED_ID
 from attribution_assets.science.inversion import PosteriorSummary
 

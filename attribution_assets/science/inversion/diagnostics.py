@@ -9,15 +9,12 @@ any divergent Hamiltonian transition signals a biased sampler (Betancourt 2017, 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)
-    import arviz as az
+from attribution_assets.science.arviz_import import az
 
 R_HAT_THRESHOLD = 1.01
 """Largest R-hat of a converged run."""

@@ -16,7 +16,6 @@ Rao-Blackwellised posterior of the rate given presence). ``[0, upper limit]`` th
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, NamedTuple, get_type_hints
@@ -244,9 +243,7 @@ class InversionResult:
         """ArviZ InferenceData with ``posterior``, ``sample_stats`` and ``observed_data`` groups and
         the gas, method, instruments and convergence as its attributes; ``summary``
         (:meth:`PosteriorSummary.to_attrs`) goes into the attributes of the ``posterior`` group."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            import arviz as az
+        from attribution_assets.science.arviz_import import az
         stats_names = ("diverging", "p_source_conditional", "log_bayes_factor")
         posterior = {k: v for k, v in self.draws.items() if k not in stats_names}
         stats = {k: self.draws[k] for k in stats_names if k in self.draws}
