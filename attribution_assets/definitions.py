@@ -1,12 +1,14 @@
 """The ``attribution_assets`` code location.
 
 Loading it configures JAX for the run processes (:func:`~attribution_assets.compilation.configure_jax`:
-the XLA CPU flag and the persistent compilation cache) before any asset computes.
+the XLA CPU flag and the persistent compilation cache) before any asset computes, and makes a run
+termination that Python swallowed in a garbage-collector callback arrive again
+(:func:`~attribution_assets.stop_requests.redeliver_swallowed_stops`).
 """
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from dagster import DagsterExecutionInterruptedError, Definitions, in_process_executor
 
 from attribution_assets.assets.alerts import alerts
 from attribution_assets.assets.aoi import emit_aoi, ghgsat_aoi, oco2_aoi, tropomi_aoi
@@ -32,8 +34,10 @@ from attribution_assets.jobs import (
 from attribution_assets.overpass_sensor import new_overpass_sensor
 from attribution_assets.resources import default_resources
 from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
+from attribution_assets.stop_requests import redeliver_swallowed_stops
 
 configure_jax()
+redeliver_swallowed_stops(DagsterExecutionInterruptedError)
 
 ASSETS = [
     overpass_catalog,

@@ -6,8 +6,8 @@ On SIGTERM (a container or pod asked to stop, ``kill``) or SIGINT (Ctrl-C) insid
 through the instance, as the UI's "Terminate" does: a queued run is removed from the queue
 (``run_coordinator.cancel_run``), a started one gets the run launcher's termination request, which
 interrupts its run process between two Python operations. A run that has not stopped after
-:data:`KILL_AFTER_S` seconds (a step inside one long compiled XLA call does not see the interrupt)
-has its run process killed, when that process is on this machine, and is marked canceled. Every
+:data:`KILL_AFTER_S` seconds (a step blocked in a call that never returns to Python) has its run
+process killed, when that process is on this machine, and is marked canceled. Every
 output is written to a temporary file and renamed (:mod:`attribution_assets.atomic`), so a run
 stopped at any point leaves each output either complete or absent. The command then exits with
 ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT).
@@ -30,6 +30,8 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.storage.tags import GRPC_INFO_TAG
+
+from attribution_assets.stop_requests import redeliver_swallowed_stops
 
 SHUTDOWN_GRACE_S = 10.0
 """Seconds from the signal until every run of the command has ended (canceled or failed)."""
@@ -177,16 +179,17 @@ def cancel_runs_on_signal(
         return
 
     def on_signal(signum: int, _frame: object) -> None:
-        for handled in HANDLED_SIGNALS:
-            signal.signal(handled, signal.SIG_IGN)
         raise ShutdownRequested(signum)
 
+    redeliver_swallowed_stops(ShutdownRequested)
     previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
     for signum in HANDLED_SIGNALS:
         signal.signal(signum, on_signal)
     try:
         yield submitted
     except ShutdownRequested as stop:
+        for handled in HANDLED_SIGNALS:
+            signal.signal(handled, signal.SIG_IGN)
         run_ids = submitted.run_ids()
         echo(f"{stop}: terminating {len(run_ids)} submitted runs (at most {grace_s:.0f} s)")
         statuses = terminate_runs(instance, run_ids, grace_s=grace_s)

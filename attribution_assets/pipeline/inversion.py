@@ -64,7 +64,7 @@ def invert_event(
     log.info(
         f"inverting {sum(b.size for b in forward.blocks)} observations from {len(forward.blocks)} blocks"
     )
-    result = invert(forward.blocks, winds, event.gas, settings)
+    result = invert(forward.blocks, winds, event.gas, settings, log)
     frame = LocalFrame(event.longitude, event.latitude)
     summary = replace(result.summary().located(frame), granules=tuple(forward.block_names))
     idata = result.to_inference_data(summary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from attribution_assets.science.inversion.smc import reference, smc_posterior
 from attribution_assets.science.met.wind import OverpassWind
 
 _DEFAULT_SETTINGS = InversionSettings()
+LOG = logging.getLogger(__name__)
 MODE_SEPARATION_SD = 3.0
 """Mahalanobis distance (under the best fit's Laplace covariance) beyond which another optimum is a
 separate mode; closer ones are the same mode reached twice (polished optima can stop apart along a
@@ -79,6 +81,7 @@ def invert(
     winds: Sequence[OverpassWind],
     gas: str,
     settings: InversionSettings = _DEFAULT_SETTINGS,
+    log: logging.Logger = LOG,
 ) -> InversionResult:
     """Posterior of (emission rate, source position, per-overpass wind, backgrounds) for one event.
 
@@ -86,6 +89,7 @@ def invert(
     overpass (``block.overpass`` indexes it); ``gas``: "CH4" or "CO2". Deterministic for a given
     ``settings.seed``. The sampler is chosen by :func:`choose_sampler`; when NUTS fails its
     convergence diagnostics and ``settings.escalate`` is on, SMC samples the posterior instead.
+    ``log`` gets one progress line when the MAP and Laplace fits are done and sampling starts.
     """
     t_start = time.perf_counter()
     data, config = prepare(blocks, winds, gas, settings)
@@ -101,6 +105,8 @@ def invert(
         fits = [fit] + [laplace_fit(z, u, data, config, "present") for z, u in modes[1:]]
         sampler = choose_sampler(settings, log_odds, fits)
     t_map = time.perf_counter()
+    log.info(f"MAP + Laplace in {t_map - t_start:.1f} s, log-odds of a source {log_odds:.1f}; "
+             f"{'sampling with ' if sampler != 'laplace' else ''}{_method(sampler, settings, config)}")
     if sampler == "laplace":
         target = ess_target(settings.num_chains, settings.num_samples)
         posterior = PosteriorDraws(z_laplace, phys_laplace, p_laplace, SamplerDiagnostics.not_sampled(target))

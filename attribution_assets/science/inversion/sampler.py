@@ -8,12 +8,14 @@ chain 0 started at the MAP and the others at small Laplace-scaled offsets from i
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import warnings
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +93,56 @@ def chain_runner(config: ModelConfig, warmup: int, samples: int, accept: float, 
     return _RUNNERS[key]
 
 
+_Job = TypeVar("_Job")
+_Result = TypeVar("_Result")
+WAIT_SLICE_S = 0.25
+"""Seconds the caller of :func:`map_interruptibly` blocks at a time before its signal handlers may run."""
+
+
+def map_interruptibly(
+    fn: Callable[[_Job], _Result], jobs: Sequence[_Job], workers: int, name: str = "worker"
+) -> list[_Result]:
+    """``[fn(job) for job in jobs]`` in ``workers`` daemon threads, in the jobs' order.
+
+    The caller waits in slices of :data:`WAIT_SLICE_S` s, so a signal handler of the main thread
+    (SIGTERM or SIGINT raising an interruption, as a run process's does) runs within that time
+    even when the signal was delivered to a worker thread; an interrupted caller does not wait for
+    the calls under way. Those run on in their daemon threads until they return or the process
+    exits, and no further job starts. The first exception raised by a call is raised here.
+    """
+    futures: list[Future] = [Future() for _ in jobs]
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(jobs)):
+        pending.put(index)
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            future = futures[index]
+            future.set_running_or_notify_cancel()
+            try:
+                future.set_result(fn(jobs[index]))
+            except BaseException as error:  # handed to the caller through the future
+                future.set_exception(error)
+
+    for k in range(max(1, min(workers, len(jobs)))):
+        threading.Thread(target=work, name=f"{name}-{k}", daemon=True).start()
+    try:
+        while True:
+            done, running = wait(futures, timeout=WAIT_SLICE_S, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    future.result()  # raises the call's exception
+            if not running:
+                return [future.result() for future in futures]
+    finally:
+        stop.set()
+
+
 class Chains(NamedTuple):
     """Output of :func:`run_nuts`, per chain and draw (C, D, ...)."""
 
@@ -113,7 +165,9 @@ def run_nuts(
 
     Chains run in one thread per CPU core, each through the same compiled program (one chain per
     call: batching chains in one program makes every chain wait for the longest trajectory); each
-    chain has its own key, so the draws do not depend on the number of threads.
+    chain has its own key, so the draws do not depend on the number of threads. A stop request
+    (SIGTERM or SIGINT raised in the main thread) ends the wait for the chains within
+    :data:`WAIT_SLICE_S` s (:func:`map_interruptibly`).
     """
     shift, chol = frame.mean, cholesky(frame.cov)
     run = chain_runner(
@@ -122,8 +176,9 @@ def run_nuts(
     model_args = (data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32))
     keys = jax.random.split(key, settings.num_chains)
     jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args) for c in range(settings.num_chains)]
-    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        chains = list(pool.map(lambda job: [np.asarray(x) for x in run(*job)], jobs))
+    chains = map_interruptibly(
+        lambda job: [np.asarray(x) for x in run(*job)], jobs, os.cpu_count() or 1, name="nuts-chain"
+    )
     w, diverging, steps = (np.stack([chain[i] for chain in chains]) for i in range(3))
     z = shift + w.astype(float) @ chol.T
     return Chains(z, log_bayes_factors(z, data, config), diverging, steps)

@@ -1,0 +1,81 @@
+"""A stop signal whose exception Python swallows (raised inside a garbage-collector callback, as JAX's
+runs on every full collection) is delivered again and stops the code outside the callback; other
+unraisable exceptions still reach the previous hook."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from attribution_assets.stop_requests import redeliver_swallowed_stops
+
+
+class Stopped(BaseException):
+    """What the test's SIGTERM handler raises (as Dagster's handler raises its interruption)."""
+
+    signum = signal.SIGTERM
+
+
+@pytest.fixture()
+def sigterm_raises_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """SIGTERM raises :class:`Stopped`; a gc callback that signals SIGTERM once and then runs Python
+    code, so the handler's exception is raised inside the callback. Yields what reached the
+    previous unraisable hook."""
+    reached: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reached.append(unraisable.exc_value))
+    fired = []
+
+    def signal_inside_gc(phase: str, info: dict) -> None:
+        if phase == "start" and not fired:
+            fired.append(True)
+            signal.raise_signal(signal.SIGTERM)
+            sum(range(1000))  # Python instructions: the handler runs here, inside the callback
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise Stopped()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    gc.callbacks.append(signal_inside_gc)
+    try:
+        yield reached
+    finally:
+        gc.callbacks.remove(signal_inside_gc)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _work_for(seconds: float) -> None:
+    """Python work that triggers a full collection, then runs until ``seconds`` have passed."""
+    gc.collect()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_stop_swallowed_in_a_gc_callback_is_lost_without_the_hook(sigterm_raises_stopped) -> None:
+    _work_for(1.0)  # no Stopped: the exception went to the unraisable hook
+    assert [type(e) for e in sigterm_raises_stopped] == [Stopped]
+
+
+def test_a_stop_swallowed_in_a_gc_callback_is_delivered_again(sigterm_raises_stopped) -> None:
+    redeliver_swallowed_stops(Stopped)
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        _work_for(5.0)
+    assert time.monotonic() - started < 1.0
+    assert sigterm_raises_stopped == [], "the swallowed stop is not reported as an ignored exception"
+
+
+def test_other_unraisable_exceptions_reach_the_previous_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    reached: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reached.append(unraisable.exc_value))
+    redeliver_swallowed_stops()
+    error = ValueError("in a finaliser")
+    sys.unraisablehook(SimpleNamespace(exc_type=ValueError, exc_value=error, exc_traceback=None,
+                                       err_msg=None, object=None))
+    assert reached == [error]
