@@ -14,7 +14,9 @@ hourly analysis): the overpass's wind ``(u_o, v_o)`` has the met prior's speed a
 uncertainty widened in quadrature by gusts (``speed_turbulence_log_sd``, natural-log sd) and meander
 (``direction_meander_deg``), and its plume starts at an apparent origin ``(x_o, y_o) = (x0, y0) +
 N(0, origin_jitter_m^2 I)`` about the source ``(x0, y0)``: a straight plume fitted to a meandering
-one points back to a place beside the source. The values and their effect on coverage are in
+one points back to a place beside the source, and it carries ``Q * exp(flux_error_log_sd * eta_o)``,
+``eta_o ~ N(0, 1)``: a snapshot of an unsteady plume holds more or less than the mean rate's mass.
+The values and their effect on coverage are in
 :class:`~attribution_assets.science.inversion.settings.InversionSettings`. For NUTS,
 observations the plume cannot reach under a widened Laplace approximation enter through per-block
 sufficient statistics (:class:`~attribution_assets.science.inversion.problem.InversionProblem`).
@@ -51,7 +53,8 @@ from attribution_assets.science.units import kg_h_to_kg_s
 
 def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> dict[str, jax.Array]:
     """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): emission rate if
-    present (kg h-1), source position (m), per overpass the apparent plume origin (m), wind speed
+    present (kg h-1), source position (m), per overpass the apparent plume origin (m) and flux factor
+    (the overpass's plume carries ``Q * factor``), wind speed
     (m s-1), direction (rad, towards), components (m s-1) and stability index, per block background
     (block units) and noise inflation."""
     lay = config.layout()
@@ -61,6 +64,9 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
     origin = jnp.broadcast_to(pos, (config.n_overpasses, 2))
     if config.origin_jitter:
         origin = origin + data.origin_sd * z[lay["origin"]].reshape(config.n_overpasses, 2)
+    flux = jnp.ones(config.n_overpasses)
+    if config.flux_error:
+        flux = jnp.exp(data.flux_log_sd * z[lay["flux"]])
     if config.fix_wind:
         speed, direction = data.speed0, data.dir0
     else:
@@ -81,6 +87,7 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
         "source_y_m": pos[1],
         "plume_origin_x_m": origin[:, 0],
         "plume_origin_y_m": origin[:, 1],
+        "plume_flux_factor": flux,
         "wind_speed_m_s": speed,
         "wind_to_direction_rad": direction,
         "wind_u_m_s": speed * jnp.cos(direction),
@@ -98,7 +105,7 @@ def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: M
         group.weights,
         group.k,
         jnp.stack([phys["plume_origin_x_m"][group.overpass], phys["plume_origin_y_m"][group.overpass]]),
-        kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"]),
+        kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"] * phys["plume_flux_factor"][group.overpass]),
         phys["wind_u_m_s"][group.overpass],
         phys["wind_v_m_s"][group.overpass],
         phys["stability_index"][group.overpass],

@@ -55,6 +55,7 @@ class ModelConfig:
     fix_wind: bool
     fix_position: bool
     origin_jitter: bool
+    flux_error: bool
     fix_stability: bool
     fix_inflation: bool
     urban: bool
@@ -66,6 +67,8 @@ class ModelConfig:
             sizes.append(("position", 2))
         if self.origin_jitter:
             sizes.append(("origin", 2 * self.n_overpasses))
+        if self.flux_error:
+            sizes.append(("flux", self.n_overpasses))
         if not self.fix_wind:
             sizes += [("speed", self.n_overpasses), ("direction", self.n_overpasses)]
         if not self.fix_stability:
@@ -125,6 +128,7 @@ class InversionProblem(NamedTuple):
     pos_center: jax.Array  # (2,) m
     pos_sd: jax.Array  # m
     origin_sd: jax.Array  # m, per axis: a snapshot's apparent plume origin about the source
+    flux_log_sd: jax.Array  # natural-log sd of a snapshot's apparent plume flux about the source rate
     speed0: jax.Array  # (O,) met speed, m/s
     speed_logmu: jax.Array  # (O,)
     speed_logsd: jax.Array  # (O,)
@@ -292,6 +296,7 @@ def prepare(
         pos_center=f32(settings.position_prior_xy_m),
         pos_sd=f32(settings.position_sd_m),
         origin_sd=f32(settings.origin_jitter_m),
+        flux_log_sd=f32(settings.flux_error_log_sd),
         **{k: f32(v) for k, v in wind.items()},
         bg_mu=f32(bg[:, 0]),
         bg_sd=f32(bg[:, 1]),
@@ -306,6 +311,7 @@ def prepare(
         fix_wind=settings.fix_wind,
         fix_position=settings.fix_position,
         origin_jitter=not settings.fix_position and settings.origin_jitter_m > 0,
+        flux_error=settings.flux_error_log_sd > 0,
         fix_stability=settings.fix_stability,
         fix_inflation=settings.fix_noise_inflation,
         urban=settings.urban,

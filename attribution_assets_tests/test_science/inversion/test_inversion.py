@@ -78,7 +78,7 @@ def recovery() -> inv.InversionResult:
 LINEAR = inv.InversionSettings(
     num_chains=2, num_warmup=400, num_samples=1500, escalate=False, q_prior="normal",
     q_mean_kg_h=1000.0, q_sd_kg_h=1000.0, presence=False, fix_wind=True, fix_position=True,
-    fix_stability=True, fix_noise_inflation=True, position_prior_xy_m=TRUTH["xy_m"],
+    fix_stability=True, fix_noise_inflation=True, position_prior_xy_m=TRUTH["xy_m"], flux_error_log_sd=0.0,
 )
 LINEAR_WIND = [_wind(TRUTH["u_m_s"], TRUTH["v_m_s"])]
 
@@ -200,6 +200,29 @@ def test_each_overpass_plume_starts_at_its_apparent_origin() -> None:
     emit_moved = np.asarray(inv.predict_groups(moved, plain_data, plain_config)[0])
     assert emit_moved.max() > 0
     np.testing.assert_allclose(emit_jittered, emit_moved, rtol=1e-4, atol=1e-6 * emit_moved.max())
+
+
+def test_each_overpass_plume_carries_its_flux_factor() -> None:
+    """With flux error, overpass o's plume is that of a source of ``Q exp(flux_error_log_sd * z_o)``
+    (the plume is linear in the rate); without it the layout has no flux coordinates."""
+    data, config = inv.prepare(_scene(TRUTH), MET, "CH4", replace(FAST, flux_error_log_sd=0.3))
+    plain_data, plain_config = inv.prepare(_scene(TRUTH), MET, "CH4", replace(FAST, flux_error_log_sd=0.0))
+    lay, plain_lay = config.layout(), plain_config.layout()
+    assert "flux" not in plain_lay and config.dim == plain_config.dim + len(MET)
+    z, plain = np.zeros(config.dim), np.zeros(plain_config.dim)
+    z[lay["q"]] = plain[plain_lay["q"]] = 1.0
+    z[lay["flux"]] = [1.0, -2.0]  # overpass 0 (EMIT) then overpass 1 (TROPOMI), in sds
+    phys = inv.unpack(z, data, config)
+    np.testing.assert_allclose(phys["plume_flux_factor"], np.exp([0.3, -0.6]), rtol=1e-5)
+    assert phys["emission_rate_if_present_kg_h"] == pytest.approx(inv.unpack(plain, plain_data, plain_config)
+                                                                   ["emission_rate_if_present_kg_h"])
+    scaled = inv.predict_groups(z, data, config)
+    unscaled = inv.predict_groups(plain, plain_data, plain_config)
+    for group, with_flux, without in zip(data.groups, scaled, unscaled, strict=True):
+        without = np.asarray(without)
+        assert without.max() > 0
+        np.testing.assert_allclose(np.asarray(with_flux), phys["plume_flux_factor"][group.overpass] * without,
+                                   rtol=1e-4, atol=1e-6 * without.max())
 
 
 def test_multistart_map_recovers_wind_direction_and_position() -> None:
@@ -402,7 +425,7 @@ def test_difference_hessian_matches_autodiff_hessian() -> None:
 TWIN_SOURCES_M = ((-600.0, 250.0), (-600.0, -250.0))
 TWIN = inv.InversionSettings(
     num_chains=2, num_warmup=300, num_samples=600, escalate=False, presence=False, fix_wind=True,
-    fix_stability=True, fix_noise_inflation=True, origin_jitter_m=0.0,
+    fix_stability=True, fix_noise_inflation=True, origin_jitter_m=0.0, flux_error_log_sd=0.0,
 )
 
 
