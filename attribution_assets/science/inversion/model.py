@@ -64,9 +64,7 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
     origin = jnp.broadcast_to(pos, (config.n_overpasses, 2))
     if config.origin_jitter:
         origin = origin + data.origin_sd * z[lay["origin"]].reshape(config.n_overpasses, 2)
-    flux = jnp.ones(config.n_overpasses)
-    if config.flux_error:
-        flux = jnp.exp(data.flux_log_sd * z[lay["flux"]])
+    flux = jnp.exp(data.flux_log_sd * z[lay["flux"]][0]) if config.flux_error else jnp.ones(())
     if config.fix_wind:
         speed, direction = data.speed0, data.dir0
     else:
@@ -105,7 +103,7 @@ def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: M
         group.weights,
         group.k,
         jnp.stack([phys["plume_origin_x_m"][group.overpass], phys["plume_origin_y_m"][group.overpass]]),
-        kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"] * phys["plume_flux_factor"][group.overpass]),
+        kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"] * phys["plume_flux_factor"]),
         phys["wind_u_m_s"][group.overpass],
         phys["wind_v_m_s"][group.overpass],
         phys["stability_index"][group.overpass],

@@ -68,7 +68,7 @@ class ModelConfig:
         if self.origin_jitter:
             sizes.append(("origin", 2 * self.n_overpasses))
         if self.flux_error:
-            sizes.append(("flux", self.n_overpasses))
+            sizes.append(("flux", 1))
         if not self.fix_wind:
             sizes += [("speed", self.n_overpasses), ("direction", self.n_overpasses)]
         if not self.fix_stability:
