@@ -14,8 +14,9 @@ hourly analysis): the overpass's wind ``(u_o, v_o)`` has the met prior's speed a
 uncertainty widened in quadrature by gusts (``speed_turbulence_log_sd``, natural-log sd) and meander
 (``direction_meander_deg``), and its plume starts at an apparent origin ``(x_o, y_o) = (x0, y0) +
 N(0, origin_jitter_m^2 I)`` about the source ``(x0, y0)``: a straight plume fitted to a meandering
-one points back to a place beside the source, and it carries ``Q * exp(flux_error_log_sd * eta_o)``,
-``eta_o ~ N(0, 1)``: a snapshot of an unsteady plume holds more or less than the mean rate's mass.
+one points back to a place beside the source. Every plume of the event carries
+``Q * exp(flux_error_log_sd * eta)``, ``eta ~ N(0, 1)``: a snapshot of an unsteady plume holds more
+or less than the mean rate's mass.
 The values and their effect on coverage are in
 :class:`~attribution_assets.science.inversion.settings.InversionSettings`. For NUTS,
 observations the plume cannot reach under a widened Laplace approximation enter through per-block
@@ -53,8 +54,8 @@ from attribution_assets.science.units import kg_h_to_kg_s
 
 def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> dict[str, jax.Array]:
     """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): emission rate if
-    present (kg h-1), source position (m), per overpass the apparent plume origin (m) and flux factor
-    (the overpass's plume carries ``Q * factor``), wind speed
+    present (kg h-1), source position (m), the plume flux factor (every plume carries ``Q * factor``),
+    per overpass the apparent plume origin (m), wind speed
     (m s-1), direction (rad, towards), components (m s-1) and stability index, per block background
     (block units) and noise inflation."""
     lay = config.layout()
