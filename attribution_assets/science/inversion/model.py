@@ -52,6 +52,18 @@ from attribution_assets.science.inversion.settings import PotentialKind
 from attribution_assets.science.units import kg_h_to_kg_s
 
 
+def flux_terms(zq: jax.Array, eta: jax.Array, data: InversionProblem) -> tuple[jax.Array, jax.Array]:
+    """``(ln Q, ln f)`` of the source rate ``Q`` (kg h-1) and the flux factor ``f`` from two whitened
+    coordinates: ``zq`` sets the apparent rate the plumes carry, ``ln(Q f) = mu + S zq`` with
+    ``S^2 = s^2 + sigma^2``, and ``eta`` the factor given it, ``ln f = sigma (sigma zq + s eta) / S``
+    (``mu``, ``s``: the log-normal rate prior; ``sigma``: ``flux_error_log_sd``). A rotation of the
+    standard-normal pair: ``ln Q ~ N(mu, s^2)`` and ``ln f ~ N(0, sigma^2)`` stay independent a priori,
+    and the data, which see only ``Q f``, constrain ``zq`` alone (the sampler sees no ridge)."""
+    sigma, s, big_s = data.flux_log_sd, data.q_scale, data.a_scale
+    log_flux = sigma * (sigma * zq + s * eta) / big_s
+    return data.q_loc + big_s * zq - log_flux, log_flux
+
+
 def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> dict[str, jax.Array]:
     """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): emission rate if
     present (kg h-1), source position (m), the plume flux factor (every plume carries ``Q * factor``),
@@ -60,12 +72,16 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
     (block units) and noise inflation."""
     lay = config.layout()
     zq = z[lay["q"]][0]
-    q = jnp.exp(data.q_loc + data.q_scale * zq) if config.q_lognormal else data.q_loc + data.q_scale * zq
+    if config.flux_error:  # zq: the apparent rate's log; eta: the flux factor given it (see flux_terms)
+        log_q, log_flux = flux_terms(zq, z[lay["flux"]][0], data)
+        q, flux = jnp.exp(log_q), jnp.exp(log_flux)
+    else:
+        q = jnp.exp(data.q_loc + data.q_scale * zq) if config.q_lognormal else data.q_loc + data.q_scale * zq
+        flux = jnp.ones(())
     pos = data.pos_center if config.fix_position else data.pos_center + data.pos_sd * z[lay["position"]]
     origin = jnp.broadcast_to(pos, (config.n_overpasses, 2))
     if config.origin_jitter:
         origin = origin + data.origin_sd * z[lay["origin"]].reshape(config.n_overpasses, 2)
-    flux = jnp.exp(data.flux_log_sd * z[lay["flux"]][0]) if config.flux_error else jnp.ones(())
     if config.fix_wind:
         speed, direction = data.speed0, data.dir0
     else:

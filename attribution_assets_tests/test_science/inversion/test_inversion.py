@@ -202,28 +202,41 @@ def test_each_overpass_plume_starts_at_its_apparent_origin() -> None:
     np.testing.assert_allclose(emit_jittered, emit_moved, rtol=1e-4, atol=1e-6 * emit_moved.max())
 
 
-def test_every_plume_of_the_event_carries_its_flux_factor() -> None:
-    """With flux error, every overpass's plume is that of a source of ``Q exp(flux_error_log_sd * z_f)``
-    (the plume is linear in the rate); without it the layout has no flux coordinate."""
+def test_every_plume_carries_the_rate_times_one_flux_factor_with_the_prior_unchanged() -> None:
+    """With flux error, every overpass's plume is that of a source of ``Q f`` (the plume is linear in
+    the rate), and the two whitened coordinates map to ``ln Q ~ N(mu, q_log_sd^2)`` and
+    ``ln f ~ N(0, flux_error_log_sd^2)``, independent: the Jacobian of the linear map from
+    ``(zq, eta)`` to ``(ln Q, ln f)`` times its transpose is ``diag(q_log_sd^2, flux_error_log_sd^2)``.
+    Without it the layout has no flux coordinate."""
     data, config = inv.prepare(_scene(TRUTH), MET, "CH4", replace(FAST, flux_error_log_sd=0.3))
     plain_data, plain_config = inv.prepare(_scene(TRUTH), MET, "CH4", replace(FAST, flux_error_log_sd=0.0))
     lay, plain_lay = config.layout(), plain_config.layout()
     assert "flux" not in plain_lay and config.dim == plain_config.dim + 1
-    z, plain = np.zeros(config.dim), np.zeros(plain_config.dim)
-    z[lay["q"]] = plain[plain_lay["q"]] = 1.0
-    z[lay["flux"]] = -2.0  # sds
+
+    def logs(zq: float, eta: float) -> np.ndarray:
+        z = np.zeros(config.dim)
+        z[lay["q"]], z[lay["flux"]] = zq, eta
+        phys = inv.unpack(z, data, config)
+        return np.log([phys["emission_rate_if_present_kg_h"], phys["plume_flux_factor"]])
+
+    origin = logs(0.0, 0.0)
+    np.testing.assert_allclose(origin, [math.log(1000.0), 0.0], atol=1e-5)  # prior medians (CH4)
+    jacobian = np.stack([logs(1.0, 0.0) - origin, logs(0.0, 1.0) - origin], axis=1)
+    np.testing.assert_allclose(jacobian @ jacobian.T, np.diag([FAST.q_log_sd**2, 0.3**2]), atol=1e-4)
+
+    z = np.zeros(config.dim)
+    z[lay["q"]], z[lay["flux"]] = 0.8, -2.0
     phys = inv.unpack(z, data, config)
-    assert phys["plume_flux_factor"] == pytest.approx(math.exp(-0.6), rel=1e-5)
-    assert phys["emission_rate_if_present_kg_h"] == pytest.approx(inv.unpack(plain, plain_data, plain_config)
-                                                                   ["emission_rate_if_present_kg_h"])
+    carried = phys["emission_rate_if_present_kg_h"] * phys["plume_flux_factor"]
+    plain = np.zeros(plain_config.dim)
+    plain[plain_lay["q"]] = (math.log(carried) - math.log(1000.0)) / FAST.q_log_sd
+    assert len({int(group.overpass) for group in data.groups}) == 2  # EMIT and TROPOMI: both overpasses
     scaled = inv.predict_groups(z, data, config)
     unscaled = inv.predict_groups(plain, plain_data, plain_config)
-    assert len({int(group.overpass) for group in data.groups}) == 2  # EMIT and TROPOMI: both overpasses
     for with_flux, without in zip(scaled, unscaled, strict=True):
         without = np.asarray(without)
         assert without.max() > 0
-        np.testing.assert_allclose(np.asarray(with_flux), math.exp(-0.6) * without, rtol=1e-4,
-                                   atol=1e-6 * without.max())
+        np.testing.assert_allclose(np.asarray(with_flux), without, rtol=1e-4, atol=1e-6 * without.max())
 
 
 def test_multistart_map_recovers_wind_direction_and_position() -> None:
