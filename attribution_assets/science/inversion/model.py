@@ -14,10 +14,7 @@ hourly analysis): the overpass's wind ``(u_o, v_o)`` has the met prior's speed a
 uncertainty widened in quadrature by gusts (``speed_turbulence_log_sd``, natural-log sd) and meander
 (``direction_meander_deg``), and its plume starts at an apparent origin ``(x_o, y_o) = (x0, y0) +
 N(0, origin_jitter_m^2 I)`` about the source ``(x0, y0)``: a straight plume fitted to a meandering
-one points back to a place beside the source. Every plume of the event carries
-``Q * exp(flux_error_log_sd * eta)``, ``eta ~ N(0, 1)``: a snapshot of an unsteady plume holds more
-or less than the mean rate's mass.
-The values and their effect on coverage are in
+one points back to a place beside the source. The values and their effect on coverage are in
 :class:`~attribution_assets.science.inversion.settings.InversionSettings`. For NUTS,
 observations the plume cannot reach under a widened Laplace approximation enter through per-block
 sufficient statistics (:class:`~attribution_assets.science.inversion.problem.InversionProblem`).
@@ -52,32 +49,14 @@ from attribution_assets.science.inversion.settings import PotentialKind
 from attribution_assets.science.units import kg_h_to_kg_s
 
 
-def flux_terms(zq: jax.Array, eta: jax.Array, data: InversionProblem) -> tuple[jax.Array, jax.Array]:
-    """``(ln Q, ln f)`` of the source rate ``Q`` (kg h-1) and the flux factor ``f`` from two whitened
-    coordinates: ``zq`` sets the apparent rate the plumes carry, ``ln(Q f) = mu + S zq`` with
-    ``S^2 = s^2 + sigma^2``, and ``eta`` the factor given it, ``ln f = sigma (sigma zq + s eta) / S``
-    (``mu``, ``s``: the log-normal rate prior; ``sigma``: ``flux_error_log_sd``). A rotation of the
-    standard-normal pair: ``ln Q ~ N(mu, s^2)`` and ``ln f ~ N(0, sigma^2)`` stay independent a priori,
-    and the data, which see only ``Q f``, constrain ``zq`` alone (the sampler sees no ridge)."""
-    sigma, s, big_s = data.flux_log_sd, data.q_scale, data.a_scale
-    log_flux = sigma * (sigma * zq + s * eta) / big_s
-    return data.q_loc + big_s * zq - log_flux, log_flux
-
-
 def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> dict[str, jax.Array]:
     """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): emission rate if
-    present (kg h-1), source position (m), the plume flux factor (every plume carries ``Q * factor``),
-    per overpass the apparent plume origin (m), wind speed
+    present (kg h-1), source position (m), per overpass the apparent plume origin (m), wind speed
     (m s-1), direction (rad, towards), components (m s-1) and stability index, per block background
     (block units) and noise inflation."""
     lay = config.layout()
     zq = z[lay["q"]][0]
-    if config.flux_error:  # zq: the apparent rate's log; eta: the flux factor given it (see flux_terms)
-        log_q, log_flux = flux_terms(zq, z[lay["flux"]][0], data)
-        q, flux = jnp.exp(log_q), jnp.exp(log_flux)
-    else:
-        q = jnp.exp(data.q_loc + data.q_scale * zq) if config.q_lognormal else data.q_loc + data.q_scale * zq
-        flux = jnp.ones(())
+    q = jnp.exp(data.q_loc + data.q_scale * zq) if config.q_lognormal else data.q_loc + data.q_scale * zq
     pos = data.pos_center if config.fix_position else data.pos_center + data.pos_sd * z[lay["position"]]
     origin = jnp.broadcast_to(pos, (config.n_overpasses, 2))
     if config.origin_jitter:
@@ -102,7 +81,6 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
         "source_y_m": pos[1],
         "plume_origin_x_m": origin[:, 0],
         "plume_origin_y_m": origin[:, 1],
-        "plume_flux_factor": flux,
         "wind_speed_m_s": speed,
         "wind_to_direction_rad": direction,
         "wind_u_m_s": speed * jnp.cos(direction),
@@ -120,7 +98,7 @@ def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: M
         group.weights,
         group.k,
         jnp.stack([phys["plume_origin_x_m"][group.overpass], phys["plume_origin_y_m"][group.overpass]]),
-        kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"] * phys["plume_flux_factor"]),
+        kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"]),
         phys["wind_u_m_s"][group.overpass],
         phys["wind_v_m_s"][group.overpass],
         phys["stability_index"][group.overpass],

@@ -77,7 +77,7 @@ def starting_points(data: InversionProblem, config: ModelConfig, settings: Inver
     Q at its profiled value.
     """
     lay = config.layout()
-    q_loc, q_scale = float(data.q_loc), float(data.a_scale)  # zq sets the rate the plumes carry
+    q_loc, q_scale = float(data.q_loc), float(data.q_scale)
     unit_zq = (0.0 - q_loc) / q_scale if config.q_lognormal else (1.0 - q_loc) / q_scale
     offsets = (0.0,) if config.fix_wind else DIRECTION_OFFSETS_RAD
     grid = _position_grid(config, settings)

@@ -55,7 +55,6 @@ class ModelConfig:
     fix_wind: bool
     fix_position: bool
     origin_jitter: bool
-    flux_error: bool
     fix_stability: bool
     fix_inflation: bool
     urban: bool
@@ -67,8 +66,6 @@ class ModelConfig:
             sizes.append(("position", 2))
         if self.origin_jitter:
             sizes.append(("origin", 2 * self.n_overpasses))
-        if self.flux_error:
-            sizes.append(("flux", 1))
         if not self.fix_wind:
             sizes += [("speed", self.n_overpasses), ("direction", self.n_overpasses)]
         if not self.fix_stability:
@@ -128,8 +125,6 @@ class InversionProblem(NamedTuple):
     pos_center: jax.Array  # (2,) m
     pos_sd: jax.Array  # m
     origin_sd: jax.Array  # m, per axis: a snapshot's apparent plume origin about the source
-    flux_log_sd: jax.Array  # natural-log sd of the event's plume flux factor (0 without it)
-    a_scale: jax.Array  # prior sd of the apparent rate the plumes carry, log or kg/h (= q_scale without flux)
     speed0: jax.Array  # (O,) met speed, m/s
     speed_logmu: jax.Array  # (O,)
     speed_logsd: jax.Array  # (O,)
@@ -285,7 +280,6 @@ def prepare(
     wind = _wind_priors(winds, settings)
     f32 = partial(jnp.asarray, dtype=jnp.float32)
     p = settings.prior_p_source
-    flux_log_sd = settings.flux_error_log_sd if q_lognormal else 0.0  # a log-normal rate only
     data = InversionProblem(
         groups=groups,
         rest_s0=f32(rest[0]),
@@ -298,8 +292,6 @@ def prepare(
         pos_center=f32(settings.position_prior_xy_m),
         pos_sd=f32(settings.position_sd_m),
         origin_sd=f32(settings.origin_jitter_m),
-        flux_log_sd=f32(flux_log_sd),
-        a_scale=f32(math.hypot(q_scale, flux_log_sd)),
         **{k: f32(v) for k, v in wind.items()},
         bg_mu=f32(bg[:, 0]),
         bg_sd=f32(bg[:, 1]),
@@ -314,7 +306,6 @@ def prepare(
         fix_wind=settings.fix_wind,
         fix_position=settings.fix_position,
         origin_jitter=not settings.fix_position and settings.origin_jitter_m > 0,
-        flux_error=flux_log_sd > 0,
         fix_stability=settings.fix_stability,
         fix_inflation=settings.fix_noise_inflation,
         urban=settings.urban,

@@ -47,17 +47,7 @@ class InversionSettings:
     jitter, together with the structured-error mask of bright plume pixels, took the position
     coverage of 90 % intervals from 88 % with the two wind terms alone to 97 % (sources above 2 t/h:
     11 of 19 to 18 of 19), with no false alarm in 42 events without a source. All three at 0 give
-    the model without them. ``flux_error_log_sd`` 0.3: the plumes of an event carry the source
-    rate times one log-normal factor (the mass flux a steady plume ascribes to a snapshot of an
-    unsteady one is off by a factor common to the event's overpasses: on instantaneous LES plumes a
-    Gaussian-plume inversion is "prone to large errors because the turbulence cannot be properly
-    parameterized", Varon et al. 2018, AMT 11, 5673, abstract). Without it, on the same
-    120 events, ``ln Q`` of the 34 detected sources lay 0.50 (rms) from the posterior centre against a
-    posterior sd of 0.33 (rms), asking for 0.37 more in quadrature. With it the rate coverage of
-    sourced events went from 86 to 92 % (medium 85 to 95 %, strong 74 to 79 %, CO2 84 to 95 %), that
-    of detected sources from 77 to 89 %, with no change in false alarms (0 of 42) or position
-    coverage (97 %). One factor per overpass covered less (90 %) and let a TROPOMI plume's amplitude
-    and direction trade off, which NUTS mixed poorly. 0 gives the model without it.
+    the model without them.
     ``sampler``: see :data:`Sampler` ("auto" by default); ``escalate``: sample with SMC when the NUTS
     diagnostics fail. ``smc_*``: the SMC settings (:mod:`~attribution_assets.science.inversion.smc`).
     Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
@@ -96,8 +86,6 @@ class InversionSettings:
     position_sd_m: float = _setting(300.0, "source position prior sd, m")
     origin_jitter_m: float = _setting(
         20.0, "sd per axis of each overpass's apparent plume origin about the source (meander), m")
-    flux_error_log_sd: float = _setting(
-        0.3, "natural-log sd of the event's apparent plume flux about the source rate (unsteady plume)")
     stability_sd: float = _setting(1.0, "stability prior sd, classes")
     speed_turbulence_log_sd: float = _setting(
         0.2, "natural-log sd of a snapshot's transport speed about the met speed (gusts), in quadrature")

@@ -100,8 +100,7 @@ def simulate_event(
         clean = np.asarray(predict_block(
             jnp.asarray(block.points_xy_m), jnp.asarray(block.weights), jnp.asarray(block.kg_m2_to_obs),
             jnp.asarray([truth["plume_origin_x_m"][o], truth["plume_origin_y_m"][o]]),
-            kg_h_to_kg_s(truth["emission_rate_if_present_kg_h"] * truth["plume_flux_factor"]),
-            truth["wind_u_m_s"][o],
+            kg_h_to_kg_s(truth["emission_rate_if_present_kg_h"]), truth["wind_u_m_s"][o],
             truth["wind_v_m_s"][o], truth["stability_index"][o]), float)
         y = background + clean + block.sigma * rng.standard_normal(block.size)
         blocks.append(grid_block(*shape, y=y))

@@ -78,7 +78,7 @@ def recovery() -> inv.InversionResult:
 LINEAR = inv.InversionSettings(
     num_chains=2, num_warmup=400, num_samples=1500, escalate=False, q_prior="normal",
     q_mean_kg_h=1000.0, q_sd_kg_h=1000.0, presence=False, fix_wind=True, fix_position=True,
-    fix_stability=True, fix_noise_inflation=True, position_prior_xy_m=TRUTH["xy_m"], flux_error_log_sd=0.0,
+    fix_stability=True, fix_noise_inflation=True, position_prior_xy_m=TRUTH["xy_m"],
 )
 LINEAR_WIND = [_wind(TRUTH["u_m_s"], TRUTH["v_m_s"])]
 
@@ -200,43 +200,6 @@ def test_each_overpass_plume_starts_at_its_apparent_origin() -> None:
     emit_moved = np.asarray(inv.predict_groups(moved, plain_data, plain_config)[0])
     assert emit_moved.max() > 0
     np.testing.assert_allclose(emit_jittered, emit_moved, rtol=1e-4, atol=1e-6 * emit_moved.max())
-
-
-def test_every_plume_carries_the_rate_times_one_flux_factor_with_the_prior_unchanged() -> None:
-    """With flux error, every overpass's plume is that of a source of ``Q f`` (the plume is linear in
-    the rate), and the two whitened coordinates map to ``ln Q ~ N(mu, q_log_sd^2)`` and
-    ``ln f ~ N(0, flux_error_log_sd^2)``, independent: the Jacobian of the linear map from
-    ``(zq, eta)`` to ``(ln Q, ln f)`` times its transpose is ``diag(q_log_sd^2, flux_error_log_sd^2)``.
-    Without it the layout has no flux coordinate."""
-    data, config = inv.prepare(_scene(TRUTH), MET, "CH4", replace(FAST, flux_error_log_sd=0.3))
-    plain_data, plain_config = inv.prepare(_scene(TRUTH), MET, "CH4", replace(FAST, flux_error_log_sd=0.0))
-    lay, plain_lay = config.layout(), plain_config.layout()
-    assert "flux" not in plain_lay and config.dim == plain_config.dim + 1
-
-    def logs(zq: float, eta: float) -> np.ndarray:
-        z = np.zeros(config.dim)
-        z[lay["q"]], z[lay["flux"]] = zq, eta
-        phys = inv.unpack(z, data, config)
-        return np.log([phys["emission_rate_if_present_kg_h"], phys["plume_flux_factor"]])
-
-    origin = logs(0.0, 0.0)
-    np.testing.assert_allclose(origin, [math.log(1000.0), 0.0], atol=1e-5)  # prior medians (CH4)
-    jacobian = np.stack([logs(1.0, 0.0) - origin, logs(0.0, 1.0) - origin], axis=1)
-    np.testing.assert_allclose(jacobian @ jacobian.T, np.diag([FAST.q_log_sd**2, 0.3**2]), atol=1e-4)
-
-    z = np.zeros(config.dim)
-    z[lay["q"]], z[lay["flux"]] = 0.8, -2.0
-    phys = inv.unpack(z, data, config)
-    carried = phys["emission_rate_if_present_kg_h"] * phys["plume_flux_factor"]
-    plain = np.zeros(plain_config.dim)
-    plain[plain_lay["q"]] = (math.log(carried) - math.log(1000.0)) / FAST.q_log_sd
-    assert len({int(group.overpass) for group in data.groups}) == 2  # EMIT and TROPOMI: both overpasses
-    scaled = inv.predict_groups(z, data, config)
-    unscaled = inv.predict_groups(plain, plain_data, plain_config)
-    for with_flux, without in zip(scaled, unscaled, strict=True):
-        without = np.asarray(without)
-        assert without.max() > 0
-        np.testing.assert_allclose(np.asarray(with_flux), without, rtol=1e-4, atol=1e-6 * without.max())
 
 
 def test_multistart_map_recovers_wind_direction_and_position() -> None:
@@ -439,7 +402,7 @@ def test_difference_hessian_matches_autodiff_hessian() -> None:
 TWIN_SOURCES_M = ((-600.0, 250.0), (-600.0, -250.0))
 TWIN = inv.InversionSettings(
     num_chains=2, num_warmup=300, num_samples=600, escalate=False, presence=False, fix_wind=True,
-    fix_stability=True, fix_noise_inflation=True, origin_jitter_m=0.0, flux_error_log_sd=0.0,
+    fix_stability=True, fix_noise_inflation=True, origin_jitter_m=0.0,
 )
 
 
