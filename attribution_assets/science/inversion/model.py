@@ -14,7 +14,12 @@ hourly analysis): the overpass's wind ``(u_o, v_o)`` has the met prior's speed a
 uncertainty widened in quadrature by gusts (``speed_turbulence_log_sd``, natural-log sd) and meander
 (``direction_meander_deg``), and its plume starts at an apparent origin ``(x_o, y_o) = (x0, y0) +
 N(0, origin_jitter_m^2 I)`` about the source ``(x0, y0)``: a straight plume fitted to a meandering
-one points back to a place beside the source. The values and their effect on coverage are in
+one points back to a place beside the source. Every plume of the event carries ``Q_p = Q * F``,
+the source rate ``Q`` times a flux factor ``ln F ~ N(0, flux_error_log_sd^2)`` (a snapshot of an
+unsteady plume holds more or less than the mean rate's mass). The data see only ``Q_p``, so the
+latent vector holds ``ln Q_p`` (prior sd ``hypot(q_log_sd, flux_error_log_sd)``) and ``Q`` is drawn
+afterwards from its exact conditional (:func:`source_rate_kg_h`): the factor is independent of the
+data given ``Q_p`` and costs the samplers nothing. The values and their effect on coverage are in
 :class:`~attribution_assets.science.inversion.settings.InversionSettings`. For NUTS,
 observations the plume cannot reach under a widened Laplace approximation enter through per-block
 sufficient statistics (:class:`~attribution_assets.science.inversion.problem.InversionProblem`).
@@ -50,10 +55,10 @@ from attribution_assets.science.units import kg_h_to_kg_s
 
 
 def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> dict[str, jax.Array]:
-    """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): emission rate if
-    present (kg h-1), source position (m), per overpass the apparent plume origin (m), wind speed
-    (m s-1), direction (rad, towards), components (m s-1) and stability index, per block background
-    (block units) and noise inflation."""
+    """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): the rate the
+    plumes carry if a source is present (kg h-1), source position (m), per overpass the apparent plume
+    origin (m), wind speed (m s-1), direction (rad, towards), components (m s-1) and stability index,
+    per block background (block units) and noise inflation."""
     lay = config.layout()
     zq = z[lay["q"]][0]
     q = jnp.exp(data.q_loc + data.q_scale * zq) if config.q_lognormal else data.q_loc + data.q_scale * zq
@@ -76,7 +81,7 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
     else:
         inflation = jnp.exp(data.infl_log_sd * z[lay["inflation"]])
     return {
-        "emission_rate_if_present_kg_h": q,
+        "plume_rate_kg_h": q,
         "source_x_m": pos[0],
         "source_y_m": pos[1],
         "plume_origin_x_m": origin[:, 0],
@@ -98,7 +103,7 @@ def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: M
         group.weights,
         group.k,
         jnp.stack([phys["plume_origin_x_m"][group.overpass], phys["plume_origin_y_m"][group.overpass]]),
-        kg_h_to_kg_s(phys["emission_rate_if_present_kg_h"]),
+        kg_h_to_kg_s(phys["plume_rate_kg_h"]),
         phys["wind_u_m_s"][group.overpass],
         phys["wind_v_m_s"][group.overpass],
         phys["stability_index"][group.overpass],
@@ -188,21 +193,52 @@ def predict_groups(z: jax.Array, data: InversionProblem, config: ModelConfig) ->
     return tuple(group_predict(phys, group, config) for group in data.groups)
 
 
+def source_rate_kg_h(
+    plume_rate_kg_h: np.ndarray | float,
+    noise: np.ndarray | float,
+    data: InversionProblem,
+    config: ModelConfig,
+) -> np.ndarray:
+    """The source rate (kg h-1) given the rate its plumes carry, ``plume_rate_kg_h``, and standard
+    normal ``noise`` of the same shape (0 gives the conditional median).
+
+    With ``ln Q ~ N(m, s^2)`` and ``ln Q_p = ln Q + ln F``, ``ln F ~ N(0, f^2)``, the conditional is
+    ``ln Q | ln Q_p ~ N(m + r (ln Q_p - m), r f^2)`` with ``r = s^2 / (s^2 + f^2)`` (the Gaussian
+    conditional; ``s^2 + f^2`` is ``data.q_scale^2``). Without a flux factor it is ``Q_p`` itself."""
+    rate = np.asarray(plume_rate_kg_h, dtype=float)
+    flux2 = float(data.flux_log_sd) ** 2
+    if not config.q_lognormal or flux2 == 0.0:
+        return rate
+    m, total2 = float(data.q_loc), float(data.q_scale) ** 2
+    r = (total2 - flux2) / total2
+    return np.exp(m + r * (np.log(rate) - m) + np.sqrt(r * flux2) * np.asarray(noise, dtype=float))
+
+
 def unpack(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> dict[str, float | np.ndarray]:
     """Physical parameters (floats and numpy arrays, units of :func:`unpack_latent`) of one whitened
-    latent vector ``z``."""
+    latent vector ``z``, with ``emission_rate_if_present_kg_h`` the conditional median of the source
+    rate given the plumes' (:func:`source_rate_kg_h`)."""
     values = unpack_latent(jnp.asarray(z, jnp.float32), data, config)
-    return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)) for k, v in values.items()}
+    out = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)) for k, v in values.items()}
+    out["emission_rate_if_present_kg_h"] = float(source_rate_kg_h(out["plume_rate_kg_h"], 0.0, data, config))
+    return out
 
 
 _unpack_draws = jax.jit(jax.vmap(unpack_latent, in_axes=(0, None, None)), static_argnames=("config",))
 
 
-def physical_draws(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> dict[str, np.ndarray]:
-    """Physical draws (C, D, ...) from whitened draws ``z`` (C, D, P)."""
+def physical_draws(
+    z: np.ndarray, data: InversionProblem, config: ModelConfig, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Physical draws (C, D, ...) from whitened draws ``z`` (C, D, P), with each draw's source rate
+    ``emission_rate_if_present_kg_h`` drawn from its conditional given the plumes' rate
+    (:func:`source_rate_kg_h`, standard normal noise from ``rng``)."""
     chains, draws, dim = z.shape
     flat = _unpack_draws(jnp.asarray(z.reshape(-1, dim), jnp.float32), data, config)
-    return {k: np.asarray(v).reshape((chains, draws) + np.shape(v)[1:]) for k, v in flat.items()}
+    phys = {k: np.asarray(v).reshape((chains, draws) + np.shape(v)[1:]) for k, v in flat.items()}
+    noise = rng.standard_normal((chains, draws))
+    phys["emission_rate_if_present_kg_h"] = source_rate_kg_h(phys["plume_rate_kg_h"], noise, data, config)
+    return phys
 
 
 _BATCH = 256

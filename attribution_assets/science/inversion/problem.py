@@ -121,7 +121,8 @@ class InversionProblem(NamedTuple):
     block_n: jax.Array  # (B,) observations per block
     block_weight: jax.Array  # (B,) likelihood weight (1, or 1 / c_b^2 for structured retrieval error)
     q_loc: jax.Array  # log(median kg/h) or mean kg/h
-    q_scale: jax.Array  # log-sd or sd kg/h
+    q_scale: jax.Array  # log-sd or sd kg/h of the plume's rate (the source's widened by the flux factor)
+    flux_log_sd: jax.Array  # natural-log sd of the plume's rate about the source's (0: no flux factor)
     pos_center: jax.Array  # (2,) m
     pos_sd: jax.Array  # m
     origin_sd: jax.Array  # m, per axis: a snapshot's apparent plume origin about the source
@@ -148,14 +149,17 @@ def _robust_background(block: ObservationBlock, sd_factor: float) -> tuple[float
     return median, sd_factor * scale
 
 
-def _q_prior(gas: str, settings: InversionSettings) -> tuple[bool, float, float]:
-    """(is_lognormal, loc, scale) of the emission prior in kg h-1 (log space for lognormal)."""
+def _q_prior(gas: str, settings: InversionSettings) -> tuple[bool, float, float, float]:
+    """(is_lognormal, loc, scale, flux log-sd) of the prior of the rate the plume carries, in kg h-1
+    (log space for lognormal). With a log-normal prior it is the source's prior widened in quadrature
+    by the flux factor (``settings.flux_error_log_sd``); a Normal prior has no flux factor."""
     median = settings.q_median_kg_h or DEFAULT_Q_MEDIAN_KG_H[gas.upper()]
     if settings.q_prior == "lognormal":
-        return True, math.log(median), settings.q_log_sd
+        flux = settings.flux_error_log_sd
+        return True, math.log(median), math.hypot(settings.q_log_sd, flux), flux
     mean = median if settings.q_mean_kg_h is None else settings.q_mean_kg_h
     sd = median if settings.q_sd_kg_h is None else settings.q_sd_kg_h
-    return False, mean, sd
+    return False, mean, sd, 0.0
 
 
 def _wind_priors(winds: Sequence[OverpassWind], settings: InversionSettings) -> dict[str, np.ndarray]:
@@ -274,7 +278,7 @@ def prepare(
     inconsistent inputs.
     """
     _validate(blocks, winds, gas)
-    q_lognormal, q_loc, q_scale = _q_prior(gas, settings)
+    q_lognormal, q_loc, q_scale, flux_log_sd = _q_prior(gas, settings)
     bg = np.array([_robust_background(block, settings.background_sd_factor) for block in blocks])
     groups, rest = _assemble(blocks, bg[:, 0])
     wind = _wind_priors(winds, settings)
@@ -289,6 +293,7 @@ def prepare(
         block_weight=f32(_block_weights(blocks, winds, settings)),
         q_loc=f32(q_loc),
         q_scale=f32(q_scale),
+        flux_log_sd=f32(flux_log_sd),
         pos_center=f32(settings.position_prior_xy_m),
         pos_sd=f32(settings.position_sd_m),
         origin_sd=f32(settings.origin_jitter_m),

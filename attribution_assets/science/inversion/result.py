@@ -180,7 +180,8 @@ class InversionResult:
     """Posterior of one inversion.
 
     ``draws`` maps names to arrays (chain, draw, ...): ``emission_rate_kg_h`` (0 in the no-source
-    component), ``emission_rate_if_present_kg_h``, ``source_present`` (0/1), ``p_source_conditional``,
+    component), ``emission_rate_if_present_kg_h``, ``plume_rate_kg_h`` (the rate the plumes carry,
+    :mod:`~attribution_assets.science.inversion.model`), ``source_present`` (0/1), ``p_source_conditional``,
     ``source_x_m``, ``source_y_m`` (local frame, m), per overpass ``wind_u_m_s``, ``wind_v_m_s``,
     ``wind_speed_m_s``, ``wind_to_direction_rad``, ``stability_index``, per block ``background``
     (block units, see ``block_units``) and ``noise_inflation`` (1). ``latent`` holds the whitened
@@ -324,7 +325,7 @@ def sampled_posterior(
     """The posterior of sampled whitened draws ``z`` (C, D, P) with their log Bayes factors and
     divergence flags (C, D): physical draws, each draw's source indicator (``PRESENCE`` stream,
     :func:`presence_draws`) and ``P(source | y)``."""
-    phys = physical_draws(z, data, config)
+    phys = physical_draws(z, data, config, RandomStream.FLUX_FACTOR.generator(seed))
     rng = RandomStream.PRESENCE.generator(seed)
     p_source = presence_draws(phys, log_bf, config, float(data.log_prior_odds), rng)
     phys["log_bayes_factor"] = log_bf
@@ -341,7 +342,7 @@ def laplace_draws(
     rng = RandomStream.LAPLACE_DRAWS.generator(settings.seed)
     chol = cholesky(fit.cov)
     z = fit.mean + rng.standard_normal((settings.laplace_draws, fit.mean.size)) @ chol.T
-    phys = physical_draws(z[None], data, config)
+    phys = physical_draws(z[None], data, config, RandomStream.FLUX_FACTOR.generator(settings.seed))
     present = rng.uniform(size=(1, settings.laplace_draws)) < p_source
     phys["source_present"] = present.astype(np.int8)
     phys["p_source_conditional"] = np.full(present.shape, p_source)

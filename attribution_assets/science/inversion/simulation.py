@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attribution_assets.science.forward.operators import ObservationBlock, predict_block
-from attribution_assets.science.inversion.model import unpack
+from attribution_assets.science.inversion.model import source_rate_kg_h, unpack
 from attribution_assets.science.inversion.problem import prepare
 from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.met.wind import OverpassWind
@@ -94,13 +94,15 @@ def simulate_event(
     if "inflation" in lay:
         z[lay["inflation"]] = 0.0
     truth = unpack(z, data, config)
+    truth["emission_rate_if_present_kg_h"] = float(
+        source_rate_kg_h(truth["plume_rate_kg_h"], rng.standard_normal(), data, config))
     blocks = []
     for shape, block, background in zip(shapes, template, backgrounds, strict=True):
         o = block.overpass
         clean = np.asarray(predict_block(
             jnp.asarray(block.points_xy_m), jnp.asarray(block.weights), jnp.asarray(block.kg_m2_to_obs),
             jnp.asarray([truth["plume_origin_x_m"][o], truth["plume_origin_y_m"][o]]),
-            kg_h_to_kg_s(truth["emission_rate_if_present_kg_h"]), truth["wind_u_m_s"][o],
+            kg_h_to_kg_s(truth["plume_rate_kg_h"]), truth["wind_u_m_s"][o],
             truth["wind_v_m_s"][o], truth["stability_index"][o]), float)
         y = background + clean + block.sigma * rng.standard_normal(block.size)
         blocks.append(grid_block(*shape, y=y))

@@ -27,6 +27,8 @@ class RandomStream(IntEnum):
     """The reference draws, resampling and Metropolis-Hastings moves of SMC."""
     STRUCTURED_ERROR = 7
     """Sources and directions of the plume templates that measure structured retrieval error."""
+    FLUX_FACTOR = 8
+    """The source rate of every draw given the rate its plumes carry (the flux factor)."""
 
     def generator(self, seed: int) -> np.random.Generator:
         """This stream's generator for ``seed``."""

@@ -283,7 +283,7 @@ def test_same_overpass_pair_tightens_q_over_u(singles) -> None:
     single_b = inv.invert([b], WINDS_2[:1], "CH4", LAPLACE)
 
     def q_over_u(r: inv.InversionResult) -> np.ndarray:
-        return r.draws["emission_rate_if_present_kg_h"] / r.draws["wind_speed_m_s"][..., 0]
+        return r.draws["plume_rate_kg_h"] / r.draws["wind_speed_m_s"][..., 0]
 
     assert _log_sd(q_over_u(joint)) < min(_log_sd(q_over_u(singles[0])), _log_sd(q_over_u(single_b)))
 

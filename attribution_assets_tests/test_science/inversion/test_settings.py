@@ -74,6 +74,7 @@ def test_random_streams_are_pinned() -> None:
         "SCREENING": 4,
         "SMC": 6,
         "STRUCTURED_ERROR": 7,
+        "FLUX_FACTOR": 8,
     }
     np.testing.assert_array_equal(
         RandomStream.SCREENING.generator(11).standard_normal(3),
