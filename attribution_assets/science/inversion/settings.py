@@ -56,7 +56,9 @@ class InversionSettings:
     (:func:`~attribution_assets.science.inversion.model.source_rate_kg_h`). Without it, on the same
     120 events, ``ln Q`` of the 34 detected sources lay 0.50 (rms) from the posterior centre against a
     posterior sd of 0.33 (rms), asking for 0.37 more in quadrature (0.20 over the 23 with several
-    overpasses). 0 gives the model without it.
+    overpasses); with it the rate coverage of the sourced events went from 86 to 91 % (medium 85 to
+    90, strong 74 to 79, CO2 84 to 95 %), with no false alarm and position coverage unchanged (97 %).
+    0.37 gave medium 100, strong 84 and CO2 89 %. 0 gives the model without it.
     ``sampler``: see :data:`Sampler` ("auto" by default); ``escalate``: sample with SMC when the NUTS
     diagnostics fail. ``smc_*``: the SMC settings (:mod:`~attribution_assets.science.inversion.smc`).
     Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
