@@ -194,20 +194,18 @@ def predict_groups(z: jax.Array, data: InversionProblem, config: ModelConfig) ->
 
 
 def source_rate_kg_h(
-    plume_rate_kg_h: np.ndarray | float,
-    noise: np.ndarray | float,
-    data: InversionProblem,
-    config: ModelConfig,
+    plume_rate_kg_h: np.ndarray | float, noise: np.ndarray | float, data: InversionProblem
 ) -> np.ndarray:
     """The source rate (kg h-1) given the rate its plumes carry, ``plume_rate_kg_h``, and standard
     normal ``noise`` of the same shape (0 gives the conditional median).
 
     With ``ln Q ~ N(m, s^2)`` and ``ln Q_p = ln Q + ln F``, ``ln F ~ N(0, f^2)``, the conditional is
     ``ln Q | ln Q_p ~ N(m + r (ln Q_p - m), r f^2)`` with ``r = s^2 / (s^2 + f^2)`` (the Gaussian
-    conditional; ``s^2 + f^2`` is ``data.q_scale^2``). Without a flux factor it is ``Q_p`` itself."""
+    conditional; ``s^2 + f^2`` is ``data.q_scale^2``). Without a flux factor (``data.flux_log_sd``
+    0, as for a Normal prior) it is ``Q_p`` itself."""
     rate = np.asarray(plume_rate_kg_h, dtype=float)
     flux2 = float(data.flux_log_sd) ** 2
-    if not config.q_lognormal or flux2 == 0.0:
+    if flux2 == 0.0:
         return rate
     m, total2 = float(data.q_loc), float(data.q_scale) ** 2
     r = (total2 - flux2) / total2
@@ -220,7 +218,7 @@ def unpack(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> dict[s
     rate given the plumes' (:func:`source_rate_kg_h`)."""
     values = unpack_latent(jnp.asarray(z, jnp.float32), data, config)
     out = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)) for k, v in values.items()}
-    out["emission_rate_if_present_kg_h"] = float(source_rate_kg_h(out["plume_rate_kg_h"], 0.0, data, config))
+    out["emission_rate_if_present_kg_h"] = float(source_rate_kg_h(out["plume_rate_kg_h"], 0.0, data))
     return out
 
 
@@ -237,7 +235,7 @@ def physical_draws(
     flat = _unpack_draws(jnp.asarray(z.reshape(-1, dim), jnp.float32), data, config)
     phys = {k: np.asarray(v).reshape((chains, draws) + np.shape(v)[1:]) for k, v in flat.items()}
     noise = rng.standard_normal((chains, draws))
-    phys["emission_rate_if_present_kg_h"] = source_rate_kg_h(phys["plume_rate_kg_h"], noise, data, config)
+    phys["emission_rate_if_present_kg_h"] = source_rate_kg_h(phys["plume_rate_kg_h"], noise, data)
     return phys
 
 

@@ -95,7 +95,7 @@ def simulate_event(
         z[lay["inflation"]] = 0.0
     truth = unpack(z, data, config)
     truth["emission_rate_if_present_kg_h"] = float(
-        source_rate_kg_h(truth["plume_rate_kg_h"], rng.standard_normal(), data, config))
+        source_rate_kg_h(truth["plume_rate_kg_h"], rng.standard_normal(), data))
     blocks = []
     for shape, block, background in zip(shapes, template, backgrounds, strict=True):
         o = block.overpass

@@ -206,23 +206,23 @@ def test_source_rate_given_the_plumes_rate_recovers_the_joint_prior() -> None:
     """``ln Q_p ~ N(m, s^2 + f^2)`` (the model's latent rate) and ``ln Q`` drawn from its conditional
     (:func:`inv.source_rate_kg_h`) are jointly the prior ``ln Q ~ N(m, s^2)``, ``ln Q_p - ln Q ~
     N(0, f^2)`` independent of ``ln Q``: the Gaussian identity the flux factor rests on."""
-    data, config = inv.prepare(_scene(TRUTH), MET, "CH4", FAST)
+    data, _ = inv.prepare(_scene(TRUTH), MET, "CH4", FAST)
     m, total = float(data.q_loc), float(data.q_scale)
     assert total == pytest.approx(math.hypot(FAST.q_log_sd, FAST.flux_error_log_sd), rel=1e-6)
     rng = np.random.default_rng(5)
     log_plume = m + total * rng.standard_normal(200_000)
-    log_q = np.log(inv.source_rate_kg_h(np.exp(log_plume), rng.standard_normal(log_plume.size), data, config))
+    log_q = np.log(inv.source_rate_kg_h(np.exp(log_plume), rng.standard_normal(log_plume.size), data))
     factor = log_plume - log_q
     assert np.mean(log_q) == pytest.approx(m, abs=0.02)
     assert np.std(log_q) == pytest.approx(FAST.q_log_sd, rel=0.01)
     assert np.std(factor) == pytest.approx(FAST.flux_error_log_sd, rel=0.01)
     assert abs(np.corrcoef(log_q, factor)[0, 1]) < 0.01
     r = FAST.q_log_sd**2 / total**2
-    median = inv.source_rate_kg_h(2.0e4, 0.0, data, config)
+    median = inv.source_rate_kg_h(2.0e4, 0.0, data)
     assert float(median) == pytest.approx(math.exp(m + r * (math.log(2.0e4) - m)), rel=1e-6)
     for plain in (replace(FAST, flux_error_log_sd=0.0), LINEAR):
-        plain_data, plain_config = inv.prepare(_scene(TRUTH), MET, "CH4", plain)
-        assert float(inv.source_rate_kg_h(2.0e4, 1.5, plain_data, plain_config)) == 2.0e4
+        plain_data, _ = inv.prepare(_scene(TRUTH), MET, "CH4", plain)
+        assert float(inv.source_rate_kg_h(2.0e4, 1.5, plain_data)) == 2.0e4
 
 
 def test_multistart_map_recovers_wind_direction_and_position() -> None:
