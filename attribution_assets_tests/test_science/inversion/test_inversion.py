@@ -22,7 +22,6 @@ from attribution_assets.science.inversion.linear_gaussian import (
     combine_gaussian_posteriors,
     linear_gaussian_posterior,
 )
-from attribution_assets.science.inversion.optimise import DIRECTION_OFFSETS_RAD
 from attribution_assets.science.inversion.simulation import (
     EMIT_PPM_M_PER_KG_M2,
     TROPOMI_PPB_PER_KG_M2,
@@ -279,7 +278,7 @@ def test_fast_answer_map_reaches_the_optimum_of_the_full_multistart(truth: dict 
     assert (fast.sampler, fast.map_starts_per_direction, fast.map_position_grid) == ("laplace", 1, 9)
     assert replace(fast, sampler=FAST.sampler, map_starts_per_direction=2, map_position_grid=13) == FAST
     data, config = inv.prepare(_scene(truth), MET, "CH4", FAST)
-    assert len(inv.starting_points(data, config, fast)) == len(DIRECTION_OFFSETS_RAD)  # one per rotation
+    assert len(inv.starting_points(data, config, fast)) == len(optimise.DIRECTION_OFFSETS_RAD)  # one each
     z_full, best, _ = inv.find_map(data, config, FAST)
     z_fast, value, _ = inv.find_map(data, config, fast)
     assert value == pytest.approx(best, abs=0.5)
