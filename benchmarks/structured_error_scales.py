@@ -14,7 +14,16 @@ differences of 10 m along x and y, 192 templates). The rate and the evidence of 
 plume templates, the position with their derivatives; a ratio below 1 says the power likelihood
 widens the position more than the error asks for.
 
-    .venv/bin/python benchmarks/structured_error_scales.py [--events 120] [--seed 1] [--out F.json]
+It also splits each block's whitened residuals and templates, less their constant part (the
+background's), into a smooth part (the span of the ``--band-order``^2 lowest 2-D cosines over the
+block's footprint centres but the constant, orthonormalised in the noise-whitened metric over its
+quiet observations) and the rest, and gives each part's scale and
+the smooth part's share of a template's whitened energy ``E``. A likelihood tempered per band
+instead of per block keeps ``E / c_smooth^2 + (1 - E) / c_rest^2`` of a plume's evidence instead of
+``1 / c_b^2``; their ratio (the "band gain") is what such a likelihood would recover.
+
+    .venv/bin/python benchmarks/structured_error_scales.py [--events 120] [--seed 1] [--band-order 4]
+        [--out F.json]
 """
 
 from __future__ import annotations
@@ -44,11 +53,35 @@ def robust_sd(z: np.ndarray) -> float:
     return MAD_TO_SD * float(np.median(np.abs(z - np.median(z))))
 
 
+def smooth_basis(block: ObservationBlock, order: int) -> np.ndarray:
+    """Orthonormal columns (n, order^2) spanning the ``order x order`` lowest 2-D cosines over the
+    block's footprint centres (scaled to their bounding box), in the noise-whitened metric over its
+    quiet observations (zero rows elsewhere); the first column is the constant's."""
+    weight = structured_error.quiet_observations(block) / np.asarray(block.sigma, float)
+    centres = np.asarray(block.points_xy_m, float).mean(axis=1)
+    low, high = centres.min(axis=0), centres.max(axis=0)
+    unit = (centres - low) / np.maximum(high - low, 1.0)
+    cosines = [np.cos(np.pi * a * unit[:, 0]) * np.cos(np.pi * b * unit[:, 1])
+               for a in range(order) for b in range(order)]
+    basis, _ = np.linalg.qr(np.stack(cosines, axis=1) * weight[:, None])
+    return basis
+
+
+def _whitened_projections(templates: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """``t.r / |t|`` for every whitened template row (NaN where ``|t| < MIN_TEMPLATE_NORM``)."""
+    norm = np.linalg.norm(templates, axis=1)
+    z = templates @ residuals / np.where(norm > 0.0, norm, 1.0)
+    return np.where(norm >= structured_error.MIN_TEMPLATE_NORM, z, np.nan)
+
+
 def block_scales(
-    block: ObservationBlock, wind: OverpassWind, rng: np.random.Generator
-) -> tuple[float, float]:
-    """(plume-template scale, position-derivative scale) of one block: the robust sds of the matched
-    projections (``structured_error.projections``) of its residuals, before the significance test."""
+    block: ObservationBlock, wind: OverpassWind, rng: np.random.Generator, band_order: int
+) -> dict[str, float]:
+    """The scales of one block (robust sds of matched projections of its residuals, before the
+    significance test): ``plume`` (``structured_error.projections`` onto plume templates, the
+    inversion's ``c_b``), ``position`` (onto their position derivatives), ``smooth`` and ``rest``
+    (the plume templates' and residuals' parts in and out of :func:`smooth_basis`), and
+    ``smooth_share``, the median share of a template's whitened energy in the smooth part."""
     n = structured_error.TEMPLATES
     sources = rng.uniform(-2.0, 2.0, (n, 2)) * POSITION_SD_M
     angles = rng.uniform(0.0, 2.0 * np.pi, n)
@@ -59,22 +92,43 @@ def block_scales(
         return jacobians(block, sources + shift, u, v, wind.stability_index)
 
     step = POSITION_STEP_M
+    centred = plumes(np.zeros(2))
     derivatives = [plumes(np.array(d) * step) - plumes(-np.array(d) * step) for d in ((1.0, 0.0), (0.0, 1.0))]
     # the projections are invariant to a template's scale; the scale only sets which count (norm >= 1)
-    unit = [d * (np.linalg.norm(plumes(np.zeros(2)), axis=1, keepdims=True)
+    unit = [d * (np.linalg.norm(centred, axis=1, keepdims=True)
                  / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-30)) for d in derivatives]
-    plume_z = structured_error.projections(block, plumes(np.zeros(2)))
+    plume_z = structured_error.projections(block, centred)
     position_z = np.concatenate([structured_error.projections(block, d) for d in unit])
-    return robust_sd(plume_z), robust_sd(position_z)
+    weight = structured_error.quiet_observations(block) / np.asarray(block.sigma, float)
+    basis = smooth_basis(block, band_order)
+    constant, smooth = basis[:, :1], basis[:, 1:]  # the first cosine is the background's
+
+    def parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # (the part the background does not take, its smooth part) of whitened rows x
+        return x - (x @ constant) @ constant.T, (x @ smooth) @ smooth.T
+
+    template, smooth_t = parts(centred * weight)
+    residual, smooth_r = parts((np.asarray(block.y, float) - np.median(block.y)) * weight)
+    norm = np.linalg.norm(template, axis=1)
+    counted = norm >= structured_error.MIN_TEMPLATE_NORM
+    share = np.linalg.norm(smooth_t, axis=1) ** 2 / np.where(norm > 0.0, norm, 1.0) ** 2
+    return {
+        "plume": robust_sd(plume_z),
+        "position": robust_sd(position_z),
+        "smooth": robust_sd(_whitened_projections(smooth_t, smooth_r)),
+        "rest": robust_sd(_whitened_projections(template - smooth_t, residual - smooth_r)),
+        "smooth_share": float(np.median(share[counted])) if counted.any() else float("nan"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=120, help="events in the misspecified set")
     parser.add_argument("--seed", type=int, default=1, help="seed of the misspecified set")
+    parser.add_argument("--band-order", type=int, default=4, help="cosines per axis of the smooth part")
     parser.add_argument("--out", default="structured_error_scales.json")
     args = parser.parse_args()
-    scales: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    scales: dict[str, list[dict[str, float]]] = defaultdict(list)
     for index, (kind, gas) in enumerate(scene_kinds(args.events, args.seed)):
         if gas != "CH4":
             continue
@@ -83,18 +137,21 @@ def main() -> None:
             if name in ("EMIT", "GHGSAT"):
                 rng = np.random.default_rng([args.seed, index, block.overpass])
                 scales[f"{name}, {'no source' if kind == 'none' else 'source'}"].append(
-                    block_scales(block, scene.winds[block.overpass], rng))
+                    block_scales(block, scene.winds[block.overpass], rng, args.band_order))
     summary = {}
-    print("| blocks | n | plume-template scale, median [p25, p75] | position-derivative scale, median "
-          "[p25, p75] | ratio, median [p25, p75] |\n|---|---|---|---|---|")
+    print("| blocks | n | plume-template scale c_b | position-derivative scale | ratio | smooth / rest scale "
+          "| template energy in the smooth part | band gain |\n|---|---|---|---|---|---|---|---|")
     for name, values in sorted(scales.items()):
-        plume, position = np.array(values).T
-        rows = {"plume": plume, "position": position, "ratio": position / plume}
-        summary[name] = {k: np.percentile(v, [25, 50, 75]).tolist() for k, v in rows.items()}
+        table = {key: np.array([v[key] for v in values]) for key in values[0]}
+        table["ratio"] = table["position"] / table["plume"]
+        e = table["smooth_share"]
+        table["band_gain"] = (e / table["smooth"] ** 2 + (1.0 - e) / table["rest"] ** 2) * table["plume"] ** 2
+        summary[name] = {key: np.nanpercentile(v, [25, 50, 75]).tolist() for key, v in table.items()}
         summary[name]["n"] = len(values)
-        cells = " | ".join(f"{q[1]:.2f} [{q[0]:.2f}, {q[2]:.2f}]" for q in
-                           (summary[name][k] for k in ("plume", "position", "ratio")))
-        print(f"| {name} | {len(values)} | {cells} |")
+        m = {key: q[1] for key, q in summary[name].items() if key != "n"}
+        print(f"| {name} | {len(values)} | {m['plume']:.2f} | {m['position']:.2f} | {m['ratio']:.2f} "
+              f"| {m['smooth']:.2f} / {m['rest']:.2f} | {m['smooth_share']:.2f} | {m['band_gain']:.2f} |")
+    print("\n(medians over the blocks; the JSON has the quartiles too)")
     write_results({"args": vars(args), "summary": summary}, args.out)
 
 
