@@ -5,7 +5,7 @@ The inversion tempers each block's likelihood by ``1 / c_b^2``
 matched projections of the block's residuals onto plume templates. A power likelihood widens every
 direction of the posterior by ``c_b``; a composite likelihood's sandwich (Godambe) variance widens
 the direction of a parameter ``k`` by the error's scale along that parameter's score, ``d mu / d k``
-(Varin, Reid & Firth 2011, Statistica Sinica 21, 5, eq. 3; Ribatet, Cooley & Davison 2012,
+(Varin, Reid & Firth 2011, Statistica Sinica 21, 5, section 2; Ribatet, Cooley & Davison 2012,
 Statistica Sinica 22, 813, the curvature adjustment). For each EMIT and GHGSat block of the
 misspecified set (``attribution_assets.science.validation``) this script measures both: the scale
 for the same 96 plume templates as the inversion (sources within two prior sds, random directions,
