@@ -34,23 +34,16 @@ from collections import defaultdict
 import numpy as np
 from report import write_results
 
-from attribution_assets.science.forward.operators import ObservationBlock, jacobians
-from attribution_assets.science.inversion import structured_error
+from attribution_assets.science.forward.operators import ObservationBlock
+from attribution_assets.science.inversion import InversionSettings, structured_error
 from attribution_assets.science.met.wind import OverpassWind
-from attribution_assets.science.units import MAD_TO_SD
 from attribution_assets.science.validation import scene_kinds
 from attribution_assets.science.validation.scenes import generate_scene
 
 POSITION_STEP_M = 10.0
 """Half the central-difference step of the position derivatives (m)."""
-POSITION_SD_M = 300.0
-"""Position prior sd (m) over which the template sources spread, as the inversion's default."""
-
-
-def robust_sd(z: np.ndarray) -> float:
-    """1.4826 x the median absolute deviation of the finite values of ``z``."""
-    z = z[np.isfinite(z)]
-    return MAD_TO_SD * float(np.median(np.abs(z - np.median(z))))
+POSITION_SD_M = InversionSettings().position_sd_m
+"""Position prior sd (m) over which the template sources spread: the inversion's default (300 m)."""
 
 
 def smooth_basis(block: ObservationBlock, order: int) -> np.ndarray:
@@ -75,21 +68,18 @@ def _whitened_projections(templates: np.ndarray, residuals: np.ndarray) -> np.nd
 
 
 def block_scales(
-    block: ObservationBlock, wind: OverpassWind, rng: np.random.Generator, band_order: int
+    block: ObservationBlock, wind: OverpassWind, seed: list[int], band_order: int
 ) -> dict[str, float]:
     """The scales of one block (robust sds of matched projections of its residuals, before the
     significance test): ``plume`` (``structured_error.projections`` onto plume templates, the
     inversion's ``c_b``), ``position`` (onto their position derivatives), ``smooth`` and ``rest``
     (the plume templates' and residuals' parts in and out of :func:`smooth_basis`), and
     ``smooth_share``, the median share of a template's whitened energy in the smooth part."""
-    n = structured_error.TEMPLATES
-    sources = rng.uniform(-2.0, 2.0, (n, 2)) * POSITION_SD_M
-    angles = rng.uniform(0.0, 2.0 * np.pi, n)
-    speed = max(wind.speed_m_s, 0.5)
-    u, v = speed * np.cos(angles), speed * np.sin(angles)
 
     def plumes(shift: np.ndarray) -> np.ndarray:
-        return jacobians(block, sources + shift, u, v, wind.stability_index)
+        # the inversion's templates, every source shifted by ``shift`` (m): the same draws each time
+        generator = np.random.default_rng(seed)
+        return structured_error.templates(block, wind, shift, POSITION_SD_M, generator)
 
     step = POSITION_STEP_M
     centred = plumes(np.zeros(2))
@@ -112,11 +102,12 @@ def block_scales(
     norm = np.linalg.norm(template, axis=1)
     counted = norm >= structured_error.MIN_TEMPLATE_NORM
     share = np.linalg.norm(smooth_t, axis=1) ** 2 / np.where(norm > 0.0, norm, 1.0) ** 2
+    scale = structured_error.robust_scale
     return {
-        "plume": robust_sd(plume_z),
-        "position": robust_sd(position_z),
-        "smooth": robust_sd(_whitened_projections(smooth_t, smooth_r)),
-        "rest": robust_sd(_whitened_projections(template - smooth_t, residual - smooth_r)),
+        "plume": scale(plume_z),
+        "position": scale(position_z),
+        "smooth": scale(_whitened_projections(smooth_t, smooth_r)),
+        "rest": scale(_whitened_projections(template - smooth_t, residual - smooth_r)),
         "smooth_share": float(np.median(share[counted])) if counted.any() else float("nan"),
     }
 
@@ -135,9 +126,9 @@ def main() -> None:
         scene = generate_scene(np.random.default_rng([args.seed, index]), kind, gas, index=index)
         for name, block in zip(scene.instruments, scene.blocks, strict=True):
             if name in ("EMIT", "GHGSAT"):
-                rng = np.random.default_rng([args.seed, index, block.overpass])
+                seed = [args.seed, index, block.overpass]
                 scales[f"{name}, {'no source' if kind == 'none' else 'source'}"].append(
-                    block_scales(block, scene.winds[block.overpass], rng, args.band_order))
+                    block_scales(block, scene.winds[block.overpass], seed, args.band_order))
     summary = {}
     print("| blocks | n | plume-template scale c_b | position-derivative scale | ratio | smooth / rest scale "
           "| template energy in the smooth part | band gain |\n|---|---|---|---|---|---|---|---|")

@@ -34,11 +34,9 @@ from validation_misspecified import class_summary, event_row, markdown_table
 
 from attribution_assets.compilation import set_xla_flags
 from attribution_assets.science import inversion
-from attribution_assets.science.forward.operators import predict_block
 from attribution_assets.science.inversion.model import unpack
 from attribution_assets.science.inversion.problem import prepare
-from attribution_assets.science.inversion.simulation import SimulatedEvent, simulate_event
-from attribution_assets.science.units import kg_h_to_kg_s
+from attribution_assets.science.inversion.simulation import SimulatedEvent, model_observations, simulate_event
 from attribution_assets.science.validation import Scene, SceneTruth, scene_kinds
 from attribution_assets.science.validation.scenes import KINDS, RATE_KG_H, generate_scene
 
@@ -106,26 +104,15 @@ def model_twin(scene: Scene, rng: np.random.Generator, settings: inversion.Inver
     for fixed in ("background", "inflation"):
         if fixed in layout:
             z[layout[fixed]] = 0.0
-    sourced = truth.rate_kg_h > 0.0
-    if sourced:
+    if truth.rate_kg_h > 0.0:
         plume_rate = math.log(truth.rate_kg_h) + float(data.flux_log_sd) * rng.standard_normal()
         z[layout["q"]] = (plume_rate - float(data.q_loc)) / float(data.q_scale)
         offset = np.array([truth.source_x_m, truth.source_y_m]) - np.asarray(data.pos_center, float)
         z[layout["position"]] = offset / float(data.pos_sd)
     phys = unpack(z, data, config)
-    blocks = []
-    for b, block in enumerate(scene.blocks):
-        o = block.overpass
-        plume = np.zeros(block.size)
-        if sourced:
-            plume = np.asarray(predict_block(
-                block.points_xy_m, block.weights, block.kg_m2_to_obs,
-                np.array([phys["plume_origin_x_m"][o], phys["plume_origin_y_m"][o]]),
-                kg_h_to_kg_s(phys["plume_rate_kg_h"]), phys["wind_u_m_s"][o], phys["wind_v_m_s"][o],
-                phys["stability_index"][o], sigma_floor_m=block.sigma_floor_m), float)
-        y = phys["background"][b] + plume + block.sigma * rng.standard_normal(block.size)
-        blocks.append(replace(block, y=y))
-    return replace(scene, blocks=blocks, observations=())
+    if truth.rate_kg_h <= 0.0:
+        phys["plume_rate_kg_h"] = 0.0
+    return replace(scene, blocks=model_observations(scene.blocks, phys, rng), observations=())
 
 
 def twin_events(n_events: int, seed: int, settings: inversion.InversionSettings) -> list[Scene]:

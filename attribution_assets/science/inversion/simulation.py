@@ -12,8 +12,10 @@ own transforms, backgrounds are fixed and the noise is as reported (inflation 1)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -96,15 +98,25 @@ def simulate_event(
     truth = unpack(z, data, config)
     truth["emission_rate_if_present_kg_h"] = float(
         source_rate_kg_h(truth["plume_rate_kg_h"], rng.standard_normal(), data))
-    blocks = []
-    for shape, block, background in zip(shapes, template, backgrounds, strict=True):
+    truth["background"] = np.asarray(backgrounds)
+    return SimulatedEvent(blocks=model_observations(template, truth, rng), winds=winds, truth=truth)
+
+
+def model_observations(
+    blocks: Sequence[ObservationBlock], truth: Mapping[str, Any], rng: np.random.Generator
+) -> list[ObservationBlock]:
+    """``blocks`` with the observations of the model at ``truth`` (the physical parameters of
+    :func:`~attribution_assets.science.inversion.model.unpack`, with one ``background`` per block in
+    its units): each block's background plus the plume of its overpass plus noise of the reported
+    sigma (inflation 1), the noise drawn from ``rng`` block by block."""
+    out = []
+    for b, block in enumerate(blocks):
         o = block.overpass
         clean = np.asarray(predict_block(
             jnp.asarray(block.points_xy_m), jnp.asarray(block.weights), jnp.asarray(block.kg_m2_to_obs),
             jnp.asarray([truth["plume_origin_x_m"][o], truth["plume_origin_y_m"][o]]),
             kg_h_to_kg_s(truth["plume_rate_kg_h"]), truth["wind_u_m_s"][o],
-            truth["wind_v_m_s"][o], truth["stability_index"][o]), float)
-        y = background + clean + block.sigma * rng.standard_normal(block.size)
-        blocks.append(grid_block(*shape, y=y))
-    truth["background"] = np.asarray(backgrounds)
-    return SimulatedEvent(blocks=blocks, winds=winds, truth=truth)
+            truth["wind_v_m_s"][o], truth["stability_index"][o], sigma_floor_m=block.sigma_floor_m), float)
+        y = truth["background"][b] + clean + block.sigma * rng.standard_normal(block.size)
+        out.append(replace(block, y=y))
+    return out

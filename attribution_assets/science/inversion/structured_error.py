@@ -85,13 +85,19 @@ def projections(block: ObservationBlock, plumes: np.ndarray) -> np.ndarray:
     return np.where(norm >= MIN_TEMPLATE_NORM, z, np.nan)
 
 
-def block_scale(z: np.ndarray) -> float:
-    """``c_b``: the robust sd of the projections ``z``, or 1 when it is not significantly above 1 or
-    fewer than a quarter of the templates count."""
+def robust_scale(z: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation of the finite projections ``z`` (their sd when they
+    are normal, insensitive to the few templates that cross a real plume)."""
     z = z[np.isfinite(z)]
-    if z.size < TEMPLATES // 4:
+    return MAD_TO_SD * float(np.median(np.abs(z - np.median(z))))
+
+
+def block_scale(z: np.ndarray) -> float:
+    """``c_b``: the robust sd of the projections ``z`` (:func:`robust_scale`), or 1 when it is not
+    significantly above 1 or fewer than a quarter of the templates count."""
+    if np.isfinite(z).sum() < TEMPLATES // 4:
         return 1.0
-    scale = MAD_TO_SD * float(np.median(np.abs(z - np.median(z))))
+    scale = robust_scale(z)
     return scale if scale > SIGNIFICANT_SCALE else 1.0
 
 
