@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from attribution_assets.science.forward.operators import ObservationBlock
+from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.validation import KINDS, generate_scene, scene_kinds, validation_set
 from attribution_assets.science.validation.instruments import GAS, UNITS
 from attribution_assets.science.validation.met_analysis import (
     ANALYSIS_DIRECTION_SD_RAD,
     ANALYSIS_SPEED_SD_M_S,
 )
-from attribution_assets.science.validation.scenes import KG_H_PER_MT_YR, SOURCE_OFFSET_SD_M, draw_rate_kg_h
+from attribution_assets.science.validation.scenes import KG_H_PER_MT_YR, draw_rate_kg_h
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +84,9 @@ def test_met_priors_are_the_true_winds_with_the_analysis_error(scenes) -> None:
     assert np.std(direction) == pytest.approx(ANALYSIS_DIRECTION_SD_RAD, rel=0.25)
 
 
-def test_sources_are_offset_from_the_alert(scenes) -> None:
+def test_sources_are_offset_from_the_alert_as_the_position_prior_says(scenes) -> None:
     offsets = np.array([[s.truth.source_x_m, s.truth.source_y_m] for s in scenes]).ravel()
-    assert np.std(offsets) == pytest.approx(SOURCE_OFFSET_SD_M, rel=0.25)
+    assert np.std(offsets) == pytest.approx(InversionSettings().position_sd_m, rel=0.25)
     assert len(set(offsets)) == offsets.size
 
 
