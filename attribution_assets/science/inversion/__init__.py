@@ -20,9 +20,10 @@ One job per module, in the order an inversion runs them:
   validation.
 
 Inference: multi-start MAP, a Laplace approximation at the best MAP and at the other local optima,
-then NUTS (Hoffman & Gelman 2014, JMLR 15, 1593) in Laplace-preconditioned coordinates with
-mode-jumping Metropolis-Hastings steps, checked by rank-normalised R-hat, bulk/tail ESS and
-divergences, with one automatic escalation when the check fails.
+then NUTS (Hoffman & Gelman 2014, JMLR 15, 1593) in Laplace-preconditioned coordinates where one
+decisive mode makes that sound, adaptive tempered SMC otherwise (:func:`.api.choose_sampler`),
+checked by rank-normalised R-hat, bulk/tail ESS and divergences. NUTS that fails the check, or whose
+warm-up saturates its trees, is replaced by SMC once.
 
 The names below are loaded on first use, so that reading :class:`InversionSettings` (the resource
 and the command line do) does not import JAX and NumPyro (~5 s).

@@ -14,7 +14,7 @@ from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics, ess_target
 from attribution_assets.science.inversion.laplace import LaplaceFit, absent_laplace_fit, laplace_fit
 from attribution_assets.science.inversion.model import unpack
-from attribution_assets.science.inversion.nuts import nuts_posterior
+from attribution_assets.science.inversion.nuts import SaturatedWarmup, nuts_posterior
 from attribution_assets.science.inversion.optimise import find_modes
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, prepare
 from attribution_assets.science.inversion.result import InversionResult, PosteriorDraws, laplace_draws
@@ -88,7 +88,9 @@ def invert(
     ``blocks``: observation blocks (any instruments, native resolution); ``winds``: one met prior per
     overpass (``block.overpass`` indexes it); ``gas``: "CH4" or "CO2". Deterministic for a given
     ``settings.seed``. The sampler is chosen by :func:`choose_sampler`; when NUTS fails its
-    convergence diagnostics and ``settings.escalate`` is on, SMC samples the posterior instead.
+    convergence diagnostics and ``settings.escalate`` is on, SMC samples the posterior instead, and
+    without waiting for NUTS's draws when its warm-up saturates the trees
+    (:class:`~attribution_assets.science.inversion.nuts.SaturatedWarmup`).
     ``log`` gets one progress line when the MAP and Laplace fits are done and sampling starts.
     """
     t_start = time.perf_counter()
@@ -111,8 +113,12 @@ def invert(
         target = ess_target(settings.num_chains, settings.num_samples)
         posterior = PosteriorDraws(z_laplace, phys_laplace, p_laplace, SamplerDiagnostics.not_sampled(target))
     elif sampler == "nuts":
-        posterior = nuts_posterior(data, config, fit, settings, blocks)
-        if settings.escalate and not posterior.diagnostics.converged:
+        posterior = nuts_posterior(data, config, fit, settings, blocks, stop_if_saturated=settings.escalate)
+        saturated = isinstance(posterior, SaturatedWarmup)
+        if saturated:
+            log.info(f"NUTS warm-up saturated its trees ({posterior.mean_steps:.0f} leapfrog steps per "
+                     f"draw, limit {posterior.limit:.1f}); sampling with SMC instead")
+        if saturated or (settings.escalate and not posterior.diagnostics.converged):
             sampler = "smc"
             posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings, True)
     else:

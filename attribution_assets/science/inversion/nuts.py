@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from attribution_assets.science.inversion.diagnostics import (
 from attribution_assets.science.inversion.laplace import LaplaceFit
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, with_observations
 from attribution_assets.science.inversion.result import PosteriorDraws, sampled_posterior
-from attribution_assets.science.inversion.sampler import Chains, run_nuts
+from attribution_assets.science.inversion.sampler import Chains, run_nuts, saturated_steps
 from attribution_assets.science.inversion.screening import max_plume_sigma, needs_screening, screen
 from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.inversion.streams import RandomStream, nuts_key
@@ -53,15 +54,27 @@ def _diagnostics(
     )
 
 
+class SaturatedWarmup(NamedTuple):
+    """NUTS stopped after a warm-up whose trees saturated: ``mean_steps``, the largest mean leapfrog
+    steps per draw over a chain's second half of the warm-up, reached ``limit``
+    (:func:`~attribution_assets.science.inversion.sampler.saturated_steps`)."""
+
+    mean_steps: float
+    limit: float
+
+
 def nuts_posterior(
     data: InversionProblem,
     config: ModelConfig,
     fit: LaplaceFit,
     settings: InversionSettings,
     blocks: Sequence[ObservationBlock],
-) -> PosteriorDraws:
+    stop_if_saturated: bool = False,
+) -> PosteriorDraws | SaturatedWarmup:
     """NUTS preconditioned by the Laplace fit ``fit`` (chain 0 from its mean, the others from
-    offsets of half a Laplace sd, ``CHAIN_INIT`` stream), and its diagnostics.
+    offsets of half a Laplace sd, ``CHAIN_INIT`` stream), and its diagnostics; with
+    ``stop_if_saturated``, :class:`SaturatedWarmup` instead when a chain's warm-up saturates its
+    trees (the caller then samples otherwise, without paying for draws that would fail).
 
     NUTS evaluates the plume only for the observations the Laplace screening keeps
     (:func:`~attribution_assets.science.inversion.screening.screen`); the others enter the likelihood
@@ -79,7 +92,10 @@ def nuts_posterior(
     else:  # small problem: every observation, and one compiled sampler for all events of this size
         active = [np.ones(b.size, bool) for b in blocks]
         sampled = data
-    chains = run_nuts(sampled, config, fit, init, settings, nuts_key(settings.seed))
+    chains = run_nuts(sampled, config, fit, init, settings, nuts_key(settings.seed), stop_if_saturated)
+    if chains.stopped.any():
+        limit = saturated_steps(settings.max_tree_depth)
+        return SaturatedWarmup(float(np.nanmax(chains.warmup_steps)), limit)
     diagnostics = _diagnostics(chains, data, config, settings, blocks, active)
     return sampled_posterior(
         chains.z, chains.log_bf, chains.diverging, data, config, settings.seed, diagnostics

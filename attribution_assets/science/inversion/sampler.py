@@ -3,6 +3,13 @@
 NUTS (Hoffman & Gelman 2014, JMLR 15, 1593) runs in Laplace-preconditioned coordinates
 ``z = z_map + L w`` (``L L^T`` the Laplace covariance, :func:`~.model.preconditioned_model`), with
 chain 0 started at the MAP and the others at small Laplace-scaled offsets from it.
+
+Where the Laplace fit preconditions the posterior badly, NUTS builds trees of the maximum depth on
+every draw: a draw costs ``2^depth - 1`` gradient evaluations instead of the usual 7-15, and such
+chains rarely pass their diagnostics (on the misspecified validation sets the four events that took
+56-58 s had NUTS at 252 leapfrog steps per draw, then SMC re-sampled them). A chain whose mean
+leapfrog steps over the second half of its warm-up reach ``SATURATED_TREE_SHARE`` of that maximum
+can stop there, without its draws, so that the caller samples with SMC at once.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from attribution_assets.science.inversion.settings import InversionSettings
 
 
 class ChainRunner:
-    """One chain, ``(key, w0, model_args) -> (w draws, divergences, leapfrog steps)``, compiled
+    """One chain (:func:`chain_runner`), compiled
     ahead of time once per argument shape (under a lock), so that several
     threads can run chains of the same executable at once without tracing it concurrently."""
 
@@ -51,10 +58,24 @@ _RUNNERS: OrderedDict[tuple, ChainRunner] = OrderedDict()
 _RUNNER_CACHE_SIZE = 8
 
 
+SATURATED_TREE_SHARE = 0.5
+"""Share of the most leapfrog steps a tree can take (``2^depth - 1``) at which a chain's mean over
+the second half of its warm-up counts as saturated (half the maximum: depth 7 or more on average,
+ten times a well-preconditioned chain's cost)."""
+
+
+def saturated_steps(max_tree_depth: int) -> float:
+    """Mean leapfrog steps per warm-up draw at which a chain is saturated (:data:`SATURATED_TREE_SHARE`
+    of ``2^max_tree_depth - 1``)."""
+    return SATURATED_TREE_SHARE * (2**max_tree_depth - 1)
+
+
 def _chain_program(kernel: NUTS, warmup: int, samples: int) -> Any:
     """The function one :class:`ChainRunner` compiles (see :func:`chain_runner`)."""
 
-    def run(key: jax.Array, w0: jax.Array, model_args: tuple) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def run(
+        key: jax.Array, w0: jax.Array, model_args: tuple, stop_steps: jax.Array
+    ) -> tuple[jax.Array, ...]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             state = kernel.init(key, warmup, {"w": w0}, model_args, {})
@@ -63,8 +84,20 @@ def _chain_program(kernel: NUTS, warmup: int, samples: int) -> Any:
             state = kernel.sample(state, model_args, {})
             return state, (state.z["w"], state.diverging, state.num_steps)
 
-        state, _ = jax.lax.scan(step, state, None, length=warmup)
-        return jax.lax.scan(step, state, None, length=samples)[1]
+        state, (_, _, warm_steps) = jax.lax.scan(step, state, None, length=warmup)
+        late_steps = jnp.mean(warm_steps[warmup // 2:].astype(jnp.float32))
+
+        def draws(state: Any) -> tuple:
+            return jax.lax.scan(step, state, None, length=samples)[1]
+
+        def stopped(state: Any) -> tuple:
+            w = state.z["w"]
+            return (jnp.zeros((samples,) + w.shape, w.dtype), jnp.zeros(samples, bool),
+                    jnp.zeros(samples, warm_steps.dtype))
+
+        stop = late_steps >= stop_steps
+        w, diverging, steps = jax.lax.cond(stop, stopped, draws, state)
+        return w, diverging, steps, late_steps, stop
 
     return run
 
@@ -72,9 +105,11 @@ def _chain_program(kernel: NUTS, warmup: int, samples: int) -> Any:
 def chain_runner(config: ModelConfig, warmup: int, samples: int, accept: float, depth: int) -> ChainRunner:
     """The chain runner for this model structure, cached per process.
 
-    The runner is one compiled program, ``(key, w0, model_args) -> (w draws, divergences, leapfrog
-    steps)``: the kernel's initialisation at ``w0``, ``warmup`` adaptation steps (step size and
-    diagonal mass matrix, the kernel's own schedule) then ``samples`` draws, both as ``lax.scan``.
+    The runner is one compiled program, ``(key, w0, model_args, stop_steps) -> (w draws, divergences,
+    leapfrog steps, mean leapfrog steps over the second half of the warm-up, stopped)``: the kernel's
+    initialisation at ``w0``, ``warmup`` adaptation steps (step size and diagonal mass matrix, the
+    kernel's own schedule) then ``samples`` draws, both as ``lax.scan``. A chain whose late warm-up
+    mean reaches ``stop_steps`` returns zeros instead of draws (``inf`` never stops).
 
     It is compiled once per problem shape and reused by every later event and chain (``MCMC.run``
     compiles its collection loop again on every call, which also grows JIT code memory without bound
@@ -150,6 +185,8 @@ class Chains(NamedTuple):
     log_bf: np.ndarray  # (C, D) log Bayes factor of source presence
     diverging: np.ndarray  # (C, D)
     steps: np.ndarray  # (C, D) leapfrog steps
+    warmup_steps: np.ndarray  # (C,) mean leapfrog steps over the second half of the warm-up
+    stopped: np.ndarray  # (C,) without draws: a saturated warm-up, or not started after one
 
 
 def run_nuts(
@@ -159,9 +196,12 @@ def run_nuts(
     init: np.ndarray,
     settings: InversionSettings,
     key: jax.Array,
+    stop_if_saturated: bool = False,
 ) -> Chains:
     """NUTS (:func:`chain_runner`) from ``init`` (C, P), the chains' starting points in the
-    preconditioned coordinates ``w`` of ``frame`` (``z = frame.mean + L w``).
+    preconditioned coordinates ``w`` of ``frame`` (``z = frame.mean + L w``). With
+    ``stop_if_saturated``, a chain whose trees saturate in its warm-up (:func:`saturated_steps`)
+    stops there (``Chains.stopped``), and no further chain starts once one has.
 
     Chains run in one thread per CPU core, each through the same compiled program (one chain per
     call: batching chains in one program makes every chain wait for the longest trajectory); each
@@ -174,11 +214,28 @@ def run_nuts(
         config, settings.num_warmup, settings.num_samples, settings.target_accept, settings.max_tree_depth
     )
     model_args = (data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32))
+    limit = jnp.float32(saturated_steps(settings.max_tree_depth) if stop_if_saturated else np.inf)
     keys = jax.random.split(key, settings.num_chains)
-    jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args) for c in range(settings.num_chains)]
-    chains = map_interruptibly(
-        lambda job: [np.asarray(x) for x in run(*job)], jobs, os.cpu_count() or 1, name="nuts-chain"
-    )
-    w, diverging, steps = (np.stack([chain[i] for chain in chains]) for i in range(3))
+    jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args, limit)
+            for c in range(settings.num_chains)]
+    saturated = threading.Event()
+
+    def chain(job: tuple) -> list[np.ndarray] | None:
+        if saturated.is_set():
+            return None
+        out = [np.asarray(x) for x in run(*job)]
+        if out[4]:
+            saturated.set()
+        return out
+
+    results = map_interruptibly(chain, jobs, os.cpu_count() or 1, name="nuts-chain")
+    if saturated.is_set():
+        late = np.array([np.nan if r is None else float(r[3]) for r in results])
+        stopped = np.array([r is None or bool(r[4]) for r in results])
+        empty = np.zeros((settings.num_chains, 0))
+        return Chains(np.zeros((settings.num_chains, 0, shift.size)), empty, empty.astype(bool),
+                      empty.astype(int), late, stopped)
+    w, diverging, steps, late = (np.stack([r[i] for r in results]) for i in range(4))
     z = shift + w.astype(float) @ chol.T
-    return Chains(z, log_bayes_factors(z, data, config), diverging, steps)
+    return Chains(z, log_bayes_factors(z, data, config), diverging, steps, late.astype(float),
+                  np.zeros(settings.num_chains, bool))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 from datetime import datetime
@@ -525,9 +526,10 @@ def test_nuts_alone_misses_a_separated_mode() -> None:
 
 @pytest.mark.slow
 def test_failed_nuts_escalates_to_smc() -> None:
-    """NUTS that cannot move (tree depth 1, a low acceptance target) fails its diagnostics; with
-    ``escalate`` SMC replaces it and recovers the source."""
-    crippled = replace(FAST, sampler="nuts", target_accept=0.3, max_tree_depth=1, num_warmup=100)
+    """NUTS that cannot move (a low acceptance target, a short warm-up) fails its diagnostics without
+    saturating its trees (about 2 leapfrog steps per draw at depth 3); with ``escalate`` SMC replaces
+    it and recovers the source."""
+    crippled = replace(FAST, sampler="nuts", target_accept=0.3, max_tree_depth=3, num_warmup=100)
     failed = inv.invert(_scene(TRUTH), MET, "CH4", crippled)
     assert failed.diagnostics.sampler == "nuts" and not failed.diagnostics.converged
     rescued = inv.invert(_scene(TRUTH), MET, "CH4", replace(crippled, escalate=True))
@@ -535,6 +537,21 @@ def test_failed_nuts_escalates_to_smc() -> None:
     assert rescued.diagnostics.converged and "SMC" in rescued.method
     s = rescued.summary()
     assert s.emission_rate_kg_h_p05 < TRUTH["q_kg_h"] < s.emission_rate_kg_h_p95
+
+
+@pytest.mark.slow
+def test_a_saturated_warm_up_hands_over_to_smc_before_drawing(caplog: pytest.LogCaptureFixture) -> None:
+    """Tree depth 1: every draw takes the most leapfrog steps a tree allows, so with ``escalate`` NUTS
+    stops after its warm-up and SMC samples instead; without it, NUTS draws as asked."""
+    saturating = replace(FAST, sampler="nuts", max_tree_depth=1, num_warmup=100)
+    with caplog.at_level(logging.INFO):
+        handed = inv.invert(_scene(TRUTH), MET, "CH4", replace(saturating, escalate=True))
+    assert "NUTS warm-up saturated its trees (1 leapfrog steps per draw, limit 0.5)" in caplog.text
+    assert handed.diagnostics.sampler == "smc" and handed.diagnostics.escalated
+    assert handed.diagnostics.converged
+    drawn = inv.invert(_scene(TRUTH), MET, "CH4", saturating)
+    assert drawn.diagnostics.sampler == "nuts" and drawn.diagnostics.mean_leapfrog_steps == 1.0
+    assert drawn.draws["emission_rate_kg_h"].shape == (FAST.num_chains, FAST.num_samples)
 
 
 @pytest.mark.slow
