@@ -37,8 +37,7 @@ from report import write_results
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion import InversionSettings, structured_error
 from attribution_assets.science.met.wind import OverpassWind
-from attribution_assets.science.validation import scene_kinds
-from attribution_assets.science.validation.scenes import generate_scene
+from attribution_assets.science.validation import scene_kinds, set_scene
 
 POSITION_STEP_M = 10.0
 """Half the central-difference step of the position derivatives (m)."""
@@ -123,7 +122,7 @@ def main() -> None:
     for index, (kind, gas) in enumerate(scene_kinds(args.events, args.seed)):
         if gas != "CH4":
             continue
-        scene = generate_scene(np.random.default_rng([args.seed, index]), kind, gas, index=index)
+        scene = set_scene(args.events, args.seed, index)
         for name, block in zip(scene.instruments, scene.blocks, strict=True):
             if name in ("EMIT", "GHGSAT"):
                 seed = [args.seed, index, block.overpass]

@@ -60,7 +60,7 @@ from scipy import stats
 from attribution_assets.compilation import set_xla_flags
 from attribution_assets.pipeline.posterior import rate_interval
 from attribution_assets.science import inversion
-from attribution_assets.science.validation import KINDS, Scene, generate_scene, scene_kinds
+from attribution_assets.science.validation import KINDS, Scene, set_scene
 
 set_xla_flags()  # XLA CPU options, before the first computation
 
@@ -97,9 +97,7 @@ def overrides(pairs: list[str]) -> dict[str, object]:
 
 def event_scene(args: argparse.Namespace, index: int) -> Scene:
     """Event ``index`` of the set of ``args.events`` events of ``args.seed`` (generated alone)."""
-    kind, gas = scene_kinds(args.events, args.seed)[index]
-    return generate_scene(np.random.default_rng([args.seed, index]), kind, gas, index=index,
-                          artefacts=not args.no_artefacts)
+    return set_scene(args.events, args.seed, index, artefacts=not args.no_artefacts)
 
 
 def _number(value: float) -> float | None:

@@ -37,8 +37,8 @@ from attribution_assets.science import inversion
 from attribution_assets.science.inversion.model import unpack
 from attribution_assets.science.inversion.problem import prepare
 from attribution_assets.science.inversion.simulation import SimulatedEvent, model_observations, simulate_event
-from attribution_assets.science.validation import Scene, SceneTruth, scene_kinds
-from attribution_assets.science.validation.scenes import KINDS, RATE_KG_H, generate_scene
+from attribution_assets.science.validation import KINDS, Scene, SceneTruth, set_scene
+from attribution_assets.science.validation.scenes import RATE_KG_H
 
 set_xla_flags()  # XLA CPU options, before the first computation
 INSTRUMENTS = ("EMIT", "TROPOMI")
@@ -119,9 +119,8 @@ def twin_events(n_events: int, seed: int, settings: inversion.InversionSettings)
     """The model's twins (:func:`model_twin`) of the misspecified set of ``n_events`` events of ``seed``
     (event ``i`` generated with ``default_rng([seed, i])``, its twin drawn with
     ``default_rng([seed, i, 1])``)."""
-    return [model_twin(generate_scene(np.random.default_rng([seed, i]), kind, gas, index=i),
-                       np.random.default_rng([seed, i, 1]), settings)
-            for i, (kind, gas) in enumerate(scene_kinds(n_events, seed))]
+    return [model_twin(set_scene(n_events, seed, i), np.random.default_rng([seed, i, 1]), settings)
+            for i in range(n_events)]
 
 
 def main() -> None:

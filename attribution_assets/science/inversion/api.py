@@ -14,10 +14,11 @@ from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics, ess_target
 from attribution_assets.science.inversion.laplace import LaplaceFit, absent_laplace_fit, laplace_fit
 from attribution_assets.science.inversion.model import unpack
-from attribution_assets.science.inversion.nuts import SaturatedWarmup, nuts_posterior
+from attribution_assets.science.inversion.nuts import nuts_posterior
 from attribution_assets.science.inversion.optimise import find_modes
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, prepare
 from attribution_assets.science.inversion.result import InversionResult, PosteriorDraws, laplace_draws
+from attribution_assets.science.inversion.sampler import SaturatedWarmup
 from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.inversion.smc import reference, smc_posterior
 from attribution_assets.science.met.wind import OverpassWind
@@ -90,7 +91,7 @@ def invert(
     ``settings.seed``. The sampler is chosen by :func:`choose_sampler`; when NUTS fails its
     convergence diagnostics and ``settings.escalate`` is on, SMC samples the posterior instead, and
     without waiting for NUTS's draws when its warm-up saturates the trees
-    (:class:`~attribution_assets.science.inversion.nuts.SaturatedWarmup`).
+    (:class:`~attribution_assets.science.inversion.sampler.SaturatedWarmup`).
     ``log`` gets one progress line when the MAP and Laplace fits are done and sampling starts.
     """
     t_start = time.perf_counter()

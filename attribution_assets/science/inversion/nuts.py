@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from attribution_assets.science.inversion.diagnostics import (
 from attribution_assets.science.inversion.laplace import LaplaceFit
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, with_observations
 from attribution_assets.science.inversion.result import PosteriorDraws, sampled_posterior
-from attribution_assets.science.inversion.sampler import Chains, run_nuts, saturated_steps
+from attribution_assets.science.inversion.sampler import Chains, SaturatedWarmup, run_nuts
 from attribution_assets.science.inversion.screening import max_plume_sigma, needs_screening, screen
 from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.inversion.streams import RandomStream, nuts_key
@@ -54,15 +53,6 @@ def _diagnostics(
     )
 
 
-class SaturatedWarmup(NamedTuple):
-    """NUTS stopped after a warm-up whose trees saturated: ``mean_steps``, the largest mean leapfrog
-    steps per draw over a chain's second half of the warm-up, reached ``limit``
-    (:func:`~attribution_assets.science.inversion.sampler.saturated_steps`)."""
-
-    mean_steps: float
-    limit: float
-
-
 def nuts_posterior(
     data: InversionProblem,
     config: ModelConfig,
@@ -93,9 +83,8 @@ def nuts_posterior(
         active = [np.ones(b.size, bool) for b in blocks]
         sampled = data
     chains = run_nuts(sampled, config, fit, init, settings, nuts_key(settings.seed), stop_if_saturated)
-    if chains.stopped.any():
-        limit = saturated_steps(settings.max_tree_depth)
-        return SaturatedWarmup(float(np.nanmax(chains.warmup_steps)), limit)
+    if isinstance(chains, SaturatedWarmup):
+        return chains
     diagnostics = _diagnostics(chains, data, config, settings, blocks, active)
     return sampled_posterior(
         chains.z, chains.log_bf, chains.diverging, data, config, settings.seed, diagnostics

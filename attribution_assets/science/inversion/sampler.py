@@ -185,8 +185,15 @@ class Chains(NamedTuple):
     log_bf: np.ndarray  # (C, D) log Bayes factor of source presence
     diverging: np.ndarray  # (C, D)
     steps: np.ndarray  # (C, D) leapfrog steps
-    warmup_steps: np.ndarray  # (C,) mean leapfrog steps over the second half of the warm-up
-    stopped: np.ndarray  # (C,) without draws: a saturated warm-up, or not started after one
+
+
+class SaturatedWarmup(NamedTuple):
+    """NUTS stopped after a warm-up whose trees saturated: ``mean_steps``, the largest mean leapfrog
+    steps per draw over a chain's second half of the warm-up, reached ``limit``
+    (:func:`saturated_steps`)."""
+
+    mean_steps: float
+    limit: float
 
 
 def run_nuts(
@@ -197,11 +204,11 @@ def run_nuts(
     settings: InversionSettings,
     key: jax.Array,
     stop_if_saturated: bool = False,
-) -> Chains:
+) -> Chains | SaturatedWarmup:
     """NUTS (:func:`chain_runner`) from ``init`` (C, P), the chains' starting points in the
     preconditioned coordinates ``w`` of ``frame`` (``z = frame.mean + L w``). With
     ``stop_if_saturated``, a chain whose trees saturate in its warm-up (:func:`saturated_steps`)
-    stops there (``Chains.stopped``), and no further chain starts once one has.
+    stops there, no further chain starts, and the result is a :class:`SaturatedWarmup`.
 
     Chains run in one thread per CPU core, each through the same compiled program (one chain per
     call: batching chains in one program makes every chain wait for the longest trajectory); each
@@ -214,9 +221,9 @@ def run_nuts(
         config, settings.num_warmup, settings.num_samples, settings.target_accept, settings.max_tree_depth
     )
     model_args = (data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32))
-    limit = jnp.float32(saturated_steps(settings.max_tree_depth) if stop_if_saturated else np.inf)
+    limit = saturated_steps(settings.max_tree_depth) if stop_if_saturated else np.inf
     keys = jax.random.split(key, settings.num_chains)
-    jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args, limit)
+    jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args, jnp.float32(limit))
             for c in range(settings.num_chains)]
     saturated = threading.Event()
 
@@ -230,12 +237,7 @@ def run_nuts(
 
     results = map_interruptibly(chain, jobs, os.cpu_count() or 1, name="nuts-chain")
     if saturated.is_set():
-        late = np.array([np.nan if r is None else float(r[3]) for r in results])
-        stopped = np.array([r is None or bool(r[4]) for r in results])
-        empty = np.zeros((settings.num_chains, 0))
-        return Chains(np.zeros((settings.num_chains, 0, shift.size)), empty, empty.astype(bool),
-                      empty.astype(int), late, stopped)
-    w, diverging, steps, late = (np.stack([r[i] for r in results]) for i in range(4))
+        return SaturatedWarmup(max(float(r[3]) for r in results if r is not None), limit)
+    w, diverging, steps = (np.stack([r[i] for r in results]) for i in range(3))
     z = shift + w.astype(float) @ chol.T
-    return Chains(z, log_bayes_factors(z, data, config), diverging, steps, late.astype(float),
-                  np.zeros(settings.num_chains, bool))
+    return Chains(z, log_bayes_factors(z, data, config), diverging, steps)

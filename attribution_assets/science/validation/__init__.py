@@ -24,7 +24,8 @@ from attribution_assets.science.validation.scenes import (
     SceneTruth,
     generate_scene,
     scene_kinds,
+    set_scene,
     validation_set,
 )
 
-__all__ = ["KINDS", "Scene", "SceneTruth", "generate_scene", "scene_kinds", "validation_set"]
+__all__ = ["KINDS", "Scene", "SceneTruth", "generate_scene", "scene_kinds", "set_scene", "validation_set"]

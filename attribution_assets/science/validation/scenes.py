@@ -207,8 +207,14 @@ def scene_kinds(n_events: int, seed: int) -> list[tuple[str, str]]:
     return [kinds[i] for i in order]
 
 
+def set_scene(n_events: int, seed: int, index: int, artefacts: bool = True) -> Scene:
+    """Event ``index`` of the set of ``n_events`` events of ``seed`` (:func:`validation_set`),
+    generated alone: its class from :func:`scene_kinds`, drawn with ``default_rng([seed, index])``."""
+    kind, gas = scene_kinds(n_events, seed)[index]
+    return generate_scene(np.random.default_rng([seed, index]), kind, gas, index=index, artefacts=artefacts)
+
+
 def validation_set(n_events: int = 60, seed: int = 0, artefacts: bool = True) -> list[Scene]:
-    """``n_events`` events (:func:`scene_kinds`), event ``i`` drawn with ``default_rng([seed, i])``;
-    ``artefacts=False``: the same events without retrieval artefacts."""
-    return [generate_scene(np.random.default_rng([seed, i]), kind, gas, index=i, artefacts=artefacts)
-            for i, (kind, gas) in enumerate(scene_kinds(n_events, seed))]
+    """``n_events`` events (:func:`scene_kinds`), event ``i`` drawn with ``default_rng([seed, i])``
+    (:func:`set_scene`); ``artefacts=False``: the same events without retrieval artefacts."""
+    return [set_scene(n_events, seed, i, artefacts) for i in range(n_events)]
