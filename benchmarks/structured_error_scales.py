@@ -22,8 +22,12 @@ the smooth part's share of a template's whitened energy ``E``. A likelihood temp
 instead of per block keeps ``E / c_smooth^2 + (1 - E) / c_rest^2`` of a plume's evidence instead of
 ``1 / c_b^2``; their ratio (the "band gain") is what such a likelihood would recover.
 
+The blocks are measured as the inversion tempers them: after the albedo artefact of blocks that
+report a surface albedo (GHGSat) is regressed out (:mod:`attribution_assets.science.inversion.albedo`);
+``--no-albedo`` measures them before.
+
     .venv/bin/python benchmarks/structured_error_scales.py [--events 120] [--seed 1] [--band-order 4]
-        [--out F.json]
+        [--no-albedo] [--out F.json]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from report import write_results
 
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion import InversionSettings, structured_error
+from attribution_assets.science.inversion.albedo import remove_albedo_artefacts
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.validation import scene_kinds, set_scene
 
@@ -116,6 +121,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=120, help="events in the misspecified set")
     parser.add_argument("--seed", type=int, default=1, help="seed of the misspecified set")
     parser.add_argument("--band-order", type=int, default=4, help="cosines per axis of the smooth part")
+    parser.add_argument("--no-albedo", action="store_true",
+                        help="measure the blocks before their albedo artefact is regressed out")
     parser.add_argument("--out", default="structured_error_scales.json")
     args = parser.parse_args()
     scales: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -123,7 +130,8 @@ def main() -> None:
         if gas != "CH4":
             continue
         scene = set_scene(args.events, args.seed, index)
-        for name, block in zip(scene.instruments, scene.blocks, strict=True):
+        blocks = scene.blocks if args.no_albedo else remove_albedo_artefacts(scene.blocks)[0]
+        for name, block in zip(scene.instruments, blocks, strict=True):
             if name in ("EMIT", "GHGSAT"):
                 seed = [args.seed, index, block.overpass]
                 scales[f"{name}, {'no source' if kind == 'none' else 'source'}"].append(

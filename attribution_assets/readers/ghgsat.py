@@ -4,6 +4,9 @@ GHGSat publishes no L2 specification; deliveries are converted to (or already ma
 root attrs ``product="GHGSat_L2"``, ``schema_version="ghgsat_l2_v1"``, ``satellite``,
 ``time_coverage_start/end``, ``crs="EPSG:4326"``; ``/geolocation/latitude|longitude`` (y, x) degrees;
 ``/data/xch4``, ``/data/xch4_precision`` (y, x) ppb, NaN = no data; ``/data/quality_flag`` uint8, 0 = good.
+Optional: ``/data/surface_albedo`` (y, x), units "1", the surface albedo the retrieval fitted (NaN = no
+data); the inversion regresses the retrieval's albedo artefact on it
+(:mod:`attribution_assets.science.inversion.albedo`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ _FIELDS = {
 _GEO = {
     "latitude": ("geolocation/latitude", "degrees_north", "pixel centre latitude"),
     "longitude": ("geolocation/longitude", "degrees_east", "pixel centre longitude"),
+}
+_OPTIONAL_FIELDS = {
+    "surface_albedo": ("data/surface_albedo", "1", "surface albedo fitted by the retrieval"),
 }
 _UNITS = {"data/xch4": "ppb", "data/xch4_precision": "ppb"}
 REQUIRED_VARIABLES = tuple(
@@ -64,6 +70,14 @@ def _check_layout(h5: h5py.File, path: str | os.PathLike[str]) -> tuple[int, int
         if found != units:
             raise ProductFormatError(path, f"/{name}", f"units {units!r}, found {found!r}")
     check_required(h5, path, REQUIRED_VARIABLES)
+    for name, units, _ in _OPTIONAL_FIELDS.values():
+        if name not in h5:
+            continue
+        if not isinstance(h5[name], h5py.Dataset) or h5[name].shape != shape:
+            raise ProductFormatError(path, f"/{name}", f"2-D (y, x) dataset of shape {shape}")
+        found = _text(h5[name].attrs.get("units", ""))
+        if found != units:
+            raise ProductFormatError(path, f"/{name}", f"units {units!r}, found {found!r}")
     return shape
 
 
@@ -89,7 +103,8 @@ def _build(h5: h5py.File, path: str | os.PathLike[str], bbox: BBox | None) -> xr
         for name, (_, units, long_name) in _GEO.items()
     }
     data = {}
-    for name, (h5_name, units, long_name) in _FIELDS.items():
+    present = {name: spec for name, spec in _OPTIONAL_FIELDS.items() if spec[0] in h5}
+    for name, (h5_name, units, long_name) in {**_FIELDS, **present}.items():
         values = h5[h5_name][rows, cols]
         if name != "quality_flag":
             values = values.astype(np.float32)
@@ -111,7 +126,8 @@ def read_ghgsat_l2(path: str | os.PathLike[str], bbox: Sequence[float] | None = 
     """Read a ``ghgsat_l2_v1`` scene cropped to the rows/columns whose pixel centres fall in ``bbox``.
 
     ``bbox`` is (west, south, east, north) in degrees. Returns dims ``y, x`` with ``xch4`` and
-    ``xch4_precision`` in ppb (NaN = no data), ``quality_flag`` (uint8, 0 good) and coords
+    ``xch4_precision`` in ppb (NaN = no data), ``quality_flag`` (uint8, 0 good), ``surface_albedo``
+    (1) where the file has it, and coords
     ``latitude``/``longitude`` in degrees, plus provenance attrs, ``satellite``, ``target`` and
     ``window_offset_yx`` (the crop's place in the file).
 

@@ -102,3 +102,26 @@ def test_wrong_schema_and_missing_dataset_are_named(ghgsat_file: Path, tmp_path:
     truncated.write_bytes(ghgsat_file.read_bytes()[:3000])
     with pytest.raises(ProductFormatError, match="truncated.h5"):
         read_ghgsat_l2(truncated)
+
+
+def test_the_optional_surface_albedo_is_read_and_checked(tmp_path: Path) -> None:
+    """``/data/surface_albedo`` (units "1") travels from the carrier through the file to the reader's
+    dataset, cropped with the rest; with other units the reader names the dataset."""
+    carrier = make_carrier()
+    albedo = np.linspace(0.1, 0.3, NY * NX).reshape(NY, NX).astype(np.float32)
+    carrier["surface_albedo"] = (("y", "x"), albedo, {"units": "1"})
+    path = tmp_path / ghgsat_filename("GHGSat-C2", datetime(2024, 3, 2, 17, 5, 11), "Permian-07")
+    write_ghgsat_l2(carrier, path, "GHGSat-C2", "Permian-07")
+    ds = read_ghgsat_l2(path)
+    np.testing.assert_array_equal(ds["surface_albedo"].values, albedo)
+    assert ds["surface_albedo"].attrs["units"] == "1"
+    bbox = (LON0 + 2.5 * STEP, LAT0 - 4.5 * STEP, LON0 + 5.5 * STEP, LAT0 - 1.5 * STEP)
+    np.testing.assert_array_equal(read_ghgsat_l2(path, bbox)["surface_albedo"].values, albedo[2:5, 3:6])
+    with h5py.File(path, "a") as h5:
+        h5["data/surface_albedo"].attrs["units"] = "%"
+    with pytest.raises(ProductFormatError, match=r"/data/surface_albedo.*units '1', found '%'"):
+        read_ghgsat_l2(path)
+
+
+def test_a_file_without_surface_albedo_reads_without_it(ghgsat_file: Path) -> None:
+    assert "surface_albedo" not in read_ghgsat_l2(ghgsat_file)

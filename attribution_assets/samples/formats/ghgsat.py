@@ -5,7 +5,8 @@ root attributes ``product="GHGSat_L2"``, ``schema_version="ghgsat_l2_v1"``, ``sa
 ``time_coverage_start/end`` (ISO 8601, Z) and ``crs="EPSG:4326"``; datasets
 ``/geolocation/latitude``, ``/geolocation/longitude`` (float32, y, x, degrees),
 ``/data/xch4`` and ``/data/xch4_precision`` (float32, y, x, ppb, NaN = no data) and
-``/data/quality_flag`` (uint8, y, x, 0 = good).
+``/data/quality_flag`` (uint8, y, x, 0 = good); optionally ``/data/surface_albedo`` (float32, y, x,
+units "1", the albedo the retrieval fitted).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _DATASETS = (
     ("data/xch4_precision", "xch4_precision", "f4", "ppb", "1-sigma precision of xch4"),
     ("data/quality_flag", "quality_flag", "u1", "1", "quality flag, 0 = good"),
 )
+_OPTIONAL_DATASETS = (
+    ("data/surface_albedo", "surface_albedo", "f4", "1", "surface albedo fitted by the retrieval"),
+)
 _NAME_PART = re.compile(r"^[A-Za-z0-9-]+$")
 
 
@@ -47,7 +51,8 @@ def write_ghgsat_l2(ds: xr.Dataset, path: str | os.PathLike[str], satellite: str
     """Write a GHGSat carrier (dims ``y, x``) as a ``ghgsat_l2_v1`` HDF5 file.
 
     ``ds`` holds ``xch4`` and ``xch4_precision`` in ppb (NaN = no data), ``quality_flag`` (0 good) and
-    ``latitude``/``longitude(y, x)`` in degrees, with attrs ``time_coverage_start/end`` (ISO 8601).
+    ``latitude``/``longitude(y, x)`` in degrees, optionally ``surface_albedo`` (1), with attrs
+    ``time_coverage_start/end`` (ISO 8601).
     ``satellite`` (e.g. "GHGSat-C2") and ``target`` (site name) go into the root attributes.
     """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
@@ -60,7 +65,8 @@ def write_ghgsat_l2(ds: xr.Dataset, path: str | os.PathLike[str], satellite: str
             "time_coverage_end": iso_z(ds.attrs["time_coverage_end"]),
             "crs": "EPSG:4326",
         })
-        for h5_name, source, dtype, units, long_name in _DATASETS:
+        optional = tuple(spec for spec in _OPTIONAL_DATASETS if spec[1] in ds)
+        for h5_name, source, dtype, units, long_name in _DATASETS + optional:
             values = ds[source].transpose("y", "x").values.astype(dtype)
             dset = h5.create_dataset(h5_name, data=values, compression="gzip", compression_opts=4)
             dset.attrs["units"] = units

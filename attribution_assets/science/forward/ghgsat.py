@@ -42,7 +42,8 @@ def ghgsat_block(
     with the Gaussian crosswind profile is Gaussian, exactly), one point per pixel; a larger order
     samples the PSF with an ``order x order`` Gauss-Hermite stencil instead.
     ``kg_m2_to_obs = 1 / kg_m2_per_ppb(p_s, "CH4")`` with ``surface_pressure_pa`` in Pa (column mass
-    of 1 ppb; Jacob et al. 2016, ACP 16, 14371).
+    of 1 ppb; Jacob et al. 2016, ACP 16, 14371). A ``surface_albedo`` (1) in ``ds`` becomes the
+    block's ``albedo``.
     """
     xch4 = np.asarray(ds["xch4"].values, np.float64).ravel()
     precision = np.asarray(ds["xch4_precision"].values, np.float64).ravel()
@@ -74,4 +75,6 @@ def ghgsat_block(
         lon=lon,
         lat=lat,
         sigma_floor_m=instrument_sigma_floor_m(pixel_m, psf_sigma_m if psf_order == 1 else 0.0),
+        albedo=(np.asarray(ds["surface_albedo"].values, np.float64).ravel()[keep]
+                if "surface_albedo" in ds else None),
     )

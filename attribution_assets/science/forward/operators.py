@@ -41,7 +41,9 @@ class ObservationBlock:
     ``"ppm"`` for OCO-2); ``points_xy_m`` (n, s, 2) are metres in the event's local frame;
     ``weights`` (n, s) sum to 1 per observation; ``kg_m2_to_obs`` (n,) converts kg m-2 to ``units``;
     ``sigma_floor_m`` is the crosswind blur (m) of the instrument's spatial response not covered by
-    the quadrature points (see :func:`attribution_assets.science.forward.plume.instrument_sigma_floor_m`).
+    the quadrature points (see :func:`attribution_assets.science.forward.plume.instrument_sigma_floor_m`);
+    ``albedo`` (n,) is the surface albedo (1) the retrieval reports per observation, where it does
+    (the covariate of :mod:`attribution_assets.science.inversion.albedo`), else None.
     """
 
     instrument: str
@@ -56,10 +58,12 @@ class ObservationBlock:
     lon: np.ndarray
     lat: np.ndarray
     sigma_floor_m: float = 15.0
+    albedo: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.y.shape[0]
         expected = {
+            **({"albedo": (n,)} if self.albedo is not None else {}),
             "sigma": (n,),
             "kg_m2_to_obs": (n,),
             "lon": (n,),

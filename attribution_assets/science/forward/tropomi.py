@@ -82,7 +82,8 @@ def tropomi_block(
     each is the area mean of the plume over its corner quadrilateral (``n_sub x n_sub``
     Jacobian-weighted points, see
     :func:`quadrilateral_quadrature`); ``kg_m2_to_obs`` is the boundary-layer averaging-kernel
-    factor of :func:`tropomi_bl_factor_ppb_per_kg_m2` for ``pblh_m`` (m).
+    factor of :func:`tropomi_bl_factor_ppb_per_kg_m2` for ``pblh_m`` (m). The optional
+    ``surface_albedo_SWIR`` (1) becomes the block's ``albedo``.
     """
     corners = project_corners(
         frame,
@@ -109,4 +110,6 @@ def tropomi_block(
         overpass=overpass,
         lon=np.asarray(ds["longitude"].values, np.float64)[keep],
         lat=np.asarray(ds["latitude"].values, np.float64)[keep],
+        albedo=(np.asarray(ds["surface_albedo_SWIR"].values, np.float64)[keep]
+                if "surface_albedo_SWIR" in ds else None),
     )

@@ -4,14 +4,16 @@ One job per module, in the order an inversion runs them:
 
 - :mod:`.settings`: :class:`InversionSettings`, the one definition of the sampler, optimiser and
   prior settings (the Dagster resource and the CLI derive theirs from it);
+- :mod:`.albedo`: a linear albedo artefact regressed out of blocks that report a surface albedo;
+- :mod:`.structured_error`: the likelihood weight of a block whose residuals look like plumes;
 - :mod:`.problem`: observation groups and priors of one event (:func:`prepare`);
 - :mod:`.model`: the forward model, likelihood, potential and NumPyro model, with the analytically
   marginalised source-presence indicator;
 - :mod:`.optimise`: multi-start MAP (:func:`find_modes`, :func:`find_map`);
 - :mod:`.laplace`: difference Hessian, Newton polish and Laplace fits, the closed-form no-source fit;
-- :mod:`.proposal`: the mode-jumping independence proposal and its weight adaptation;
 - :mod:`.sampler`: the compiled NUTS chain runner; :mod:`.screening`: which observations NUTS
-  evaluates; :mod:`.nuts`: the sampled posterior with its diagnostics and escalation;
+  evaluates; :mod:`.nuts`: the sampled posterior with its diagnostics;
+- :mod:`.smc`: adaptive tempered SMC from a Laplace-mixture reference;
 - :mod:`.diagnostics`: R-hat, ESS, divergences (:class:`SamplerDiagnostics`);
 - :mod:`.result`: :class:`InversionResult`, :class:`PosteriorSummary`, :func:`posterior_predictive`;
 - :mod:`.api`: :func:`invert`;

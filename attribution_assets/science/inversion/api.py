@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from attribution_assets.science.forward.operators import ObservationBlock
+from attribution_assets.science.inversion.albedo import remove_albedo_artefacts
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics, ess_target
 from attribution_assets.science.inversion.laplace import LaplaceFit, absent_laplace_fit, laplace_fit
 from attribution_assets.science.inversion.model import unpack
@@ -92,9 +93,16 @@ def invert(
     convergence diagnostics and ``settings.escalate`` is on, SMC samples the posterior instead, and
     without waiting for NUTS's draws when its warm-up saturates the trees
     (:class:`~attribution_assets.science.inversion.sampler.SaturatedWarmup`).
-    ``log`` gets one progress line when the MAP and Laplace fits are done and sampling starts.
+    With ``settings.albedo_regression``, blocks that report a surface albedo first lose their linear
+    albedo artefact (:mod:`~attribution_assets.science.inversion.albedo`; one log line per block) and
+    ``observed`` holds the corrected values. ``log`` gets one progress line when the MAP and Laplace
+    fits are done and sampling starts.
     """
     t_start = time.perf_counter()
+    if settings.albedo_regression:
+        blocks, albedo_fits = remove_albedo_artefacts(blocks)
+        for albedo_fit in albedo_fits:
+            log.info(albedo_fit.describe())
     data, config = prepare(blocks, winds, gas, settings)
     modes, _ = find_modes(data, config, settings)
     z_map, u_map = modes[0]

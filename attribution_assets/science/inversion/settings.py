@@ -119,6 +119,8 @@ class InversionSettings:
     fix_noise_inflation: bool = _setting(False, "pin the noise inflation to 1")
     urban: bool = _setting(False, "Briggs urban dispersion curves instead of open-country")
     structured_error: bool = _setting(True, "temper blocks whose residuals look like plumes")
+    albedo_regression: bool = _setting(
+        True, "remove a linear albedo artefact from blocks that report a surface albedo")
 
     def __post_init__(self) -> None:
         if self.sampler not in get_args(Sampler):

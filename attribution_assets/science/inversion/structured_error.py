@@ -7,9 +7,12 @@ reads a smooth artefact as hundreds of independent observations of a plume, and 
 without a source were detected with independent errors, most through the GHGSat albedo artefact
 and the EMIT clutter).
 
-The measure is the one the inversion is sensitive to. For ``TEMPLATES`` plume-shaped templates
-``t_k`` (the unit-rate plume at the met wind speed and stability, from sources drawn over the
-position prior, in directions drawn uniformly), the matched projection of the block's residuals
+The inversion measures it after regressing out the albedo artefact of blocks that report a surface
+albedo (:mod:`~attribution_assets.science.inversion.albedo`), which leaves a GHGSat scene of the
+validation set its full likelihood. The measure is the one the inversion is sensitive to. For
+``TEMPLATES`` plume-shaped templates ``t_k`` (the unit-rate plume at the met wind speed and
+stability, from sources drawn over the position prior, in directions drawn uniformly), the matched
+projection of the block's residuals
 ``r = y - median(y)``,
 
     z_k = sum_i t'_ki r_i / s_i^2 / sqrt(sum_i t'_ki^2 / s_i^2),   t' = t - its weighted mean

@@ -62,6 +62,14 @@ TROPOMI_NOISE_PPB, TROPOMI_BACKGROUND_PPB, TROPOMI_QUADRATURE = (10.0, 15.0), (1
 OCO2_FRAMES, OCO2_FOOTPRINTS, OCO2_FRAME_M, OCO2_FOOTPRINT_M = 24, 8, 2250.0, 1290.0
 OCO2_NOISE_PPM, OCO2_BACKGROUND_PPM, OCO2_QUADRATURE = (0.5, 1.0), (405.0, 420.0), 3
 OCO2_CROSSING_DOWNWIND_M = (3000.0, 15000.0)
+ALBEDO_RETRIEVAL_SD = 0.01
+"""sd (1) of the retrieved surface albedo that GHGSat and TROPOMI blocks report about the albedo their
+artefact follows (:mod:`.artefacts`), white per pixel: a fifth of the GHGSat scene's albedo
+variability. The inversion regresses its artefact on the retrieved albedo
+(:mod:`attribution_assets.science.inversion.albedo`)."""
+ALBEDO_INSTRUMENTS = ("GHGSAT", "TROPOMI")
+"""Instruments whose blocks report a retrieved surface albedo (EMIT's clutter follows a surface
+pattern the matched filter does not report; OCO-2's biases follow the footprint)."""
 TRACK_HEADING_SPREAD_RAD = 0.3
 """Tracks run north +- this angle (TROPOMI, OCO-2: sun-synchronous, near-polar orbits)."""
 
@@ -160,7 +168,10 @@ def observe(
 ) -> Observation:
     """The overpass of ``instrument`` (index ``overpass`` into the event's winds) seeing ``puffs``:
     ``y = background + artefact + k * mean column + noise`` with noise N(0, reported sd).
-    ``artefacts=False`` leaves the artefact out (a zero field) and draws everything else the same."""
+    ``artefacts=False`` leaves the artefact out (a zero field) and draws everything else the same.
+    GHGSat and TROPOMI blocks with an artefact report the albedo it follows plus white retrieval
+    error of ``ALBEDO_RETRIEVAL_SD``, drawn from a child stream of ``rng`` (``rng.spawn``) so that the
+    event's other draws do not change."""
     k = kg_m2_to_obs(instrument, surface_pressure_pa)
     plume = k * puffs.footprint_mean_kg_m2(footprints)
     sigma, background, artefact = _noise_background_artefact(instrument, rng, footprints)
@@ -169,9 +180,12 @@ def observe(
     y = background + artefact.values + plume + sigma * rng.standard_normal(footprints.size)
     points, weights, floor = _quadrature(instrument, footprints)
     n = footprints.size
+    albedo = None
+    if instrument in ALBEDO_INSTRUMENTS and artefact.surface is not None:
+        albedo = artefact.surface + ALBEDO_RETRIEVAL_SD * rng.spawn(1)[0].standard_normal(n)
     block = ObservationBlock(
         instrument=instrument, gas=GAS[instrument], units=UNITS[instrument], y=y, sigma=sigma,
         points_xy_m=points, weights=weights, kg_m2_to_obs=np.full(n, k), overpass=overpass,
-        lon=np.zeros(n), lat=np.zeros(n), sigma_floor_m=floor,
+        lon=np.zeros(n), lat=np.zeros(n), sigma_floor_m=floor, albedo=albedo,
     )
     return Observation(block=block, plume=plume, artefact=artefact, background=background)

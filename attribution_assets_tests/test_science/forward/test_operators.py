@@ -150,6 +150,16 @@ def test_ghgsat_block_psf_stencil_and_factor() -> None:
     np.testing.assert_allclose(w @ offsets[:, 0] ** 4, 3 * 625.0**2)
 
 
+def test_ghgsat_block_carries_the_surface_albedo_of_its_pixels() -> None:
+    """The kept pixels' ``surface_albedo`` becomes the block's ``albedo``; a scene without it gives None."""
+    scene = ghgsat_scene()
+    albedo = np.linspace(0.1, 0.3, scene["xch4"].size).reshape(scene["xch4"].shape)
+    block = ghgsat_block(scene.assign(surface_albedo=(("y", "x"), albedo)), FRAME, 0, 95000.0)
+    keep = (scene["quality_flag"].values == 0) & np.isfinite(scene["xch4"].values)
+    np.testing.assert_array_equal(block.albedo, albedo[keep])
+    assert ghgsat_block(scene, FRAME, 0, 95000.0).albedo is None
+
+
 def test_ghgsat_psf_as_sigma_floor_matches_sampled_psf() -> None:
     """A Gaussian PSF folded into sigma_floor equals sampling the PSF explicitly (Gaussian * Gaussian)."""
     scene = ghgsat_scene()
@@ -334,3 +344,6 @@ def test_tropomi_block_drops_non_finite_pixels() -> None:
     ds["xch4"][1] = np.nan
     block = tropomi_block(ds, FRAME, overpass=0, pblh_m=900.0)
     assert block.size == 1 and block.kg_m2_to_obs.shape == (1,)
+    assert block.albedo is None
+    with_albedo = ds.assign(surface_albedo_SWIR=("pixel", np.array([0.21, 0.34])))
+    np.testing.assert_array_equal(tropomi_block(with_albedo, FRAME, 0, 900.0).albedo, [0.21])

@@ -11,7 +11,12 @@ import pytest
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.validation import KINDS, generate_scene, scene_kinds, validation_set
-from attribution_assets.science.validation.instruments import GAS, UNITS
+from attribution_assets.science.validation.instruments import (
+    ALBEDO_INSTRUMENTS,
+    ALBEDO_RETRIEVAL_SD,
+    GAS,
+    UNITS,
+)
 from attribution_assets.science.validation.met_analysis import (
     ANALYSIS_DIRECTION_SD_RAD,
     ANALYSIS_SPEED_SD_M_S,
@@ -138,6 +143,22 @@ def test_switching_artefacts_off_changes_only_the_artefacts() -> None:
         for ox, oy in zip(x.observations, y.observations, strict=True):
             assert not np.any(oy.artefact.values) and np.any(ox.artefact.values)
             np.testing.assert_allclose(ox.block.y - ox.artefact.values, oy.block.y, atol=1e-9)
+
+
+def test_ghgsat_and_tropomi_report_the_albedo_their_artefact_follows(scenes) -> None:
+    """The retrieved albedo is the artefact's albedo plus white retrieval error of
+    ``ALBEDO_RETRIEVAL_SD``; EMIT and OCO-2 report none, nor does a block without artefacts."""
+    seen = set()
+    for s in scenes:
+        for obs in s.observations:
+            if obs.block.instrument not in ALBEDO_INSTRUMENTS:
+                assert obs.block.albedo is None
+                continue
+            seen.add(obs.block.instrument)
+            error = obs.block.albedo - obs.artefact.surface
+            assert np.std(error) == pytest.approx(ALBEDO_RETRIEVAL_SD, rel=0.5 if error.size < 100 else 0.1)
+    assert seen == set(ALBEDO_INSTRUMENTS)
+    assert all(b.albedo is None for s in validation_set(5, seed=7, artefacts=False) for b in s.blocks)
 
 
 def test_unknown_or_inconsistent_classes_are_refused() -> None:
