@@ -10,7 +10,8 @@ from attribution_assets.science.forward.operators import ObservationBlock
 
 
 def block_to_dataset(block: ObservationBlock, jacobian_per_kg_s: np.ndarray | None = None) -> xr.Dataset:
-    """Dataset with dims ``obs`` and ``point``; attrs carry instrument, gas, units and overpass index.
+    """Dataset with dims ``obs`` and ``point``; attrs carry instrument, gas, units and overpass index;
+    ``albedo`` (1) where the block has one.
 
     ``jacobian_per_kg_s`` (n,) optionally stores the modelled observation per kg s-1 at the met prior.
     """
@@ -33,6 +34,8 @@ def block_to_dataset(block: ObservationBlock, jacobian_per_kg_s: np.ndarray | No
         "lon": ("obs", block.lon, {"units": "degrees_east"}),
         "lat": ("obs", block.lat, {"units": "degrees_north"}),
     }
+    if block.albedo is not None:
+        data_vars["albedo"] = ("obs", block.albedo, {"units": "1", "long_name": "surface albedo"})
     if jacobian_per_kg_s is not None:
         data_vars["jacobian"] = (
             "obs",
@@ -67,4 +70,5 @@ def block_from_dataset(ds: xr.Dataset) -> ObservationBlock:
         lon=ds["lon"].values,
         lat=ds["lat"].values,
         sigma_floor_m=float(ds.attrs["sigma_floor_m"]),
+        albedo=ds["albedo"].values if "albedo" in ds else None,
     )

@@ -11,6 +11,7 @@ import pytest
 import shapely
 import xarray as xr
 
+from attribution_assets.science.forward.blocks import block_from_dataset, block_to_dataset
 from attribution_assets.science.forward.emit import emit_block
 from attribution_assets.science.forward.ghgsat import gauss_hermite_stencil, ghgsat_block
 from attribution_assets.science.forward.oco2 import oco2_block
@@ -347,3 +348,24 @@ def test_tropomi_block_drops_non_finite_pixels() -> None:
     assert block.albedo is None
     with_albedo = ds.assign(surface_albedo_SWIR=("pixel", np.array([0.21, 0.34])))
     np.testing.assert_array_equal(tropomi_block(with_albedo, FRAME, 0, 900.0).albedo, [0.21])
+
+
+@pytest.mark.parametrize("with_albedo", [True, False])
+def test_a_block_survives_its_netcdf_round_trip(tmp_path, with_albedo: bool) -> None:
+    """The forward stage stores blocks as NetCDF and the inversion reads them back unchanged, the
+    albedo included where there is one."""
+    scene = ghgsat_scene()
+    if with_albedo:
+        scene = scene.assign(surface_albedo=(("y", "x"), np.linspace(0.1, 0.3, 900).reshape(30, 30)))
+    block = ghgsat_block(scene, FRAME, 1, 95000.0)
+    path = tmp_path / "block.nc"
+    block_to_dataset(block, np.ones(block.size)).to_netcdf(path)
+    with xr.open_dataset(path) as ds:
+        back = block_from_dataset(ds.load())
+    for name in ("y", "sigma", "points_xy_m", "weights", "kg_m2_to_obs", "lon", "lat"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(block, name), err_msg=name)
+    assert (back.instrument, back.overpass, back.sigma_floor_m) == ("GHGSAT", 1, block.sigma_floor_m)
+    if with_albedo:
+        np.testing.assert_array_equal(back.albedo, block.albedo)
+    else:
+        assert back.albedo is None
