@@ -40,9 +40,10 @@ MIN_ALBEDO_SD = 1e-4
 @dataclass(frozen=True)
 class AlbedoFit:
     """The albedo slope removed from one block: ``slope`` and its standard error ``slope_se`` (block
-    units per unit albedo), about the weighted mean albedo ``mean_albedo``, over ``n`` observations."""
+    ``units`` per unit albedo), about the weighted mean albedo ``mean_albedo``, over ``n`` observations."""
 
     instrument: str
+    units: str
     slope: float
     slope_se: float
     mean_albedo: float
@@ -50,8 +51,8 @@ class AlbedoFit:
 
     def describe(self) -> str:
         """One line for the log: instrument, slope +- its standard error, and the observations."""
-        return (f"{self.instrument}: albedo artefact {self.slope:.1f} +- {self.slope_se:.1f} per unit "
-                f"albedo removed ({self.n} observations)")
+        return (f"{self.instrument}: albedo artefact {self.slope:.1f} +- {self.slope_se:.1f} {self.units} "
+                f"per unit albedo removed ({self.n} observations)")
 
 
 def fit_albedo_slope(block: ObservationBlock) -> AlbedoFit | None:
@@ -74,7 +75,7 @@ def fit_albedo_slope(block: ObservationBlock) -> AlbedoFit | None:
     resid = y - np.sum(weight * y) / weight.sum() - slope * (a - a_bar)
     chi2_per_dof = float(np.sum(weight * resid**2)) / max(use.sum() - 2, 1)
     slope_se = float(np.sqrt(max(chi2_per_dof, 1.0) / spread))
-    return AlbedoFit(block.instrument, slope, slope_se, a_bar, int(use.sum()))
+    return AlbedoFit(block.instrument, block.units, slope, slope_se, a_bar, int(use.sum()))
 
 
 def remove_albedo_artefact(block: ObservationBlock) -> tuple[ObservationBlock, AlbedoFit | None]:

@@ -56,7 +56,7 @@ def test_the_fitted_slope_is_the_artefact_within_its_standard_error(seed: int) -
     corrected, _ = remove_albedo_artefact(block)
     resid = corrected.y - corrected.y.mean()
     assert np.std(resid) == pytest.approx(NOISE_PPB, rel=0.06)
-    assert fit.describe().startswith(f"GHGSAT: albedo artefact {fit.slope:.1f} +- {fit.slope_se:.1f}")
+    assert fit.describe().startswith(f"GHGSAT: albedo artefact {fit.slope:.1f} +- {fit.slope_se:.1f} ppb per")
 
 
 def test_a_plume_survives_the_correction() -> None:
