@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import h5py
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from attribution_assets.pipeline.forward import build_blocks
+from attribution_assets.readers.ghgsat import read_ghgsat_l2
 from attribution_assets.science import inversion as inv
 from attribution_assets.science.forward.operators import ObservationBlock, predict_block
+from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.inversion.albedo import (
     MIN_OBSERVATIONS,
     fit_albedo_slope,
@@ -21,6 +25,7 @@ from attribution_assets.science.inversion.simulation import grid_block, met_prio
 from attribution_assets.science.inversion.structured_error import block_weights
 from attribution_assets.science.units import kg_h_to_kg_s, kg_m2_per_ppb
 from attribution_assets.science.validation.surfaces import albedo_field
+from attribution_assets_tests.test_bad_inputs.corpus import PRODUCTS, good_copy
 
 NOISE_PPB = 30.0
 PIXELS = 40
@@ -121,3 +126,21 @@ def test_regressing_the_albedo_recovers_a_weak_source(caplog: pytest.LogCaptureF
     assert regressed.emission_rate_kg_h_p05 < 150.0 < regressed.emission_rate_kg_h_p95
     null = inv.invert([_ghgsat(12, 250.0)], [WIND], "CH4", FAST).summary()
     assert not null.detected
+
+
+def test_a_ghgsat_file_with_an_albedo_artefact_gives_its_slope_through_the_pipeline(tmp_path) -> None:
+    """The bundled Permian GHGSat scene with a 200 ppb-per-unit-albedo artefact and its albedo written
+    into the file: read, cropped and built into a block as the forward stage does, the block carries
+    the albedo and the fitted slope is the artefact's."""
+    path = good_copy(PRODUCTS["GHGSAT"], tmp_path)
+    with h5py.File(path, "r+") as h5:
+        shape = h5["data/xch4"].shape
+        albedo = albedo_field(np.random.default_rng(5), shape, 0.20, 0.05, 3.0).astype(np.float32)
+        h5["data/xch4"][...] = h5["data/xch4"][()] + 200.0 * (albedo - albedo.mean())
+        h5.create_dataset("data/surface_albedo", data=albedo).attrs["units"] = "1"
+    ds = read_ghgsat_l2(path, bbox=(-103.66, 31.86, -103.56, 31.96))
+    wind = met_prior(3.0, 1.0)
+    (block,) = build_blocks(LocalFrame(-103.61, 31.9095), [wind], [path.stem], {}, {path.stem: ds}, {}, {})
+    assert block.instrument == "GHGSAT" and block.albedo is not None and block.size > MIN_OBSERVATIONS
+    fit = fit_albedo_slope(block)
+    assert fit is not None and abs(fit.slope - 200.0) < 4.0 * fit.slope_se
