@@ -1,9 +1,9 @@
 """Joint Bayesian inversion of every instrument that saw the event (NumPyro: MAP + Laplace, NUTS;
 :func:`attribution_assets.pipeline.inversion.invert_event`).
 
-The asset records the sampler diagnostics and the posterior-predictive residuals per block in its
-metadata; the ``sampler_converged`` and ``posterior_predictive`` checks (:mod:`attribution_assets.checks`)
-judge them.
+The asset records the sampler diagnostics, the albedo artefacts removed and the posterior-predictive
+residuals per block (against the observations the inversion saw) in its metadata; the
+``sampler_converged`` and ``posterior_predictive`` checks (:mod:`attribution_assets.checks`) judge them.
 """
 
 import math
@@ -22,8 +22,10 @@ from attribution_assets.pipeline.inversion import NoObservationsError, invert_ev
 from attribution_assets.pipeline.met import winds_from_dataset
 from attribution_assets.resources import AnalysisSettings, OutputStore
 from attribution_assets.science.arviz_import import az
+from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.inversion import (
+    InversionResult,
     PosteriorSummary,
     SamplerDiagnostics,
     posterior_predictive,
@@ -35,12 +37,23 @@ def _finite(value: float, digits: int) -> float | None:
     return round(float(value), digits) if math.isfinite(value) else None
 
 
-def predictive_rms(forward: ForwardModel, predictive: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
+def predictive_rms(
+    names: Sequence[str], blocks: Sequence[ObservationBlock], predictive: Sequence[dict[str, np.ndarray]]
+) -> dict[str, float]:
     """RMS (1) of ``(observed - posterior predictive mean) / sigma`` of every block, by block name."""
     return {
         name: round(float(np.sqrt(np.mean(((block.y - pred["mean"]) / block.sigma) ** 2))), 3)
-        for name, block, pred in zip(forward.block_names, forward.blocks, predictive, strict=True)
+        for name, block, pred in zip(names, blocks, predictive, strict=True)
     }
+
+
+def albedo_table(names: Sequence[str], result: InversionResult) -> pd.DataFrame:
+    """The albedo artefact removed from each block that had one fitted (slope and standard error in
+    the block's units per unit albedo)."""
+    rows = [{"block": name, "slope_per_unit_albedo": fit.slope, "slope_se": fit.slope_se,
+             "units": fit.units, "observations": fit.n}
+            for name, fit in zip(names, result.albedo_fits, strict=True) if fit is not None]
+    return pd.DataFrame(rows, columns=["block", "slope_per_unit_albedo", "slope_se", "units", "observations"])
 
 
 def diagnostics_metadata(diagnostics: SamplerDiagnostics, draws: int) -> dict[str, object]:
@@ -100,12 +113,13 @@ def source_posterior(
         raise Failure(description=str(error), allow_retries=False) from error
     result, summary = inversion.result, inversion.summary
     winds = winds_from_dataset(met_conditions)
-    predictive_draws = posterior_predictive(result, forward.blocks, winds)
-    rms = predictive_rms(forward, predictive_draws)
+    seen = result.as_inverted(forward.blocks)
+    predictive_draws = posterior_predictive(result, seen, winds)
+    rms = predictive_rms(forward.block_names, seen, predictive_draws)
     frame = LocalFrame(event.longitude, event.latitude)
-    figure = posterior_figure(result, forward.blocks, frame, event.key)
+    figure = posterior_figure(result, seen, frame, event.key)
     predictive = predictive_figure(
-        result, forward.blocks, winds, f"{event.key}: observed vs posterior predictive", predictive_draws
+        result, seen, winds, f"{event.key}: observed vs posterior predictive", predictive_draws
     )
     predictive_meta = figure_metadata(predictive, store.figure_path("source_posterior_predictive", event.key))
     posterior = inversion.inference_data.posterior
@@ -116,6 +130,7 @@ def source_posterior(
         "predictive_residuals": table_metadata(
             pd.DataFrame({"block": list(rms), "residual_rms_sigma": list(rms.values())}), 2
         ),
+        "albedo_artefacts": table_metadata(albedo_table(forward.block_names, result), 2),
         "laplace": MetadataValue.json(result.laplace.as_dict()),
         "observations_evaluated": round(float(result.diagnostics.observations_evaluated), 3),
         "max_excluded_plume_sigma": round(float(result.diagnostics.max_excluded_plume_sigma), 3),

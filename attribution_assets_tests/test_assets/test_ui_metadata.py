@@ -180,4 +180,9 @@ def test_every_stage_reports_tables_with_row_counts(null_event) -> None:
     assert _metadata(result, "event_overpasses")[ROW_COUNT].value >= 2
     posterior = _metadata(result, "source_posterior")
     assert posterior["figure"].value.startswith("![figure](data:image/png;base64,")
+    # the null event's TROPOMI granule reports surface_albedo_SWIR: its fitted artefact is on record
+    (albedo,) = [r.data for r in posterior["albedo_artefacts"].records]
+    assert albedo["block"].startswith("TROPOMI:") and albedo["units"] == "ppb"
+    assert albedo["observations"] > 200
+    assert 0.0 < albedo["slope_se"] < 100.0
     assert isinstance(posterior["emission_rate_kg_h"].value, float)

@@ -92,7 +92,7 @@ def remove_albedo_artefact(block: ObservationBlock) -> tuple[ObservationBlock, A
 
 def remove_albedo_artefacts(
     blocks: Sequence[ObservationBlock],
-) -> tuple[list[ObservationBlock], list[AlbedoFit]]:
-    """:func:`remove_albedo_artefact` for every block: the blocks and the fits made."""
+) -> tuple[list[ObservationBlock], list[AlbedoFit | None]]:
+    """:func:`remove_albedo_artefact` for every block: the blocks and, per block, its fit or None."""
     done = [remove_albedo_artefact(block) for block in blocks]
-    return [block for block, _ in done], [fit for _, fit in done if fit is not None]
+    return [block for block, _ in done], [fit for _, fit in done]

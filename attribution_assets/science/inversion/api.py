@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from attribution_assets.science.forward.operators import ObservationBlock
-from attribution_assets.science.inversion.albedo import remove_albedo_artefacts
+from attribution_assets.science.inversion.albedo import AlbedoFit, remove_albedo_artefacts
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics, ess_target
 from attribution_assets.science.inversion.laplace import LaplaceFit, absent_laplace_fit, laplace_fit
 from attribution_assets.science.inversion.model import unpack
@@ -95,13 +95,15 @@ def invert(
     (:class:`~attribution_assets.science.inversion.sampler.SaturatedWarmup`).
     With ``settings.albedo_regression``, blocks that report a surface albedo first lose their linear
     albedo artefact (:mod:`~attribution_assets.science.inversion.albedo`; one log line per block) and
-    ``observed`` holds the corrected values. ``log`` gets one progress line when the MAP and Laplace
-    fits are done and sampling starts.
+    the result's ``observed`` holds the corrected values (:meth:`InversionResult.as_inverted`) and
+    its ``albedo_fits`` the fits. ``log`` gets one progress line when the MAP and Laplace fits are
+    done and sampling starts.
     """
     t_start = time.perf_counter()
+    albedo_fits: list[AlbedoFit | None] = [None] * len(blocks)
     if settings.albedo_regression:
         blocks, albedo_fits = remove_albedo_artefacts(blocks)
-        for albedo_fit in albedo_fits:
+        for albedo_fit in filter(None, albedo_fits):
             log.info(albedo_fit.describe())
     data, config = prepare(blocks, winds, gas, settings)
     modes, _ = find_modes(data, config, settings)
@@ -149,4 +151,5 @@ def invert(
         observed=tuple(np.asarray(b.y) for b in blocks),
         settings=settings,
         latent=posterior.latent,
+        albedo_fits=tuple(albedo_fits),
     )

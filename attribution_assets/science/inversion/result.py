@@ -25,6 +25,7 @@ import numpy as np
 
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.geometry import LocalFrame
+from attribution_assets.science.inversion.albedo import AlbedoFit
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics
 from attribution_assets.science.inversion.laplace import LaplaceFit, cholesky
 from attribution_assets.science.inversion.model import physical_draws, predict_groups
@@ -186,7 +187,8 @@ class InversionResult:
     ``wind_speed_m_s``, ``wind_to_direction_rad``, ``stability_index``, per block ``background``
     (block units, see ``block_units``) and ``noise_inflation`` (1). ``latent`` holds the whitened
     draws ``z`` (chain, draw, P) the physical ones were computed from. ``map_values``: the physical
-    parameters at the MAP (units of the draws).
+    parameters at the MAP (units of the draws). ``observed``: per block, the observations the
+    inversion saw (after its albedo artefact was removed, where ``albedo_fits`` has a fit).
     """
 
     gas: str
@@ -202,6 +204,14 @@ class InversionResult:
     observed: tuple[np.ndarray, ...]
     settings: InversionSettings = field(repr=False)
     latent: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0, 0)))
+    albedo_fits: tuple[AlbedoFit | None, ...] = ()
+
+    def as_inverted(self, blocks: Sequence[ObservationBlock]) -> list[ObservationBlock]:
+        """``blocks`` (those the result was computed from) with the observations the inversion saw:
+        the comparison the posterior predictive is for."""
+        if len(blocks) != len(self.observed):
+            raise ValueError(f"{len(blocks)} blocks for a result of {len(self.observed)}")
+        return [replace(block, y=np.asarray(y)) for block, y in zip(blocks, self.observed, strict=True)]
 
     def summary(self) -> PosteriorSummary:
         """Posterior summary in the output-table columns (emission in kg h-1, positions in m).
