@@ -37,6 +37,7 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
+    "albedo": ("AlbedoFit", "remove_albedo_artefacts"),
     "api": ("invert",),
     "diagnostics": ("ConvergenceDiagnostics", "SamplerDiagnostics"),
     "laplace": ("LaplaceFit", "absent_laplace_fit", "hessian", "laplace_fit"),
