@@ -95,11 +95,6 @@ def overrides(pairs: list[str]) -> dict[str, object]:
     return out
 
 
-def event_scene(args: argparse.Namespace, index: int) -> Scene:
-    """Event ``index`` of the set of ``args.events`` events of ``args.seed`` (generated alone)."""
-    return set_scene(args.events, args.seed, index, artefacts=not args.no_artefacts)
-
-
 def _number(value: float) -> float | None:
     """``value`` as a float, or None when it is not finite (strict JSON)."""
     return float(value) if math.isfinite(value) else None
@@ -143,7 +138,7 @@ def event_row(scene: Scene, result: inversion.InversionResult, seconds: float) -
 def run_event(args: argparse.Namespace, index: int,
               settings: inversion.InversionSettings) -> dict[str, object]:
     """Generate and invert event ``index``; its row with the wall time of ``invert`` (s)."""
-    scene = event_scene(args, index)
+    scene = set_scene(args.events, args.seed, index, artefacts=not args.no_artefacts)
     t0 = time.perf_counter()
     result = inversion.invert(scene.blocks, scene.winds, scene.gas, settings)
     return event_row(scene, result, time.perf_counter() - t0)

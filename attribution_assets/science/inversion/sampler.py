@@ -95,9 +95,8 @@ def _chain_program(kernel: NUTS, warmup: int, samples: int) -> Any:
             return (jnp.zeros((samples,) + w.shape, w.dtype), jnp.zeros(samples, bool),
                     jnp.zeros(samples, warm_steps.dtype))
 
-        stop = late_steps >= stop_steps
-        w, diverging, steps = jax.lax.cond(stop, stopped, draws, state)
-        return w, diverging, steps, late_steps, stop
+        w, diverging, steps = jax.lax.cond(late_steps >= stop_steps, stopped, draws, state)
+        return w, diverging, steps, late_steps
 
     return run
 
@@ -106,7 +105,7 @@ def chain_runner(config: ModelConfig, warmup: int, samples: int, accept: float, 
     """The chain runner for this model structure, cached per process.
 
     The runner is one compiled program, ``(key, w0, model_args, stop_steps) -> (w draws, divergences,
-    leapfrog steps, mean leapfrog steps over the second half of the warm-up, stopped)``: the kernel's
+    leapfrog steps, mean leapfrog steps over the second half of the warm-up)``: the kernel's
     initialisation at ``w0``, ``warmup`` adaptation steps (step size and diagonal mass matrix, the
     kernel's own schedule) then ``samples`` draws, both as ``lax.scan``. A chain whose late warm-up
     mean reaches ``stop_steps`` returns zeros instead of draws (``inf`` never stops).
@@ -223,7 +222,8 @@ def run_nuts(
     model_args = (data, jnp.asarray(shift, jnp.float32), jnp.asarray(chol, jnp.float32))
     limit = saturated_steps(settings.max_tree_depth) if stop_if_saturated else np.inf
     keys = jax.random.split(key, settings.num_chains)
-    jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args, jnp.float32(limit))
+    stop_steps = np.float32(limit)
+    jobs = [(keys[c], jnp.asarray(init[c], jnp.float32), model_args, jnp.float32(stop_steps))
             for c in range(settings.num_chains)]
     saturated = threading.Event()
 
@@ -231,7 +231,7 @@ def run_nuts(
         if saturated.is_set():
             return None
         out = [np.asarray(x) for x in run(*job)]
-        if out[4]:
+        if out[3] >= stop_steps:
             saturated.set()
         return out
 
