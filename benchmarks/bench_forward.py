@@ -193,7 +193,7 @@ def run_event(blocks, repeats: int) -> dict[str, object]:
     out: dict[str, object] = {
         "observations": {b.instrument: b.size for b in blocks},
         "quadrature_points": int(sum(b.size * b.weights.shape[1] for b in blocks)),
-        "padded_rows": [int(g.y.shape[0]) for g in data.groups],
+        "padded_rows": [int(g.qr.shape[0]) for g in data.groups],
     }
     before = _executables()
     t0 = time.perf_counter()
@@ -208,7 +208,7 @@ def run_event(blocks, repeats: int) -> dict[str, object]:
     out["jacobian_first_call_s"] = time.perf_counter() - t0
     out["new_executables"] = _executables() - before
     forward = partial(inversion.predict_groups, z, data, config)
-    cotangent = tuple(jnp.asarray(rng.standard_normal(g.y.shape), jnp.float32) for g in data.groups)
+    cotangent = tuple(jnp.asarray(rng.standard_normal(g.qr.shape), jnp.float32) for g in data.groups)
     jax.block_until_ready(_forward_and_vjp(z, cotangent, data, config))
     out["forward"], out["forward_and_vjp"], out["vjp_over_forward"] = _paired(
         forward, partial(_forward_and_vjp, z, cotangent, data, config), repeats

@@ -23,11 +23,13 @@ instead of per block keeps ``E / c_smooth^2 + (1 - E) / c_rest^2`` of a plume's 
 ``1 / c_b^2``; their ratio (the "band gain") is what such a likelihood would recover.
 
 The blocks are measured as the inversion tempers them: after the albedo artefact of blocks that
-report a surface albedo (GHGSat) is regressed out (:mod:`attribution_assets.science.inversion.albedo`);
-``--no-albedo`` measures them before.
+report a surface albedo (GHGSat) is regressed out (:mod:`attribution_assets.science.inversion.albedo`)
+and under the error field fitted to imager blocks where it is significant
+(:mod:`attribution_assets.science.inversion.correlated_error`; "whitened" is then by the Cholesky
+factor of its precision); ``--no-albedo`` and ``--no-correlated-error`` measure them without either.
 
     .venv/bin/python benchmarks/structured_error_scales.py [--events 120] [--seed 1] [--band-order 4]
-        [--no-albedo] [--out F.json]
+        [--no-albedo] [--no-correlated-error] [--out F.json]
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from report import write_results
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion import InversionSettings, structured_error
 from attribution_assets.science.inversion.albedo import remove_albedo_artefacts
+from attribution_assets.science.inversion.correlated_error import model_correlated_errors
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.validation import scene_kinds, set_scene
 
@@ -50,17 +53,24 @@ POSITION_SD_M = InversionSettings().position_sd_m
 """Position prior sd (m) over which the template sources spread: the inversion's default (300 m)."""
 
 
-def smooth_basis(block: ObservationBlock, order: int) -> np.ndarray:
-    """Orthonormal columns (n, order^2) spanning the ``order x order`` lowest 2-D cosines over the
-    block's footprint centres (scaled to their bounding box), in the noise-whitened metric over its
-    quiet observations (zero rows elsewhere); the first column is the constant's."""
-    weight = structured_error.quiet_observations(block) / np.asarray(block.sigma, float)
+def whitener(block: ObservationBlock) -> tuple[np.ndarray, np.ndarray]:
+    """The block's quiet observations (n,) mask and a whitening matrix ``W`` (m, m) over them, with
+    ``W' W`` the block's error precision among them (``diag(1 / s^2)`` for independent errors)."""
+    quiet = structured_error.quiet_observations(block)
+    precision = block.precision()[quiet][:, quiet].toarray()
+    return quiet, np.linalg.cholesky(precision).T
+
+
+def smooth_basis(block: ObservationBlock, order: int, quiet: np.ndarray, whiten: np.ndarray) -> np.ndarray:
+    """Orthonormal columns (m, order^2) spanning the ``order x order`` lowest 2-D cosines over the
+    block's footprint centres (scaled to their bounding box), whitened by ``whiten`` over its
+    ``quiet`` observations; the first column is the constant's."""
     centres = np.asarray(block.points_xy_m, float).mean(axis=1)
     low, high = centres.min(axis=0), centres.max(axis=0)
-    unit = (centres - low) / np.maximum(high - low, 1.0)
+    unit = ((centres - low) / np.maximum(high - low, 1.0))[quiet]
     cosines = [np.cos(np.pi * a * unit[:, 0]) * np.cos(np.pi * b * unit[:, 1])
                for a in range(order) for b in range(order)]
-    basis, _ = np.linalg.qr(np.stack(cosines, axis=1) * weight[:, None])
+    basis, _ = np.linalg.qr(whiten @ np.stack(cosines, axis=1))
     return basis
 
 
@@ -93,16 +103,16 @@ def block_scales(
                  / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-30)) for d in derivatives]
     plume_z = structured_error.projections(block, centred)
     position_z = np.concatenate([structured_error.projections(block, d) for d in unit])
-    weight = structured_error.quiet_observations(block) / np.asarray(block.sigma, float)
-    basis = smooth_basis(block, band_order)
+    quiet, whiten = whitener(block)
+    basis = smooth_basis(block, band_order, quiet, whiten)
     constant, smooth = basis[:, :1], basis[:, 1:]  # the first cosine is the background's
 
     def parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # (the part the background does not take, its smooth part) of whitened rows x
         return x - (x @ constant) @ constant.T, (x @ smooth) @ smooth.T
 
-    template, smooth_t = parts(centred * weight)
-    residual, smooth_r = parts((np.asarray(block.y, float) - np.median(block.y)) * weight)
+    template, smooth_t = parts(centred[:, quiet] @ whiten.T)
+    residual, smooth_r = parts(whiten @ (np.asarray(block.y, float) - np.median(block.y))[quiet])
     norm = np.linalg.norm(template, axis=1)
     counted = norm >= structured_error.MIN_TEMPLATE_NORM
     share = np.linalg.norm(smooth_t, axis=1) ** 2 / np.where(norm > 0.0, norm, 1.0) ** 2
@@ -123,6 +133,8 @@ def main() -> None:
     parser.add_argument("--band-order", type=int, default=4, help="cosines per axis of the smooth part")
     parser.add_argument("--no-albedo", action="store_true",
                         help="measure the blocks before their albedo artefact is regressed out")
+    parser.add_argument("--no-correlated-error", action="store_true",
+                        help="measure the blocks with independent errors, without their fitted error field")
     parser.add_argument("--out", default="structured_error_scales.json")
     args = parser.parse_args()
     scales: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -131,6 +143,8 @@ def main() -> None:
             continue
         scene = set_scene(args.events, args.seed, index)
         blocks = scene.blocks if args.no_albedo else remove_albedo_artefacts(scene.blocks)[0]
+        if not args.no_correlated_error:
+            blocks = model_correlated_errors(blocks)[0]
         for name, block in zip(scene.instruments, blocks, strict=True):
             if name in ("EMIT", "GHGSAT"):
                 seed = [args.seed, index, block.overpass]

@@ -1,9 +1,10 @@
 """Joint Bayesian inversion of every instrument that saw the event (NumPyro: MAP + Laplace, NUTS;
 :func:`attribution_assets.pipeline.inversion.invert_event`).
 
-The asset records the sampler diagnostics, the albedo artefacts removed and the posterior-predictive
-residuals per block (against the observations the inversion saw) in its metadata; the
-``sampler_converged`` and ``posterior_predictive`` checks (:mod:`attribution_assets.checks`) judge them.
+The asset records the sampler diagnostics, the albedo artefacts removed, the correlated-error fields
+fitted and the posterior-predictive residuals per block (against the observations the inversion saw)
+in its metadata; the ``sampler_converged`` and ``posterior_predictive`` checks
+(:mod:`attribution_assets.checks`) judge them.
 """
 
 import math
@@ -54,6 +55,17 @@ def albedo_table(names: Sequence[str], result: InversionResult) -> pd.DataFrame:
              "units": fit.units, "observations": fit.n}
             for name, fit in zip(names, result.albedo_fits, strict=True) if fit is not None]
     return pd.DataFrame(rows, columns=["block", "slope_per_unit_albedo", "slope_se", "units", "observations"])
+
+
+def correlated_error_table(names: Sequence[str], result: InversionResult) -> pd.DataFrame:
+    """The error field fitted to each imager block (variances in units of its reported sd squared):
+    the variance of its normalised errors, the share left given the neighbours, the F test's
+    log10 p-value and whether the likelihood used it."""
+    columns = ["block", "normalised_variance", "conditional_variance", "log10_p_value", "pixels", "used"]
+    rows = [{"block": name, "normalised_variance": fit.variance, "conditional_variance": fit.tau2,
+             "log10_p_value": math.log10(max(fit.p_value, 1e-300)), "pixels": fit.n, "used": fit.used}
+            for name, fit in zip(names, result.correlated_error_fits, strict=True) if fit is not None]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def diagnostics_metadata(diagnostics: SamplerDiagnostics, draws: int) -> dict[str, object]:
@@ -131,6 +143,7 @@ def source_posterior(
             pd.DataFrame({"block": list(rms), "residual_rms_sigma": list(rms.values())}), 2
         ),
         "albedo_artefacts": table_metadata(albedo_table(forward.block_names, result), 2),
+        "correlated_errors": table_metadata(correlated_error_table(forward.block_names, result), 2),
         "laplace": MetadataValue.json(result.laplace.as_dict()),
         "observations_evaluated": round(float(result.diagnostics.observations_evaluated), 3),
         "max_excluded_plume_sigma": round(float(result.diagnostics.max_excluded_plume_sigma), 3),

@@ -11,7 +11,8 @@ from attribution_assets.science.forward.operators import ObservationBlock
 
 def block_to_dataset(block: ObservationBlock, jacobian_per_kg_s: np.ndarray | None = None) -> xr.Dataset:
     """Dataset with dims ``obs`` and ``point``; attrs carry instrument, gas, units and overpass index;
-    ``albedo`` (1) where the block has one.
+    ``albedo`` (1) and the pixels' ``grid_row`` and ``grid_column`` where the block has them (an
+    ``error_precision`` is the inversion's own estimate and is not stored).
 
     ``jacobian_per_kg_s`` (n,) optionally stores the modelled observation per kg s-1 at the met prior.
     """
@@ -36,6 +37,10 @@ def block_to_dataset(block: ObservationBlock, jacobian_per_kg_s: np.ndarray | No
     }
     if block.albedo is not None:
         data_vars["albedo"] = ("obs", block.albedo, {"units": "1", "long_name": "surface albedo"})
+    if block.grid_index is not None:
+        rows, columns = np.asarray(block.grid_index, np.int32).T
+        data_vars["grid_row"] = ("obs", rows, {"long_name": "pixel row on the instrument grid"})
+        data_vars["grid_column"] = ("obs", columns, {"long_name": "pixel column on the instrument grid"})
     if jacobian_per_kg_s is not None:
         data_vars["jacobian"] = (
             "obs",
@@ -71,4 +76,6 @@ def block_from_dataset(ds: xr.Dataset) -> ObservationBlock:
         lat=ds["lat"].values,
         sigma_floor_m=float(ds.attrs["sigma_floor_m"]),
         albedo=ds["albedo"].values if "albedo" in ds else None,
+        grid_index=(np.stack([ds["grid_row"].values, ds["grid_column"].values], axis=-1).astype(int)
+                    if "grid_row" in ds else None),
     )

@@ -25,7 +25,8 @@ def emit_block(
     observation, averaged over ``subpixel x subpixel`` equally weighted points at the centres of its
     sub-cells; the remaining sub-cell width enters the block's ``sigma_floor_m`` (box-car variance
     ``w^2 / 12``), so the default single point per pixel already averages the plume over the pixel
-    crosswind. ``kg_m2_to_obs = 1 / 7.16e-7`` ppm m per kg m-2 (JPL EMIT conversion, Thorpe et al.
+    crosswind. Each observation keeps its (row, column) on the grid (``grid_index``).
+    ``kg_m2_to_obs = 1 / 7.16e-7`` ppm m per kg m-2 (JPL EMIT conversion, Thorpe et al.
     2023, Sci. Adv. 9, eadh2391).
     """
     lat_c = np.asarray(enh["lat"].values, np.float64)
@@ -59,4 +60,5 @@ def emit_block(
         lon=lon2d[keep],
         lat=lat2d[keep],
         sigma_floor_m=instrument_sigma_floor_m(abs(dlat) * METRES_PER_DEG_LAT / subpixel),
+        grid_index=np.argwhere(keep),
     )

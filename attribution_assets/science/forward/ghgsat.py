@@ -43,7 +43,7 @@ def ghgsat_block(
     samples the PSF with an ``order x order`` Gauss-Hermite stencil instead.
     ``kg_m2_to_obs = 1 / kg_m2_per_ppb(p_s, "CH4")`` with ``surface_pressure_pa`` in Pa (column mass
     of 1 ppb; Jacob et al. 2016, ACP 16, 14371). A ``surface_albedo`` (1) in ``ds`` becomes the
-    block's ``albedo``.
+    block's ``albedo``; each observation keeps its (row, column) on the grid (``grid_index``).
     """
     xch4 = np.asarray(ds["xch4"].values, np.float64).ravel()
     precision = np.asarray(ds["xch4_precision"].values, np.float64).ravel()
@@ -77,4 +77,5 @@ def ghgsat_block(
         sigma_floor_m=instrument_sigma_floor_m(pixel_m, psf_sigma_m if psf_order == 1 else 0.0),
         albedo=(np.asarray(ds["surface_albedo"].values, np.float64).ravel()[keep]
                 if "surface_albedo" in ds else None),
+        grid_index=np.argwhere(keep.reshape(np.shape(ds["xch4"].values))),
     )

@@ -27,6 +27,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import sparse
 
 from attribution_assets.science.forward.plume import weighted_column_kg_m2
 from attribution_assets.science.geometry import LocalFrame
@@ -44,6 +45,11 @@ class ObservationBlock:
     the quadrature points (see :func:`attribution_assets.science.forward.plume.instrument_sigma_floor_m`);
     ``albedo`` (n,) is the surface albedo (1) the retrieval reports per observation, where it does
     (the covariate of :mod:`attribution_assets.science.inversion.albedo`), else None.
+    ``grid_index`` (n, 2) int is each observation's (row, column) on an imager's pixel grid, else
+    None. ``error_precision`` (n, n, a ``scipy.sparse`` matrix, block units^-2) is the inverse
+    covariance of the observation errors where they are correlated (fitted by
+    :mod:`attribution_assets.science.inversion.correlated_error` from ``grid_index``); None means
+    independent errors of sd ``sigma``.
     """
 
     instrument: str
@@ -59,11 +65,15 @@ class ObservationBlock:
     lat: np.ndarray
     sigma_floor_m: float = 15.0
     albedo: np.ndarray | None = None
+    grid_index: np.ndarray | None = None
+    error_precision: sparse.csr_matrix | None = None
 
     def __post_init__(self) -> None:
         n = self.y.shape[0]
         expected = {
             **({"albedo": (n,)} if self.albedo is not None else {}),
+            **({"grid_index": (n, 2)} if self.grid_index is not None else {}),
+            **({"error_precision": (n, n)} if self.error_precision is not None else {}),
             "sigma": (n,),
             "kg_m2_to_obs": (n,),
             "lon": (n,),
@@ -82,6 +92,13 @@ class ObservationBlock:
     def size(self) -> int:
         """Number of observations."""
         return int(self.y.shape[0])
+
+    def precision(self) -> sparse.csr_matrix:
+        """The precision (n, n, units^-2) of the observation errors: ``error_precision``, else
+        ``diag(1 / sigma^2)``."""
+        if self.error_precision is not None:
+            return sparse.csr_matrix(self.error_precision)
+        return sparse.diags(1.0 / np.asarray(self.sigma, float) ** 2).tocsr()
 
 
 def predict_block(

@@ -5,7 +5,10 @@ One job per module, in the order an inversion runs them:
 - :mod:`.settings`: :class:`InversionSettings`, the one definition of the sampler, optimiser and
   prior settings (the Dagster resource and the CLI derive theirs from it);
 - :mod:`.albedo`: a linear albedo artefact regressed out of blocks that report a surface albedo;
+- :mod:`.correlated_error`: a Gaussian Markov random field of an imager block's errors, fitted on
+  its pixel grid and used as the likelihood's error precision;
 - :mod:`.structured_error`: the likelihood weight of a block whose residuals look like plumes;
+- :mod:`.groups`: the arrays of each block the likelihood evaluates, with its error precision;
 - :mod:`.problem`: observation groups and priors of one event (:func:`prepare`);
 - :mod:`.model`: the forward model, likelihood, potential and NumPyro model, with the analytically
   marginalised source-presence indicator;
@@ -38,6 +41,7 @@ from typing import Any
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "albedo": ("AlbedoFit", "remove_albedo_artefacts"),
+    "correlated_error": ("CorrelatedErrorFit", "model_correlated_errors"),
     "api": ("invert",),
     "diagnostics": ("ConvergenceDiagnostics", "SamplerDiagnostics"),
     "laplace": ("LaplaceFit", "absent_laplace_fit", "hessian", "laplace_fit"),
@@ -50,7 +54,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "unpack",
     ),
     "optimise": ("find_map", "find_modes", "starting_points"),
-    "problem": ("DEFAULT_Q_MEDIAN_KG_H", "InversionProblem", "ModelConfig", "ObservationGroup", "prepare"),
+    "groups": ("ObservationGroup",),
+    "problem": ("DEFAULT_Q_MEDIAN_KG_H", "InversionProblem", "ModelConfig", "prepare"),
     "result": ("InversionResult", "LaplaceSummary", "PosteriorSummary", "posterior_predictive"),
     "settings": (
         "SAMPLER_SETTINGS",

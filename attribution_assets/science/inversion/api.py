@@ -12,6 +12,7 @@ import numpy as np
 
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.albedo import AlbedoFit, remove_albedo_artefacts
+from attribution_assets.science.inversion.correlated_error import CorrelatedErrorFit, model_correlated_errors
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics, ess_target
 from attribution_assets.science.inversion.laplace import LaplaceFit, absent_laplace_fit, laplace_fit
 from attribution_assets.science.inversion.model import unpack
@@ -41,13 +42,13 @@ def separate_modes(best: LaplaceFit, other: LaplaceFit) -> bool:
 
 
 def _absent_fit(
-    fit: LaplaceFit, blocks: Sequence[ObservationBlock], data: InversionProblem, config: ModelConfig
+    fit: LaplaceFit, data: InversionProblem, config: ModelConfig
 ) -> tuple[LaplaceFit | None, float]:
     """The closed-form no-source fit and the Laplace log-odds of a source (None and +inf when the
     source is always present)."""
     if not config.presence:
         return None, math.inf
-    absent = absent_laplace_fit(blocks, data, config)
+    absent = absent_laplace_fit(data, config)
     return absent, float(data.log_prior_odds) + fit.log_evidence - absent.log_evidence
 
 
@@ -96,7 +97,10 @@ def invert(
     With ``settings.albedo_regression``, blocks that report a surface albedo first lose their linear
     albedo artefact (:mod:`~attribution_assets.science.inversion.albedo`; one log line per block) and
     the result's ``observed`` holds the corrected values (:meth:`InversionResult.as_inverted`) and
-    its ``albedo_fits`` the fits. ``log`` gets one progress line when the MAP and Laplace fits are
+    its ``albedo_fits`` the fits. With ``settings.correlated_error``, imager blocks with pixel grid
+    positions get the error field fitted to them where it is significant
+    (:mod:`~attribution_assets.science.inversion.correlated_error`; one log line per fit, the fits in
+    the result's ``correlated_error_fits``). ``log`` gets one progress line when the MAP and Laplace fits are
     done and sampling starts.
     """
     t_start = time.perf_counter()
@@ -105,11 +109,16 @@ def invert(
         blocks, albedo_fits = remove_albedo_artefacts(blocks)
         for albedo_fit in filter(None, albedo_fits):
             log.info(albedo_fit.describe())
+    error_fits: list[CorrelatedErrorFit | None] = [None] * len(blocks)
+    if settings.correlated_error:
+        blocks, error_fits = model_correlated_errors(blocks)
+        for error_fit in filter(None, error_fits):
+            log.info(error_fit.describe())
     data, config = prepare(blocks, winds, gas, settings)
     modes, _ = find_modes(data, config, settings)
     z_map, u_map = modes[0]
     fit = laplace_fit(z_map, u_map, data, config, "present")
-    absent, log_odds = _absent_fit(fit, blocks, data, config)
+    absent, log_odds = _absent_fit(fit, data, config)
     p_laplace = float(1.0 / (1.0 + math.exp(-min(max(log_odds, -700.0), 700.0))))
     laplace_summary, z_laplace, phys_laplace = laplace_draws(fit, p_laplace, data, config, settings)
     map_values = unpack(z_map, data, config)
@@ -152,4 +161,5 @@ def invert(
         settings=settings,
         latent=posterior.latent,
         albedo_fits=tuple(albedo_fits),
+        correlated_error_fits=tuple(error_fits),
     )

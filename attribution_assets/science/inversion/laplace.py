@@ -9,13 +9,11 @@ compares the Laplace evidences of the source and no-source models.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
 
-from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.model import potential_and_gradient
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
 from attribution_assets.science.inversion.settings import PotentialKind
@@ -122,12 +120,12 @@ def laplace_fit(
 
 
 def _absent_block(
-    r: np.ndarray, w: np.ndarray, a: float, c: float, fix_inflation: bool, weight: float
+    stats: np.ndarray, n: float, a: float, c: float, fix_inflation: bool, weight: float
 ) -> tuple[float, float, float, np.ndarray]:
     """One block of :func:`absent_laplace_fit`: optimum ``(u, v)``, potential there and 2 x 2 Hessian
-    (residuals ``r`` from the prior background, weights ``w = 1/s^2``, prior sds ``a`` and ``c``,
-    the block's likelihood weight ``weight``)."""
-    s0, s1, s2, n = weight * w.sum(), weight * (r * w).sum(), weight * (r**2 * w).sum(), weight * r.size
+    (the block's sufficient statistics ``stats = (S0, S1, S2)`` and observation count ``n``, prior
+    sds ``a`` and ``c``, the block's likelihood weight ``weight``)."""
+    s0, s1, s2, n = (weight * float(v) for v in (*stats, n))
     u, v = a * s1 / (1.0 + a * a * s0), 0.0  # exact when the inflation is fixed (v = 0)
     while not fix_inflation:
         e, q = math.exp(-2.0 * c * v), s2 - 2.0 * a * u * s1 + (a * u) ** 2 * s0
@@ -150,9 +148,7 @@ def _absent_block(
     return u, v, potential, hess
 
 
-def absent_laplace_fit(
-    blocks: Sequence[ObservationBlock], data: InversionProblem, config: ModelConfig
-) -> LaplaceFit:
+def absent_laplace_fit(data: InversionProblem, config: ModelConfig) -> LaplaceFit:
     """Laplace approximation of the no-source model, in closed form.
 
     Without a plume the potential separates: the plume parameters keep their standard-normal prior
@@ -161,21 +157,23 @@ def absent_laplace_fit(
 
         U_b = u^2 / 2 + v^2 / 2 + n c v + Q(off) exp(-2 c v) / 2,  Q = S2 - 2 off S1 + off^2 S0,
 
-    with ``S0, S1, S2`` the sums of ``1/s^2``, ``r/s^2`` and ``r^2/s^2`` of all its residuals from the
-    prior background, and ``n`` its observations, each times the block's likelihood weight.
+    with ``S0, S1, S2`` the block's sufficient statistics (``1' Q 1``, ``1' Q r`` and ``r' Q r`` of its
+    residuals ``r`` from the prior background under its error precision, from ``data.block_s0``,
+    ``block_offset`` and ``block_chi2``) and ``n`` its observations, each times the block's likelihood
+    weight.
     Each 2-parameter block problem is solved by Newton's method with the exact
     gradient and Hessian, so no JAX program is compiled for it.
     """
     lay = config.layout()
     mean, hess = np.zeros(config.dim), np.eye(config.dim)
     potential = 0.0
-    bg_mu, bg_sd, c = np.asarray(data.bg_mu, float), np.asarray(data.bg_sd, float), float(data.infl_log_sd)
-    block_weight = np.asarray(data.block_weight, float)
-    for b, block in enumerate(blocks):
-        r = np.asarray(block.y, float) - bg_mu[b]
-        w = 1.0 / np.asarray(block.sigma, float) ** 2
+    bg_sd, c = np.asarray(data.bg_sd, float), float(data.infl_log_sd)
+    s0, offset = np.asarray(data.block_s0, float), np.asarray(data.block_offset, float)
+    stats = np.stack([s0, s0 * offset, np.asarray(data.block_chi2, float) + s0 * offset**2])
+    block_n, block_weight = np.asarray(data.block_n, float), np.asarray(data.block_weight, float)
+    for b in range(config.n_blocks):
         u, v, block_potential, block_hess = _absent_block(
-            r, w, bg_sd[b], c, config.fix_inflation, float(block_weight[b])
+            stats[:, b], block_n[b], bg_sd[b], c, config.fix_inflation, float(block_weight[b])
         )
         potential += block_potential
         ib = lay["background"].start + b

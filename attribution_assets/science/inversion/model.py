@@ -49,7 +49,8 @@ import numpyro
 import numpyro.distributions as dist
 
 from attribution_assets.science.forward.operators import predict_block
-from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, ObservationGroup
+from attribution_assets.science.inversion.groups import ObservationGroup, quadratic_form
+from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
 from attribution_assets.science.inversion.settings import PotentialKind
 from attribution_assets.science.units import kg_h_to_kg_s
 
@@ -115,27 +116,32 @@ def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: M
 def _log_lik_parts(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
     """``(log p(y | theta, no source), log p(y | theta, source) - log p(y | theta, no source))``.
 
-    Each block's terms carry its likelihood weight ``data.block_weight`` (structured retrieval error,
-    :mod:`~attribution_assets.science.inversion.structured_error`). Additive constants (2 pi and
-    the reported sigmas) are dropped. The difference is computed
-    directly as ``sum (2 r m - m^2) / (2 s^2)`` (``r`` = y - background, ``m`` = plume) so that it
-    does not suffer from cancellation between two large sums. Residuals are taken from the prior
-    background, ``r = (y - mu_b) - (B_b - mu_b)``, which keeps them small in float32.
+    Block ``b``'s errors have the precision ``Q_b / lambda_b^2`` (``Q_b`` its
+    :meth:`~attribution_assets.science.forward.operators.ObservationBlock.precision`: ``diag(1 / s^2)``
+    for independent errors) and its terms carry its likelihood weight ``data.block_weight`` (structured
+    retrieval error, :mod:`~attribution_assets.science.inversion.structured_error`). With residuals
+    from the prior background ``r``, background offset ``o`` and plume ``m``,
+
+        log p(y | no source) = -n log lambda - (r - o 1)' Q (r - o 1) / (2 lambda^2)
+        log Bayes factor     = (m' Q (r - o 1) - m' Q m / 2) / lambda^2
+
+    the first from the block's sufficient statistics, the second from its groups (``m`` is zero
+    outside them). Additive constants (2 pi and ``log det Q``) are dropped; the Bayes factor is
+    computed directly, not as a difference of two large sums.
     """
     phys = unpack_latent(z, data, config)
     offset = data.bg_sd * z[config.layout()["background"]]
     infl = phys["noise_inflation"]
     weight = data.block_weight
     ll0 = -jnp.sum(weight * data.block_n * jnp.log(infl)) - 0.5 * jnp.sum(
-        weight * (data.rest_s2 - 2.0 * offset * data.rest_s1 + offset**2 * data.rest_s0) / infl**2
+        weight * (data.block_chi2 + data.block_s0 * (offset - data.block_offset) ** 2) / infl**2
     )
     delta = jnp.zeros(())
     for group in data.groups:
         model = group_predict(phys, group, config)
-        resid = group.y - offset[group.block]
-        inv_var = weight[group.block] * group.live / (group.sigma * infl[group.block]) ** 2
-        ll0 = ll0 - 0.5 * jnp.sum(resid**2 * inv_var)
-        delta = delta + 0.5 * jnp.sum((2.0 * resid - model) * model * inv_var)
+        cross = jnp.sum(model * (group.qr - offset[group.block] * group.q1))
+        scale = weight[group.block] / infl[group.block] ** 2
+        delta = delta + scale * (cross - 0.5 * quadratic_form(group, model))
     return ll0, delta
 
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
+from attribution_assets.science.inversion.groups import quadratic_form
 from attribution_assets.science.inversion.model import group_predict, potential_and_gradient, unpack_latent
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
 from attribution_assets.science.inversion.settings import InversionSettings, PotentialKind
@@ -37,16 +38,16 @@ def _profile_gain(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
     """Likelihood gain and best emission (kg h-1) of the geometry in ``z`` with Q profiled out.
 
     ``z`` must encode Q = 1 kg h-1. With backgrounds at their prior means and no noise inflation, the
-    model is linear in Q, so ``Q_hat = sum(r m / s^2) / sum(m^2 / s^2)`` and the gain in log-likelihood
-    is ``max(Q_hat, 0)^2 sum(m^2 / s^2) / 2`` (a matched-filter statistic of the plume shape).
+    model is linear in Q, so ``Q_hat = m' Q r / m' Q m`` and the gain in log-likelihood is
+    ``max(Q_hat, 0)^2 m' Q m / 2`` (a matched-filter statistic of the plume shape; ``Q`` the blocks'
+    error precision, ``diag(1 / s^2)`` for independent errors).
     """
     phys = unpack_latent(z, data, config)
     cross, energy = jnp.zeros(()), jnp.full((), 1e-30)
     for group in data.groups:
         unit = group_predict(phys, group, config)
-        inv_var = group.live / group.sigma**2
-        cross = cross + jnp.sum(group.y * unit * inv_var)
-        energy = energy + jnp.sum(unit**2 * inv_var)
+        cross = cross + jnp.sum(group.qr * unit)
+        energy = energy + quadratic_form(group, unit)
     q_hat = cross / energy
     return 0.5 * jnp.maximum(q_hat, 0.0) ** 2 * energy, q_hat
 
@@ -116,15 +117,13 @@ def curvature_scale(data: InversionProblem, config: ModelConfig) -> np.ndarray:
 
     Plume parameters get 1 (their prior sd). A block's background and noise-inflation coordinates
     get ``1 / sqrt(1 + a^2 S0)`` and ``1 / sqrt(1 + 2 c^2 n)`` (``a`` the background prior sd, ``S0``
-    the sum of ``1/sigma^2``, ``c`` the log-inflation prior sd, ``n`` the observation count): the
+    the block's ``1' Q 1``, ``c`` the log-inflation prior sd, ``n`` the observation count): the
     curvature of the no-source potential
     (:func:`~attribution_assets.science.inversion.laplace.absent_laplace_fit`) at unit inflation.
     Their curvature is up to ~10^6 times the plume parameters', which stalls L-BFGS in ``z``.
     """
     lay = config.layout()
-    s0 = np.asarray(data.rest_s0, float).copy()
-    for group in data.groups:
-        s0[int(group.block)] += float(np.sum(np.asarray(group.live) / np.asarray(group.sigma, float) ** 2))
+    s0 = np.asarray(data.block_s0, float)
     scale = np.ones(config.dim)
     scale[lay["background"]] = 1.0 / np.sqrt(1.0 + np.asarray(data.bg_sd, float) ** 2 * s0)
     if not config.fix_inflation:

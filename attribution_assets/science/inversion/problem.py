@@ -2,8 +2,7 @@
 
 Each observation block (one instrument granule, see
 :class:`~attribution_assets.science.forward.operators.ObservationBlock`) becomes one group of
-arrays (observations x quadrature points) padded to a geometric bucket size, so the likelihood is
-vectorised at every instrument's native resolution and similar events reuse the compiled program.
+arrays (:mod:`~attribution_assets.science.inversion.groups`).
 
 Priors
 - ``Q`` (kg h-1): log-normal with a gas-dependent median (CH4 1000 kg h-1, CO2 1e6 kg h-1) and log-sd
@@ -33,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attribution_assets.science.forward.operators import ObservationBlock, padded_rows
+from attribution_assets.science.forward.operators import ObservationBlock
+from attribution_assets.science.inversion.groups import ObservationGroup, assemble, block_statistics
 from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.inversion.streams import RandomStream
 from attribution_assets.science.inversion.structured_error import block_weights
@@ -85,39 +85,23 @@ class ModelConfig:
         return max(s.stop for s in self.layout().values())
 
 
-class ObservationGroup(NamedTuple):
-    """The observations of one block that the plume can reach (a JAX pytree, float32).
-
-    Rows are padded to a bucket size (:func:`~attribution_assets.science.forward.operators.padded_rows`);
-    padded rows have ``live = 0``, ``k = 0`` and zero weights and contribute nothing. One group per
-    block keeps the block's background, noise inflation and overpass wind scalars, with no per-row
-    gather or scatter.
-    """
-
-    y: jax.Array  # (n,) observation minus its block's prior background, block units
-    sigma: jax.Array  # (n,) reported 1-sigma, block units
-    k: jax.Array  # (n,) obs units per kg m-2
-    live: jax.Array  # (n,) 1 for an observation, 0 for padding
-    points: jax.Array  # (n, S, 2) quadrature points, m
-    weights: jax.Array  # (n, S)
-    block: jax.Array  # () int32 block index
-    overpass: jax.Array  # () int32 overpass index
-    sigma_floor_m: jax.Array  # () crosswind blur of the instrument response, m
-
-
 class InversionProblem(NamedTuple):
     """The observations and prior hyper-parameters of one event (a JAX pytree; float32).
 
     ``groups`` hold the observations the plume can reach (all of them for MAP and Laplace; the
-    screened subset for NUTS). The others enter through per-block sufficient statistics of their
-    residuals ``r = y - prior background``: ``rest_s0 = sum 1/sigma^2``, ``rest_s1 = sum r/sigma^2``,
-    ``rest_s2 = sum r^2/sigma^2``, exact for a model whose plume term is zero there.
+    screened subset for NUTS). The no-source likelihood of every block comes from its sufficient
+    statistics over all its observations, under its error precision ``Q``
+    (``ObservationBlock.precision()``) and with ``r = y - prior background``: ``block_s0 = 1' Q 1``,
+    the best offset ``block_offset = 1' Q r / 1' Q 1`` and the chi-square about it
+    ``block_chi2 = r' Q r - (1' Q r)^2 / 1' Q 1`` (so that ``(r - o 1)' Q (r - o 1) = block_chi2 +
+    block_s0 (o - block_offset)^2`` is exact in float32 where it matters); the plume term needs only
+    the groups, exact for a model whose plume is zero outside them.
     """
 
     groups: tuple[ObservationGroup, ...]
-    rest_s0: jax.Array  # (B,)
-    rest_s1: jax.Array  # (B,)
-    rest_s2: jax.Array  # (B,)
+    block_s0: jax.Array  # (B,) block units^-2
+    block_offset: jax.Array  # (B,) block units
+    block_chi2: jax.Array  # (B,)
     block_n: jax.Array  # (B,) observations per block
     block_weight: jax.Array  # (B,) likelihood weight (1, or 1 / c_b^2 for structured retrieval error)
     q_loc: jax.Array  # log(median kg/h) or mean kg/h
@@ -205,52 +189,12 @@ def _validate(blocks: Sequence[ObservationBlock], winds: Sequence[OverpassWind],
             raise ValueError(f"block {i} ({block.instrument}): y must be finite and sigma > 0")
 
 
-def _assemble(
-    blocks: Sequence[ObservationBlock], bg_mu: np.ndarray, keep: Sequence[np.ndarray] | None = None
-) -> tuple[tuple[ObservationGroup, ...], np.ndarray]:
-    """One group per block with its kept observations (all when ``keep`` is None), and the per-block
-    sufficient statistics (3, B) of the others."""
-    rest = np.zeros((3, len(blocks)))
-    groups = []
-    for b, block in enumerate(blocks):
-        rows = np.ones(block.size, bool) if keep is None else np.asarray(keep[b], bool)
-        inv_var = 1.0 / np.asarray(block.sigma, float)[~rows] ** 2
-        resid = np.asarray(block.y, float)[~rows] - bg_mu[b]
-        rest[:, b] = inv_var.sum(), (resid * inv_var).sum(), (resid**2 * inv_var).sum()
-        n, size = int(rows.sum()), block.weights.shape[1]
-        padded = padded_rows(n, size)
-        arrays = {
-            "y": np.zeros(padded),
-            "sigma": np.ones(padded),
-            "k": np.zeros(padded),
-            "live": np.zeros(padded),
-            "points": np.zeros((padded, size, 2)),
-            "weights": np.zeros((padded, size)),
-        }
-        arrays["y"][:n] = np.asarray(block.y, float)[rows] - bg_mu[b]
-        arrays["sigma"][:n] = np.asarray(block.sigma, float)[rows]
-        arrays["k"][:n] = np.asarray(block.kg_m2_to_obs, float)[rows]
-        arrays["live"][:n] = 1.0
-        arrays["points"][:n] = np.asarray(block.points_xy_m, float)[rows]
-        arrays["weights"][:n] = np.asarray(block.weights, float)[rows]
-        groups.append(
-            ObservationGroup(
-                **{name: jnp.asarray(v, jnp.float32) for name, v in arrays.items()},
-                block=jnp.asarray(b, jnp.int32),
-                overpass=jnp.asarray(block.overpass, jnp.int32),
-                sigma_floor_m=jnp.asarray(block.sigma_floor_m, jnp.float32),
-            )
-        )
-    return tuple(groups), rest
-
-
 def with_observations(
     data: InversionProblem, blocks: Sequence[ObservationBlock], keep: Sequence[np.ndarray] | None
 ) -> InversionProblem:
     """``data`` with its observation groups rebuilt from the ``keep`` masks (per block; None: all);
     the observations left out enter through their blocks' sufficient statistics."""
-    groups, rest = _assemble(blocks, np.asarray(data.bg_mu, float), keep)
-    return data._replace(groups=groups, **{f"rest_s{i}": jnp.asarray(rest[i], jnp.float32) for i in range(3)})
+    return data._replace(groups=assemble(blocks, np.asarray(data.bg_mu, float), keep))
 
 
 def _block_weights(
@@ -280,15 +224,16 @@ def prepare(
     _validate(blocks, winds, gas)
     q_lognormal, q_loc, q_scale, flux_log_sd = _q_prior(gas, settings)
     bg = np.array([_robust_background(block, settings.background_sd_factor) for block in blocks])
-    groups, rest = _assemble(blocks, bg[:, 0])
+    groups = assemble(blocks, bg[:, 0])
+    stats = block_statistics(blocks, bg[:, 0])
     wind = _wind_priors(winds, settings)
     f32 = partial(jnp.asarray, dtype=jnp.float32)
     p = settings.prior_p_source
     data = InversionProblem(
         groups=groups,
-        rest_s0=f32(rest[0]),
-        rest_s1=f32(rest[1]),
-        rest_s2=f32(rest[2]),
+        block_s0=f32(stats[0]),
+        block_offset=f32(stats[1] / stats[0]),
+        block_chi2=f32(stats[2] - stats[1] ** 2 / stats[0]),
         block_n=f32([blk.size for blk in blocks]),
         block_weight=f32(_block_weights(blocks, winds, settings)),
         q_loc=f32(q_loc),

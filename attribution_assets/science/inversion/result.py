@@ -26,7 +26,9 @@ import numpy as np
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.inversion.albedo import AlbedoFit
+from attribution_assets.science.inversion.correlated_error import CorrelatedErrorFit
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics
+from attribution_assets.science.inversion.groups import per_observation
 from attribution_assets.science.inversion.laplace import LaplaceFit, cholesky
 from attribution_assets.science.inversion.model import physical_draws, predict_groups
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, prepare
@@ -189,6 +191,8 @@ class InversionResult:
     draws ``z`` (chain, draw, P) the physical ones were computed from. ``map_values``: the physical
     parameters at the MAP (units of the draws). ``observed``: per block, the observations the
     inversion saw (after its albedo artefact was removed, where ``albedo_fits`` has a fit).
+    ``correlated_error_fits``: per block, the error field fitted to it
+    (:mod:`~attribution_assets.science.inversion.correlated_error`; None where none was fitted).
     """
 
     gas: str
@@ -205,6 +209,7 @@ class InversionResult:
     settings: InversionSettings = field(repr=False)
     latent: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0, 0)))
     albedo_fits: tuple[AlbedoFit | None, ...] = ()
+    correlated_error_fits: tuple[CorrelatedErrorFit | None, ...] = ()
 
     def as_inverted(self, blocks: Sequence[ObservationBlock]) -> list[ObservationBlock]:
         """``blocks`` (those the result was computed from) with the observations the inversion saw:
@@ -391,5 +396,5 @@ def posterior_predictive(
     for i, (z, on) in enumerate(zip(flat[picks], present, strict=True)):
         plume = predict_groups(jnp.asarray(z, jnp.float32), data, config)
         for b, block in enumerate(blocks):
-            samples[b][i] = background[i, b] + on * np.asarray(plume[b], float)[: block.size]
+            samples[b][i] = background[i, b] + on * per_observation(data.groups[b], plume[b], block.size)
     return [{"mean": x.mean(axis=0), "sd": x.std(axis=0)} for x in samples]

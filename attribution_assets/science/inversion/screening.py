@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attribution_assets.science.forward.operators import ObservationBlock
+from attribution_assets.science.inversion.groups import per_observation
 from attribution_assets.science.inversion.laplace import LaplaceFit, cholesky
 from attribution_assets.science.inversion.model import group_predict, unpack_latent
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
@@ -54,8 +55,9 @@ def max_plume_sigma(
     :func:`~attribution_assets.science.inversion.problem.prepare`)."""
     worst = [np.zeros(b.size) for b in blocks]
     for z in zs:
-        per_group = [np.asarray(v) for v in _plume_sigma(jnp.asarray(z, jnp.float32), data, config)]
-        worst = [np.maximum(w, v[: w.size]) for w, v in zip(worst, per_group, strict=True)]
+        per_group = _plume_sigma(jnp.asarray(z, jnp.float32), data, config)
+        worst = [np.maximum(w, per_observation(g, v, w.size))
+                 for w, g, v in zip(worst, data.groups, per_group, strict=True)]
     return worst
 
 

@@ -121,6 +121,8 @@ class InversionSettings:
     structured_error: bool = _setting(True, "temper blocks whose residuals look like plumes")
     albedo_regression: bool = _setting(
         True, "remove a linear albedo artefact from blocks that report a surface albedo")
+    correlated_error: bool = _setting(
+        True, "fit a correlated error field to imager blocks and use it in the likelihood")
 
     def __post_init__(self) -> None:
         if self.sampler not in get_args(Sampler):

@@ -50,7 +50,8 @@ def grid_block(
     overpass: int, y: np.ndarray | None = None,
 ) -> ObservationBlock:
     """A square ``n x n`` grid of pixels of ``pitch_m`` (m) centred on the origin, each averaged over
-    ``n_quad`` (a square number) equally weighted points, with constant noise and conversion ``k``."""
+    ``n_quad`` (a square number) equally weighted points, with constant noise and conversion ``k``;
+    pixel ``i`` is row ``i // n`` (y) and column ``i % n`` (x) (``grid_index``)."""
     centres = (np.arange(n) - (n - 1) / 2) * pitch_m
     xx, yy = np.meshgrid(centres, centres)
     m = int(round(math.sqrt(n_quad)))
@@ -62,6 +63,7 @@ def grid_block(
         instrument=instrument, gas="CH4", units=units, y=np.zeros(size) if y is None else y,
         sigma=np.full(size, noise), points_xy_m=points, weights=np.full((size, m * m), 1.0 / (m * m)),
         kg_m2_to_obs=np.full(size, k), overpass=overpass, lon=np.zeros(size), lat=np.zeros(size),
+        grid_index=np.stack(np.divmod(np.arange(size), n), axis=-1),
     )
 
 

@@ -9,24 +9,27 @@ and the EMIT clutter).
 
 The inversion measures it after regressing out the albedo artefact of blocks that report a surface
 albedo (:mod:`~attribution_assets.science.inversion.albedo`), which leaves a GHGSat scene of the
-validation set its full likelihood. The measure is the one the inversion is sensitive to. For
-``TEMPLATES`` plume-shaped templates ``t_k`` (the unit-rate plume at the met wind speed and
-stability, from sources drawn over the position prior, in directions drawn uniformly), the matched
-projection of the block's residuals
-``r = y - median(y)``,
+validation set its full likelihood, and under the error precision fitted to imager blocks
+(:mod:`~attribution_assets.science.inversion.correlated_error`), which leaves an EMIT scene's
+clutter to the likelihood: what this measure then finds is what those models miss. The measure is
+the one the inversion is sensitive to. For ``TEMPLATES`` plume-shaped templates ``t_k`` (the
+unit-rate plume at the met wind speed and stability, from sources drawn over the position prior, in
+directions drawn uniformly), the matched projection of the block's residuals ``r = y - median(y)``,
 
     z_k = sum_i t'_ki r_i / s_i^2 / sqrt(sum_i t'_ki^2 / s_i^2),   t' = t - its weighted mean
 
 (the template's mean goes into the block's background), is standard normal when the errors are
-independent with the reported ``s_i``. The sums run over the block's quiet observations: residuals
-beyond ``PLUME_RESIDUAL_SD`` sds are a bright plume, which through the centring projects onto every
-template, not retrieval error. The robust spread of ``z`` over the templates (1.4826 x the median
-absolute deviation, insensitive to the templates that cross a real plume) is the block's scale
-``c_b``. Where it is significantly above 1 (``SIGNIFICANT_SCALE``), the block's log
-likelihood is tempered by ``1 / c_b^2``: a power likelihood (Miller & Dunson 2019, JASA 114, 1113)
-with the magnitude adjustment of a composite likelihood for dependent data (Varin, Reid & Firth
-2011, Statistica Sinica 21, 5). It widens the plume parameters' posterior by ``c_b`` and divides the
-log Bayes factor of a source by ``c_b^2``, and leaves the noise-variance estimate as it is.
+independent with the reported ``s_i`` (with a fitted error precision ``Q``,
+``z_k = t'_k' Q r / sqrt(t'_k' Q t'_k)``, standard normal when ``Q`` is right). The sums run over
+the block's quiet observations: residuals beyond ``PLUME_RESIDUAL_SD`` sds are a bright plume,
+which through the centring projects onto every template, not retrieval error. The robust spread
+of ``z`` over the templates (1.4826 x the median absolute deviation, insensitive to the templates
+that cross a real plume) is the block's scale ``c_b``. Where it is significantly above 1
+(``SIGNIFICANT_SCALE``), the block's log likelihood is tempered by ``1 / c_b^2``: a power
+likelihood (Miller & Dunson 2019, JASA 114, 1113) with the magnitude adjustment of a composite
+likelihood for dependent data (Varin, Reid & Firth 2011, Statistica Sinica 21, 5). It widens the
+plume parameters' posterior by ``c_b`` and divides the log Bayes factor of a source by ``c_b^2``,
+and leaves the noise-variance estimate as it is.
 """
 
 from __future__ import annotations
@@ -78,13 +81,18 @@ def quiet_observations(block: ObservationBlock) -> np.ndarray:
 
 def projections(block: ObservationBlock, plumes: np.ndarray) -> np.ndarray:
     """Matched projections ``z_k`` (module docstring) of the block's residuals onto ``plumes`` (K, n),
-    over its quiet observations (:func:`quiet_observations`); NaN for a template whose norm there is
-    below ``MIN_TEMPLATE_NORM``."""
-    inv_var = quiet_observations(block) / np.asarray(block.sigma, float) ** 2
-    resid = np.asarray(block.y, float) - np.median(block.y)
-    centred = plumes - ((plumes * inv_var).sum(axis=1) / inv_var.sum())[:, None]
-    norm = np.sqrt((centred**2 * inv_var).sum(axis=1))
-    z = (centred * resid * inv_var).sum(axis=1) / np.where(norm > 0, norm, 1.0)
+    over its quiet observations (:func:`quiet_observations`), under the block's error precision
+    ``Q`` (:meth:`~attribution_assets.science.forward.operators.ObservationBlock.precision`;
+    ``diag(1 / s^2)`` for independent errors: ``z_k = t' Q r / sqrt(t' Q t)``); NaN for a template
+    whose norm there is below ``MIN_TEMPLATE_NORM``."""
+    quiet = quiet_observations(block)
+    precision = block.precision()[quiet][:, quiet]
+    resid = (np.asarray(block.y, float) - np.median(block.y))[quiet]
+    plumes = np.asarray(plumes, float)[:, quiet]
+    q1 = precision @ np.ones(resid.size)
+    centred = plumes - ((plumes @ q1) / q1.sum())[:, None]
+    norm = np.sqrt(np.einsum("kn,kn->k", centred, (precision @ centred.T).T))
+    z = centred @ (precision @ resid) / np.where(norm > 0, norm, 1.0)
     return np.where(norm >= MIN_TEMPLATE_NORM, z, np.nan)
 
 

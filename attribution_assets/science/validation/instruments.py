@@ -70,6 +70,9 @@ variability. The inversion regresses its artefact on the retrieved albedo
 ALBEDO_INSTRUMENTS = ("GHGSAT", "TROPOMI")
 """Instruments whose blocks report a retrieved surface albedo (EMIT's clutter follows a surface
 pattern the matched filter does not report; OCO-2's biases follow the footprint)."""
+IMAGER_PIXELS = {"EMIT": EMIT_PIXELS, "GHGSAT": GHGSAT_PIXELS}
+"""Instruments whose blocks report their pixels' (row, column) on a square grid of this many columns
+(``ObservationBlock.grid_index``), as the pipeline's EMIT and GHGSat blocks do."""
 TRACK_HEADING_SPREAD_RAD = 0.3
 """Tracks run north +- this angle (TROPOMI, OCO-2: sun-synchronous, near-polar orbits)."""
 
@@ -183,9 +186,11 @@ def observe(
     albedo = None
     if instrument in ALBEDO_INSTRUMENTS and artefact.surface is not None:
         albedo = artefact.surface + ALBEDO_RETRIEVAL_SD * rng.spawn(1)[0].standard_normal(n)
+    grid = IMAGER_PIXELS.get(instrument)
     block = ObservationBlock(
         instrument=instrument, gas=GAS[instrument], units=UNITS[instrument], y=y, sigma=sigma,
         points_xy_m=points, weights=weights, kg_m2_to_obs=np.full(n, k), overpass=overpass,
         lon=np.zeros(n), lat=np.zeros(n), sigma_floor_m=floor, albedo=albedo,
+        grid_index=None if grid is None else np.stack(np.divmod(np.arange(n), grid), axis=-1),
     )
     return Observation(block=block, plume=plume, artefact=artefact, background=background)

@@ -3,6 +3,7 @@ factors, footprint integrals and mass."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import jax
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import shapely
 import xarray as xr
+from scipy import sparse
 
 from attribution_assets.science.forward.blocks import block_from_dataset, block_to_dataset
 from attribution_assets.science.forward.emit import emit_block
@@ -159,6 +161,30 @@ def test_ghgsat_block_carries_the_surface_albedo_of_its_pixels() -> None:
     keep = (scene["quality_flag"].values == 0) & np.isfinite(scene["xch4"].values)
     np.testing.assert_array_equal(block.albedo, albedo[keep])
     assert ghgsat_block(scene, FRAME, 0, 95000.0).albedo is None
+
+
+def test_imager_blocks_keep_their_pixels_grid_positions() -> None:
+    """EMIT and GHGSat observations keep their (row, column) on the raster, the neighbourhoods the
+    correlated-error field is fitted on; pixels left out leave gaps."""
+    scene = emit_scene()
+    block = emit_block(scene, FRAME, overpass=0)
+    rows, cols = block.grid_index.T
+    np.testing.assert_array_equal(block.lat, scene["lat"].values[rows])
+    np.testing.assert_array_equal(block.lon, scene["lon"].values[cols])
+    assert block.grid_index.shape == (40 * 60 - 6, 2)
+    ghgsat = ghgsat_scene()
+    gblock = ghgsat_block(ghgsat, FRAME, 0, 95000.0)
+    rows, cols = gblock.grid_index.T
+    np.testing.assert_array_equal(gblock.y, ghgsat["xch4"].values[rows, cols])
+
+
+def test_a_block_rejects_grid_positions_and_precision_of_the_wrong_shape() -> None:
+    block = emit_block(emit_scene(), FRAME, overpass=0)
+    with pytest.raises(ValueError, match="grid_index has shape"):
+        replace(block, grid_index=block.grid_index[:-1])
+    with pytest.raises(ValueError, match="error_precision has shape"):
+        replace(block, error_precision=sparse.eye(3).tocsr())
+    np.testing.assert_allclose(block.precision().diagonal(), 1.0 / block.sigma**2)
 
 
 def test_ghgsat_psf_as_sigma_floor_matches_sampled_psf() -> None:
@@ -362,7 +388,7 @@ def test_a_block_survives_its_netcdf_round_trip(tmp_path, with_albedo: bool) -> 
     block_to_dataset(block, np.ones(block.size)).to_netcdf(path)
     with xr.open_dataset(path) as ds:
         back = block_from_dataset(ds.load())
-    for name in ("y", "sigma", "points_xy_m", "weights", "kg_m2_to_obs", "lon", "lat"):
+    for name in ("y", "sigma", "points_xy_m", "weights", "kg_m2_to_obs", "lon", "lat", "grid_index"):
         np.testing.assert_array_equal(getattr(back, name), getattr(block, name), err_msg=name)
     assert (back.instrument, back.overpass, back.sigma_floor_m) == ("GHGSAT", 1, block.sigma_floor_m)
     if with_albedo:

@@ -18,7 +18,8 @@ from attribution_assets.science.inversion.simulation import grid_block, met_prio
 
 @pytest.fixture(scope="module")
 def laplace_result() -> inv.InversionResult:
-    block = grid_block("EMIT", "ppm m", 12, 60.0, 1, 1.0, 300.0, 0)
+    noise = 300.0 * np.random.default_rng(0).standard_normal(144)
+    block = grid_block("EMIT", "ppm m", 12, 60.0, 1, 1.0, 300.0, 0, y=noise)
     settings = inv.InversionSettings(sampler="laplace", laplace_draws=200, num_chains=2, num_samples=100)
     return inv.invert([block], [met_prior(3.0, 1.0)], "CH4", settings)
 
