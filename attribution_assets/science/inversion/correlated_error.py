@@ -47,6 +47,11 @@ STENCIL_RADIUS = 2
 """Largest lag (pixels, per axis) of the conditional autoregression: a 5 x 5 neighbourhood."""
 MIN_OBSERVATIONS = 300
 """Fewest quiet pixels with a complete quiet neighbourhood for which a block's field is fitted."""
+MAX_PIXELS = 16_384
+"""Largest block (observations) that gets a field: the likelihood then costs 12 shifted products per
+pixel of the block's grid window, and on the bundled 240 x 240 GHGSat scenes (57,000 pixels) that
+doubled SMC's sampling time (34 to 66 s for the Permian sample event) and took the demo past 3 min.
+Larger blocks keep independent errors and the structured-error tempering."""
 SIGNIFICANCE = 1e-3
 """p-value of the F test (regression on the neighbours against none) below which the field is used."""
 SPECTRAL_FLOOR = 0.05
@@ -110,8 +115,9 @@ def _spectral_minimum(beta: np.ndarray, lags: np.ndarray) -> float:
 
 def fit_correlated_error(block: ObservationBlock) -> CorrelatedErrorFit | None:
     """The conditional autoregression of the block's normalised errors (module docstring); None when
-    the block has no grid positions or fewer than ``MIN_OBSERVATIONS`` usable pixels."""
-    if block.grid_index is None:
+    the block has no grid positions, more than ``MAX_PIXELS`` observations or fewer than
+    ``MIN_OBSERVATIONS`` usable pixels."""
+    if block.grid_index is None or block.size > MAX_PIXELS:
         return None
     lags = half_stencil()
     table, pos = _lookup(block.grid_index)

@@ -14,6 +14,7 @@ from scipy import sparse
 from attribution_assets.science import inversion as inv
 from attribution_assets.science.forward.operators import ObservationBlock, predict_block
 from attribution_assets.science.inversion.correlated_error import (
+    MAX_PIXELS,
     MIN_OBSERVATIONS,
     SPECTRAL_FLOOR,
     error_precision,
@@ -109,6 +110,9 @@ def test_blocks_without_grid_or_with_too_few_pixels_get_no_field() -> None:
     assert fit_correlated_error(replace(block, grid_index=None)) is None
     small = _block(NOISE * np.random.default_rng(0).standard_normal(15 * 15), pixels=15)
     assert MIN_OBSERVATIONS > (15 - 4) ** 2 and fit_correlated_error(small) is None
+    side = int(np.ceil(np.sqrt(MAX_PIXELS + 1)))
+    large = _block(NOISE * np.random.default_rng(0).standard_normal(side * side), pixels=side)
+    assert fit_correlated_error(large) is None
 
 
 def test_a_smooth_field_gets_a_positive_definite_precision() -> None:
