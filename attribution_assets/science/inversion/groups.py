@@ -6,8 +6,8 @@ is vectorised at every instrument's native resolution and similar events reuse t
 program. The likelihood needs a block's error precision ``Q``
 (:meth:`~attribution_assets.science.forward.operators.ObservationBlock.precision`) only through
 ``Q r`` and ``Q 1`` at the group's rows (``r`` the residuals from the prior background, over the
-whole block) and through ``m' Q m`` for a plume ``m`` that is zero outside them
-(:func:`quadratic_form`).
+whole block) and through ``m' Q m`` for a plume ``m`` that is zero outside them (its diagonal
+part, and :func:`coupled_form`).
 
 - Independent errors: one row per observation, ``m' Q m = sum_i Q_ii m_i^2``.
 - Correlated errors (a field fitted on the pixel grid,
@@ -61,19 +61,20 @@ class ObservationGroup(NamedTuple):
     sigma_floor_m: jax.Array  # () crosswind blur of the instrument response, m
 
 
-def quadratic_form(group: ObservationGroup, values: jax.Array) -> jax.Array:
-    """``v' Q v`` among the group's rows for ``values`` (n,) that are zero outside them."""
-    total = jnp.sum(group.qdiag * values**2)
+def coupled_form(group: ObservationGroup, values: jax.Array) -> jax.Array:
+    """``v' Q v - sum_i Q_ii v_i^2``, the off-diagonal part of the quadratic form among the group's
+    rows, for ``values`` (n,) that are zero outside them (0 for independent errors: the diagonal
+    part belongs in the caller's own sum over the rows, one pass over ``values``)."""
     lags, rows, cols = group.coupling.shape
     if lags == 0:
-        return total
+        return jnp.zeros((), values.dtype)
     r = STENCIL_RADIUS
     grid = values[: rows * cols].reshape(rows, cols)
     padded = jnp.pad(grid, r)
     acc = jnp.zeros((rows, cols), values.dtype)
     for k, (dr, dc) in enumerate(STENCIL):
         acc = acc + group.coupling[k] * padded[r + dr : r + dr + rows, r + dc : r + dc + cols]
-    return total + 2.0 * jnp.sum(grid * acc)
+    return 2.0 * jnp.sum(grid * acc)
 
 
 def block_statistics(blocks: Sequence[ObservationBlock], bg_mu: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from attribution_assets.science.forward.operators import predict_block
-from attribution_assets.science.inversion.groups import ObservationGroup, quadratic_form
+from attribution_assets.science.inversion.groups import ObservationGroup, coupled_form
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
 from attribution_assets.science.inversion.settings import PotentialKind
 from attribution_assets.science.units import kg_h_to_kg_s
@@ -139,9 +139,9 @@ def _log_lik_parts(z: jax.Array, data: InversionProblem, config: ModelConfig) ->
     delta = jnp.zeros(())
     for group in data.groups:
         model = group_predict(phys, group, config)
-        cross = jnp.sum(model * (group.qr - offset[group.block] * group.q1))
+        rows = jnp.sum(model * (group.qr - offset[group.block] * group.q1 - 0.5 * group.qdiag * model))
         scale = weight[group.block] / infl[group.block] ** 2
-        delta = delta + scale * (cross - 0.5 * quadratic_form(group, model))
+        delta = delta + scale * (rows - 0.5 * coupled_form(group, model))
     return ll0, delta
 
 

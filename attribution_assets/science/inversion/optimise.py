@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
-from attribution_assets.science.inversion.groups import quadratic_form
+from attribution_assets.science.inversion.groups import coupled_form
 from attribution_assets.science.inversion.model import group_predict, potential_and_gradient, unpack_latent
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
 from attribution_assets.science.inversion.settings import InversionSettings, PotentialKind
@@ -47,7 +47,7 @@ def _profile_gain(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
     for group in data.groups:
         unit = group_predict(phys, group, config)
         cross = cross + jnp.sum(group.qr * unit)
-        energy = energy + quadratic_form(group, unit)
+        energy = energy + jnp.sum(group.qdiag * unit**2) + coupled_form(group, unit)
     q_hat = cross / energy
     return 0.5 * jnp.maximum(q_hat, 0.0) ** 2 * energy, q_hat
 

@@ -13,8 +13,8 @@ from attribution_assets.science.forward.operators import ObservationBlock, predi
 from attribution_assets.science.inversion.groups import (
     WINDOW_MULTIPLE,
     assemble,
+    coupled_form,
     per_observation,
-    quadratic_form,
 )
 from attribution_assets.science.inversion.simulation import grid_block, met_prior
 
@@ -68,7 +68,7 @@ def test_a_correlated_error_block_becomes_a_grid_window_with_gaps_as_padding() -
 
 def test_the_quadratic_form_of_a_window_is_the_sparse_matrix_product() -> None:
     """``m' Q m`` from the window's diagonal and shifted couplings equals the sparse product, for a
-    plume that is nonzero over most of the grid; the independent-error form is ``sum m^2 / s^2``."""
+    plume that is nonzero over most of the grid; independent errors have no coupled part."""
     block = _gappy_block()
     (group,) = assemble([block], np.zeros(1))
     plume = _plume(block)
@@ -76,12 +76,12 @@ def test_the_quadratic_form_of_a_window_is_the_sparse_matrix_product() -> None:
     obs = np.asarray(group.obs)
     rows[obs >= 0] = plume[obs[obs >= 0]]
     expected = plume @ (block.precision() @ plume)
-    assert float(quadratic_form(group, jnp.asarray(rows, jnp.float32))) == pytest.approx(expected, rel=1e-5)
-    plain = replace(block, error_precision=None)
-    (group,) = assemble([plain], np.zeros(1))
-    value = float(quadratic_form(group, jnp.asarray(np.pad(plume, (0, group.qr.shape[0] - plume.size)),
-                                                     jnp.float32)))
-    assert value == pytest.approx(np.sum(plume**2 / plain.sigma**2), rel=1e-5)
+    diagonal = np.sum(np.asarray(group.qdiag) * rows**2)
+    assert diagonal == pytest.approx(np.sum(block.precision().diagonal() * plume**2), rel=1e-5)
+    coupled = float(coupled_form(group, jnp.asarray(rows, jnp.float32)))
+    assert diagonal + coupled == pytest.approx(expected, rel=1e-5)
+    (plain,) = assemble([replace(block, error_precision=None)], np.zeros(1))
+    assert float(coupled_form(plain, jnp.zeros(plain.qr.shape[0]))) == 0.0
 
 
 def test_precisions_the_window_cannot_hold_are_refused() -> None:
