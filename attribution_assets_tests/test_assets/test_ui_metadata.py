@@ -185,4 +185,8 @@ def test_every_stage_reports_tables_with_row_counts(null_event) -> None:
     assert albedo["block"].startswith("TROPOMI:") and albedo["units"] == "ppb"
     assert albedo["observations"] > 200
     assert 0.0 < albedo["slope_se"] < 100.0
+    # its EMIT block's matched-filter errors are correlated: the fitted field is on record
+    (field,) = [r.data for r in posterior["correlated_errors"].records]
+    assert field["block"].startswith("EMIT:") and field["used"] is True and field["pixels"] >= 300
+    assert field["conditional_variance"] < field["normalised_variance"]
     assert isinstance(posterior["emission_rate_kg_h"].value, float)

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import sparse
 
 from attribution_assets.science.forward.operators import ObservationBlock, padded_rows
 from attribution_assets.science.inversion.correlated_error import STENCIL_RADIUS, half_stencil
@@ -41,9 +42,9 @@ of similar size share compiled code."""
 class ObservationGroup(NamedTuple):
     """The rows of one block that the plume can reach (a JAX pytree, float32; module docstring).
 
-    Padding rows (and grid cells without an observation) have ``live = 0``, ``k = 0``, zero weights,
-    zero precision and ``obs = -1``, and contribute nothing. One group per block keeps the block's
-    background, noise inflation and overpass wind scalars.
+    Padding rows (and grid cells without an observation) have ``obs = -1``, ``k = 0``, zero weights
+    and zero precision, and contribute nothing. One group per block keeps the block's background,
+    noise inflation and overpass wind scalars.
     """
 
     qr: jax.Array  # (n,) (Q r)_i, block units^-1
@@ -52,7 +53,6 @@ class ObservationGroup(NamedTuple):
     coupling: jax.Array  # (K, R, C) Q of a window cell and its neighbour at +STENCIL[k]; (0, 1, 1): none
     sigma: jax.Array  # (n,) reported 1-sigma, block units
     k: jax.Array  # (n,) obs units per kg m-2
-    live: jax.Array  # (n,) 1 for an observation, 0 for padding
     obs: jax.Array  # (n,) int32 observation number of the row in its block, -1 for padding
     points: jax.Array  # (n, S, 2) quadrature points, m
     weights: jax.Array  # (n, S)
@@ -104,7 +104,7 @@ def _window(block: ObservationBlock, kept: np.ndarray) -> np.ndarray:
     return cells
 
 
-def _window_coupling(precision, cells: np.ndarray) -> np.ndarray:
+def _window_coupling(precision: sparse.csr_matrix, cells: np.ndarray) -> np.ndarray:
     """The couplings (K, R, C) of every window cell to its neighbour at each lag of ``STENCIL`` (the
     other half of each pair is the neighbour's); raises ``ValueError`` when ``precision`` couples the
     window's observations beyond the stencil."""
@@ -153,7 +153,6 @@ def assemble(
             "qdiag": np.zeros(padded),
             "sigma": np.ones(padded),
             "k": np.zeros(padded),
-            "live": np.zeros(padded),
             "points": np.zeros((padded, size, 2)),
             "weights": np.zeros((padded, size)),
         }
@@ -162,7 +161,6 @@ def assemble(
         arrays["qdiag"][rows] = precision.diagonal()[take]
         arrays["sigma"][rows] = np.asarray(block.sigma, float)[take]
         arrays["k"][rows] = np.asarray(block.kg_m2_to_obs, float)[take]
-        arrays["live"][rows] = 1.0
         arrays["points"][rows] = np.asarray(block.points_xy_m, float)[take]
         arrays["weights"][rows] = np.asarray(block.weights, float)[take]
         observation = np.full(padded, -1, np.int32)

@@ -61,7 +61,7 @@ def test_a_correlated_error_block_becomes_a_grid_window_with_gaps_as_padding() -
     assert (rows, cols) == (16, 16)  # 13 x 14 pixels, rounded up
     obs = np.asarray(group.obs)
     assert sorted(obs[obs >= 0]) == list(range(block.size))
-    np.testing.assert_array_equal(np.asarray(group.live) > 0, obs >= 0)
+    np.testing.assert_array_equal(np.asarray(group.k) > 0, obs >= 0)
     mapped = per_observation(group, obs.astype(float), block.size)
     np.testing.assert_array_equal(mapped, np.arange(block.size))
 
