@@ -23,8 +23,8 @@ from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.pipeline import EventSettings, attribute_event, write_posterior
 from attribution_assets.resources import AnalysisSettings
 
-SAMPLER = {"num_chains": 2, "num_warmup": 150, "num_samples": 150, "escalate": False, "seed": 3}
-CLI_SAMPLER = ["--chains", "2", "--warmup", "150", "--samples", "150", "--no-escalate", "--seed", "3"]
+SAMPLER = {"num_chains": 2, "num_warmup": 150, "num_samples": 200, "escalate": False, "seed": 3}
+CLI_SAMPLER = ["--chains", "2", "--warmup", "150", "--samples", "200", "--no-escalate", "--seed", "3"]
 EVENT_ID = "permian-ch4"
 
 
@@ -90,7 +90,7 @@ def test_api_cli_and_sensor_runs_give_the_same_posterior_row(
 ) -> None:
     event = sample_events[EVENT_ID]
     settings = AnalysisSettings(**SAMPLER).event_settings()
-    assert settings.inversion.num_samples == 150 and isinstance(settings, EventSettings)
+    assert settings.inversion.num_samples == 200 and isinstance(settings, EventSettings)
     write_posterior(attribute_event(event, SAMPLE_ARCHIVE, settings, output=deployment / "api_out"),
                     deployment / "api_out")
     api = _row(deployment / "api_out", event)
