@@ -39,7 +39,7 @@ writes the per-event rows and the summary as JSON (``--out``).
 
     .venv/bin/python benchmarks/validation_misspecified.py [--events 60] [--seed 0] [--chains 4]
         [--warmup 500] [--samples 1000] [--fast-answer] [--no-escalate] [--no-artefacts] [--fresh N]
-        [--set NAME=VALUE ...] [--out validation_misspecified.json]
+        [--set NAME=VALUE ...] [--kinds weak strong ...] [--out validation_misspecified.json]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from scipy import stats
 from attribution_assets.compilation import set_xla_flags
 from attribution_assets.pipeline.posterior import rate_interval
 from attribution_assets.science import inversion
-from attribution_assets.science.validation import KINDS, Scene, set_scene
+from attribution_assets.science.validation import KINDS, Scene, scene_kinds, set_scene
 
 set_xla_flags()  # XLA CPU options, before the first computation
 
@@ -262,6 +262,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also time the first event of N new interpreters (compilation included)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="an InversionSettings field other than its default (repeatable)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                        help="invert only the events of these classes (the set itself is unchanged)")
     parser.add_argument("--out", default="validation_misspecified.json")
     parser.add_argument(FRESH_FLAG, type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -275,7 +277,8 @@ def main() -> None:
         return
     rows = []
     start = time.perf_counter()
-    for index in range(args.events):
+    chosen = [i for i, (kind, _) in enumerate(scene_kinds(args.events, args.seed)) if kind in args.kinds]
+    for index in chosen:
         row = run_event(args, index, settings)
         rows.append(row)
         print(f"event {index + 1:3d}/{args.events}: {row['kind']:<16} {'+'.join(row['instruments']):<20} "
