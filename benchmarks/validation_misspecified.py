@@ -34,8 +34,9 @@ times, and one event in three without a source. Every event is inverted with
 ``--fresh N`` also runs the first N events each in a new interpreter (no compilation cache) and
 reports the wall time of its first ``invert`` (compilation included) and of the whole process.
 ``--fast-answer`` uses the alert path's fast answer (``InversionSettings.fast_answer()``);
-``--no-artefacts`` inverts the same events without retrieval artefacts. Prints a markdown table and
-writes the per-event rows and the summary as JSON (``--out``).
+``--no-artefacts`` inverts the same events without retrieval artefacts; ``--kinds`` inverts only the
+events of the classes it names (the set, and every event's draw, stay those of the whole set). Prints
+a markdown table and writes the per-event rows and the summary as JSON (``--out``).
 
     .venv/bin/python benchmarks/validation_misspecified.py [--events 60] [--seed 0] [--chains 4]
         [--warmup 500] [--samples 1000] [--fast-answer] [--no-escalate] [--no-artefacts] [--fresh N]
