@@ -31,8 +31,8 @@ times, and one event in three without a source. Every event is inverted with
 - the wall time of ``invert`` per event (median, p95, max) and the sampler diagnostics (share
   converged, max R-hat, min bulk and tail ESS over the sampled events; none for Laplace draws).
 
-``--fresh N`` also runs the first N events each in a new interpreter (no compilation cache) and
-reports the wall time of its first ``invert`` (compilation included) and of the whole process.
+``--fresh N`` also runs the first N events (of ``--kinds``) each in a new interpreter (no compilation
+cache) and reports the wall time of its first ``invert`` (compilation included) and of the whole process.
 ``--fast-answer`` uses the alert path's fast answer (``InversionSettings.fast_answer()``);
 ``--no-artefacts`` inverts the same events without retrieval artefacts; ``--kinds`` inverts only the
 events of the classes it names (the set, and every event's draw, stay those of the whole set). Prints
@@ -233,18 +233,19 @@ def child_argv(args: argparse.Namespace, index: int) -> list[str]:
     return argv + [flag for flag, on in flags.items() if on]
 
 
-def fresh_events(args: argparse.Namespace) -> list[dict[str, object]]:
-    """Events ``0 .. args.fresh - 1``, each the first event of a new interpreter (cache off)."""
+def fresh_events(args: argparse.Namespace, indices: list[int]) -> list[dict[str, object]]:
+    """The first ``args.fresh`` of ``indices``, each the first event of a new interpreter (cache off)."""
     env = {**os.environ, "ATTRIBUTION_JAX_CACHE_DIR": "off"}
     out = []
-    for index in range(args.fresh):
+    for count, index in enumerate(indices[: args.fresh], start=1):
         t0 = time.perf_counter()
         done = subprocess.run(child_argv(args, index), capture_output=True, text=True, env=env, check=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
         out.append({"index": index, "kind": row["kind"], "instruments": row["instruments"],
                     "first_invert_s": row["seconds"], "process_s": time.perf_counter() - t0})
-        print(f"fresh process {index + 1}/{args.fresh}: {row['kind']:<16} {'+'.join(row['instruments']):<20} "
-              f"first invert {row['seconds']:.1f} s, process {out[-1]['process_s']:.1f} s", flush=True)
+        print(f"fresh process {count}/{args.fresh} (event {index + 1}): {row['kind']:<16} "
+              f"{'+'.join(row['instruments']):<20} first invert {row['seconds']:.1f} s, "
+              f"process {out[-1]['process_s']:.1f} s", flush=True)
     return out
 
 
@@ -293,7 +294,7 @@ def main() -> None:
     sourced = [r for r in rows if r["kind"] != "none"]
     if sourced:
         summary["all sourced"] = class_summary(sourced)
-    fresh = fresh_events(args) if args.fresh else []
+    fresh = fresh_events(args, chosen) if args.fresh else []
     print(f"\n{len(rows)} events in {total:.0f} s; position coverage: {POSITION_COVERAGE}\n")
     print(markdown_table(summary))
     if fresh:
