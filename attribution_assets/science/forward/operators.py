@@ -112,10 +112,12 @@ def predict_block(
     stability_index: jax.Array,
     urban: bool = False,
     sigma_floor_m: jax.Array | float = 15.0,
+    bend_per_m: jax.Array | float = 0.0,
 ) -> jax.Array:
     """Modelled plume enhancement (n,) in observation units, without background: the column at each
     observation's quadrature points ``points_xy_m`` (n, S, 2), averaged with ``weights`` (n, S) and
-    converted with ``kg_m2_to_obs`` (n,). Source (2,), rate, wind, stability and floor are scalars.
+    converted with ``kg_m2_to_obs`` (n,). Source (2,), rate, wind, stability, floor and the centre
+    line's bend (rad m-1; 0: a straight plume) are scalars.
 
     Linear in ``q_kg_s``: with ``q_kg_s = 1`` this is the Jacobian of the observations with respect
     to the emission rate in kg s-1. Its reverse-mode gradient is closed-form
@@ -131,6 +133,7 @@ def predict_block(
         stability_index,
         urban=urban,
         sigma_floor_m=sigma_floor_m,
+        bend_per_m=bend_per_m,
     )
     return kg_m2_to_obs * column
 

@@ -21,6 +21,14 @@ Two regularisations keep the model smooth for gradient-based inference:
 - a floor ``sigma_floor_m`` added in quadrature to sigma_y, standing for the finite source size and
   the sub-pixel mixing that the point-source formula lacks at x -> 0.
 
+A snapshot's plume need not be straight: its puffs left the source in the winds of the last minutes,
+so its centre line turns with the wind's direction changes (meander; Gifford 1959, *Adv. Geophys.* 6,
+117, the fluctuating-plume model). ``bend_per_m`` ``k`` (rad m-1) bends the centre line into the
+parabola ``y = k x+^2 / 2``, the first-order shape of a plume whose direction turns at a steady rate
+``k U`` (rad s-1) over its travel time: the crosswind distance becomes ``y - k x+^2 / 2``. A bend
+shifts each cross-section sideways and keeps ``u * integral(Omega dy) = Q``; ``k = 0`` (the
+default) is the straight plume.
+
 All functions are pure JAX and accept broadcastable arrays (jit/vmap/grad friendly).
 :func:`weighted_column_kg_m2`, the column averaged over each observation's quadrature points that
 the observation operators and the inversion evaluate, carries its reverse-mode gradient in closed
@@ -184,7 +192,8 @@ class _Terms(NamedTuple):
     ex: jax.Array  # unit wind vector, east component
     ey: jax.Array  # unit wind vector, north component
     downwind: jax.Array  # x, m
-    crosswind: jax.Array  # y, m
+    crosswind_straight: jax.Array  # y of the straight plume, m
+    crosswind: jax.Array  # y - k x+^2 / 2: crosswind distance from the bent centre line, m
     downwind_pos: jax.Array  # softplus distance L log(1 + exp(x / L)), m
     cutoff: jax.Array  # logistic upwind cut-off, 1 / (1 + exp(-x / L))
     rsq: jax.Array  # 1 / sqrt(1 + b x+)
@@ -203,14 +212,17 @@ def _terms(
     sigma_y_b: float,
     sigma_floor_m: jax.Array | float,
     cutoff_length_m: float,
+    bend_per_m: jax.Array | float = 0.0,
 ) -> _Terms:
-    """The plume formula of the module docstring, step by step, with ``sigma_y = a x+ / sqrt(1 + b x+)``."""
-    downwind, crosswind, speed = plume_coordinates(points_xy_m, source_xy_m, wind_u_m_s, wind_v_m_s)
+    """The plume formula of the module docstring, step by step, with ``sigma_y = a x+ / sqrt(1 + b x+)``
+    and the centre line bent by ``bend_per_m``."""
+    downwind, straight, speed = plume_coordinates(points_xy_m, source_xy_m, wind_u_m_s, wind_v_m_s)
     # softplus and logistic cut-off of x / L from one exponential: e = exp(-|x| / L)
     scaled = downwind / cutoff_length_m
     e = jnp.exp(-jnp.abs(scaled))
     downwind_pos = cutoff_length_m * (jnp.maximum(scaled, 0.0) + jnp.log1p(e))
     cutoff = jnp.where(scaled >= 0.0, 1.0, e) / (1.0 + e)
+    crosswind = straight - 0.5 * bend_per_m * downwind_pos**2
     rsq = jax.lax.rsqrt(1.0 + sigma_y_b * downwind_pos)
     sigma_plume = sigma_y_a * downwind_pos * rsq
     inv_sigma = jax.lax.rsqrt(sigma_plume**2 + sigma_floor_m**2)
@@ -221,6 +233,7 @@ def _terms(
         wind_u_m_s / speed,
         wind_v_m_s / speed,
         downwind,
+        straight,
         crosswind,
         downwind_pos,
         cutoff,
@@ -242,11 +255,13 @@ def column_enhancement_kg_m2(
     urban: bool = False,
     sigma_floor_m: jax.Array | float = 15.0,
     cutoff_length_m: float = 20.0,
+    bend_per_m: jax.Array | float = 0.0,
 ) -> jax.Array:
     """Vertically integrated plume enhancement (kg m-2) at ``points_xy_m`` (..., 2), shape (...).
 
     ``source_xy_m`` (2,) in metres, ``q_kg_s`` in kg s-1, wind components in m s-1 (the direction the
-    air moves to), ``stability_index`` in [0, 5]; every argument broadcasts against the points (e.g. a
+    air moves to), ``stability_index`` in [0, 5], ``bend_per_m`` the centre line's bend (rad m-1,
+    positive to the left of the wind); every argument broadcasts against the points (e.g. a
     per-point wind or ``sigma_floor_m``). Downwind of a few ``cutoff_length_m`` the result integrates
     across the plume to exactly ``Q / u``.
 
@@ -265,6 +280,7 @@ def column_enhancement_kg_m2(
         _sigma_y_b(table),
         sigma_floor_m,
         cutoff_length_m,
+        bend_per_m,
     )
     return q_kg_s * terms.unit_column
 
@@ -280,12 +296,13 @@ def weighted_column_kg_m2(
     urban: bool = False,
     sigma_floor_m: jax.Array | float = 15.0,
     cutoff_length_m: float = 20.0,
+    bend_per_m: jax.Array | float = 0.0,
 ) -> jax.Array:
     """``sum_s weights[..., s] * Omega(points[..., s, :])`` (kg m-2), shape ``weights.shape[:-1]``:
     the column of :func:`column_enhancement_kg_m2` averaged over each observation's quadrature points.
 
-    ``points_xy_m`` (n, S, 2), ``weights`` (n, S); the source (2,), rate, wind, stability and floor
-    are scalars. Values equal :func:`column_enhancement_kg_m2`. The reverse-mode derivative is the
+    ``points_xy_m`` (n, S, 2), ``weights`` (n, S); the source (2,), rate, wind, stability, floor and
+    bend are scalars. Values equal :func:`column_enhancement_kg_m2`. The reverse-mode derivative is the
     closed form of :func:`_weighted_column_bwd`: a few sums over the points of terms the forward
     pass already holds, where differentiating the formula step by step sweeps back through every
     intermediate array (on 2 CPU cores the forward model with its gradient costs about 2.5x the
@@ -304,18 +321,19 @@ def weighted_column_kg_m2(
         jnp.asarray(wind_v_m_s, float),
         _sigma_y_a(stability_index, table),
         jnp.asarray(sigma_floor_m, float),
+        jnp.asarray(bend_per_m, float),
     )
 
 
-def _weighted_column_fwd(b, cutoff_length_m, points, weights, source, q, u, v, a, floor):
+def _weighted_column_fwd(b, cutoff_length_m, points, weights, source, q, u, v, a, floor, bend):
     """The weighted column and the residuals of its closed-form gradient (the formula's terms)."""
-    terms = _terms(points, source, u, v, a, b, floor, cutoff_length_m)
-    return q * jnp.sum(weights * terms.unit_column, axis=-1), (weights, q, a, floor, terms)
+    terms = _terms(points, source, u, v, a, b, floor, cutoff_length_m, bend)
+    return q * jnp.sum(weights * terms.unit_column, axis=-1), (weights, q, a, floor, bend, terms)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _weighted_column(b, cutoff_length_m, points, weights, source, q, u, v, a, floor):
-    return _weighted_column_fwd(b, cutoff_length_m, points, weights, source, q, u, v, a, floor)[0]
+def _weighted_column(b, cutoff_length_m, points, weights, source, q, u, v, a, floor, bend):
+    return _weighted_column_fwd(b, cutoff_length_m, points, weights, source, q, u, v, a, floor, bend)[0]
 
 
 def _weighted_column_bwd(b, cutoff_length_m, residuals, cotangent):
@@ -330,23 +348,26 @@ def _weighted_column_bwd(b, cutoff_length_m, residuals, cotangent):
         d ln Omega / da = k x+ r
         d ln Omega / df = f (y^2 / sigma^2 - 1) / sigma^2
 
-    with ``k = sigma_p (y^2 / sigma^2 - 1) / sigma^2`` and ``r = 1 / sqrt(1 + b x+)``. The distances
-    ``x = (p - s) . e`` and ``y = (p - s) x e`` rotate with the wind angle ``phi`` (``dx / dphi = y``,
-    ``dy / dphi = -x``), so the source, wind speed and angle each need one sum over the points of
-    ``h = cotangent * weight * Omega`` times these terms.
+    with ``k = sigma_p (y^2 / sigma^2 - 1) / sigma^2`` and ``r = 1 / sqrt(1 + b x+)``. With a bend
+    ``kb`` the Gaussian sees ``y - kb x+^2 / 2`` (written ``y`` above), so ``d ln Omega / dx`` gains
+    ``-(d ln Omega / dy) kb x+ c`` (``dx+ / dx = c``) and ``d ln Omega / dkb = -(d ln Omega / dy) x+^2 / 2``.
+    The straight distances ``x = (p - s) . e`` and ``y0 = (p - s) x e`` rotate with the wind angle
+    ``phi`` (``dx / dphi = y0``, ``dy0 / dphi = -x``), so the source, wind speed, angle and bend each
+    need one sum over the points of ``h = cotangent * weight * Omega`` times these terms.
     """
-    weights, q, a, floor, t = residuals
+    weights, q, a, floor, bend, t = residuals
     unit = cotangent[..., None] * weights * t.unit_column  # d out / d q per point
     h = q * unit
     inv_var = t.inv_sigma**2
     k = t.sigma_plume * inv_var * (t.crosswind_sq - 1.0)
     d_sigma_d_x = a * t.rsq * (1.0 - 0.5 * b * t.downwind_pos * t.rsq**2)  # d sigma_p / d x+
-    ln_x = (1.0 - t.cutoff) / cutoff_length_m + k * t.cutoff * d_sigma_d_x
     ln_y = -t.crosswind * inv_var
+    ln_x = (1.0 - t.cutoff) / cutoff_length_m + t.cutoff * (k * d_sigma_d_x - ln_y * bend * t.downwind_pos)
     hx, hy = h * ln_x, h * ln_y
     sum_unit, sum_x, sum_y = jnp.sum(unit), jnp.sum(hx), jnp.sum(hy)
     sum_h = q * sum_unit
-    sum_phi = jnp.sum(hx * t.crosswind - hy * t.downwind)
+    sum_phi = jnp.sum(hx * t.crosswind_straight - hy * t.downwind)
+    sum_bend = -0.5 * jnp.sum(hy * t.downwind_pos**2)
     sum_a = jnp.sum(h * k * t.downwind_pos * t.rsq)
     sum_f = jnp.sum(h * floor * inv_var * (t.crosswind_sq - 1.0))
     # d / d point = -(d / d source) per point: x and y depend on p - s
@@ -357,7 +378,7 @@ def _weighted_column_bwd(b, cutoff_length_m, residuals, cotangent):
     d_u = d_speed * t.ex - d_phi * t.ey / t.speed
     d_v = d_speed * t.ey + d_phi * t.ex / t.speed
     d_weights = cotangent[..., None] * q * t.unit_column
-    return d_points, d_weights, d_source, sum_unit, d_u, d_v, sum_a, sum_f
+    return d_points, d_weights, d_source, sum_unit, d_u, d_v, sum_a, sum_f, sum_bend
 
 
 _weighted_column.defvjp(_weighted_column_fwd, _weighted_column_bwd)

@@ -14,15 +14,19 @@ hourly analysis): the overpass's wind ``(u_o, v_o)`` has the met prior's speed a
 uncertainty widened in quadrature by gusts (``speed_turbulence_log_sd``, natural-log sd) and meander
 (``direction_meander_deg``), and its plume starts at an apparent origin ``(x_o, y_o) = (x0, y0) +
 N(0, origin_jitter_m^2 I)`` about the source ``(x0, y0)``: a straight plume fitted to a meandering
-one points back to a place beside the source. Every plume of the event carries ``Q_p = Q * F``,
-the source rate ``Q`` times a flux factor ``ln F ~ N(0, flux_error_log_sd^2)`` (a snapshot of an
-unsteady plume holds more or less than the mean rate's mass). The data see only ``Q_p``, so the
-latent vector holds ``ln Q_p`` (prior sd ``hypot(q_log_sd, flux_error_log_sd)``) and ``Q`` is drawn
-afterwards from its exact conditional (:func:`source_rate_kg_h`): the factor is independent of the
-data given ``Q_p`` and costs the samplers nothing. The values and their effect on coverage are in
-:class:`~attribution_assets.science.inversion.settings.InversionSettings`. For NUTS,
-observations the plume cannot reach under a widened Laplace approximation enter through per-block
-sufficient statistics (:class:`~attribution_assets.science.inversion.problem.InversionProblem`).
+one points back to a place beside the source. Seen by a fine imager, its centre line also bends:
+``k_o ~ N(0, (plume_turn_deg / L_o)^2)`` rad m-1 (``L_o`` the half-diagonal of the overpass's scene;
+:func:`~attribution_assets.science.inversion.problem.bend_sd_per_m`), the plume turning with the
+wind during its travel (:mod:`attribution_assets.science.forward.plume`). Every plume of the event
+carries ``Q_p = Q * F``, the source rate ``Q`` times a flux factor ``ln F ~ N(0,
+flux_error_log_sd^2)`` (a snapshot of an unsteady plume holds more or less than the mean rate's
+mass). The data see only ``Q_p``, so the latent vector holds ``ln Q_p`` (prior sd ``hypot(q_log_sd,
+flux_error_log_sd)``) and ``Q`` is drawn afterwards from its exact conditional
+(:func:`source_rate_kg_h`): the factor is independent of the data given ``Q_p`` and costs the
+samplers nothing. The values and their effect on coverage are in
+:class:`~attribution_assets.science.inversion.settings.InversionSettings`. For NUTS, observations
+the plume cannot reach under a widened Laplace approximation enter through per-block sufficient
+statistics (:class:`~attribution_assets.science.inversion.problem.InversionProblem`).
 
 Source presence. ``c ~ Bernoulli(pi)`` (``pi = 0.5``) is marginalised analytically:
 ``p(y | theta) = (1 - pi) p(y | theta, c=0) + pi p(y | theta, c=1)`` (a two-component mixture,
@@ -58,8 +62,8 @@ from attribution_assets.science.units import kg_h_to_kg_s
 def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> dict[str, jax.Array]:
     """Physical parameters (JAX arrays) from the whitened latent vector ``z`` (P,): the rate the
     plumes carry if a source is present (kg h-1), source position (m), per overpass the apparent plume
-    origin (m), wind speed (m s-1), direction (rad, towards), components (m s-1) and stability index,
-    per block background (block units) and noise inflation."""
+    origin (m), centre-line bend (rad m-1), wind speed (m s-1), direction (rad, towards), components
+    (m s-1) and stability index, per block background (block units) and noise inflation."""
     lay = config.layout()
     zq = z[lay["q"]][0]
     q = jnp.exp(data.q_loc + data.q_scale * zq) if config.q_lognormal else data.q_loc + data.q_scale * zq
@@ -67,6 +71,7 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
     origin = jnp.broadcast_to(pos, (config.n_overpasses, 2))
     if config.origin_jitter:
         origin = origin + data.origin_sd * z[lay["origin"]].reshape(config.n_overpasses, 2)
+    bend = data.bend_sd * z[lay["bend"]] if config.plume_bend else jnp.zeros(config.n_overpasses)
     if config.fix_wind:
         speed, direction = data.speed0, data.dir0
     else:
@@ -87,6 +92,7 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
         "source_y_m": pos[1],
         "plume_origin_x_m": origin[:, 0],
         "plume_origin_y_m": origin[:, 1],
+        "plume_bend_per_m": bend,
         "wind_speed_m_s": speed,
         "wind_to_direction_rad": direction,
         "wind_u_m_s": speed * jnp.cos(direction),
@@ -110,6 +116,7 @@ def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: M
         phys["stability_index"][group.overpass],
         urban=config.urban,
         sigma_floor_m=group.sigma_floor_m,
+        bend_per_m=phys["plume_bend_per_m"][group.overpass],
     )
 
 

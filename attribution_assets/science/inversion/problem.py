@@ -32,6 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.spatial import cKDTree
 
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.groups import ObservationGroup, assemble, block_statistics
@@ -56,6 +57,7 @@ class ModelConfig:
     fix_wind: bool
     fix_position: bool
     origin_jitter: bool
+    plume_bend: bool
     fix_stability: bool
     fix_inflation: bool
     urban: bool
@@ -67,6 +69,8 @@ class ModelConfig:
             sizes.append(("position", 2))
         if self.origin_jitter:
             sizes.append(("origin", 2 * self.n_overpasses))
+        if self.plume_bend:
+            sizes.append(("bend", self.n_overpasses))
         if not self.fix_wind:
             sizes += [("speed", self.n_overpasses), ("direction", self.n_overpasses)]
         if not self.fix_stability:
@@ -111,6 +115,7 @@ class InversionProblem(NamedTuple):
     pos_center: jax.Array  # (2,) m
     pos_sd: jax.Array  # m
     origin_sd: jax.Array  # m, per axis: a snapshot's apparent plume origin about the source
+    bend_sd: jax.Array  # (O,) rad m-1: a snapshot's centre-line bend (0: straight, coarse pixels)
     speed0: jax.Array  # (O,) met speed, m/s
     speed_logmu: jax.Array  # (O,)
     speed_logsd: jax.Array  # (O,)
@@ -206,6 +211,31 @@ def with_observations(
     return data._replace(groups=assemble(blocks, np.asarray(data.bg_mu, float), keep))
 
 
+FINE_PIXEL_M = 250.0
+"""Largest pixel spacing (m) of a block whose overpass gets a plume bend: a plume's bend over a scene
+is tens of metres, visible to 25-60 m imagers and inside one 1-7 km TROPOMI or OCO-2 footprint."""
+
+
+def bend_sd_per_m(blocks: Sequence[ObservationBlock], n_overpasses: int, turn_deg: float) -> np.ndarray:
+    """Prior sd (rad m-1) of each overpass's centre-line bend: ``turn_deg`` over ``L = s sqrt(n / 2)``,
+    the half-diagonal (m) of a square scene of the overpass's ``n`` fine-imager observations spaced
+    ``s`` apart (the median distance between neighbours, below :data:`FINE_PIXEL_M`; whatever the
+    grid's rotation), so that the plume's direction turns by ``N(0, turn_deg^2)`` across half a
+    scene; 0 for an overpass with no such block (no bend)."""
+    sd = np.zeros(n_overpasses)
+    if turn_deg <= 0.0:
+        return sd
+    for block in blocks:
+        if block.size < 2:
+            continue
+        centres = np.asarray(block.points_xy_m, float).reshape(block.size, -1, 2).mean(axis=1)
+        spacing = float(np.median(cKDTree(centres).query(centres, k=2)[0][:, 1]))
+        half_diagonal = spacing * math.sqrt(block.size / 2.0)
+        if 0.0 < spacing < FINE_PIXEL_M:
+            sd[block.overpass] = max(sd[block.overpass], math.radians(turn_deg) / half_diagonal)
+    return sd
+
+
 def _block_weights(
     blocks: Sequence[ObservationBlock], winds: Sequence[OverpassWind], settings: InversionSettings
 ) -> np.ndarray:
@@ -236,6 +266,7 @@ def prepare(
     groups = assemble(blocks, bg[:, 0])
     stats = block_statistics(blocks, bg[:, 0])
     wind = _wind_priors(winds, settings)
+    bend_sd = bend_sd_per_m(blocks, len(winds), settings.plume_turn_deg)
     f32 = partial(jnp.asarray, dtype=jnp.float32)
     p = settings.prior_p_source
     data = InversionProblem(
@@ -251,6 +282,7 @@ def prepare(
         pos_center=f32(settings.position_prior_xy_m),
         pos_sd=f32(settings.position_sd_m),
         origin_sd=f32(settings.origin_jitter_m),
+        bend_sd=f32(bend_sd),
         **{k: f32(v) for k, v in wind.items()},
         bg_mu=f32(bg[:, 0]),
         bg_sd=f32(bg[:, 1]),
@@ -265,6 +297,7 @@ def prepare(
         fix_wind=settings.fix_wind,
         fix_position=settings.fix_position,
         origin_jitter=not settings.fix_position and settings.origin_jitter_m > 0,
+        plume_bend=not settings.fix_wind and bool(np.any(bend_sd > 0)),
         fix_stability=settings.fix_stability,
         fix_inflation=settings.fix_noise_inflation,
         urban=settings.urban,

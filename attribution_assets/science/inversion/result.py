@@ -266,6 +266,7 @@ class InversionResult:
         dims = {
             "plume_origin_x_m": ["overpass"],
             "plume_origin_y_m": ["overpass"],
+            "plume_bend_per_m": ["overpass"],
             "wind_u_m_s": ["overpass"],
             "wind_v_m_s": ["overpass"],
             "wind_speed_m_s": ["overpass"],

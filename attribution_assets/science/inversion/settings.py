@@ -36,33 +36,44 @@ class InversionSettings:
     source always present (no mixture). ``fix_*`` pin wind (to the met prior), position (to
     ``position_prior_xy_m``), stability (to the met prior) or noise inflation (to 1); with all four
     fixed and a Normal ``Q`` prior the model is linear-Gaussian in ``Q`` and the backgrounds.
-    Model error of a steady plume (what a snapshot of a real plume sees and an hourly met analysis
-    does not; :mod:`~attribution_assets.science.inversion.model`): ``speed_turbulence_log_sd`` 0.2
-    (gusts: surface-layer turbulence intensity sigma_u / U of 0.1-0.3, averaged over the minutes a
-    plume takes to cross a scene), ``direction_meander_deg`` 15 (lateral wind-direction fluctuations
-    sigma-theta of 7.5-22.5 degrees in Pasquill classes D to A; US EPA 2000, EPA-454/R-99-005, the
-    sigma-theta method) and ``origin_jitter_m`` 12 (a straight plume fitted to a meandering one starts
-    beside the source: a fifth of an EMIT and half a GHGSat pixel). On 120 events of the misspecified
-    validation set (``benchmarks/validation_misspecified.py --events 120 --seed 1``) an origin
-    jitter, together with the structured-error mask of bright plume pixels, took the position
-    coverage of 90 % intervals from 88 % with the two wind terms alone to 96-97 % (sources above
-    2 t/h: 11 of 19 to 17-18 of 19), with no false alarm in 42 events without a source. Its size
-    is the detected plumes' location error: over the 68 detected medium and strong sources of an
-    independent 300-event set (``--events 300 --seed 2``) the 90th percentile was 25 m, the 90 %
-    radius (2.15 sd) of a 2-D Gaussian of sd 12 m. With 20 m all 68 lay inside their ellipses
-    (median squared Mahalanobis distance 0.33, against 1.39 when calibrated); with 12 m 64 (0.64),
-    and 93 of the 99 detected medium and strong sources of both sets. All three at 0 give
-    the model without them. ``flux_error_log_sd`` 0.3 (log-normal emission prior only): the plumes
-    carry the source rate times one log-normal flux factor per event (a snapshot of an unsteady plume
-    holds more or less than the mean rate's mass; single-overpass rate errors of 15-65 % from plume
-    variability and wind, Varon et al. 2018, AMT 11, 5673). The data see only the plumes' rate, so
-    the model samples that rate (prior log-sd ``hypot(q_log_sd, flux_error_log_sd)``) and draws the
-    source rate from its exact conditional given it
-    (:func:`~attribution_assets.science.inversion.model.source_rate_kg_h`). Without it, on the same
-    120 events, ``ln Q`` of the 34 detected sources lay 0.50 (rms) from the posterior centre against a
-    posterior sd of 0.33 (rms), asking for 0.37 more in quadrature (0.20 over the 23 with several
-    overpasses); with it the rate coverage of the sourced events went from 86 to 91 % (medium 85 to
-    90, strong 74 to 79, CO2 84 to 95 %), with no false alarm and position coverage unchanged (97 %).
+    Model error of a steady plume (what a snapshot of a real plume sees and an hourly met analysis does
+    not; :mod:`~attribution_assets.science.inversion.model`): ``speed_turbulence_log_sd`` 0.2 (gusts:
+    surface-layer turbulence intensity sigma_u / U of 0.1-0.3, averaged over the minutes a plume takes
+    to cross a scene), ``direction_meander_deg`` 15 (lateral wind-direction fluctuations sigma-theta of
+    7.5-22.5 degrees in Pasquill classes D to A; US EPA 2000, EPA-454/R-99-005, the sigma-theta method)
+    and ``origin_jitter_m`` 8 (a straight plume fitted to a meandering one starts beside the source: an
+    eighth of an EMIT and a third of a GHGSat pixel). On 120 events of the misspecified validation set
+    (``benchmarks/validation_misspecified.py --events 120 --seed 1``) an origin jitter, together with
+    the structured-error mask of bright plume pixels, took the position coverage of 90 % intervals from
+    88 % with the two wind terms alone to 96-97 % (sources above 2 t/h: 11 of 19 to 17-18 of 19), with
+    no false alarm in 42 events without a source. Its size is the location error of the detected strong
+    sources, whose position sd it sets (their plumes pin the apparent origin): with the bend below, the
+    90th percentile of their error was 17.6 m (44 sources, ``--events 300 --seed 2``) and 15.8 m (16,
+    seed 1), the 90 % radius (2.15 sd) of a 2-D Gaussian of sd 8 m. Their squared Mahalanobis distances
+    scale as ``1 / jitter^2``: with the bend and 12 m all 44 of seed 2 lay inside their ellipses (median
+    0.39, against 1.39 when calibrated), with 9 m all 44 (0.51), with 6 m 32 (1.16). Before the bend it
+    was 12 m, sized on the 25 m 90th percentile of the medium and strong sources' error.
+    ``plume_turn_deg`` 15 (fine imagers only): a snapshot's centre line turns with the wind while its
+    puffs travel, so the plume an imager sees is bent, and a straight plume fitted to it starts downwind
+    of the source (a weak detection of the misspecified set, 171 kg/h seen by GHGSat, was placed 150 m
+    downwind with a 90 % ellipse of 40 m). Each such overpass's bend has the prior sd ``plume_turn_deg``
+    over half its scene's diagonal (:func:`~attribution_assets.science.inversion.problem.bend_sd_per_m`:
+    10 degrees per km for EMIT's 2.2 km scenes, 21 for GHGSat's 1 km). Its size is the bends that the
+    noise-free plumes of the misspecified set's EMIT and GHGSat overpasses (seed 2, 34 medium and strong
+    EMIT and 40 GHGSat overpasses, fitted by least squares at the true source, speed and stability) ask
+    for: a median turn of 9-10 degrees over half an EMIT scene and 12-13 degrees over half a GHGSat
+    scene, the medians of normals of sd 14-15 and 17-19 degrees. The bent fits left a median 4-8 % less
+    misfit than the best straight plume (up to half). All four at 0 give the model without them.
+    ``flux_error_log_sd`` 0.3 (log-normal emission prior only): the plumes carry the source rate times
+    one log-normal flux factor per event (a snapshot of an unsteady plume holds more or less than the
+    mean rate's mass; single-overpass rate errors of 15-65 % from plume variability and wind, Varon et
+    al. 2018, AMT 11, 5673). The data see only the plumes' rate, so the model samples that rate (prior
+    log-sd ``hypot(q_log_sd, flux_error_log_sd)``) and draws the source rate from its exact conditional
+    given it (:func:`~attribution_assets.science.inversion.model.source_rate_kg_h`). Without it, on the
+    same 120 events, ``ln Q`` of the 34 detected sources lay 0.50 (rms) from the posterior centre
+    against a posterior sd of 0.33 (rms), asking for 0.37 more in quadrature (0.20 over the 23 with
+    several overpasses); with it the rate coverage of the sourced events went from 86 to 91 % (medium 85
+    to 90, strong 74 to 79, CO2 84 to 95 %), with no false alarm and position coverage unchanged (97 %).
     0.37 gave medium 100, strong 84 and CO2 89 %. 0 gives the model without it.
     ``sampler``: see :data:`Sampler` ("auto" by default); ``escalate``: sample with SMC when the NUTS
     diagnostics fail. ``smc_*``: the SMC settings (:mod:`~attribution_assets.science.inversion.smc`).
@@ -101,7 +112,9 @@ class InversionSettings:
     position_prior_xy_m: tuple[float, float] = _setting((0.0, 0.0), "source position prior centre, local m")
     position_sd_m: float = _setting(300.0, "source position prior sd, m")
     origin_jitter_m: float = _setting(
-        12.0, "sd per axis of each overpass's apparent plume origin about the source (meander), m")
+        8.0, "sd per axis of each overpass's apparent plume origin about the source (meander), m")
+    plume_turn_deg: float = _setting(
+        15.0, "sd of a fine imager's plume centre line's turn over half its scene (meander), deg")
     flux_error_log_sd: float = _setting(
         0.3, "natural-log sd of the plumes' rate about the source rate (unsteady plume), per event")
     stability_sd: float = _setting(1.0, "stability prior sd, classes")

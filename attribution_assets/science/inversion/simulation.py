@@ -118,7 +118,8 @@ def model_observations(
             jnp.asarray(block.points_xy_m), jnp.asarray(block.weights), jnp.asarray(block.kg_m2_to_obs),
             jnp.asarray([truth["plume_origin_x_m"][o], truth["plume_origin_y_m"][o]]),
             kg_h_to_kg_s(truth["plume_rate_kg_h"]), truth["wind_u_m_s"][o],
-            truth["wind_v_m_s"][o], truth["stability_index"][o], sigma_floor_m=block.sigma_floor_m), float)
+            truth["wind_v_m_s"][o], truth["stability_index"][o], sigma_floor_m=block.sigma_floor_m,
+            bend_per_m=truth["plume_bend_per_m"][o]), float)
         y = truth["background"][b] + clean + block.sigma * rng.standard_normal(block.size)
         out.append(replace(block, y=y))
     return out

@@ -116,39 +116,40 @@ def test_linear_in_q() -> None:
     np.testing.assert_allclose(np.asarray(seven), 7.0 * np.asarray(one), rtol=1e-6)
 
 
-def _weighted_plain(points, weights, source, q, u, v, s, floor, cotangent):
+def _weighted_plain(points, weights, source, q, u, v, s, floor, bend, cotangent):
     """``cotangent . sum_s w Omega`` by automatic differentiation of the formula itself."""
-    columns = column_enhancement_kg_m2(points, source, q, u, v, s, sigma_floor_m=floor)
+    columns = column_enhancement_kg_m2(points, source, q, u, v, s, sigma_floor_m=floor, bend_per_m=bend)
     return jnp.sum(cotangent * jnp.sum(weights * columns, axis=-1))
 
 
-def _weighted_closed_form(points, weights, source, q, u, v, s, floor, cotangent):
-    columns = weighted_column_kg_m2(points, weights, source, q, u, v, s, sigma_floor_m=floor)
+def _weighted_closed_form(points, weights, source, q, u, v, s, floor, bend, cotangent):
+    columns = weighted_column_kg_m2(points, weights, source, q, u, v, s, sigma_floor_m=floor, bend_per_m=bend)
     return jnp.sum(cotangent * columns)
 
 
 @pytest.mark.parametrize(
-    "source, q, u, v, s, floor",
+    "source, q, u, v, s, floor, bend",
     [
-        ((10.0, -20.0), 0.8, 2.0, 1.5, 2.7, 15.0),  # between classes C and D
-        ((100.0, 50.0), 0.0, -1.0, 3.0, 0.4, 40.0),  # no emission: d / dq still the unit column
-        ((0.0, 0.0), 2.0, 0.3, -0.2, 5.0, 5.0),  # class F, weak wind
-        ((-50.0, 80.0), 1.0, -3.0, 0.1, 3.0, 30.0),  # exactly class D, wind to the west
+        ((10.0, -20.0), 0.8, 2.0, 1.5, 2.7, 15.0, 0.0),  # between classes C and D, straight
+        ((10.0, -20.0), 0.8, 2.0, 1.5, 2.7, 15.0, 3e-4),  # the same plume bent 17 deg per km, to the left
+        ((100.0, 50.0), 0.0, -1.0, 3.0, 0.4, 40.0, -2e-4),  # no emission: d / dq still the unit column
+        ((0.0, 0.0), 2.0, 0.3, -0.2, 5.0, 5.0, 0.0),  # class F, weak wind
+        ((-50.0, 80.0), 1.0, -3.0, 0.1, 3.0, 30.0, -5e-4),  # exactly class D, wind to the west, bent right
     ],
 )
-def test_weighted_column_gradient_is_the_formula_gradient(source, q, u, v, s, floor) -> None:
+def test_weighted_column_gradient_is_the_formula_gradient(source, q, u, v, s, floor, bend) -> None:
     """Value and closed-form reverse-mode gradient of ``weighted_column_kg_m2`` equal those of the
     plume formula, for every argument, on points upwind, downwind and far across the plume."""
     rng = np.random.default_rng(3)
     points = jnp.asarray(rng.uniform(-1500.0, 3000.0, (400, 4, 2)), jnp.float32)
     weights = jnp.asarray(rng.uniform(0.0, 1.0, (400, 4)), jnp.float32)
     cotangent = jnp.asarray(rng.standard_normal(400), jnp.float32)
-    args = (points, weights, jnp.asarray(source), q, u, v, s, floor, cotangent)
+    args = (points, weights, jnp.asarray(source), q, u, v, s, floor, bend, cotangent)
     assert float(_weighted_closed_form(*args)) == pytest.approx(float(_weighted_plain(*args)), rel=1e-5)
-    argnums = tuple(range(8))
+    argnums = tuple(range(9))
     closed = jax.jit(jax.grad(_weighted_closed_form, argnums))(*args)
     plain = jax.jit(jax.grad(_weighted_plain, argnums))(*args)
-    names = ("points", "weights", "source", "q", "u", "v", "s", "floor")
+    names = ("points", "weights", "source", "q", "u", "v", "s", "floor", "bend")
     for name, a, b in zip(names, closed, plain, strict=True):
         a, b = np.asarray(a, float), np.asarray(b, float)
         scale = np.max(np.abs(b))
@@ -156,6 +157,25 @@ def test_weighted_column_gradient_is_the_formula_gradient(source, q, u, v, s, fl
         # and at the end of the stability range
         assert scale > 0.0 or (q == 0.0 and name != "q") or (name == "s" and s == 5.0), name
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * max(scale, 1e-30), err_msg=name)
+
+
+@pytest.mark.parametrize("bend", [3e-4, -5e-4])
+@pytest.mark.parametrize("x_m", [300.0, 1000.0])
+def test_a_bend_moves_the_centre_line_onto_its_parabola_and_keeps_the_flux(bend: float, x_m: float) -> None:
+    """A bend ``k`` puts the cross-section at distance ``x`` around ``y = k x^2 / 2`` (to the left of the
+    wind for ``k > 0``) with the straight plume's profile: ``u * integral(Omega dy) = Q`` is unchanged."""
+    q, u, s = 1.5, 3.0, 2.0
+    y = np.linspace(-1500.0, 1500.0, 30001)
+    points = np.stack([np.full_like(y, x_m), y], axis=-1)
+    bent = np.asarray(
+        column_enhancement_kg_m2(points, jnp.zeros(2), q, u, 0.0, s, bend_per_m=bend), np.float64)
+    straight = np.asarray(column_enhancement_kg_m2(points, jnp.zeros(2), q, u, 0.0, s), np.float64)
+    dy = y[1] - y[0]
+    assert u * bent.sum() * dy == pytest.approx(q, rel=1e-3)
+    centre = float(np.sum(y * bent) / np.sum(bent))
+    assert centre == pytest.approx(0.5 * bend * x_m**2, abs=0.5)
+    shift = int(round(0.5 * bend * x_m**2 / dy))
+    np.testing.assert_allclose(np.roll(straight, shift), bent, rtol=0, atol=1e-3 * straight.max())
 
 
 @pytest.mark.slow
@@ -167,9 +187,9 @@ def test_weighted_column_second_derivative_by_reverse_over_reverse() -> None:
     cotangent = jnp.linspace(-1.0, 1.0, points.shape[0])
 
     def of(fn):
-        return lambda p: fn(points, weights, p[:2], p[2], p[3], p[4], p[5], 15.0, cotangent)
+        return lambda p: fn(points, weights, p[:2], p[2], p[3], p[4], p[5], 15.0, p[6], cotangent)
 
-    params = jnp.array([10.0, -20.0, 1.0, 3.0, 1.0, 2.7])
+    params = jnp.array([10.0, -20.0, 1.0, 3.0, 1.0, 2.7, 2e-4])
     closed = np.asarray(jax.jacrev(jax.grad(of(_weighted_closed_form)))(params))
     plain = np.asarray(jax.hessian(of(_weighted_plain))(params))
     np.testing.assert_allclose(closed, plain, rtol=0, atol=1e-3 * np.max(np.abs(plain)))

@@ -17,12 +17,14 @@ from attribution_assets.science.forward.operators import ObservationBlock, predi
 from attribution_assets.science.inversion import optimise
 from attribution_assets.science.inversion.api import choose_sampler, separate_modes
 from attribution_assets.science.inversion.diagnostics import convergence_diagnostics, is_converged
+from attribution_assets.science.inversion.groups import per_observation
 from attribution_assets.science.inversion.laplace import LaplaceFit
 from attribution_assets.science.inversion.linear_gaussian import (
     GaussianPosterior,
     combine_gaussian_posteriors,
     linear_gaussian_posterior,
 )
+from attribution_assets.science.inversion.problem import bend_sd_per_m
 from attribution_assets.science.inversion.simulation import (
     EMIT_PPM_M_PER_KG_M2,
     TROPOMI_PPB_PER_KG_M2,
@@ -207,6 +209,36 @@ def test_each_overpass_plume_starts_at_its_apparent_origin() -> None:
     np.testing.assert_allclose(emit_jittered, emit_moved, rtol=1e-4, atol=1e-6 * emit_moved.max())
 
 
+def test_a_fine_imagers_plume_bends_by_its_turn_over_half_the_scene_and_a_coarse_ones_does_not() -> None:
+    """The EMIT overpass (40 x 40 pixels, 60 m) gets a bend of prior sd ``plume_turn_deg`` over the
+    scene's half-diagonal ``60 sqrt(1600 / 2)`` m, whatever the grid's rotation; the TROPOMI overpass
+    (5.5 km pixels) none. Overpass 0's plume is the plume of :func:`predict_block` with that bend."""
+    data, config = inv.prepare(_scene(TRUTH), MET, "CH4", FAST)
+    sd = math.radians(FAST.plume_turn_deg) / (60.0 * math.sqrt(1600 / 2))
+    np.testing.assert_allclose(np.asarray(data.bend_sd), [sd, 0.0], rtol=1e-5)
+    emit = _scene(TRUTH)[0]
+    angle = math.radians(33.0)
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    turned = replace(emit, points_xy_m=emit.points_xy_m @ rotation.T)
+    np.testing.assert_allclose(bend_sd_per_m([turned], 1, FAST.plume_turn_deg), [sd], rtol=1e-6)
+    lay = config.layout()
+    z = np.zeros(config.dim)
+    z[lay["q"]] = 1.0
+    z[lay["bend"]] = [2.0, 2.0]
+    phys = inv.unpack(z, data, config)
+    np.testing.assert_allclose(np.asarray(phys["plume_bend_per_m"]), [2.0 * sd, 0.0], rtol=1e-5)
+    bent = np.asarray(predict_block(
+        jnp.asarray(emit.points_xy_m), jnp.asarray(emit.weights), jnp.asarray(emit.kg_m2_to_obs),
+        jnp.stack([phys["plume_origin_x_m"][0], phys["plume_origin_y_m"][0]]),
+        kg_h_to_kg_s(phys["plume_rate_kg_h"]), phys["wind_u_m_s"][0], phys["wind_v_m_s"][0],
+        phys["stability_index"][0], sigma_floor_m=emit.sigma_floor_m, bend_per_m=2.0 * sd))
+    predicted = per_observation(data.groups[0], np.asarray(inv.predict_groups(z, data, config)[0]), emit.size)
+    assert bent.max() > 0
+    np.testing.assert_allclose(predicted, bent, rtol=1e-4, atol=1e-6 * bent.max())
+    _, straight = inv.prepare(_scene(TRUTH), MET, "CH4", replace(FAST, plume_turn_deg=0.0))
+    assert "bend" not in straight.layout() and config.dim == straight.dim + len(MET)
+
+
 def test_source_rate_given_the_plumes_rate_recovers_the_joint_prior() -> None:
     """``ln Q_p ~ N(m, s^2 + f^2)`` (the model's latent rate) and ``ln Q`` drawn from its conditional
     (:func:`inv.source_rate_kg_h`) are jointly the prior ``ln Q ~ N(m, s^2)``, ``ln Q_p - ln Q ~
@@ -259,8 +291,9 @@ def test_multistart_map_finds_a_plume_whose_wind_is_36_degrees_off_the_met_prior
     overlap the narrow real plume, and the search ends with the plume read backwards from its far
     end, the source 630 m away (as it did, 1.1 km away, for a 4.7 t/h source of
     ``benchmarks/validation_reference.py``, which NUTS then sampled there); 30-degree rotations, or
-    more starts polished after longer screens, find it."""
-    settings = inv.InversionSettings()
+    more starts polished after longer screens, find it. The plume is straight (``plume_turn_deg=0``):
+    the search is what is tested, and a bend's latent coordinate would move the prior's draws."""
+    settings = inv.InversionSettings(plume_turn_deg=0.0)
     event = simulate_event(np.random.default_rng([0, 16]), settings)
     truth = event.truth
     data, config = inv.prepare(event.blocks, event.winds, "CH4", settings)
