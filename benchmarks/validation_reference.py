@@ -91,9 +91,9 @@ def model_twin(scene: Scene, rng: np.random.Generator, settings: inversion.Inver
 
     The nuisance parameters are drawn from the model's priors: per overpass the wind (met prior,
     gusts and meander), stability, apparent plume origin (jitter about the source) and, for fine
-    imagers, the plume's bend, and the plumes' rate (the source rate times the model's log-normal flux factor); the backgrounds are
-    the prior means, the noise is the reported sigma (inflation 1). A "none" event gets background
-    and noise only."""
+    imagers, the plume's bend, and the plumes' rate (the source rate times the model's log-normal
+    flux factor); the backgrounds are the prior means, the noise is the reported sigma (inflation
+    1). A "none" event gets background and noise only."""
     if settings.q_prior != "lognormal" or settings.fix_position:
         raise ValueError("the twin draws the plumes' log rate and the source position: it needs the "
                          "log-normal rate prior and a free position")
