@@ -292,8 +292,9 @@ def test_multistart_map_finds_a_plume_whose_wind_is_36_degrees_off_the_met_prior
     end, the source 630 m away (as it did, 1.1 km away, for a 4.7 t/h source of
     ``benchmarks/validation_reference.py``, which NUTS then sampled there); 30-degree rotations, or
     more starts polished after longer screens, find it. The plume is straight (``plume_turn_deg=0``):
-    the search is what is tested, and a bend's latent coordinate would move the prior's draws."""
-    settings = inv.InversionSettings(plume_turn_deg=0.0)
+    the search is what is tested, and a bend's latent coordinate would move the prior's draws; the
+    origin jitter is the 12 m that drew this event."""
+    settings = inv.InversionSettings(plume_turn_deg=0.0, origin_jitter_m=12.0)
     event = simulate_event(np.random.default_rng([0, 16]), settings)
     truth = event.truth
     data, config = inv.prepare(event.blocks, event.winds, "CH4", settings)
@@ -320,7 +321,10 @@ def test_fast_answer_map_reaches_the_optimum_of_the_full_multistart(truth: dict 
     z_fast, value, _ = inv.find_map(data, config, fast)
     assert value == pytest.approx(best, abs=0.5)
     if truth is not None:  # without a source the present model is flat in position and wind
-        assert np.max(np.abs(z_fast - z_full)) < 0.1  # whitened units: the same mode
+        # whitened units, where the origin and bend coordinates the data barely constrain have a
+        # posterior sd near their prior's 1: two searches stop up to ~0.1 apart on them; another
+        # mode lies a whole sd or more away
+        assert np.max(np.abs(z_fast - z_full)) < 0.2
 
 
 @pytest.mark.slow
