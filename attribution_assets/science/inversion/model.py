@@ -18,10 +18,10 @@ one points back to a place beside the source. Seen by a fine imager, its centre 
 ``k_o ~ N(0, (plume_turn_deg / L_o)^2)`` rad m-1 (``L_o`` the half-diagonal of the overpass's scene;
 :func:`~attribution_assets.science.inversion.problem.bend_sd_per_m`), the plume turning with the
 wind during its travel (:mod:`attribution_assets.science.forward.plume`). Every plume of the event
-carries ``Q_p = Q * F``, the source rate ``Q`` times a flux factor ``ln F ~ N(0,
-flux_error_log_sd^2)`` (a snapshot of an unsteady plume holds more or less than the mean rate's
-mass). The data see only ``Q_p``, so the latent vector holds ``ln Q_p`` (prior sd ``hypot(q_log_sd,
-flux_error_log_sd)``) and ``Q`` is drawn afterwards from its exact conditional
+carries ``Q_p = Q * F``, the source rate ``Q`` times a flux factor
+``ln F ~ N(0, flux_error_log_sd^2)`` (a snapshot of an unsteady plume holds more or less than the
+mean rate's mass). The data see only ``Q_p``, so the latent vector holds ``ln Q_p`` (prior sd
+``hypot(q_log_sd, flux_error_log_sd)``) and ``Q`` is drawn afterwards from its exact conditional
 (:func:`source_rate_kg_h`): the factor is independent of the data given ``Q_p`` and costs the
 samplers nothing. The values and their effect on coverage are in
 :class:`~attribution_assets.science.inversion.settings.InversionSettings`. For NUTS, observations
