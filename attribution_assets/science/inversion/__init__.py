@@ -12,8 +12,10 @@ One job per module, in the order an inversion runs them:
 - :mod:`.problem`: observation groups and priors of one event (:func:`prepare`);
 - :mod:`.model`: the forward model, likelihood, potential and NumPyro model, with the analytically
   marginalised source-presence indicator;
-- :mod:`.optimise`: multi-start MAP (:func:`find_modes`, :func:`find_map`);
-- :mod:`.laplace`: difference Hessian, Newton polish and Laplace fits, the closed-form no-source fit;
+- :mod:`.optimise`: multi-start MAP (:func:`find_modes`, :func:`find_map`), each overpass's wind
+  turned alone from the best optimum;
+- :mod:`.laplace`: difference Hessian, Newton polish continued to a minimum, Laplace fits, the
+  closed-form no-source fit;
 - :mod:`.sampler`: the compiled NUTS chain runner; :mod:`.screening`: which observations NUTS
   evaluates; :mod:`.nuts`: the sampled posterior with its diagnostics;
 - :mod:`.smc`: adaptive tempered SMC from a Laplace-mixture reference;

@@ -116,12 +116,11 @@ def invert(
             log.info(error_fit.describe())
     data, config = prepare(blocks, winds, gas, settings)
     modes, _ = find_modes(data, config, settings)
-    z_map, u_map = modes[0]
-    fit = laplace_fit(z_map, u_map, data, config, "present")
+    fit = laplace_fit(*modes[0], data, config, "present")
     absent, log_odds = _absent_fit(fit, data, config)
     p_laplace = float(1.0 / (1.0 + math.exp(-min(max(log_odds, -700.0), 700.0))))
     laplace_summary, z_laplace, phys_laplace = laplace_draws(fit, p_laplace, data, config, settings)
-    map_values = unpack(z_map, data, config)
+    map_values = unpack(fit.mean, data, config)
     sampler = settings.sampler
     if sampler != "laplace":
         fits = [fit] + [laplace_fit(z, u, data, config, "present") for z, u in modes[1:]]
@@ -151,7 +150,7 @@ def invert(
         draws=posterior.draws,
         p_source=posterior.p_source,
         map_values=map_values,
-        map_log_density=-u_map,
+        map_log_density=-fit.potential,
         laplace=laplace_summary,
         diagnostics=diagnostics,
         method=_method(sampler, settings, config),

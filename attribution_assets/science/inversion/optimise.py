@@ -9,7 +9,8 @@ plume barely overlaps it, so with rotations of 90 degrees only the search settle
 log-density units above the one polished from the truth), 9 with them, and 6 when the 6 best starts after
 40 screening iterations are polished instead of 3 after 20. L-BFGS on the potential energy via
 ``jax.grad``, in coordinates scaled by the closed-form curvature of the backgrounds and noise
-inflations.
+inflations. From the best optimum, each overpass's wind direction is then turned alone
+(:func:`rotate_overpasses`): overpasses at different hours can see plumes far apart in direction.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def _lbfgs(
     return np.asarray(res.x) * scale, float(res.fun)
 
 
-def _minimise(
+def minimise(
     z0: np.ndarray,
     data: InversionProblem,
     config: ModelConfig,
@@ -202,18 +203,67 @@ def find_modes(
     """
     starts = starting_points(data, config, settings) if starts is None else np.atleast_2d(starts)
     scale = curvature_scale(data, config)
-    screened = [_minimise(z0, data, config, kind, settings.map_screen_steps) for z0 in starts]
+    screened = [minimise(z0, data, config, kind, settings.map_screen_steps) for z0 in starts]
     values = np.array([v for _, v in screened])
     close = values <= values.min() + settings.map_keep_within
     keep = [i for i in np.argsort(values)[: settings.map_keep] if close[i]]
     for i in keep:
-        screened[i] = _minimise(screened[i][0], data, config, kind, settings.map_steps, scale)
+        screened[i] = minimise(screened[i][0], data, config, kind, settings.map_steps, scale)
         values[i] = screened[i][1]
     modes: list[Mode] = []
     for i in sorted(keep, key=lambda i: values[i]):
         if all(np.max(np.abs(screened[i][0] - z)) > 0.05 for z, _ in modes):
             modes.append(screened[i])
+    if not config.fix_wind:
+        best = rotate_overpasses(modes[0], data, config, kind, settings.map_steps, scale)
+        if best[1] < modes[0][1]:
+            modes = [best] + [m for m in modes if np.max(np.abs(m[0] - best[0])) > 0.05]
     return modes, values
+
+
+def float32_rounding(potential: float) -> float:
+    """Float32 rounding of a potential summed over many observations (its noise floor)."""
+    return 1e-6 * abs(potential) + 1e-3
+
+
+def potential_value(z: np.ndarray, data: InversionProblem, config: ModelConfig, kind: PotentialKind) -> float:
+    """The potential at ``z`` (through the compiled value-and-gradient program)."""
+    return float(potential_and_gradient(jnp.asarray(z, jnp.float32), data, config, kind)[0])
+
+
+def rotate_overpasses(
+    mode: Mode, data: InversionProblem, config: ModelConfig, kind: PotentialKind, max_steps: int,
+    scale: np.ndarray,
+) -> Mode:
+    """``mode`` improved one overpass's wind direction at a time: the rotations of
+    :data:`DIRECTION_OFFSETS_RAD` of each overpass's direction alone, from the optimum; the best of
+    them, where it lies below the optimum, starts L-BFGS, and the optimum it reaches replaces
+    ``mode`` when lower, once per overpass at most.
+
+    The multi-start rotates every overpass's wind together, but instruments that pass at other
+    hours see plumes whose directions differ by more than the met error: on the misspecified
+    validation set (``--events 300 --seed 2``) the search settled with one of three overpasses 30
+    and 60 degrees off, 1,100 and 1,700 log-density units above the optimum with it turned.
+    """
+    lay = config.layout()
+    first, sd = lay["direction"].start, np.asarray(data.dir_sd, float)
+    z, value = np.asarray(mode[0], float), float(mode[1])
+    for _ in range(sd.size):
+        turned = []
+        for overpass in range(sd.size):
+            for offset in DIRECTION_OFFSETS_RAD[1:]:
+                candidate = z.copy()
+                candidate[first + overpass] += offset / sd[overpass]
+                turned.append(candidate)
+        values = [potential_value(c, data, config, kind) for c in turned]
+        best = int(np.argmin(values))
+        if values[best] >= value - float32_rounding(value):
+            break
+        z_next, value_next = minimise(turned[best], data, config, kind, max_steps, scale)
+        if value_next >= value - float32_rounding(value):
+            break
+        z, value = z_next, value_next
+    return z, value
 
 
 def find_map(

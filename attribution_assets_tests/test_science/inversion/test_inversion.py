@@ -313,8 +313,10 @@ def test_multistart_map_finds_a_plume_whose_wind_is_36_degrees_off_the_met_prior
 @pytest.mark.parametrize("truth", [TRUTH, None], ids=["source", "no-source"])
 def test_fast_answer_map_reaches_the_optimum_of_the_full_multistart(truth: dict | None) -> None:
     fast = FAST.fast_answer()
-    assert (fast.sampler, fast.map_starts_per_direction, fast.map_position_grid) == ("laplace", 1, 9)
-    assert replace(fast, sampler=FAST.sampler, map_starts_per_direction=2, map_position_grid=13) == FAST
+    assert (fast.sampler, fast.map_starts_per_direction, fast.map_position_grid, fast.map_screen_steps) == (
+        "laplace", 1, 7, 20)
+    assert replace(fast, sampler=FAST.sampler, map_starts_per_direction=2, map_position_grid=13,
+                   map_screen_steps=40) == FAST
     data, config = inv.prepare(_scene(truth), MET, "CH4", FAST)
     assert len(inv.starting_points(data, config, fast)) == len(optimise.DIRECTION_OFFSETS_RAD)  # one each
     z_full, best, _ = inv.find_map(data, config, FAST)
