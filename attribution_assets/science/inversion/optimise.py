@@ -199,7 +199,9 @@ def find_modes(
     (at most ``map_steps`` iterations): a start that is still e^100 times less probable after the
     screening steps sits in another basin, and polishing it costs up to ten times more iterations
     than the best basin does. Polished optima closer than 0.05 (whitened units) to a better one are
-    the same mode and left out. ``kind`` selects the density.
+    the same mode and left out. The best optimum's overpasses are then turned one at a time
+    (:func:`rotate_overpasses`, unless the wind is fixed); a lower optimum that reaches leads the
+    list. ``kind`` selects the density.
     """
     starts = starting_points(data, config, settings) if starts is None else np.atleast_2d(starts)
     scale = curvature_scale(data, config)
