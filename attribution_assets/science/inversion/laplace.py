@@ -12,14 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import jax.numpy as jnp
 import numpy as np
 
-from attribution_assets.science.inversion.model import potential_and_gradient
 from attribution_assets.science.inversion.optimise import (
     curvature_scale,
     float32_rounding,
     minimise,
+    potential_gradient,
     potential_value,
 )
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
@@ -56,9 +55,9 @@ def _difference_hessian(
     for i, h in enumerate(steps):
         e = np.zeros_like(z)
         e[i] = h
-        plus = potential_and_gradient(jnp.asarray(z + e, jnp.float32), data, config, kind)[1]
-        minus = potential_and_gradient(jnp.asarray(z - e, jnp.float32), data, config, kind)[1]
-        rows.append((np.asarray(plus, float) - np.asarray(minus, float)) / (2.0 * h))
+        plus = potential_gradient(z + e, data, config, kind)
+        minus = potential_gradient(z - e, data, config, kind)
+        rows.append((plus - minus) / (2.0 * h))
     hess = np.array(rows)
     return 0.5 * (hess + hess.T)
 
@@ -66,13 +65,10 @@ def _difference_hessian(
 def _curvature(z: np.ndarray, data: InversionProblem, config: ModelConfig, kind: PotentialKind) -> np.ndarray:
     """Diagonal (P,) of the Hessian at ``z`` from forward differences of the gradient with steps of
     0.01 (whitened units, prior sd = 1): ``P + 1`` calls of the compiled value-and-gradient program."""
-
-    def gradient(at: np.ndarray) -> np.ndarray:
-        return np.asarray(potential_and_gradient(jnp.asarray(at, jnp.float32), data, config, kind)[1], float)
-
     step = 1e-2
-    base = gradient(z)
-    return np.array([(gradient(z + step * e)[i] - base[i]) / step for i, e in enumerate(np.eye(z.size))])
+    base = potential_gradient(z, data, config, kind)
+    return np.array([(potential_gradient(z + step * e, data, config, kind)[i] - base[i]) / step
+                     for i, e in enumerate(np.eye(z.size))])
 
 
 def hessian(z: np.ndarray, data: InversionProblem, config: ModelConfig, kind: PotentialKind) -> np.ndarray:
@@ -112,7 +108,7 @@ def _newton(
     """
     for count in range(NEWTON_STEPS + 1):
         hess = hessian(z, data, config, kind)
-        grad = np.asarray(potential_and_gradient(jnp.asarray(z, jnp.float32), data, config, kind)[1], float)
+        grad = potential_gradient(z, data, config, kind)
         evals, evecs = np.linalg.eigh(hess)
         step = -(evecs / np.maximum(np.abs(evals), 1e-3)) @ (evecs.T @ grad)
         if -grad @ step < NEWTON_DECREMENT:
@@ -182,17 +178,15 @@ def _descend(
     """L-BFGS from ``z`` where the Newton polish stopped short of an optimum, else (or where that
     does not descend) from a point out of a saddle; the optimum it reaches and its potential, or None
     where neither lowers the potential beyond float32 rounding."""
-    def saddle_exit() -> np.ndarray | None:
-        return _saddle_exit(z, potential, hess, data, config, kind)
 
-    for start in ([] if converged else [lambda: z]) + [saddle_exit]:
-        point = start()
-        if point is None:
-            continue
-        found = minimise(point, data, config, kind, CONTINUATION_STEPS, curvature_scale(data, config))
-        if found[1] < potential - float32_rounding(potential):
-            return found
-    return None
+    def lower_from(start: np.ndarray | None) -> tuple[np.ndarray, float] | None:
+        if start is None:
+            return None
+        found = minimise(start, data, config, kind, CONTINUATION_STEPS, curvature_scale(data, config))
+        return found if found[1] < potential - float32_rounding(potential) else None
+
+    found = None if converged else lower_from(z)
+    return found or lower_from(_saddle_exit(z, potential, hess, data, config, kind))
 
 
 CONTINUATION_STEPS = 300

@@ -233,6 +233,13 @@ def potential_value(z: np.ndarray, data: InversionProblem, config: ModelConfig, 
     return float(potential_and_gradient(jnp.asarray(z, jnp.float32), data, config, kind)[0])
 
 
+def potential_gradient(
+    z: np.ndarray, data: InversionProblem, config: ModelConfig, kind: PotentialKind
+) -> np.ndarray:
+    """The gradient (P,) of the potential at ``z``."""
+    return np.asarray(potential_and_gradient(jnp.asarray(z, jnp.float32), data, config, kind)[1], float)
+
+
 def rotate_overpasses(
     mode: Mode, data: InversionProblem, config: ModelConfig, kind: PotentialKind, max_steps: int,
     scale: np.ndarray,

@@ -228,10 +228,10 @@ def bend_sd_per_m(blocks: Sequence[ObservationBlock], n_overpasses: int, turn_de
     for block in blocks:
         if block.size < 2:
             continue
-        centres = np.asarray(block.points_xy_m, float).reshape(block.size, -1, 2).mean(axis=1)
+        centres = np.asarray(block.points_xy_m, float).mean(axis=1)
         spacing = float(np.median(cKDTree(centres).query(centres, k=2)[0][:, 1]))
-        half_diagonal = spacing * math.sqrt(block.size / 2.0)
         if 0.0 < spacing < FINE_PIXEL_M:
+            half_diagonal = spacing * math.sqrt(block.size / 2.0)
             sd[block.overpass] = max(sd[block.overpass], math.radians(turn_deg) / half_diagonal)
     return sd
 
