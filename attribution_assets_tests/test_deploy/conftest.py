@@ -22,12 +22,13 @@ from attribution_assets_tests.servers import (
 
 PRODUCTION_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
 """The production instance template: PostgreSQL storage, queue limits, pools, run monitoring."""
-FAST = ["--chains", "2", "--warmup", "150", "--samples", "150", "--no-escalate"]
-"""A cheap sampler for graph runs (command-line flags). 2 x (100 + 100) left the Permian sample's
-R-hat at 1.110 with the flux factor at 0.2, over the 1.1 its convergence check allows for short
-chains, and failed the run; 2 x (150 + 150) gives 1.03 at about the same cost."""
 FAST_SETTINGS = {"num_chains": 2, "num_warmup": 150, "num_samples": 150, "escalate": False}
-"""The same sampler as ``settings`` resource fields."""
+"""A cheap sampler for graph runs, as ``settings`` resource fields. 2 x (100 + 100) left the Permian
+sample's R-hat at 1.110 with the flux factor at 0.2, over the 1.1 its convergence check allows for
+short chains, and failed the run; 2 x (150 + 150) gives 1.03 at about the same cost."""
+FAST = ["--chains", str(FAST_SETTINGS["num_chains"]), "--warmup", str(FAST_SETTINGS["num_warmup"]),
+        "--samples", str(FAST_SETTINGS["num_samples"]), "--no-escalate"]
+"""The same sampler as command-line flags."""
 
 
 @pytest.fixture(scope="session")
