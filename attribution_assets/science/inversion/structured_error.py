@@ -84,15 +84,29 @@ def projections(block: ObservationBlock, plumes: np.ndarray) -> np.ndarray:
     over its quiet observations (:func:`quiet_observations`), under the block's error precision
     ``Q`` (:meth:`~attribution_assets.science.forward.operators.ObservationBlock.precision`;
     ``diag(1 / s^2)`` for independent errors: ``z_k = t' Q r / sqrt(t' Q t)``); NaN for a template
-    whose norm there is below ``MIN_TEMPLATE_NORM``."""
-    quiet = quiet_observations(block)
-    precision = block.precision()[quiet][:, quiet]
-    resid = (np.asarray(block.y, float) - np.median(block.y))[quiet]
-    plumes = np.asarray(plumes, float)[:, quiet]
-    q1 = precision @ np.ones(resid.size)
-    centred = plumes - ((plumes @ q1) / q1.sum())[:, None]
-    norm = np.sqrt(np.einsum("kn,kn->k", centred, (precision @ centred.T).T))
-    z = centred @ (precision @ resid) / np.where(norm > 0, norm, 1.0)
+    whose norm there is below ``MIN_TEMPLATE_NORM``.
+
+    The other observations are left out by zeroing their rows and columns of ``Q`` (``Q_m = D Q D``,
+    ``D`` the quiet mask). The centring is expanded instead of formed: with ``a = t' Q_m 1``,
+    ``s = 1' Q_m 1``, ``b = t' Q_m r`` and ``c = 1' Q_m r``, ``t'' Q_m r = b - a c / s`` and
+    ``t'' Q_m t' = t' Q_m t - a^2 / s`` (``t'`` the centred template), so only products with ``Q``
+    and the template matrix are computed (no (K, n) copies but the masked templates), and ``t' Q_m t``
+    from the diagonal alone for independent errors.
+    """
+    mask = quiet_observations(block).astype(float)
+    precision = block.precision()
+    resid = (np.asarray(block.y, float) - np.median(block.y)) * mask
+    masked = np.asarray(plumes, float) * mask
+    q1, qr = (mask * (precision @ v) for v in (mask, resid))
+    total, cross = float(q1.sum()), float(q1 @ resid)
+    a, b = masked @ q1, masked @ qr
+    diagonal = precision.diagonal()
+    if precision.count_nonzero() == np.count_nonzero(diagonal):  # independent errors
+        quadratic = (masked * masked) @ diagonal
+    else:
+        quadratic = np.einsum("kn,nk->k", masked, precision @ masked.T)
+    norm = np.sqrt(np.maximum(quadratic - a * a / total, 0.0))
+    z = (b - a * cross / total) / np.where(norm > 0, norm, 1.0)
     return np.where(norm >= MIN_TEMPLATE_NORM, z, np.nan)
 
 

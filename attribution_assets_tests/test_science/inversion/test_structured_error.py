@@ -7,7 +7,7 @@ from dataclasses import replace
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from attribution_assets.science import inversion as inv
 from attribution_assets.science.forward.operators import ObservationBlock, predict_block
@@ -55,6 +55,27 @@ def test_projections_of_white_noise_are_standard_normal() -> None:
     assert z.size > 1000
     assert np.mean(z) == pytest.approx(0.0, abs=0.1)
     assert np.std(z) == pytest.approx(1.0, abs=0.08)
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+def test_projections_are_the_matched_filter_over_the_quiet_observations(correlated: bool) -> None:
+    """The expanded centring equals the module docstring's formula written out: the precision sliced
+    to the quiet observations, the templates centred under it. With a bright plume (some
+    observations not quiet) and with independent or correlated errors."""
+    block = _with_plume(_emit(3, 0.3), 3000.0)
+    if correlated:
+        n = block.size
+        coupling = sparse.diags([np.full(n - 1, -0.3), np.full(n, 1.0), np.full(n - 1, -0.3)], [-1, 0, 1])
+        block = replace(block, error_precision=(coupling / NOISE**2).tocsr())
+    plumes = templates(block, WIND, np.zeros(2), 300.0, np.random.default_rng(2))
+    quiet = quiet_observations(block)
+    assert 0 < (~quiet).sum() < quiet.size
+    precision = block.precision()[quiet][:, quiet].toarray()
+    resid = (block.y - np.median(block.y))[quiet]
+    centred = plumes[:, quiet] - ((plumes[:, quiet] @ precision.sum(axis=1)) / precision.sum())[:, None]
+    norm = np.sqrt(np.einsum("kn,nm,km->k", centred, precision, centred))
+    expected = np.where(norm >= 1.0, centred @ precision @ resid / norm, np.nan)
+    np.testing.assert_allclose(projections(block, plumes), expected, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("seed", range(5))
