@@ -58,13 +58,26 @@ GAIN_BATCH = 16
 """Candidates evaluated together by :func:`_batched_gain`: batches of a few plume fields stay in the
 CPU's caches. On the three-instrument event of ``benchmarks/bench_inversion.py`` (68,000
 observations, 2 cores) the 392 candidates of the fast answer took 0.24 s in batches of 16 and
-0.44 s vectorised 49 at a time, with the same values to the bit."""
+0.44 s vectorised 49 at a time. The last batch is padded instead of evaluated by a second compiled
+body (with lax.map's own remainder, the first invert of a fresh process took ~1 s longer)."""
 
 
 @partial(jax.jit, static_argnames=("config",))
-def _batched_gain(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
-    """:func:`_profile_gain` of every row of ``z`` (N, P), ``GAIN_BATCH`` rows at a time."""
-    return jax.lax.map(lambda row: _profile_gain(row, data, config), z, batch_size=GAIN_BATCH)
+def _gain_batches(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
+    """:func:`_profile_gain` of every row of ``z`` (N / GAIN_BATCH, GAIN_BATCH, P), a batch at a time."""
+    return jax.lax.map(jax.vmap(lambda row: _profile_gain(row, data, config)), z)
+
+
+def _batched_gain(
+    z: np.ndarray, data: InversionProblem, config: ModelConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_profile_gain` (gain, best emission) of every row of ``z`` (N, P), ``GAIN_BATCH`` rows
+    at a time (the last batch padded with copies of the first row, one compiled body)."""
+    n = z.shape[0]
+    padded = np.concatenate([z, np.repeat(z[:1], -n % GAIN_BATCH, axis=0)])
+    padded = padded.reshape(-1, GAIN_BATCH, z.shape[1])
+    gain, q_hat = _gain_batches(jnp.asarray(padded, jnp.float32), data, config)
+    return np.asarray(gain, float).ravel()[:n], np.asarray(q_hat, float).ravel()[:n]
 
 
 def _position_grid(config: ModelConfig, settings: InversionSettings) -> np.ndarray:
@@ -107,8 +120,8 @@ def starting_points(data: InversionProblem, config: ModelConfig, settings: Inver
         cand[..., lay["direction"]] = np.stack([off / np.asarray(data.dir_sd) for off in offsets])[:, None, :]
     if not config.fix_position:
         cand[..., lay["position"]] = grid
-    batch = _batched_gain(jnp.asarray(cand.reshape(-1, config.dim), jnp.float32), data, config)
-    gains, q_hats = (np.asarray(a, float).reshape(len(offsets), -1) for a in batch)
+    batch = _batched_gain(cand.reshape(-1, config.dim), data, config)
+    gains, q_hats = (a.reshape(len(offsets), -1) for a in batch)
     floor = 1e-6 * math.exp(q_loc) if config.q_lognormal else -np.inf
     starts = []
     for cand_dir, gain, q_hat in zip(cand, gains, q_hats, strict=True):
