@@ -87,9 +87,9 @@ def projections(block: ObservationBlock, plumes: np.ndarray) -> np.ndarray:
     whose norm there is below ``MIN_TEMPLATE_NORM``.
 
     The other observations are left out by zeroing their rows and columns of ``Q`` (``Q_m = D Q D``,
-    ``D`` the quiet mask). The centring is expanded instead of formed: with ``a = t' Q_m 1``,
-    ``s = 1' Q_m 1``, ``b = t' Q_m r`` and ``c = 1' Q_m r``, ``t'' Q_m r = b - a c / s`` and
-    ``t'' Q_m t' = t' Q_m t - a^2 / s`` (``t'`` the centred template), so only products with ``Q``
+    ``D`` the quiet mask). The centring is expanded instead of formed: with ``u = t - (a / s) 1`` the
+    centred template, ``a = t' Q_m 1``, ``s = 1' Q_m 1``, ``b = t' Q_m r`` and ``c = 1' Q_m r``,
+    ``u' Q_m r = b - a c / s`` and ``u' Q_m u = t' Q_m t - a^2 / s``, so only products with ``Q``
     and the template matrix are computed (no (K, n) copies but the masked templates), and ``t' Q_m t``
     from the diagonal alone for independent errors.
     """
