@@ -36,7 +36,7 @@ Mode = tuple[np.ndarray, float]
 """A local optimum: whitened parameters ``z`` (P,) and the potential there."""
 
 
-def _profile_gain(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
+def profile_gain(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
     """Likelihood gain and best emission (kg h-1) of the geometry in ``z`` with Q profiled out.
 
     ``z`` must encode Q = 1 kg h-1. With backgrounds at their prior means and no noise inflation, the
@@ -55,7 +55,7 @@ def _profile_gain(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
 
 
 GAIN_BATCH = 16
-"""Candidates evaluated together by :func:`_batched_gain`: batches of a few plume fields stay in the
+"""Candidates evaluated together by :func:`profile_gains`: batches of a few plume fields stay in the
 CPU's caches. On the three-instrument event of ``benchmarks/bench_inversion.py`` (68,000
 observations, 2 cores) the 392 candidates of the fast answer took 0.24 s in batches of 16 and
 0.44 s vectorised 49 at a time. The last batch is padded instead of evaluated by a second compiled
@@ -64,14 +64,14 @@ body (with lax.map's own remainder, the first invert of a fresh process took ~1 
 
 @partial(jax.jit, static_argnames=("config",))
 def _gain_batches(z: jax.Array, data: InversionProblem, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
-    """:func:`_profile_gain` of every row of ``z`` (N / GAIN_BATCH, GAIN_BATCH, P), a batch at a time."""
-    return jax.lax.map(jax.vmap(lambda row: _profile_gain(row, data, config)), z)
+    """:func:`profile_gain` of every row of ``z`` (N / GAIN_BATCH, GAIN_BATCH, P), a batch at a time."""
+    return jax.lax.map(jax.vmap(lambda row: profile_gain(row, data, config)), z)
 
 
-def _batched_gain(
+def profile_gains(
     z: np.ndarray, data: InversionProblem, config: ModelConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_profile_gain` (gain, best emission) of every row of ``z`` (N, P), ``GAIN_BATCH`` rows
+    """:func:`profile_gain` (gain, best emission) of every row of ``z`` (N, P), ``GAIN_BATCH`` rows
     at a time (the last batch padded with copies of the first row, one compiled body)."""
     n = z.shape[0]
     padded = np.concatenate([z, np.repeat(z[:1], -n % GAIN_BATCH, axis=0)])
@@ -105,7 +105,7 @@ def starting_points(data: InversionProblem, config: ModelConfig, settings: Inver
 
     For each wind rotation (:data:`DIRECTION_OFFSETS_RAD`) the source positions on a grid over
     +-``map_position_extent_sd`` prior sd are ranked by the Q-profiled likelihood gain
-    (:func:`_profile_gain`) plus the log prior density of the position and the profiled Q; the
+    (:func:`profile_gain`) plus the log prior density of the position and the profiled Q; the
     ``map_starts_per_direction`` best positions at least one prior sd apart start the optimiser, with
     Q at its profiled value.
     """
@@ -120,7 +120,7 @@ def starting_points(data: InversionProblem, config: ModelConfig, settings: Inver
         cand[..., lay["direction"]] = np.stack([off / np.asarray(data.dir_sd) for off in offsets])[:, None, :]
     if not config.fix_position:
         cand[..., lay["position"]] = grid
-    batch = _batched_gain(cand.reshape(-1, config.dim), data, config)
+    batch = profile_gains(cand.reshape(-1, config.dim), data, config)
     gains, q_hats = (a.reshape(len(offsets), -1) for a in batch)
     floor = 1e-6 * math.exp(q_loc) if config.q_lognormal else -np.inf
     starts = []
