@@ -59,18 +59,18 @@ def block_rows(scene: Scene) -> list[dict[str, object]]:
         template = _centred(unit, weight)
         energy = float(np.sum(weight * template**2))
 
-        def rate_share(values: np.ndarray, template=template, energy=energy, weight=weight) -> float:
-            return float(np.sum(weight * template * _centred(values, weight)) / energy / q_kg_s)
-
-        turn = math.atan2(met.v_m_s, met.u_m_s) - math.atan2(true_v, true_u)
+        plume, observed = np.asarray(observation.plume, float), np.asarray(block.y, float)
+        projection, data_rate = (float(np.sum(weight * template * _centred(v, weight))) / energy / q_kg_s
+                                 for v in (plume, observed))
+        turn = met.direction_to_rad - math.atan2(true_v, true_u)
         rows.append({
             "instrument": block.instrument,
-            "snr": math.sqrt(float(np.sum(weight * np.asarray(observation.plume, float) ** 2))),
+            "snr": math.sqrt(float(np.sum(weight * plume**2))),
             "model_snr": math.sqrt(float(np.sum(weight * (unit * q_kg_s) ** 2))),
-            "projection": rate_share(np.asarray(observation.plume, float)),
-            "data_rate": rate_share(np.asarray(block.y, float)),
+            "projection": projection,
+            "data_rate": data_rate,
             "data_rate_se": 1.0 / math.sqrt(energy) / q_kg_s,
-            "speed_ratio": math.hypot(met.u_m_s, met.v_m_s) / math.hypot(true_u, true_v),
+            "speed_ratio": met.speed_m_s / math.hypot(true_u, true_v),
             "direction_error_deg": math.degrees((turn + math.pi) % (2.0 * math.pi) - math.pi),
         })
     return rows
