@@ -350,7 +350,8 @@ def _interval(row: pd.Series) -> str:
 
 def summary_table(outcomes: Sequence[EventOutcome], truth: pd.DataFrame | None = None) -> str:
     """One line per event: id, instruments, emission mean and 90 % interval (a non-detection's: below
-    its upper limit), detection (and the truth, and whether the interval holds it)."""
+    its upper limit, or its confidence interval where that excludes 0), detection (and the truth,
+    and whether the interval holds it)."""
     from attribution_assets.pipeline.posterior import rate_interval
 
     lines = []

@@ -224,14 +224,20 @@ def test_summary_table_checks_the_truth_interval() -> None:
     outside = EventOutcome(BELCHATOW, True, 1.0, _posterior_row(gas="CO2"))
     untracked = EventOutcome(NO_ID, True, 1.0, _posterior_row())
     below_limit = EventOutcome(BELCHATOW, True, 1.0, _posterior_row(gas="CO2", detected=False))
-    header, _, first, second, third, fourth = cli.summary_table(
-        [inside, outside, untracked, below_limit], truth
+    above_zero = _posterior_row(gas="CO2", detected=False, emission_rate_lower_limit_kg_h=9600.0,
+                                emission_rate_upper_limit_kg_h=20000.0)
+    header, _, first, second, third, fourth, fifth = cli.summary_table(
+        [inside, outside, untracked, below_limit, EventOutcome(BELCHATOW, True, 1.0, above_zero)], truth
     ).splitlines()
     assert header.split()[-4:] == ["truth", "kg/h", "in", "90%"]
     assert first.split()[-2:] == ["6,000", "yes"]
     assert second.split()[-2:] == ["9,000", "NO"]
     assert third.split()[-1] == "(0.91)", "an event without a truth row gets no truth columns"
     assert fourth.split()[-2:] == ["9,000", "yes"], "not detected: the truth is below the upper limit"
+    # a row without a lower limit (written before it existed) counts from 0; one with a lower limit
+    # above 0 is an interval that can miss a truth below it
+    assert "[not detected, 9,600 .. 20,000]" in fifth
+    assert fifth.split()[-2:] == ["9,000", "NO"]
 
 
 # --- events and backfill on a real registry --------------------------------------------------------

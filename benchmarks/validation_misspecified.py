@@ -12,8 +12,11 @@ times, and one event in three without a source. Every event is inverted with
 - **rate coverage** (sourced classes): the share of events whose true rate lies in the 90 % interval
   the posterior row reports (``attribution_assets.pipeline.posterior.rate_interval``): the 5th to 95th
   percentile of the ``emission_rate_kg_h`` draws (0 in the no-source component) for a detection,
-  ``[0, 90 % upper limit]`` for a non-detection (``PosteriorSummary.emission_rate_upper_limit_kg_h``,
-  the 90th percentile of the rate if a source is present); the same over the detected and the
+  the Feldman-Cousins confidence interval ``[lower limit, upper limit]`` for a non-detection
+  (``PosteriorSummary.emission_rate_lower_limit_kg_h`` and ``_upper_limit_kg_h``,
+  :mod:`attribution_assets.science.inversion.confidence`; each row also keeps the Bayesian upper
+  limit, the 90th percentile of the rate if a source is present, and the measurements the interval
+  is built from); the same over the detected and the
   not-detected events apart, and, for comparison, the share inside the central 90 % of the mixture
   draws whether detected or not (where ``P(source)`` is small, its 95th percentile is a low
   percentile of the rate if present, the 72nd at ``P = 0.18``, so it cannot cover a source that is
@@ -110,6 +113,7 @@ def event_row(scene: Scene, result: inversion.InversionResult, seconds: float) -
     xy = np.stack([np.ravel(draws["source_x_m"])[present], np.ravel(draws["source_y_m"])[present]], axis=-1)
     p05, p95 = summary.emission_rate_kg_h_p05, summary.emission_rate_kg_h_p95
     upper_limit = summary.emission_rate_upper_limit_kg_h
+    bayes_upper = result.rate_if_present_percentile(90.0)
     low, high = rate_interval(asdict(summary))
     mean = xy.mean(axis=0)
     offset = np.array([truth.source_x_m, truth.source_y_m]) - mean
@@ -123,6 +127,11 @@ def event_row(scene: Scene, result: inversion.InversionResult, seconds: float) -
         "p05_kg_h": float(p05), "p95_kg_h": float(p95), "q_hat_kg_h": q_hat,
         "p_source": float(result.p_source), "detected": bool(summary.detected),
         "upper_limit_kg_h": upper_limit,
+        "lower_limit_kg_h": summary.emission_rate_lower_limit_kg_h,
+        "bayes_upper_limit_kg_h": bayes_upper,
+        "rate_in_bayes90": bool(truth.rate_kg_h <= bayes_upper) if sourced and not summary.detected else None,
+        "rate_measurements": [[_number(m.q_hat_kg_h), _number(m.sd_kg_h)] for m in result.rate_measurements],
+        "flux_log_sd": result.settings.flux_error_log_sd,
         "interval_kg_h": [float(low), float(high)],
         "rate_in90": bool(low <= truth.rate_kg_h <= high) if sourced else None,
         "rate_in_central90": bool(p05 <= truth.rate_kg_h <= p95) if sourced else None,

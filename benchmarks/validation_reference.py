@@ -9,7 +9,7 @@ read against it: events from the inversion's own prior and plume model
 (``inversion.simulation.simulate_event``: an EMIT-like imager and a TROPOMI-like grid, truth drawn
 from the prior), kept by rejection until each class holds ``--per-class`` events, inverted with the
 production settings (presence indicator on), and scored with the misspecified set's rows, intervals
-(``[0, 90 % upper limit]`` for a non-detection) and table.
+(the confidence interval for a non-detection) and table.
 
 ``--twin-of N`` scores instead the model's twin of the misspecified set of ``N`` events (``--seed``):
 each event keeps its instruments, footprints, reported noise, met priors, true rate and true source

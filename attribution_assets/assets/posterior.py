@@ -41,6 +41,7 @@ ROW_TABLE_COLUMNS = {
     "emission_rate_kg_h_p50": ("emission_rate_kg_h_p50", 0),
     "emission_rate_kg_h_p95": ("emission_rate_kg_h_p95", 0),
     "emission_rate_kg_h_sd": ("emission_rate_kg_h_sd", 0),
+    "emission_rate_lower_limit_kg_h": ("emission_rate_lower_limit_kg_h", 0),
     "emission_rate_upper_limit_kg_h": ("emission_rate_upper_limit_kg_h", 0),
     "alert_score": ("alert_score", 3),
     "attributed_facility_id": ("attributed_facility_id", None),

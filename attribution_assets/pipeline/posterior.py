@@ -30,6 +30,7 @@ SUMMARY_COLUMNS = (
     "emission_rate_kg_h_p50",
     "emission_rate_kg_h_p95",
     "emission_rate_kg_h_sd",
+    "emission_rate_lower_limit_kg_h",
     "emission_rate_upper_limit_kg_h",
     "p_source",
     "detected",
@@ -41,29 +42,35 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _upper_limit(row: Mapping[str, Any]) -> float | None:
-    """A non-detection's 90 % upper limit (kg h-1); None for a detection, or for a row written before
-    the upper limit existed."""
+def _confidence_interval(row: Mapping[str, Any]) -> tuple[float, float] | None:
+    """A non-detection's 90 % confidence interval (kg h-1); None for a detection, or for a row
+    written before the interval existed (an upper limit alone counts from 0)."""
     upper = float(row.get("emission_rate_upper_limit_kg_h", float("nan")))
-    return None if bool(row["detected"]) or not np.isfinite(upper) else upper
+    lower = float(row.get("emission_rate_lower_limit_kg_h", float("nan")))
+    if bool(row["detected"]) or not np.isfinite(upper):
+        return None
+    return (lower if np.isfinite(lower) else 0.0), upper
 
 
 def rate_interval(row: Mapping[str, Any]) -> tuple[float, float]:
     """The 90 % interval (kg h-1) of a posterior row's emission rate: the 5th to 95th percentile for a
-    detection, ``[0, upper limit]`` for a non-detection (see
+    detection, the confidence interval ``[lower limit, upper limit]`` for a non-detection (see
     :mod:`attribution_assets.science.inversion.result`)."""
-    upper = _upper_limit(row)
-    if upper is None:
+    interval = _confidence_interval(row)
+    if interval is None:
         return float(row["emission_rate_kg_h_p05"]), float(row["emission_rate_kg_h_p95"])
-    return 0.0, upper
+    return interval
 
 
 def interval_text(row: Mapping[str, Any], rate: Callable[[float], str]) -> str:
     """A row's 90 % interval for people, each rate written by ``rate``: ``low .. high`` for a
-    detection, ``not detected, below <upper limit>`` for a non-detection."""
+    detection, ``not detected, below <upper limit>`` for a non-detection (``not detected, low ..
+    high`` where its confidence interval excludes 0)."""
     low, high = rate_interval(row)
-    if _upper_limit(row) is None:
+    if _confidence_interval(row) is None:
         return f"{rate(low)} .. {rate(high)}"
+    if low > 0.0:
+        return f"not detected, {rate(low)} .. {rate(high)}"
     return f"not detected, below {rate(high)}"
 
 

@@ -63,9 +63,12 @@ class EventAnswer(BaseModel):
     emission_rate_kg_h: float | None = Field(description="posterior mean emission rate, kg h-1")
     emission_rate_kg_h_p05: float | None = Field(description="5th percentile, kg h-1")
     emission_rate_kg_h_p95: float | None = Field(description="95th percentile, kg h-1")
+    emission_rate_lower_limit_kg_h: float | None = Field(
+        default=None, description="lower end of the rate's 90 % confidence interval (Feldman-Cousins), "
+        "kg h-1: a non-detection's 90 % interval is [this, upper limit]")
     emission_rate_upper_limit_kg_h: float | None = Field(
-        default=None, description="90th percentile of the rate if a source is present, kg h-1: a "
-        "non-detection's 90 % interval is [0, this]")
+        default=None, description="upper end of the rate's 90 % confidence interval (Feldman-Cousins), "
+        "kg h-1")
     p_source: float | None = Field(description="posterior probability that a source is present")
     detected: bool
     instruments: list[str] = Field(description="instruments whose observations entered the inversion")

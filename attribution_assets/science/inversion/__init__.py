@@ -20,6 +20,7 @@ One job per module, in the order an inversion runs them:
   evaluates; :mod:`.nuts`: the sampled posterior with its diagnostics;
 - :mod:`.smc`: adaptive tempered SMC from a Laplace-mixture reference;
 - :mod:`.diagnostics`: R-hat, ESS, divergences (:class:`SamplerDiagnostics`);
+- :mod:`.confidence`: the Feldman-Cousins interval of the rate that a non-detection reports;
 - :mod:`.result`: :class:`InversionResult`, :class:`PosteriorSummary`, :func:`posterior_predictive`;
 - :mod:`.api`: :func:`invert`;
 - :mod:`.streams`: the named random streams (:class:`RandomStream`), all derived from the seed;
@@ -43,6 +44,7 @@ from typing import Any
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "albedo": ("AlbedoFit", "remove_albedo_artefacts"),
+    "confidence": ("RateMeasurement", "confidence_interval_kg_h", "feldman_cousins", "rate_measurements"),
     "correlated_error": ("CorrelatedErrorFit", "model_correlated_errors"),
     "api": ("invert",),
     "diagnostics": ("ConvergenceDiagnostics", "SamplerDiagnostics"),

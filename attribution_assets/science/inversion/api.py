@@ -12,6 +12,7 @@ import numpy as np
 
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.albedo import AlbedoFit, remove_albedo_artefacts
+from attribution_assets.science.inversion.confidence import rate_measurements
 from attribution_assets.science.inversion.correlated_error import CorrelatedErrorFit, model_correlated_errors
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics, ess_target
 from attribution_assets.science.inversion.laplace import LaplaceFit, absent_laplace_fit, laplace_fit
@@ -19,7 +20,12 @@ from attribution_assets.science.inversion.model import unpack
 from attribution_assets.science.inversion.nuts import nuts_posterior
 from attribution_assets.science.inversion.optimise import find_modes
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig, prepare
-from attribution_assets.science.inversion.result import InversionResult, PosteriorDraws, laplace_draws
+from attribution_assets.science.inversion.result import (
+    InversionResult,
+    PosteriorDraws,
+    is_detected,
+    laplace_draws,
+)
 from attribution_assets.science.inversion.sampler import SaturatedWarmup
 from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.inversion.smc import reference, smc_posterior
@@ -142,6 +148,10 @@ def invert(
             posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings, True)
     else:
         posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings)
+    measurements = ()
+    if not is_detected(posterior.p_source, posterior.draws["emission_rate_kg_h"]):
+        weights = posterior.draws["p_source_conditional"]
+        measurements = rate_measurements(posterior.latent, weights, data, config)
     diagnostics = replace(
         posterior.diagnostics, map_laplace_s=t_map - t_start, sampling_s=time.perf_counter() - t_map
     )
@@ -161,4 +171,5 @@ def invert(
         latent=posterior.latent,
         albedo_fits=tuple(albedo_fits),
         correlated_error_fits=tuple(error_fits),
+        rate_measurements=measurements,
     )

@@ -4,20 +4,21 @@
 fewer than 5 % of draws in the no-source component).
 
 Every interval the summary reports is a 90 % one. A detection's is the central interval of the
-emission draws (5th to 95th percentile). A non-detection's is ``[0, upper limit]``: where
-``P(source | y)`` is small, the no-source component holds most draws and the 95th percentile of the
-mixture is a low percentile of the rate if present (the 72nd at ``P = 0.18``), so the central
-interval cannot cover a source that is there. The **upper limit** is the ``UPPER_LIMIT_PERCENTILE``
-(90th) percentile of the rate *if a source is present*: the draws of ``emission_rate_if_present_kg_h``
-weighted by each draw's conditional probability of a source, ``P(c = 1 | theta, y)`` (the
-Rao-Blackwellised posterior of the rate given presence). ``[0, upper limit]`` then holds
-``P(absent) + 0.9 P(present) >= 0.9`` of the posterior.
+emission draws (5th to 95th percentile). A non-detection's is the Feldman-Cousins confidence
+interval of the rate (:mod:`~attribution_assets.science.inversion.confidence`), ``[lower limit,
+upper limit]``: ``[0, upper limit]`` unless the scene holds more than 1.28 sd of signal at the
+posterior's plume geometry. Where ``P(source | y)`` is small the central interval of the mixture
+cannot cover a source that is there (its 95th percentile is a low percentile of the rate if present,
+the 72nd at ``P = 0.18``), and a Bayesian upper limit of the rate if present covers on average over
+the prior only: on the misspecified validation set the 90th percentile held 98 % of the sources
+below 300 kg/h and 48 % of the undetected ones above 2000 kg/h.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from math import nan
 from typing import Any, ClassVar, NamedTuple, get_type_hints
 
 import jax.numpy as jnp
@@ -26,6 +27,7 @@ import numpy as np
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.geometry import LocalFrame
 from attribution_assets.science.inversion.albedo import AlbedoFit
+from attribution_assets.science.inversion.confidence import RateMeasurement, confidence_interval_kg_h
 from attribution_assets.science.inversion.correlated_error import CorrelatedErrorFit
 from attribution_assets.science.inversion.diagnostics import SamplerDiagnostics
 from attribution_assets.science.inversion.groups import per_observation
@@ -35,9 +37,6 @@ from attribution_assets.science.inversion.problem import InversionProblem, Model
 from attribution_assets.science.inversion.settings import InversionSettings
 from attribution_assets.science.inversion.streams import RandomStream
 from attribution_assets.science.met.wind import OverpassWind
-
-UPPER_LIMIT_PERCENTILE = 90.0
-"""Percentile of the rate if a source is present that a non-detection reports as its upper limit."""
 
 
 class Quantiles(NamedTuple):
@@ -57,6 +56,13 @@ def weighted_percentile(x: np.ndarray, weights: np.ndarray, percent: float) -> f
     x = np.ravel(np.asarray(x, dtype=float))
     w = np.ravel(np.asarray(weights, dtype=float))
     return float(np.percentile(x, percent, weights=w if w.sum() > 0.0 else None, method="inverted_cdf"))
+
+
+def is_detected(p_source: float, emission_draws_kg_h: np.ndarray) -> bool:
+    """The source is more likely present than not, and fewer than 5 % of the emission draws fall in
+    the no-source component (their 5th percentile is above 0; with the presence indicator off, the
+    90 % interval excludes zero)."""
+    return bool(p_source >= 0.5 and quantiles(emission_draws_kg_h).p05 > 0.0)
 
 
 def quantiles(x: np.ndarray) -> Quantiles:
@@ -119,9 +125,9 @@ def _decode(kind: Any, value: Any) -> Any:
 class PosteriorSummary:
     """Posterior summary of one event in the output-table columns.
 
-    Emission rate (kg h-1) mean, percentiles and sd, and its 90 % upper limit (the 90th percentile
-    of the rate if a source is present: a non-detection's interval is ``[0, upper limit]``, see the
-    module docstring); posterior mean source position (m, local
+    Emission rate (kg h-1) mean, percentiles and sd, and its 90 % confidence interval ``[lower
+    limit, upper limit]`` (Feldman-Cousins: a non-detection's interval, see the module docstring);
+    posterior mean source position (m, local
     frame; ``source_lon``/``source_lat`` in degrees once :meth:`located`) and its sd
     ``sqrt((var x + var y) / 2)`` (m); ``p_source``, ``detected`` (see the module docstring), the
     sampler diagnostics, ``method``, the instruments of the blocks and the granules the posterior
@@ -148,6 +154,7 @@ class PosteriorSummary:
     source_lat: float = float("nan")
     granules: tuple[str, ...] = ()
     emission_rate_upper_limit_kg_h: float = float("nan")
+    emission_rate_lower_limit_kg_h: float = float("nan")
 
     ATTR_PREFIX: ClassVar[str] = "summary_"
     """Prefix of the summary's attribute names among the other attributes of a dataset."""
@@ -193,6 +200,9 @@ class InversionResult:
     inversion saw (after its albedo artefact was removed, where ``albedo_fits`` has a fit).
     ``correlated_error_fits``: per block, the error field fitted to it
     (:mod:`~attribution_assets.science.inversion.correlated_error`; None where none was fitted).
+    ``rate_measurements``: the least-squares rate and its sd at plume geometries of the posterior
+    that a non-detection's confidence interval is built from (none for a detection;
+    :mod:`~attribution_assets.science.inversion.confidence`).
     """
 
     gas: str
@@ -206,6 +216,7 @@ class InversionResult:
     instruments: tuple[str, ...]
     block_units: tuple[str, ...]
     observed: tuple[np.ndarray, ...]
+    rate_measurements: tuple[RateMeasurement, ...]
     settings: InversionSettings = field(repr=False)
     latent: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0, 0)))
     albedo_fits: tuple[AlbedoFit | None, ...] = ()
@@ -221,11 +232,13 @@ class InversionResult:
     def summary(self) -> PosteriorSummary:
         """Posterior summary in the output-table columns (emission in kg h-1, positions in m).
 
-        ``detected`` is ``p_source >= 0.5`` and ``emission_rate_kg_h_p05 > 0``: the source is more
-        likely present than not, and fewer than 5 % of draws fall in the no-source component (or, with
-        the presence indicator off, the 90 % interval excludes zero).
+        ``detected``: :func:`is_detected`. The lower and upper limits are the confidence interval of a
+        non-detection (NaN for a detection, whose interval is the 5th to 95th percentile).
         """
         q = quantiles(self.draws["emission_rate_kg_h"])
+        lower, upper = (nan, nan)
+        if self.rate_measurements:
+            lower, upper = confidence_interval_kg_h(self.rate_measurements)
         x = np.ravel(self.draws["source_x_m"])
         y = np.ravel(self.draws["source_y_m"])
         return PosteriorSummary(
@@ -238,14 +251,15 @@ class InversionResult:
             source_y_m=float(np.mean(y)),
             source_location_sd_m=float(np.sqrt(0.5 * (np.var(x) + np.var(y)))),
             p_source=float(self.p_source),
-            detected=bool(self.p_source >= 0.5 and q.p05 > 0.0),
+            detected=is_detected(self.p_source, self.draws["emission_rate_kg_h"]),
             r_hat_max=self.diagnostics.r_hat_max,
             ess_bulk_min=self.diagnostics.ess_bulk_min,
             divergences=self.diagnostics.divergences,
             converged=self.diagnostics.converged,
             method=self.method,
             instruments=self.instruments,
-            emission_rate_upper_limit_kg_h=self.rate_if_present_percentile(UPPER_LIMIT_PERCENTILE),
+            emission_rate_upper_limit_kg_h=upper,
+            emission_rate_lower_limit_kg_h=lower,
         )
 
     def rate_if_present_percentile(self, percent: float) -> float:

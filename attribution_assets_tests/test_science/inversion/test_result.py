@@ -12,7 +12,7 @@ import pytest
 
 from attribution_assets.science import inversion as inv
 from attribution_assets.science.geometry import LocalFrame
-from attribution_assets.science.inversion.result import UPPER_LIMIT_PERCENTILE, weighted_percentile
+from attribution_assets.science.inversion.result import weighted_percentile
 from attribution_assets.science.inversion.simulation import grid_block, met_prior
 
 
@@ -60,15 +60,3 @@ def test_weighted_percentile_matches_analytic_quantiles() -> None:
     # weights proportional to x: the cumulative weight grows as x^2, so the p-quantile is 1000 sqrt(p)
     assert weighted_percentile(shuffled, shuffled, 90.0) == pytest.approx(1000.0 * math.sqrt(0.9), abs=1.0)
     assert weighted_percentile(shuffled, np.zeros(1000), 50.0) == 500.0, "no weight at all: unweighted"
-
-
-def test_upper_limit_is_a_percentile_of_the_rate_if_present(laplace_result: inv.InversionResult) -> None:
-    """With ``P(c = 1 | theta, y) = 0.25`` for every draw the mixture's 95th percentile is the 80th of
-    the rate if present, and the upper limit its 90th (0.25: cumulative weights without rounding)."""
-    rate_if_present = np.ravel(laplace_result.draws["emission_rate_if_present_kg_h"])
-    quarter = np.full_like(rate_if_present, 0.25).reshape(1, -1)
-    draws = dict(laplace_result.draws, p_source_conditional=quarter)
-    summary = replace(laplace_result, draws=draws).summary()
-    expected = np.percentile(rate_if_present, UPPER_LIMIT_PERCENTILE, method="inverted_cdf")
-    assert summary.emission_rate_upper_limit_kg_h == pytest.approx(expected)
-    assert summary.emission_rate_upper_limit_kg_h > np.percentile(rate_if_present, 80.0)
