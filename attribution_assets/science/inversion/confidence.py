@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize
 
-from attribution_assets.science.inversion.model import log_likelihood_batch
+from attribution_assets.science.inversion.model import log_likelihood_batch, rate_coordinate
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
 
 CONFIDENCE_LEVEL = 0.9
@@ -128,9 +128,7 @@ def _with_rate(
 ) -> np.ndarray:
     """``z`` (K, P) with its rate coordinates set to ``rate_kg_h`` (K,), the plumes' rates."""
     out = np.array(z, dtype=float)
-    loc, scale = float(data.q_loc), float(data.q_scale)
-    value = np.log(rate_kg_h) if config.q_lognormal else rate_kg_h
-    out[:, config.layout()["q"].start] = (value - loc) / scale
+    out[:, config.layout()["q"].start] = rate_coordinate(rate_kg_h, data, config)
     return out
 
 

@@ -103,6 +103,14 @@ def unpack_latent(z: jax.Array, data: InversionProblem, config: ModelConfig) -> 
     }
 
 
+def rate_coordinate(rate_kg_h: np.ndarray | float, data: InversionProblem, config: ModelConfig) -> np.ndarray:
+    """The whitened rate coordinate of ``z`` whose plumes carry ``rate_kg_h`` (the inverse of
+    :func:`unpack_latent`'s rate; NaN or -inf for rates a log-normal prior cannot hold)."""
+    loc, scale = float(data.q_loc), float(data.q_scale)
+    value = np.log(rate_kg_h) if config.q_lognormal else np.asarray(rate_kg_h, dtype=float)
+    return (value - loc) / scale
+
+
 def group_predict(phys: dict[str, jax.Array], group: ObservationGroup, config: ModelConfig) -> jax.Array:
     """Modelled plume enhancement (n,) of a group's observations in their units, without background."""
     return predict_block(

@@ -24,7 +24,12 @@ import numpy as np
 from scipy import optimize
 
 from attribution_assets.science.inversion.groups import coupled_form
-from attribution_assets.science.inversion.model import group_predict, potential_and_gradient, unpack_latent
+from attribution_assets.science.inversion.model import (
+    group_predict,
+    potential_and_gradient,
+    rate_coordinate,
+    unpack_latent,
+)
 from attribution_assets.science.inversion.problem import InversionProblem, ModelConfig
 from attribution_assets.science.inversion.settings import InversionSettings, PotentialKind
 
@@ -110,8 +115,7 @@ def starting_points(data: InversionProblem, config: ModelConfig, settings: Inver
     Q at its profiled value.
     """
     lay = config.layout()
-    q_loc, q_scale = float(data.q_loc), float(data.q_scale)
-    unit_zq = (0.0 - q_loc) / q_scale if config.q_lognormal else (1.0 - q_loc) / q_scale
+    unit_zq = rate_coordinate(1.0, data, config)
     offsets = (0.0,) if config.fix_wind else DIRECTION_OFFSETS_RAD
     grid = _position_grid(config, settings)
     cand = np.zeros((len(offsets), grid.shape[0], config.dim))
@@ -122,12 +126,12 @@ def starting_points(data: InversionProblem, config: ModelConfig, settings: Inver
         cand[..., lay["position"]] = grid
     batch = profile_gains(cand.reshape(-1, config.dim), data, config)
     gains, q_hats = (a.reshape(len(offsets), -1) for a in batch)
-    floor = 1e-6 * math.exp(q_loc) if config.q_lognormal else -np.inf
+    floor = 1e-6 * math.exp(float(data.q_loc)) if config.q_lognormal else -np.inf
     starts = []
     for cand_dir, gain, q_hat in zip(cand, gains, q_hats, strict=True):
         q = np.maximum(q_hat, floor)
         with np.errstate(invalid="ignore"):
-            zq = (np.log(q) - q_loc) / q_scale if config.q_lognormal else (q - q_loc) / q_scale
+            zq = rate_coordinate(q, data, config)
         score = gain - 0.5 * np.sum(grid**2, axis=1) - 0.5 * np.minimum(zq**2, 9.0)
         score = np.where(np.isfinite(score), score, -np.inf)
         for i in _best_separated(score, grid, settings.map_starts_per_direction):
