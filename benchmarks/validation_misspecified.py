@@ -142,6 +142,7 @@ def event_row(scene: Scene, result: inversion.InversionResult, seconds: float) -
         "seconds": seconds, "converged": bool(diag.converged), "r_hat_max": _number(diag.r_hat_max),
         "ess_bulk_min": _number(diag.ess_bulk_min), "ess_tail_min": _number(diag.ess_tail_min),
         "divergences": int(diag.divergences), "sampler": diag.sampler, "escalated": bool(diag.escalated),
+        "smc_temperatures": int(diag.smc_temperatures),
     }
 
 

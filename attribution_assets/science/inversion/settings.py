@@ -110,6 +110,8 @@ class InversionSettings:
     smc_ess_fraction: float = _setting(0.5, "SMC: effective sample size kept at each temperature, share")
     smc_moves: int = _setting(3, "SMC: Metropolis-Hastings move pairs per temperature")
     smc_final_moves: int = _setting(200, "SMC: move pairs at most at the posterior (until converged)")
+    smc_max_temperatures: int = _setting(
+        100, "SMC: tempering steps at most; the last goes straight to the posterior (bounded time)")
     q_prior: QPrior = _setting("lognormal", "emission-rate prior family, 'lognormal' or 'normal'")
     q_median_kg_h: float | None = _setting(None, "median of the emission prior, kg h-1 (default per gas)")
     q_log_sd: float = _setting(2.0, "natural-log sd of the log-normal emission prior")

@@ -26,6 +26,7 @@ the rank-normalised R-hat between populations checks the method as it checks NUT
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -112,10 +113,13 @@ def reference(present: Sequence[LaplaceFit], absent: LaplaceFit | None, p_source
 def _clusters(z: np.ndarray, group: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     """``group`` (a mask of ``z``'s rows) split into at most ``PRESENT_CLUSTERS`` k-means clusters
     (Lloyd's algorithm, k-means++ start) of at least ``2 P`` particles each; ``[group]`` when no split
-    gives such clusters."""
+    gives such clusters (k-means++ on particles that resampling has made copies of one another
+    leaves clusters empty, which that check rejects)."""
     dim = z.shape[1]
     for k in range(min(PRESENT_CLUSTERS, int(group.sum()) // (2 * dim)), 1, -1):
-        _, label = kmeans2(z[group], k, minit="++", seed=rng)
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", UserWarning)
+            _, label = kmeans2(z[group], k, minit="++", seed=rng)
         parts = [np.flatnonzero(group)[label == c] for c in range(k)]
         if all(part.size >= 2 * dim for part in parts):
             return [np.isin(np.arange(len(z)), part) for part in parts]
@@ -165,7 +169,9 @@ class _Target:
         """``(log posterior, log Bayes factor, log reference density)`` of ``z`` (..., P)."""
         flat = z.reshape(-1, z.shape[-1])
         ll0, delta = log_likelihood_batch(flat, self.data, self.config)
-        log_post = ll0 + mixture_log_likelihood(delta, self.data, self.config) - 0.5 * np.sum(flat**2, -1)
+        with np.errstate(invalid="ignore"):
+            log_post = ll0 + mixture_log_likelihood(delta, self.data, self.config) - 0.5 * np.sum(flat**2, -1)
+        log_post = np.where(np.isfinite(log_post), log_post, -np.inf)
         shape = z.shape[:-1]
         return log_post.reshape(shape), delta.reshape(shape), self.ref.log_density(flat).reshape(shape)
 
@@ -269,7 +275,12 @@ def sample_smc(
     docstring): ``settings.num_chains`` populations of ``settings.smc_particles // num_chains``
     particles, ``settings.smc_moves`` move pairs per temperature, then moves at the posterior until
     ``MOVED_TARGET`` of the particles have moved and ``agree(z)`` holds for the particles (C, D, P),
-    checked every ``AGREEMENT_CHECK`` pairs, with at most ``settings.smc_final_moves`` pairs."""
+    checked every ``AGREEMENT_CHECK`` pairs, with at most ``settings.smc_final_moves`` pairs.
+
+    The time is bounded: the ``settings.smc_max_temperatures``-th step goes to temperature 1
+    whatever the weights' ESS (the moves at the posterior then decide whether the populations
+    agree, and the diagnostics report it), and a particle whose log posterior float32 cannot
+    evaluate (inf or NaN far out in the reference's tails) has density zero."""
     chains = settings.num_chains
     n = max(settings.smc_particles // chains, 2 * config.dim)
     target = _Target(data, config, ref)
@@ -278,7 +289,8 @@ def sample_smc(
     scale, acceptance = RANDOM_WALK_SCALE, []
     while beta < 1.0:
         increment = particles.log_post - particles.log_ref
-        new_beta = next_temperature(increment, beta, settings.smc_ess_fraction)
+        last = len(temperatures) >= settings.smc_max_temperatures
+        new_beta = 1.0 if last else next_temperature(increment, beta, settings.smc_ess_fraction)
         log_w = (new_beta - beta) * increment
         beta = new_beta
         temperatures.append(beta)

@@ -24,6 +24,7 @@ from attribution_assets.science.inversion.linear_gaussian import (
     combine_gaussian_posteriors,
     linear_gaussian_posterior,
 )
+from attribution_assets.science.inversion.model import log_posterior_batch
 from attribution_assets.science.inversion.problem import bend_sd_per_m
 from attribution_assets.science.inversion.simulation import (
     EMIT_PPM_M_PER_KG_M2,
@@ -31,7 +32,12 @@ from attribution_assets.science.inversion.simulation import (
     grid_block,
     simulate_event,
 )
-from attribution_assets.science.inversion.smc import GaussianMixture, fitted_mixture, next_temperature
+from attribution_assets.science.inversion.smc import (
+    GaussianMixture,
+    fitted_mixture,
+    next_temperature,
+    sample_smc,
+)
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import kg_h_to_kg_s
 
@@ -689,6 +695,27 @@ def test_fitted_proposal_gives_each_plume_mode_its_own_component() -> None:
         draws = mixture.sample(rng, 20_000)
         return float(np.mean(np.min(np.linalg.norm(draws[:, None] - centres, axis=2), axis=1) < 1.0))
     assert near_a_mode(clustered) > 0.4 > near_a_mode(one)
+
+
+def test_smc_from_a_far_too_wide_reference_drops_the_particles_float32_cannot_evaluate() -> None:
+    """A reference 47 prior sds wide (a Laplace fit whose Hessian was floored in four directions
+    gave one on a three-instrument strong source): some particles lie where the float32 likelihood
+    overflows to inf or NaN. They get zero weight, and SMC reaches the posterior in a bounded number
+    of temperatures with every particle's log posterior finite."""
+    settings = replace(FAST, smc_particles=512)
+    data, config = inv.prepare(_scene(TRUTH), MET, "CH4", settings)
+    wide = GaussianMixture(np.ones(1), np.zeros((1, config.dim)), 2250.0 * np.eye(config.dim)[None])
+    with np.errstate(over="ignore", invalid="ignore"):
+        start = log_posterior_batch(wide.sample(np.random.default_rng(0), 512), data, config)
+    assert not np.all(np.isfinite(start))  # the case under test: the float32 model overflows
+    draws = sample_smc(data, config, wide, settings, np.random.default_rng(1))
+    assert np.all(np.isfinite(log_posterior_batch(draws.z.reshape(-1, config.dim), data, config)))
+    assert len(draws.temperatures) < 60 and np.all(np.abs(draws.z) < 10.0)
+    # at most smc_max_temperatures steps: the last goes to the posterior, whatever its ESS
+    capped_settings = replace(settings, smc_max_temperatures=3)
+    capped = sample_smc(data, config, wide, capped_settings, np.random.default_rng(1))
+    assert len(draws.temperatures) - 1 > 3
+    assert capped.temperatures[:3] == draws.temperatures[:3] and capped.temperatures[3:] == (1.0,)
 
 
 def test_next_temperature_keeps_the_effective_sample_size_fraction() -> None:
