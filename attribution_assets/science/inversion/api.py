@@ -25,6 +25,7 @@ from attribution_assets.science.inversion.result import (
     PosteriorDraws,
     is_detected,
     laplace_draws,
+    quantiles,
 )
 from attribution_assets.science.inversion.sampler import SaturatedWarmup
 from attribution_assets.science.inversion.settings import InversionSettings
@@ -149,7 +150,7 @@ def invert(
     else:
         posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings)
     measurements = ()
-    if not is_detected(posterior.p_source, posterior.draws["emission_rate_kg_h"]):
+    if not is_detected(posterior.p_source, quantiles(posterior.draws["emission_rate_kg_h"]).p05):
         weights = posterior.draws["p_source_conditional"]
         measurements = rate_measurements(posterior.latent, weights, data, config)
     diagnostics = replace(

@@ -58,11 +58,11 @@ def weighted_percentile(x: np.ndarray, weights: np.ndarray, percent: float) -> f
     return float(np.percentile(x, percent, weights=w if w.sum() > 0.0 else None, method="inverted_cdf"))
 
 
-def is_detected(p_source: float, emission_draws_kg_h: np.ndarray) -> bool:
+def is_detected(p_source: float, emission_p05_kg_h: float) -> bool:
     """The source is more likely present than not, and fewer than 5 % of the emission draws fall in
-    the no-source component (their 5th percentile is above 0; with the presence indicator off, the
-    90 % interval excludes zero)."""
-    return bool(p_source >= 0.5 and quantiles(emission_draws_kg_h).p05 > 0.0)
+    the no-source component (their 5th percentile, ``emission_p05_kg_h``, is above 0; with the
+    presence indicator off, the 90 % interval excludes zero)."""
+    return bool(p_source >= 0.5 and emission_p05_kg_h > 0.0)
 
 
 def quantiles(x: np.ndarray) -> Quantiles:
@@ -251,7 +251,7 @@ class InversionResult:
             source_y_m=float(np.mean(y)),
             source_location_sd_m=float(np.sqrt(0.5 * (np.var(x) + np.var(y)))),
             p_source=float(self.p_source),
-            detected=is_detected(self.p_source, self.draws["emission_rate_kg_h"]),
+            detected=is_detected(self.p_source, q.p05),
             r_hat_max=self.diagnostics.r_hat_max,
             ess_bulk_min=self.diagnostics.ess_bulk_min,
             divergences=self.diagnostics.divergences,
