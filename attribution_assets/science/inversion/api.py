@@ -74,8 +74,9 @@ def choose_sampler(settings: InversionSettings, log_odds: float, fits: Sequence[
     return "nuts" if log_odds > settings.nuts_log_odds and separated else "smc"
 
 
-def _method(sampler: str, settings: InversionSettings, config: ModelConfig) -> str:
-    """The method's description for the result."""
+def describe_method(sampler: str, settings: InversionSettings, config: ModelConfig, fit: LaplaceFit) -> str:
+    """The method's description for the result; for Laplace draws, the Hessian directions ``fit``
+    left unresolved (:func:`~attribution_assets.science.inversion.laplace.laplace_fit`)."""
     presence = ", presence marginalised" if config.presence else ""
     if sampler == "nuts":
         return (f"gaussian-plume NUTS ({settings.num_chains} chains x {settings.num_samples}, "
@@ -83,6 +84,9 @@ def _method(sampler: str, settings: InversionSettings, config: ModelConfig) -> s
     if sampler == "smc":
         return (f"gaussian-plume adaptive tempered SMC ({settings.smc_particles} particles in "
                 f"{settings.num_chains} populations, Laplace reference{presence})")
+    if fit.unresolved_directions:
+        return (f"gaussian-plume multi-start MAP + Laplace (not at a resolved minimum: "
+                f"{fit.unresolved_directions} Hessian direction(s) unresolved; interval unreliable)")
     return "gaussian-plume multi-start MAP + Laplace"
 
 
@@ -133,8 +137,9 @@ def invert(
         fits = [fit] + [laplace_fit(z, u, data, config, "present") for z, u in modes[1:]]
         sampler = choose_sampler(settings, log_odds, fits)
     t_map = time.perf_counter()
+    method = describe_method(sampler, settings, config, fit)
     log.info(f"MAP + Laplace in {t_map - t_start:.1f} s, log-odds of a source {log_odds:.1f}; "
-             f"{'sampling with ' if sampler != 'laplace' else ''}{_method(sampler, settings, config)}")
+             f"{'sampling with ' if sampler != 'laplace' else ''}{method}")
     if sampler == "laplace":
         target = ess_target(settings.num_chains, settings.num_samples)
         posterior = PosteriorDraws(z_laplace, phys_laplace, p_laplace, SamplerDiagnostics.not_sampled(target))
@@ -164,7 +169,7 @@ def invert(
         map_log_density=-fit.potential,
         laplace=laplace_summary,
         diagnostics=diagnostics,
-        method=_method(sampler, settings, config),
+        method=describe_method(sampler, settings, config, fit),
         instruments=tuple(b.instrument for b in blocks),
         block_units=tuple(b.units for b in blocks),
         observed=tuple(np.asarray(b.y) for b in blocks),

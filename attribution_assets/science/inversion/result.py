@@ -81,8 +81,10 @@ def quantiles(x: np.ndarray) -> Quantiles:
 @dataclass(frozen=True)
 class LaplaceSummary:
     """Summary of the draws from the Laplace approximation at the MAP: emission rate (kg h-1, 0 in
-    the no-source component), source position mean and sd (m, local frame) and ``p_source`` from the
-    Laplace evidences of the source and no-source models."""
+    the no-source component), source position mean and sd (m, local frame), ``p_source`` from the
+    Laplace evidences of the source and no-source models, and the Hessian directions the fit left
+    unresolved (:attr:`~attribution_assets.science.inversion.laplace.LaplaceFit.unresolved_directions`;
+    above 0 its intervals describe no posterior)."""
 
     emission_rate_kg_h_mean: float
     emission_rate_kg_h_sd: float
@@ -94,6 +96,7 @@ class LaplaceSummary:
     source_y_m_mean: float
     source_y_m_sd: float
     p_source: float
+    unresolved_directions: int = 0
 
     def as_dict(self) -> dict[str, float]:
         """Every field by name (for metadata)."""
@@ -385,6 +388,7 @@ def laplace_draws(
         source_y_m_mean=float(np.mean(phys["source_y_m"])),
         source_y_m_sd=float(np.std(phys["source_y_m"])),
         p_source=float(p_source),
+        unresolved_directions=fit.unresolved_directions,
     )
     return summary, z[None], phys
 
