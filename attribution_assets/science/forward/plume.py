@@ -307,7 +307,8 @@ def weighted_column_kg_m2(
     pass already holds, where differentiating the formula step by step sweeps back through every
     intermediate array (on 2 CPU cores the forward model with its gradient costs about 2.5x the
     forward alone, against 3.2x; ``benchmarks/bench_forward.py``). Being a custom VJP it has no
-    forward mode: second derivatives are ``jax.jacrev(jax.grad(...))``, not ``jax.hessian``.
+    forward mode (``jax.jvp`` raises); second derivatives go through the reverse mode, as
+    ``jax.jacrev(jax.grad(...))`` or ``jax.hessian`` (forward over reverse).
     """
     table = _sigma_y_table(urban)
     return _weighted_column(

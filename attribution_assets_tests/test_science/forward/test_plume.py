@@ -180,7 +180,8 @@ def test_a_bend_moves_the_centre_line_onto_its_parabola_and_keeps_the_flux(bend:
 
 @pytest.mark.slow
 def test_weighted_column_second_derivative_by_reverse_over_reverse() -> None:
-    """The closed-form gradient is itself differentiable: its Jacobian matches the formula's Hessian."""
+    """The closed-form gradient is itself differentiable: its Jacobian, reverse over reverse and
+    forward over reverse (``jax.hessian``), matches the formula's Hessian; forward mode alone raises."""
     points = jnp.stack(jnp.meshgrid(jnp.linspace(-100.0, 2500.0, 25), jnp.linspace(-400.0, 400.0, 15)), -1)
     points = points.reshape(-1, 1, 2)
     weights = jnp.ones(points.shape[:2])
@@ -193,3 +194,7 @@ def test_weighted_column_second_derivative_by_reverse_over_reverse() -> None:
     closed = np.asarray(jax.jacrev(jax.grad(of(_weighted_closed_form)))(params))
     plain = np.asarray(jax.hessian(of(_weighted_plain))(params))
     np.testing.assert_allclose(closed, plain, rtol=0, atol=1e-3 * np.max(np.abs(plain)))
+    forward_over_reverse = np.asarray(jax.hessian(of(_weighted_closed_form))(params))
+    np.testing.assert_allclose(forward_over_reverse, plain, rtol=0, atol=1e-3 * np.max(np.abs(plain)))
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(of(_weighted_closed_form), (params,), (params,))
