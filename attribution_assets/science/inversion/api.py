@@ -74,16 +74,17 @@ def choose_sampler(settings: InversionSettings, log_odds: float, fits: Sequence[
     return "nuts" if log_odds > settings.nuts_log_odds and separated else "smc"
 
 
-def describe_method(sampler: str, settings: InversionSettings, config: ModelConfig, fit: LaplaceFit) -> str:
-    """The method's description for the result; for Laplace draws, the Hessian directions ``fit``
-    left unresolved (:func:`~attribution_assets.science.inversion.laplace.laplace_fit`)."""
-    presence = ", presence marginalised" if config.presence else ""
+def describe_method(sampler: str, settings: InversionSettings, presence: bool, fit: LaplaceFit) -> str:
+    """The method's description for the result (``presence``: whether the model marginalises a
+    presence indicator); for Laplace draws, the Hessian directions ``fit`` left unresolved
+    (:func:`~attribution_assets.science.inversion.laplace.gaussian_at`)."""
+    marginalised = ", presence marginalised" if presence else ""
     if sampler == "nuts":
         return (f"gaussian-plume NUTS ({settings.num_chains} chains x {settings.num_samples}, "
-                f"MAP/Laplace init{presence})")
+                f"MAP/Laplace init{marginalised})")
     if sampler == "smc":
         return (f"gaussian-plume adaptive tempered SMC ({settings.smc_particles} particles in "
-                f"{settings.num_chains} populations, Laplace reference{presence})")
+                f"{settings.num_chains} populations, Laplace reference{marginalised})")
     if fit.unresolved_directions:
         return (f"gaussian-plume multi-start MAP + Laplace (not at a resolved minimum: "
                 f"{fit.unresolved_directions} Hessian direction(s) unresolved; interval unreliable)")
@@ -137,7 +138,7 @@ def invert(
         fits = [fit] + [laplace_fit(z, u, data, config, "present") for z, u in modes[1:]]
         sampler = choose_sampler(settings, log_odds, fits)
     t_map = time.perf_counter()
-    method = describe_method(sampler, settings, config, fit)
+    method = describe_method(sampler, settings, config.presence, fit)
     log.info(f"MAP + Laplace in {t_map - t_start:.1f} s, log-odds of a source {log_odds:.1f}; "
              f"{'sampling with ' if sampler != 'laplace' else ''}{method}")
     if sampler == "laplace":
@@ -169,7 +170,7 @@ def invert(
         map_log_density=-fit.potential,
         laplace=laplace_summary,
         diagnostics=diagnostics,
-        method=describe_method(sampler, settings, config, fit),
+        method=describe_method(sampler, settings, config.presence, fit),
         instruments=tuple(b.instrument for b in blocks),
         block_units=tuple(b.units for b in blocks),
         observed=tuple(np.asarray(b.y) for b in blocks),

@@ -316,7 +316,4 @@ def absent_laplace_fit(data: InversionProblem, config: ModelConfig) -> LaplaceFi
             iv = lay["inflation"].start + b
             mean[iv], hess[iv, iv] = v, block_hess[1, 1]
             hess[ib, iv] = hess[iv, ib] = block_hess[0, 1]
-    evals, evecs = np.linalg.eigh(hess)
-    cov = (evecs / evals) @ evecs.T
-    return LaplaceFit(mean=mean, cov=cov, log_evidence=-potential - 0.5 * float(np.sum(np.log(evals))),
-                      potential=potential)
+    return gaussian_at(mean, potential, hess)
