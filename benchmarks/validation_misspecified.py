@@ -28,7 +28,8 @@ times, and one event in three without a source. Every event is inverted with
   fit to the draws;
 - both with Clopper-Pearson 95 % intervals (``scipy.stats.binomtest``);
 - median ``|ln(Q_hat / Q)|`` with ``Q_hat`` the posterior median of the rate if a source is present
-  (``InversionResult.rate_if_present_percentile(50)``), and the median location error (m) of the
+  (``InversionResult.rate_if_present_percentile(50)``) and the distribution-free 95 % interval of
+  that median (order statistics, ``scipy.stats.quantile_test``), and the median location error (m) of the
   posterior mean position of the same draws;
 - the detection rate (``summary().detected``; for "none" the false-alarm rate);
 - the wall time of ``invert`` per event (median, p95, max) and the sampler diagnostics (share
@@ -36,6 +37,10 @@ times, and one event in three without a source. Every event is inverted with
 - the events whose Laplace fit at the best optimum left Hessian directions unresolved
   (``InversionResult.laplace.unresolved_directions``; the fast answer's method then says its interval
   is unreliable).
+
+``--pool A.json B.json ...`` inverts nothing: it reads the per-event rows of earlier runs (their
+settings equal but for the seed) and prints and writes the table of all of them together, the way
+the README reads the targets on the three sets.
 
 ``--fresh N`` also runs the first N events (of ``--kinds``) each in a new interpreter (no compilation
 cache) and reports the wall time of its first ``invert`` (compilation included) and of the whole process.
@@ -47,6 +52,8 @@ a markdown table and writes the per-event rows and the summary as JSON (``--out`
     .venv/bin/python benchmarks/validation_misspecified.py [--events 60] [--seed 0] [--chains 4]
         [--warmup 500] [--samples 1000] [--fast-answer] [--no-escalate] [--no-artefacts] [--fresh N]
         [--set NAME=VALUE ...] [--kinds weak strong ...] [--out validation_misspecified.json]
+    .venv/bin/python benchmarks/validation_misspecified.py --pool seed1.json seed2.json seed3.json \
+        [--out pooled.json]
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 from report import write_results
@@ -173,6 +181,23 @@ def _median(values: list) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def median_interval(values: list) -> list[float] | None:
+    """Distribution-free 95 % confidence interval of the median of ``values`` (order statistics,
+    ``scipy.stats.quantile_test``); None for fewer than 2 values."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return None
+    test = stats.quantile_test(np.asarray(values, float), q=float(np.median(values)), p=0.5)
+    ci = test.confidence_interval(0.95)
+    return [float(ci.low), float(ci.high)]
+
+
+def _unresolved_fits(rows: list[dict]) -> int | None:
+    """Events whose Laplace fit left a Hessian direction unresolved; None where a row predates the count."""
+    counts = [r.get("laplace_unresolved_directions") for r in rows]
+    return None if None in counts else sum(c > 0 for c in counts)
+
+
 def _extreme(values: list, reducer) -> float | None:
     values = [v for v in values if v is not None]
     return float(reducer(values)) if values else None
@@ -190,6 +215,7 @@ def class_summary(rows: list[dict]) -> dict[str, object]:
         "central_rate_coverage_90": proportion([r["rate_in_central90"] for r in sourced]),
         "position_coverage_90": proportion([r["position_in90"] for r in sourced]),
         "median_abs_log_ratio": _median([r["abs_log_ratio"] for r in sourced]),
+        "median_abs_log_ratio_ci": median_interval([r["abs_log_ratio"] for r in sourced]),
         "median_location_error_m": _median([r["location_error_m"] for r in sourced]),
         "detected": proportion([r["detected"] for r in rows]),
         "seconds": {"median": float(np.median(seconds)), "p95": float(np.percentile(seconds, 95)),
@@ -198,7 +224,7 @@ def class_summary(rows: list[dict]) -> dict[str, object]:
         "r_hat_max": _extreme([r["r_hat_max"] for r in rows], max),
         "ess_bulk_min": _extreme([r["ess_bulk_min"] for r in rows], min),
         "ess_tail_min": _extreme([r["ess_tail_min"] for r in rows], min),
-        "laplace_unresolved": sum(r["laplace_unresolved_directions"] > 0 for r in rows),
+        "laplace_unresolved": _unresolved_fits(rows),
     }
 
 
@@ -212,12 +238,16 @@ def _num(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def _median_text(median: float | None, ci: list[float] | None) -> str:
+    return _num(median, ".2f") + ("" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
+
+
 def markdown_table(summary: dict[str, dict]) -> str:
     """The summary as a markdown table, one row per class."""
     lines = [
         "| class | n | Q 90 % coverage [95 % CI] | detected: Q 90 % coverage | not detected: Q below the "
         "90 % upper limit | Q in the central 90 % of the mixture | position 90 % coverage [95 % CI] "
-        "| median abs ln(Q̂/Q) "
+        "| median abs ln(Q̂/Q) [95 % CI] "
         "| median location error (m) | detected (none: false alarms) | s per event, median / p95 / max "
         "| converged | max R̂ | min ESS bulk / tail | Laplace fits not at a resolved minimum |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -229,11 +259,12 @@ def markdown_table(summary: dict[str, dict]) -> str:
             f"| {_share(s['detected_rate_coverage_90'])} | {_share(s['upper_limit_coverage_90'])} "
             f"| {_share(s['central_rate_coverage_90'])} "
             f"| {_share(s['position_coverage_90'])} "
-            f"| {_num(s['median_abs_log_ratio'], '.2f')} | {_num(s['median_location_error_m'], '.0f')} "
+            f"| {_median_text(s['median_abs_log_ratio'], s.get('median_abs_log_ratio_ci'))} "
+            f"| {_num(s['median_location_error_m'], '.0f')} "
             f"| {_share(s['detected'])} | {t['median']:.1f} / {t['p95']:.1f} / {t['max']:.1f} "
             f"| {_share(s['converged'])} | {_num(s['r_hat_max'], '.3f')} "
             f"| {_num(s['ess_bulk_min'], '.0f')} / {_num(s['ess_tail_min'], '.0f')} "
-            f"| {s['laplace_unresolved']} |"
+            f"| {_num(s['laplace_unresolved'], 'd')} |"
         )
     return "\n".join(lines)
 
@@ -282,13 +313,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="an InversionSettings field other than its default (repeatable)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="invert only the events of these classes (the set itself is unchanged)")
+    parser.add_argument("--pool", nargs="+", metavar="JSON", default=None,
+                        help="invert nothing: the table of these earlier runs' events together")
     parser.add_argument("--out", default="validation_misspecified.json")
     parser.add_argument(FRESH_FLAG, type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
+def summarise(rows: list[dict]) -> dict[str, dict]:
+    """:func:`class_summary` of each class present in ``rows``, and of all sourced events together."""
+    summary = {kind: class_summary([r for r in rows if r["kind"] == kind]) for kind in KINDS
+               if any(r["kind"] == kind for r in rows)}
+    sourced = [r for r in rows if r["kind"] != "none"]
+    if sourced:
+        summary["all sourced"] = class_summary(sourced)
+    return summary
+
+
+def pooled(paths: list[str]) -> dict[str, object]:
+    """The rows of the runs written to ``paths`` (JSON of this script) and their summary together.
+
+    Raises ValueError naming the file and the setting where a run's settings differ from the first
+    run's in anything but the seed, or a file without per-event rows.
+    """
+    runs = {path: json.loads(Path(path).read_text()) for path in paths}
+    first_path, first = next(iter(runs.items()))
+    reference = {k: v for k, v in first["settings"].items() if k != "seed"}
+    rows = []
+    for path, run in runs.items():
+        if not isinstance(run.get("events"), list):
+            raise ValueError(f"{path}: no 'events' list of per-event rows")
+        own = {k: v for k, v in run["settings"].items() if k != "seed"}
+        differ = sorted(k for k in reference.keys() | own.keys() if reference.get(k) != own.get(k))
+        if differ:
+            raise ValueError(f"{path}: settings {differ} differ from those of {first_path}")
+        rows += [{**row, "run": path} for row in run["events"]]
+    return {"settings": reference, "runs": {p: r["args"] for p, r in runs.items()},
+            "summary": summarise(rows), "events": rows}
+
+
 def main() -> None:
     args = parse_args()
+    if args.pool:
+        results = pooled(args.pool)
+        print(f"{len(results['events'])} events of {len(args.pool)} runs\n")
+        print(markdown_table(results["summary"]))
+        write_results(results, args.out)
+        return
     settings = settings_from(args)
     if args.fresh_child is not None:  # one event in this new interpreter: its row as the last line
         print(json.dumps(run_event(args, args.fresh_child, settings)))
@@ -305,11 +376,7 @@ def main() -> None:
               f"P(source) {row['p_source']:.2f}{' detected' if row['detected'] else ''} "
               f"({row['seconds']:.1f} s)", flush=True)
     total = time.perf_counter() - start
-    summary = {kind: class_summary([r for r in rows if r["kind"] == kind]) for kind in KINDS
-               if any(r["kind"] == kind for r in rows)}
-    sourced = [r for r in rows if r["kind"] != "none"]
-    if sourced:
-        summary["all sourced"] = class_summary(sourced)
+    summary = summarise(rows)
     fresh = fresh_events(args, chosen) if args.fresh else []
     print(f"\n{len(rows)} events in {total:.0f} s; position coverage: {POSITION_COVERAGE}\n")
     print(markdown_table(summary))
