@@ -64,3 +64,15 @@ def test_runs_with_other_settings_are_not_pooled(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "b.json: settings ['num_warmup'] differ from those of" in done.stderr
     assert not (tmp_path / "pooled.json").exists()
+
+
+def test_a_truncated_run_is_named_and_no_run_is_overwritten(tmp_path: Path) -> None:
+    good = _write(tmp_path / "a.json", 1, [_row("strong", 0.2, True, True)])
+    truncated = tmp_path / "b.json"
+    truncated.write_text(good.read_text()[:40])
+    done = _pool(good, truncated, out=tmp_path / "pooled.json")
+    assert done.returncode != 0 and f"{truncated}: cannot read it as JSON" in done.stderr
+    before = good.read_text()
+    done = _pool(good, _write(tmp_path / "c.json", 2, [_row("strong", 0.3, True, True)]), out=good)
+    assert done.returncode != 0 and "is one of the pooled runs" in done.stderr
+    assert good.read_text() == before

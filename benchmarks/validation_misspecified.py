@@ -53,7 +53,7 @@ a markdown table and writes the per-event rows and the summary as JSON (``--out`
         [--warmup 500] [--samples 1000] [--fast-answer] [--no-escalate] [--no-artefacts] [--fresh N]
         [--set NAME=VALUE ...] [--kinds weak strong ...] [--out validation_misspecified.json]
     .venv/bin/python benchmarks/validation_misspecified.py --pool seed1.json seed2.json seed3.json \
-        [--out pooled.json]
+        [--out validation_misspecified_pooled.json]
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ CHI2_2DOF_90 = float(stats.chi2.ppf(0.90, 2))
 """Squared Mahalanobis radius of the 90 % region of a 2-D Gaussian (4.605)."""
 MIN_PRESENT_DRAWS = 20
 FRESH_FLAG = "--fresh-child"
+RUN_OUT = "validation_misspecified.json"
+POOLED_OUT = "validation_misspecified_pooled.json"
 POSITION_COVERAGE = (
     "truth inside the 90 % ellipse of the (x, y) draws of the source-present component: squared "
     f"Mahalanobis distance under their mean and covariance <= chi2_2(0.9) = {CHI2_2DOF_90:.3f}"
@@ -315,7 +317,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="invert only the events of these classes (the set itself is unchanged)")
     parser.add_argument("--pool", nargs="+", metavar="JSON", default=None,
                         help="invert nothing: the table of these earlier runs' events together")
-    parser.add_argument("--out", default="validation_misspecified.json")
+    parser.add_argument("--out", default=None,
+                        help=f"results JSON (default {RUN_OUT}; with --pool, {POOLED_OUT})")
     parser.add_argument(FRESH_FLAG, type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -333,16 +336,22 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
 def pooled(paths: list[str]) -> dict[str, object]:
     """The rows of the runs written to ``paths`` (JSON of this script) and their summary together.
 
-    Raises ValueError naming the file and the setting where a run's settings differ from the first
-    run's in anything but the seed, or a file without per-event rows.
+    Raises ValueError naming the file: one that is not this script's JSON (with ``settings`` and an
+    ``events`` list), and one whose settings differ from the first run's in anything but the seed
+    (naming the settings).
     """
-    runs = {path: json.loads(Path(path).read_text()) for path in paths}
+    runs = {}
+    for path in paths:
+        try:
+            runs[path] = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read it as JSON ({exc})") from exc
+        if not isinstance(runs[path].get("settings"), dict) or not isinstance(runs[path].get("events"), list):
+            raise ValueError(f"{path}: not this script's results (no 'settings' and 'events' list)")
     first_path, first = next(iter(runs.items()))
     reference = {k: v for k, v in first["settings"].items() if k != "seed"}
     rows = []
     for path, run in runs.items():
-        if not isinstance(run.get("events"), list):
-            raise ValueError(f"{path}: no 'events' list of per-event rows")
         own = {k: v for k, v in run["settings"].items() if k != "seed"}
         differ = sorted(k for k in reference.keys() | own.keys() if reference.get(k) != own.get(k))
         if differ:
@@ -355,10 +364,16 @@ def pooled(paths: list[str]) -> dict[str, object]:
 def main() -> None:
     args = parse_args()
     if args.pool:
-        results = pooled(args.pool)
+        out = args.out or POOLED_OUT
+        if any(Path(out).resolve() == Path(path).resolve() for path in args.pool):
+            raise SystemExit(f"--out {out} is one of the pooled runs; choose another file")
+        try:
+            results = pooled(args.pool)
+        except ValueError as exc:
+            raise SystemExit(f"validation_misspecified.py --pool: {exc}") from exc
         print(f"{len(results['events'])} events of {len(args.pool)} runs\n")
         print(markdown_table(results["summary"]))
-        write_results(results, args.out)
+        write_results(results, out)
         return
     settings = settings_from(args)
     if args.fresh_child is not None:  # one event in this new interpreter: its row as the last line
@@ -388,7 +403,7 @@ def main() -> None:
               f"{np.median(process):.1f} s, max {process.max():.1f} s")
     write_results({"settings": inversion.settings_dict(settings), "args": vars(args),
                    "position_coverage": POSITION_COVERAGE, "summary": summary, "seconds": total,
-                   "fresh": fresh, "events": rows}, args.out)
+                   "fresh": fresh, "events": rows}, args.out or RUN_OUT)
 
 
 if __name__ == "__main__":
