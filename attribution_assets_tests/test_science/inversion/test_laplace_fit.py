@@ -41,7 +41,7 @@ def test_a_resolved_minimum_keeps_its_inverse_hessian() -> None:
     np.testing.assert_allclose(fit.cov, np.linalg.inv(hess), rtol=1e-9)
 
 
-def test_laplace_draws_say_when_the_fit_left_directions_unresolved() -> None:
+def test_the_fast_answers_method_says_when_its_fit_left_directions_unresolved() -> None:
     settings = inv.InversionSettings().fast_answer()
     resolved = gaussian_at(np.zeros(2), 0.0, np.eye(2))
     unresolved = gaussian_at(np.zeros(2), 0.0, np.diag([1.0, -3.0]))
