@@ -156,6 +156,7 @@ def event_row(scene: Scene, result: inversion.InversionResult, seconds: float) -
         "ess_bulk_min": _number(diag.ess_bulk_min), "ess_tail_min": _number(diag.ess_tail_min),
         "divergences": int(diag.divergences), "sampler": diag.sampler, "escalated": bool(diag.escalated),
         "smc_temperatures": int(diag.smc_temperatures),
+        "smc_posterior_moves": int(diag.smc_posterior_moves),
         "laplace_unresolved_directions": result.laplace.unresolved_directions,
     }
 

@@ -105,7 +105,10 @@ def invert(
     ``settings.seed``. The sampler is chosen by :func:`choose_sampler`; when NUTS fails its
     convergence diagnostics and ``settings.escalate`` is on, SMC samples the posterior instead, and
     without waiting for NUTS's draws when its warm-up saturates the trees
-    (:class:`~attribution_assets.science.inversion.sampler.SaturatedWarmup`).
+    (:class:`~attribution_assets.science.inversion.sampler.SaturatedWarmup`). Where the Laplace fit
+    left Hessian directions unresolved, SMC moves its particles at the posterior for its whole
+    budget before it checks that the populations agree
+    (:func:`~attribution_assets.science.inversion.smc.smc_posterior`'s ``untrusted_reference``).
     With ``settings.albedo_regression``, blocks that report a surface albedo first lose their linear
     albedo artefact (:mod:`~attribution_assets.science.inversion.albedo`; one log line per block) and
     the result's ``observed`` holds the corrected values (:meth:`InversionResult.as_inverted`) and
@@ -152,9 +155,11 @@ def invert(
                      f"draw, limit {posterior.limit:.1f}); sampling with SMC instead")
         if saturated or (settings.escalate and not posterior.diagnostics.converged):
             sampler = "smc"
-            posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings, True)
+            posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings, True,
+                                      untrusted_reference=fit.unresolved_directions > 0)
     else:
-        posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings)
+        posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings,
+                                  untrusted_reference=fit.unresolved_directions > 0)
     measurements = ()
     if not is_detected(posterior.p_source, quantiles(posterior.draws["emission_rate_kg_h"]).p05):
         weights = posterior.draws["p_source_conditional"]

@@ -64,8 +64,9 @@ class SamplerDiagnostics(ConvergenceDiagnostics):
     observations whose plume NUTS evaluated (the others entered through sufficient statistics);
     ``max_excluded_plume_sigma``: largest plume contribution of an excluded observation under
     posterior draws (in its sigma); ``mean_leapfrog_steps`` per NUTS draw; ``smc_temperatures`` and
-    ``smc_acceptance``: SMC's tempering steps and mean random-walk acceptance; ``map_laplace_s`` and
-    ``sampling_s``: wall times (s) of MAP + Laplace and of the sampling.
+    ``smc_acceptance``: SMC's tempering steps and mean random-walk acceptance;
+    ``smc_posterior_moves``: SMC's move pairs at the posterior after its last resampling;
+    ``map_laplace_s`` and ``sampling_s``: wall times (s) of MAP + Laplace and of the sampling.
     """
 
     converged: bool
@@ -77,6 +78,7 @@ class SamplerDiagnostics(ConvergenceDiagnostics):
     max_excluded_plume_sigma: float
     smc_temperatures: int = 0
     smc_acceptance: float = float("nan")
+    smc_posterior_moves: int = 0
     map_laplace_s: float = float("nan")
     sampling_s: float = float("nan")
 

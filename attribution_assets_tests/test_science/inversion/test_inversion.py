@@ -37,6 +37,7 @@ from attribution_assets.science.inversion.smc import (
     fitted_mixture,
     next_temperature,
     sample_smc,
+    smc_posterior,
 )
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import kg_h_to_kg_s
@@ -658,6 +659,36 @@ def test_smc_matches_the_linear_gaussian_closed_form() -> None:
         assert abs(np.mean(bg[:, j]) - exact.mean[1 + j]) < 0.15 * exact.sd[1 + j]
         assert np.std(bg[:, j]) == pytest.approx(exact.sd[1 + j], rel=0.08)
     assert result.diagnostics.sampler == "smc" and result.diagnostics.converged
+
+
+def test_smc_from_an_untrusted_reference_moves_its_whole_budget_before_it_checks_agreement() -> None:
+    """A reference 3 posterior sds off in the rate and a tenth of the posterior's width, alike for
+    every population. Trusted, the particles stop moving at the first check that the populations
+    agree; untrusted (as for a Laplace fit that left Hessian directions unresolved), they first make
+    every move pair of the budget, then stop at the first agreement. Both match the closed form
+    here, where the moves mix fast."""
+    data, config = inv.prepare(_linear_blocks(), LINEAR_WIND, "CH4", LINEAR)
+    exact = _closed_form(_linear_blocks(), 2)
+    lay = config.layout()
+    scales = np.r_[float(data.q_scale), np.asarray(data.bg_sd, float)]
+    centre = (exact.mean - np.r_[float(data.q_loc), np.asarray(data.bg_mu, float)]) / scales
+    sd = exact.sd / scales
+    mean_z, var_z = np.zeros(config.dim), np.zeros(config.dim)
+    for name, index in (("q", [0]), ("background", [1, 2])):
+        mean_z[lay[name]], var_z[lay[name]] = centre[index], (0.1 * sd[index]) ** 2
+    mean_z[lay["q"]] += 3.0 * sd[0]
+    narrow = GaussianMixture(np.ones(1), mean_z[None], np.diag(var_z)[None])
+    settings = replace(LINEAR, smc_particles=1024, smc_final_moves=60)
+    trusted = smc_posterior(data, config, narrow, settings)
+    untrusted = smc_posterior(data, config, narrow, settings, untrusted_reference=True)
+    assert trusted.diagnostics.smc_posterior_moves < settings.smc_moves + settings.smc_final_moves
+    budget = settings.smc_moves + settings.smc_final_moves
+    assert budget <= untrusted.diagnostics.smc_posterior_moves < budget + settings.smc_final_moves
+    for posterior in (trusted, untrusted):
+        q = posterior.draws["emission_rate_kg_h"].ravel()
+        assert posterior.diagnostics.converged
+        assert abs(np.mean(q) - exact.mean[0]) < 0.15 * exact.sd[0]
+        assert np.std(q) == pytest.approx(exact.sd[0], rel=0.1)
 
 
 def test_gaussian_mixture_density_is_the_weighted_sum_of_its_components() -> None:
