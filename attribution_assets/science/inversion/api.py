@@ -144,6 +144,7 @@ def invert(
     method = describe_method(sampler, settings, config.presence, fit)
     log.info(f"MAP + Laplace in {t_map - t_start:.1f} s, log-odds of a source {log_odds:.1f}; "
              f"{'sampling with ' if sampler != 'laplace' else ''}{method}")
+    escalated = False
     if sampler == "laplace":
         target = ess_target(settings.num_chains, settings.num_samples)
         posterior = PosteriorDraws(z_laplace, phys_laplace, p_laplace, SamplerDiagnostics.not_sampled(target))
@@ -153,12 +154,10 @@ def invert(
         if saturated:
             log.info(f"NUTS warm-up saturated its trees ({posterior.mean_steps:.0f} leapfrog steps per "
                      f"draw, limit {posterior.limit:.1f}); sampling with SMC instead")
-        if saturated or (settings.escalate and not posterior.diagnostics.converged):
-            sampler = "smc"
-            posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings, True,
-                                      untrusted_reference=fit.unresolved_directions > 0)
-    else:
-        posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings,
+        escalated = saturated or (settings.escalate and not posterior.diagnostics.converged)
+        sampler = "smc" if escalated else sampler
+    if sampler == "smc":
+        posterior = smc_posterior(data, config, reference(fits, absent, p_laplace), settings, escalated,
                                   untrusted_reference=fit.unresolved_directions > 0)
     measurements = ()
     if not is_detected(posterior.p_source, quantiles(posterior.draws["emission_rate_kg_h"]).p05):
