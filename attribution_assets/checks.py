@@ -151,9 +151,10 @@ def observations_verdict(
 
 
 def sampler_verdict(diagnostics: Mapping[str, object]) -> Verdict:
-    """Did NUTS converge? ``diagnostics``: ``r_hat_max`` (1), ``ess_bulk_min``, ``ess_tail_min``,
-    ``ess_target`` (draws), ``divergences``, ``draws`` (chains x samples) and ``converged`` (the
-    strict targets: R-hat <= 1.01, ESS >= target, no divergence), as ``source_posterior`` records them.
+    """Did the sampler converge (NUTS chains, or SMC's particle populations)? ``diagnostics``:
+    ``r_hat_max`` (1), ``ess_bulk_min``, ``ess_tail_min``, ``ess_target`` (draws), ``divergences``,
+    ``draws`` (chains x samples) and ``converged`` (the strict targets: R-hat <= 1.01, ESS >= target,
+    no divergence), as ``source_posterior`` records them.
 
     Fails blocking beyond :data:`R_HAT_BLOCK`, :data:`ESS_BLOCK` or :data:`DIVERGENT_FRACTION_BLOCK`;
     warns when only the strict targets are missed (the quantiles are usable, less precise). Draws from
@@ -262,11 +263,12 @@ def enough_observations(context: AssetCheckExecutionContext) -> AssetCheckResult
     asset="source_posterior",
     partitions_def=detection_events,
     blocking=True,
-    description="NUTS converged. Blocking when grossly unconverged (rank-normalised R-hat > 1.1: the "
-    "chains disagree; bulk or tail ESS < 50: the 90 % interval's ends are not estimated; over 1 % "
-    "divergent draws: the posterior is biased), since the rate, interval and attribution would be "
-    "meaningless. Warns when only the strict targets (R-hat <= 1.01, ESS >= 400 or a quarter of the "
-    "draws, no divergence) are missed: the quantiles are usable, less precise.",
+    description="The sampler converged (NUTS chains or SMC particle populations). Blocking when "
+    "grossly unconverged (rank-normalised R-hat > 1.1: the chains disagree; bulk or tail ESS < 50: "
+    "the 90 % interval's ends are not estimated; over 1 % divergent draws: the posterior is biased), "
+    "since the rate, interval and attribution would be meaningless. Warns when only the strict "
+    "targets (R-hat <= 1.01, ESS >= 400 or a quarter of the draws, no divergence) are missed: "
+    "the quantiles are usable, less precise.",
 )
 def sampler_converged(context: AssetCheckExecutionContext) -> AssetCheckResult:
     return sampler_verdict(_latest(context, "source_posterior")).result()

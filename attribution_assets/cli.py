@@ -108,7 +108,7 @@ def log_config(args: argparse.Namespace) -> dict:
     return {"loggers": {"console": {"config": {"log_level": level}}}}
 
 
-def _settings(args: argparse.Namespace) -> dict[str, object]:
+def sampler_settings(args: argparse.Namespace) -> dict[str, object]:
     """The analysis settings a run is configured with: every sampler option (``SAMPLER_SETTINGS``) as
     given (fields of :class:`~attribution_assets.resources.AnalysisSettings`)."""
     return {name: getattr(args, name) for name in SAMPLER_SETTINGS}
@@ -181,7 +181,7 @@ def run_events(
     ensure_instance_home()
     store = OutputStore(root=str(output))
     live = False if getattr(args, "offline", False) else None
-    config = resources_config(archive, output, _settings(args), live) | log_config(args)
+    config = resources_config(archive, output, sampler_settings(args), live) | log_config(args)
     with DagsterInstance.get() as instance:
         keys = register_events(instance, events)
         record_events(store.event_registry_path, list(events))
@@ -486,7 +486,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     ensure_instance_home()
     live = False if getattr(args, "offline", False) else None
-    config = resources_config(archive, output, _settings(args), live) | log_config(args)
+    config = resources_config(archive, output, sampler_settings(args), live) | log_config(args)
     with DagsterInstance.get() as instance:
         register_events(instance, events.values())
         record_events(OutputStore(root=str(output)).event_registry_path, list(events.values()))
@@ -567,7 +567,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServiceConfig(
         archive=Path(args.archive or archive_root()),
         output=Path(args.output or output_root()),
-        sampler=_settings(args),
+        sampler=sampler_settings(args),
         live=False if args.offline else None,
         with_daemon=args.with_daemon,
     )

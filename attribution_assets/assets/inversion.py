@@ -1,5 +1,5 @@
-"""Joint Bayesian inversion of every instrument that saw the event (NumPyro: MAP + Laplace, NUTS;
-:func:`attribution_assets.pipeline.inversion.invert_event`).
+"""Joint Bayesian inversion of every instrument that saw the event (NumPyro: MAP + Laplace, then NUTS or
+tempered SMC; :func:`attribution_assets.pipeline.inversion.invert_event`).
 
 The asset records the sampler diagnostics, the albedo artefacts removed, the correlated-error fields
 fitted and the posterior-predictive residuals per block (against the observations the inversion saw)
@@ -69,7 +69,10 @@ def correlated_error_table(names: Sequence[str], result: InversionResult) -> pd.
 
 
 def diagnostics_metadata(diagnostics: SamplerDiagnostics, draws: int) -> dict[str, object]:
-    """The sampler diagnostics (R-hat 1, ESS in draws) the ``sampler_converged`` check judges."""
+    """The sampler diagnostics (R-hat 1, ESS in draws) the ``sampler_converged`` check judges, and the
+    sampler's work: NUTS leapfrog steps per draw, SMC tempering steps, random-walk acceptance and move
+    pairs at the posterior (0 and None for the sampler not used), and the wall times (s) of MAP +
+    Laplace and of the sampling."""
     return {
         "r_hat_max": _finite(diagnostics.r_hat_max, 4),
         "ess_bulk_min": _finite(diagnostics.ess_bulk_min, 0),
@@ -80,6 +83,12 @@ def diagnostics_metadata(diagnostics: SamplerDiagnostics, draws: int) -> dict[st
         "converged": bool(diagnostics.converged),
         "sampler": diagnostics.sampler,
         "escalated": bool(diagnostics.escalated),
+        "mean_leapfrog_steps": _finite(diagnostics.mean_leapfrog_steps, 1),
+        "smc_temperatures": int(diagnostics.smc_temperatures),
+        "smc_acceptance": _finite(diagnostics.smc_acceptance, 3),
+        "smc_posterior_moves": int(diagnostics.smc_posterior_moves),
+        "map_laplace_s": _finite(diagnostics.map_laplace_s, 2),
+        "sampling_s": _finite(diagnostics.sampling_s, 2),
     }
 
 
@@ -105,7 +114,8 @@ def summary_metadata(summary: PosteriorSummary) -> dict[str, object]:
     kinds={"numpyro", "jax", "netcdf"},
     code_version=CODE_VERSION,
     description="Joint posterior of emission rate, source position, per-overpass wind and stability, "
-    "per-instrument background and noise: multi-start MAP + Laplace, then NUTS with ArviZ diagnostics "
+    "per-instrument background and noise: multi-start MAP + Laplace, then NUTS or tempered SMC (chosen "
+    "per event) with ArviZ diagnostics "
     "(judged by the sampler_converged and posterior_predictive checks).",
 )
 def source_posterior(

@@ -104,7 +104,7 @@ def create_app(
         version=_version(),
         description=(
             "Satellite methane/CO2 source attribution per detection event: a fast posterior (multi-start "
-            "MAP + Laplace) in the answer, the full posterior (NUTS) from a Dagster run of job "
+            "MAP + Laplace) in the answer, the full posterior (NUTS or SMC) from a Dagster run of job "
             "attribute_event. Numbers carry their unit in their name (_kg_h: kg h-1, _m: metres)."
         ),
         lifespan=lifespan,

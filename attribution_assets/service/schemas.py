@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 Answer = Literal["fast", "full"]
 """``fast``: multi-start MAP + Laplace from the service process; ``full``: the Dagster run's posterior
-(NUTS), the GeoParquet row."""
+(NUTS or SMC), the GeoParquet row."""
 EventStatus = Literal["queued", "running", "done", "failed", "canceled", "not submitted"]
 """Where the event's full Dagster run is: ``queued`` (waiting for the run queue), ``running``, ``done``
 (succeeded), ``failed``, ``canceled``, or ``not submitted`` (no run of the event on the instance)."""

@@ -65,10 +65,11 @@ def test_tropomi_hotspot_becomes_an_event(tmp_path, monkeypatch, sample_archive,
     two-pixel signal below the scan's threshold) yields a CH4 detection event at the source."""
     from dataclasses import replace
 
-    from attribution_assets.samples.generate import _write_tropomi
+    from attribution_assets.samples.formats.tropomi import tropomi_ch4_filename, write_tropomi_ch4
     from attribution_assets.samples.simulate.tropomi import tropomi_scene
     from attribution_assets.samples.truth import load_overpasses
     from attribution_assets.samples.weather import era5_dataset
+    from attribution_assets.times import parse_time
 
     archive = tmp_path / "archive"
     shutil.copytree(sample_archive, archive)
@@ -78,7 +79,11 @@ def test_tropomi_hotspot_becomes_an_event(tmp_path, monkeypatch, sample_archive,
     )
     strong = replace(event, emission_rate_kg_h=40_000.0)
     ds = tropomi_scene(strong, op, era5_dataset(event), np.random.default_rng(300))
-    path = _write_tropomi(strong, op, ds, archive)
+    path = archive / "tropomi" / tropomi_ch4_filename(
+        parse_time(ds.attrs["time_coverage_start"]), parse_time(ds.attrs["time_coverage_end"]),
+        int(ds.attrs["orbit"]),
+    )
+    write_tropomi_ch4(ds, path)
     assert path.exists() and len(list((archive / "tropomi").iterdir())) == 3  # replaced, not added
     inbox = tmp_path / "inbox"
     monkeypatch.setenv("ATTRIBUTION_ALERTS_INBOX", str(inbox))

@@ -190,3 +190,13 @@ def test_every_stage_reports_tables_with_row_counts(null_event) -> None:
     assert field["block"].startswith("EMIT:") and field["used"] is True and field["pixels"] >= 300
     assert field["conditional_variance"] < field["normalised_variance"]
     assert isinstance(posterior["emission_rate_kg_h"].value, float)
+    # the sampler's work is on record: its own counts filled, the other sampler's empty
+    work = {name: posterior[name].value for name in ("sampler", "mean_leapfrog_steps", "smc_temperatures",
+                                                      "smc_acceptance", "map_laplace_s", "sampling_s")}
+    assert work["map_laplace_s"] > 0.0 and work["sampling_s"] > 0.0, work
+    if work["sampler"] == "smc":
+        assert work["smc_temperatures"] >= 1 and 0.0 < work["smc_acceptance"] < 1.0, work
+        assert work["mean_leapfrog_steps"] is None, work
+    else:
+        assert work["sampler"] == "nuts" and work["mean_leapfrog_steps"] > 0.0, work
+        assert work["smc_temperatures"] == 0 and work["smc_acceptance"] is None, work

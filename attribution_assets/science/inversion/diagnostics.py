@@ -10,7 +10,7 @@ any divergent Hamiltonian transition signals a biased sampler (Betancourt 2017, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,8 +60,9 @@ class SamplerDiagnostics(ConvergenceDiagnostics):
     R-hat and the ESS compare NUTS chains, or SMC's independent particle populations.
     ``converged``: :func:`is_converged` with ``ess_target`` (draws) as the ESS threshold;
     ``sampler``: the method that gave the draws ("nuts", "smc" or "laplace"); ``escalated``: NUTS
-    failed its diagnostics and SMC replaced it; ``observations_evaluated``: fraction of the
-    observations whose plume NUTS evaluated (the others entered through sufficient statistics);
+    failed its diagnostics, or its warm-up saturated its trees, and SMC replaced it;
+    ``observations_evaluated``: fraction of the observations whose plume NUTS evaluated (the others
+    entered through sufficient statistics);
     ``max_excluded_plume_sigma``: largest plume contribution of an excluded observation under
     posterior draws (in its sigma); ``mean_leapfrog_steps`` per NUTS draw; ``smc_temperatures`` and
     ``smc_acceptance``: SMC's tempering steps and mean random-walk acceptance;
@@ -100,10 +101,6 @@ class SamplerDiagnostics(ConvergenceDiagnostics):
             mean_leapfrog_steps=nan,
             max_excluded_plume_sigma=0.0,
         )
-
-    def as_dict(self) -> dict[str, float | int | bool]:
-        """Every field by name (for metadata and reports)."""
-        return asdict(self)
 
 
 def ess_target(num_chains: int, num_samples: int) -> float:

@@ -27,14 +27,14 @@ from attribution_assets.science.inversion.settings import PotentialKind
 
 @dataclass(frozen=True)
 class LaplaceFit:
-    """A Gaussian in the whitened coordinates ``z``: ``mean`` (P,), ``cov`` (P, P) and the Laplace
-    log-evidence of the density it approximates (constants dropped; NaN when it describes draws)."""
+    """A Gaussian in the whitened coordinates ``z`` at an optimum of a potential: ``mean`` (P,),
+    ``cov`` (P, P) and the Laplace log-evidence of the density it approximates (constants dropped)."""
 
     mean: np.ndarray
     cov: np.ndarray
     log_evidence: float
-    potential: float = math.nan
-    """The potential at ``mean`` (NaN where ``mean`` is no optimum of a potential)."""
+    potential: float
+    """The potential at ``mean``."""
     unresolved_directions: int = 0
     """Hessian eigen-directions at ``mean`` with an eigenvalue below :data:`UNRESOLVED_CURVATURE`
     (:func:`gaussian_at`): 0 at a minimum the Hessian resolves."""

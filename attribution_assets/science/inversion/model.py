@@ -203,7 +203,7 @@ potential = jax.jit(_potential, static_argnames=("config", "kind"))
 (constants dropped)."""
 potential_and_gradient = jax.jit(jax.value_and_grad(_potential), static_argnames=("config", "kind"))
 """``potential_and_gradient(z, data, config, kind="model")``: the negative log posterior density of
-``z`` and its gradient (what MAP, the Laplace Hessian and NUTS evaluate)."""
+``z`` and its gradient (what MAP and the Laplace Hessian evaluate; NUTS differentiates the NumPyro model)."""
 
 
 @partial(jax.jit, static_argnames="config")
@@ -288,9 +288,3 @@ def mixture_log_likelihood(delta: np.ndarray, data: InversionProblem, config: Mo
     """The source term of the model's log likelihood from the log Bayes factors ``delta``:
     ``log((1 - pi) + pi exp(delta))`` with the presence mixture, ``delta`` without it."""
     return np.asarray(_mixture(delta, float(data.log_prior_odds)), float) if config.presence else delta
-
-
-def log_posterior_batch(z: np.ndarray, data: InversionProblem, config: ModelConfig) -> np.ndarray:
-    """Log posterior density (the model's, constants dropped) of points ``z`` (N, P)."""
-    ll0, delta = log_likelihood_batch(z, data, config)
-    return ll0 + mixture_log_likelihood(delta, data, config) - 0.5 * np.sum(z**2, axis=-1)

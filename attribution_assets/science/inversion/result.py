@@ -196,11 +196,14 @@ class InversionResult:
     component), ``emission_rate_if_present_kg_h``, ``plume_rate_kg_h`` (the rate the plumes carry,
     :mod:`~attribution_assets.science.inversion.model`), ``source_present`` (0/1), ``p_source_conditional``,
     ``source_x_m``, ``source_y_m`` (local frame, m), per overpass ``wind_u_m_s``, ``wind_v_m_s``,
-    ``wind_speed_m_s``, ``wind_to_direction_rad``, ``stability_index``, per block ``background``
-    (block units, see ``block_units``) and ``noise_inflation`` (1). ``latent`` holds the whitened
-    draws ``z`` (chain, draw, P) the physical ones were computed from. ``map_values``: the physical
-    parameters at the MAP (units of the draws). ``observed``: per block, the observations the
-    inversion saw (after its albedo artefact was removed, where ``albedo_fits`` has a fit).
+    ``wind_speed_m_s``, ``wind_to_direction_rad``, ``stability_index``, ``plume_origin_x_m`` and
+    ``plume_origin_y_m`` (m, where each overpass's plume starts) and ``plume_bend_per_m`` (rad m-1,
+    its bend), per block ``background`` (block units, see ``block_units``) and ``noise_inflation``
+    (1), and per draw ``log_bayes_factor`` (of source presence) and ``diverging`` (NUTS).
+    ``latent`` holds the whitened draws ``z`` (chain, draw, P) the physical ones were computed from.
+    ``map_values``: the physical parameters at the MAP (units of the draws). ``observed``: per block,
+    the observations the inversion saw (after its albedo artefact was removed, where ``albedo_fits``
+    has a fit).
     ``correlated_error_fits``: per block, the error field fitted to it
     (:mod:`~attribution_assets.science.inversion.correlated_error`; None where none was fitted).
     ``rate_measurements``: the least-squares rate and its sd at plume geometries of the posterior

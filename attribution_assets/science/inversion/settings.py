@@ -82,7 +82,8 @@ class InversionSettings:
     quadrature (seeds 1 and 2 alone 0.24; seed 3 none; single-overpass detections 0.25, several
     overpasses 0.09), hence 0.2. 0 gives the model without it.
     ``sampler``: see :data:`Sampler` ("auto" by default); ``escalate``: sample with SMC when the NUTS
-    diagnostics fail. ``smc_*``: the SMC settings (:mod:`~attribution_assets.science.inversion.smc`).
+    diagnostics fail or its warm-up saturates its trees. ``smc_*``: the SMC settings
+    (:mod:`~attribution_assets.science.inversion.smc`).
     Chains run in parallel threads (one per CPU core) through one compiled NUTS program per problem
     shape (on CPU, batching chains makes every chain wait for the longest trajectory, and chains on
     separate devices recompile on every run). :func:`setting_help` gives each field's help text.
@@ -95,7 +96,7 @@ class InversionSettings:
     max_tree_depth: int = _setting(8, "NUTS maximum tree depth")
     seed: int = _setting(0, "random seed (the same seed gives the same draws)")
     sampler: Sampler = _setting("auto", "'auto' (NUTS or SMC by the Laplace fits), 'nuts', 'smc', 'laplace'")
-    escalate: bool = _setting(True, "sample with SMC when the NUTS convergence diagnostics fail")
+    escalate: bool = _setting(True, "sample with SMC when NUTS fails its diagnostics or saturates its trees")
     nuts_log_odds: float = _setting(10.0, "'auto': Laplace log-odds of a source above which NUTS samples")
     nuts_mode_gap: float = _setting(10.0, "'auto': SMC when another optimum's Laplace evidence is this close")
     map_steps: int = _setting(300, "L-BFGS iterations at most of each polished MAP start")

@@ -151,8 +151,8 @@ def fitted_mixture(
 @dataclass(frozen=True)
 class SmcDraws:
     """The particles of one SMC run: whitened ``z`` (C, D, P) (C populations of D particles), their
-    log Bayes factors of source presence (C, D), the temperatures and the mean Metropolis-Hastings
-    acceptance and the move pairs made at the posterior after the last resampling."""
+    log Bayes factors of source presence (C, D), the temperatures, the mean acceptance of the random-walk
+    moves and the move pairs made at the posterior after the last resampling."""
 
     z: np.ndarray
     log_bf: np.ndarray
@@ -330,7 +330,7 @@ def smc_posterior(
     """The SMC posterior (:func:`sample_smc` from ``ref``, ``SMC`` stream) with its diagnostics:
     R-hat and bulk/tail ESS between the particle populations, judged against the same ESS target
     as NUTS (the particles keep moving at the posterior until they pass it or the move budget is
-    spent); ``escalated``: NUTS failed its diagnostics before.
+    spent); ``escalated``: NUTS failed its diagnostics, or its warm-up saturated its trees, before.
 
     ``untrusted_reference``: the particles first make ``settings.smc_final_moves`` move pairs at the
     posterior, whether or not the populations agree sooner, then move until they agree (at most as

@@ -18,7 +18,7 @@ class RandomStream(IntEnum):
     LAPLACE_DRAWS = 1
     """Draws from the Laplace approximation and their source indicator."""
     PRESENCE = 2
-    """The source indicator of every NUTS draw, from its conditional probability."""
+    """The source indicator of every sampled (NUTS or SMC) draw, from its conditional probability."""
     CHAIN_INIT = 3
     """Starting offsets of the NUTS chains around the MAP."""
     SCREENING = 4

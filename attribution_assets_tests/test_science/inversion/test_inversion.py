@@ -24,7 +24,7 @@ from attribution_assets.science.inversion.linear_gaussian import (
     combine_gaussian_posteriors,
     linear_gaussian_posterior,
 )
-from attribution_assets.science.inversion.model import log_posterior_batch
+from attribution_assets.science.inversion.model import log_likelihood_batch, mixture_log_likelihood
 from attribution_assets.science.inversion.problem import bend_sd_per_m
 from attribution_assets.science.inversion.simulation import (
     EMIT_PPM_M_PER_KG_M2,
@@ -520,7 +520,7 @@ def test_difference_hessian_matches_autodiff_hessian() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Mode jumping: separated modes
+# Separated modes
 # ---------------------------------------------------------------------------------------------
 
 TWIN_SOURCES_M = ((-600.0, 250.0), (-600.0, -250.0))
@@ -630,9 +630,9 @@ def test_auto_counts_an_optimum_inside_the_best_fit_as_the_same_mode() -> None:
     """Two optima with equal evidence: NUTS when the second lies 0.5 sd from the first along a
     direction the posterior barely constrains, SMC when it is 10 sd away."""
     cov = np.diag([0.01, 0.01, 4.0])
-    best = LaplaceFit(np.zeros(3), cov, 0.0)
-    same = LaplaceFit(np.array([0.0, 0.0, 1.0]), cov, 0.0)  # 0.5 sd along the loose axis
-    other = LaplaceFit(np.array([1.0, 0.0, 0.0]), cov, 0.0)  # 10 sd along a tight one
+    best = LaplaceFit(np.zeros(3), cov, 0.0, 0.0)
+    same = LaplaceFit(np.array([0.0, 0.0, 1.0]), cov, 0.0, 0.0)  # 0.5 sd along the loose axis
+    other = LaplaceFit(np.array([1.0, 0.0, 0.0]), cov, 0.0, 0.0)  # 10 sd along a tight one
     auto = inv.InversionSettings()
     assert not separate_modes(best, same) and separate_modes(best, other)
     assert choose_sampler(auto, 50.0, [best, same]) == "nuts"
@@ -726,6 +726,12 @@ def test_fitted_proposal_gives_each_plume_mode_its_own_component() -> None:
         draws = mixture.sample(rng, 20_000)
         return float(np.mean(np.min(np.linalg.norm(draws[:, None] - centres, axis=2), axis=1) < 1.0))
     assert near_a_mode(clustered) > 0.4 > near_a_mode(one)
+
+
+def log_posterior_batch(z: np.ndarray, data: inv.InversionProblem, config: inv.ModelConfig) -> np.ndarray:
+    """The model's log posterior density (constants dropped) of points ``z`` (N, P)."""
+    ll0, delta = log_likelihood_batch(z, data, config)
+    return ll0 + mixture_log_likelihood(delta, data, config) - 0.5 * np.sum(z**2, axis=-1)
 
 
 def test_smc_from_a_far_too_wide_reference_drops_the_particles_float32_cannot_evaluate() -> None:

@@ -31,7 +31,6 @@ def test_laplace_sampler_reports_complete_diagnostics(laplace_result: inv.Invers
     assert diagnostics.observations_evaluated == 1.0
     assert not diagnostics.converged and math.isnan(diagnostics.r_hat_max)
     assert diagnostics.sampling_s >= 0.0 and diagnostics.map_laplace_s > 0.0
-    assert set(diagnostics.as_dict()) >= {"ess_tail_min", "escalated", "max_excluded_plume_sigma"}
 
 
 def test_summary_survives_netcdf_attributes(laplace_result: inv.InversionResult, tmp_path) -> None:

@@ -44,9 +44,9 @@ def test_resource_defaults_and_descriptions_come_from_the_settings() -> None:
 def test_cli_options_default_to_the_settings_and_pass_every_one_through() -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["demo"])
-    assert AnalysisSettings(**cli._settings(args)).event_settings().inversion == InversionSettings()
+    assert AnalysisSettings(**cli.sampler_settings(args)).event_settings().inversion == InversionSettings()
     argv = ["demo", "--chains", "3", "--warmup", "20", "--samples", "30", "--seed", "5", "--no-escalate"]
-    settings = AnalysisSettings(**cli._settings(parser.parse_args(argv))).event_settings().inversion
+    settings = AnalysisSettings(**cli.sampler_settings(parser.parse_args(argv))).event_settings().inversion
     assert settings == InversionSettings(num_chains=3, num_warmup=20, num_samples=30, seed=5, escalate=False)
 
 
