@@ -22,11 +22,18 @@ The judgements (``*_verdict``) are plain functions of those values.
 
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    PreviewWarning,
+    asset_check,
+)
 
 from attribution_assets.assets.common import ROW_COUNT, table_metadata
 from attribution_assets.assets.outcomes import latest_metadata
@@ -36,6 +43,10 @@ from attribution_assets.pipeline.posterior import instrument_outcome
 from attribution_assets.pipeline.settings import INSTRUMENT_GAS, INSTRUMENTS
 from attribution_assets.resources import OutputStore
 from attribution_assets.science.inversion.settings import InversionSettings
+
+# Partitioned asset checks are a preview API of Dagster 1.13; the checks below depend on it (one
+# verdict per event), so its warning at every code-location load says nothing a user can act on.
+warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", PreviewWarning)
 
 MIN_VALID_OBSERVATIONS: dict[str, int] = {
     "EMIT": 250,

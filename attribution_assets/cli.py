@@ -4,7 +4,11 @@ Every run goes through a Dagster instance (``DAGSTER_HOME``; ``./.dagster_home``
 is unset), so runs started here show in the UI next to sensor-triggered ones. ``run``, ``demo`` and
 ``backfill`` exit with :data:`EXIT_OK` when every event succeeded, :data:`EXIT_PARTIAL` when some
 failed and the others were written, :data:`EXIT_FAILED` when none succeeded; each failed event leaves
-``<output>/failures/<event_key>.json`` with the reason (removed once the event succeeds).
+``<output>/failures/<event_key>.json`` with the reason (removed once the event succeeds). A bad command
+line or input file exits with :data:`EXIT_USAGE` before anything is registered or written.
+
+Runs are configured with the analysis settings of the ``ATTRIBUTION_SETTINGS`` file, when set, and the
+sampler options given on the command line in place of the file's (:func:`analysis_settings`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from attribution_assets.compilation import configure_jax
 from attribution_assets.events import (
     AlertFormatError,
     DetectionEvent,
+    RegistryError,
+    distinct_events,
     parse_iso_week,
     read_alerts,
     record_events,
@@ -46,20 +52,23 @@ from attribution_assets.paths import (
     archive_root,
     output_root,
 )
-from attribution_assets.science.attribution import UNLISTED_ID
 from attribution_assets.science.inversion.settings import (
     SAMPLER_SETTINGS,
     InversionSettings,
     Sampler,
     setting_help,
 )
+from attribution_assets.summary import summary_table
 
 QUALIFIED_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: ")
 """A leading ``package.module.Class: `` in an error message."""
 EXIT_OK = 0
 """Every event succeeded."""
 EXIT_FAILED = 1
-"""No event succeeded (or nothing to run)."""
+"""No event succeeded (or nothing to run, or the event registry cannot be read)."""
+EXIT_USAGE = 2
+"""A bad command line: an argument the parser refuses, or an input file (``--alerts``, the
+``ATTRIBUTION_SETTINGS`` file) that cannot be read or does not follow its format."""
 EXIT_PARTIAL = 3
 """Some events failed, the others were written."""
 ROLLUP_PRIORITY = 1
@@ -68,13 +77,27 @@ ROLLUP_PRIORITY = 1
 
 EXIT_CODES_HELP = (
     "exit status: 0 every event succeeded; 3 some events failed, the others were written; 1 no event "
-    "succeeded; 2 bad command line. Each failed event leaves OUTPUT/failures/<event_key>.json with the "
-    "reason, removed once the event succeeds."
+    "succeeded; 2 bad command line or input file (alerts, ATTRIBUTION_SETTINGS), before anything is "
+    "registered. Each failed event leaves OUTPUT/failures/<event_key>.json with the reason, removed once "
+    "the event succeeds."
 )
+ARCHIVE_HELP = "product archive root (default $ATTRIBUTION_ARCHIVE, else the bundled sample archive)"
+OUTPUT_HELP = "output root (default $ATTRIBUTION_OUTPUT, else ./attribution_output)"
+SETTINGS_VARIABLE = "ATTRIBUTION_SETTINGS"
+"""Environment variable naming the JSON file of analysis settings (see :func:`analysis_settings`)."""
 OFFLINE_HELP = (
     "never contact NASA Earthdata or the Copernicus CDS, even with credentials: use only the local "
     "archive (default: each service is on when its credentials are found)"
 )
+
+
+class CommandError(Exception):
+    """An error the command reports in one line (``attribution: <message>`` on stderr) before it exits
+    with ``exit_code`` (default :data:`EXIT_USAGE`)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -109,9 +132,43 @@ def log_config(args: argparse.Namespace) -> dict:
 
 
 def sampler_settings(args: argparse.Namespace) -> dict[str, object]:
-    """The analysis settings a run is configured with: every sampler option (``SAMPLER_SETTINGS``) as
-    given (fields of :class:`~attribution_assets.resources.AnalysisSettings`)."""
-    return {name: getattr(args, name) for name in SAMPLER_SETTINGS}
+    """The sampler options (``SAMPLER_SETTINGS``, fields of
+    :class:`~attribution_assets.resources.AnalysisSettings`) given on the command line; an option left
+    out is absent."""
+    given = {name: getattr(args, name, None) for name in SAMPLER_SETTINGS}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def analysis_settings(args: argparse.Namespace) -> dict[str, object]:
+    """Every field of :class:`~attribution_assets.resources.AnalysisSettings` a run is configured with:
+    the ``ATTRIBUTION_SETTINGS`` file's settings when the variable is set (the fields it leaves out, and
+    every field without it, keep their defaults), with the sampler options given on the command line
+    (:func:`sampler_settings`) in place of the file's.
+
+    The whole resource travels in the run config, because run config for a resource replaces its
+    configuration: a run given only the sampler fields would lose the file's other settings. Raises
+    :class:`CommandError` (:data:`EXIT_USAGE`) naming the file, and the field, when the file cannot be
+    read or does not hold valid settings.
+    """
+    from attribution_assets.resources import AnalysisSettings, settings_from_file
+
+    path = os.environ.get(SETTINGS_VARIABLE)
+    try:
+        base = settings_from_file(path) if path else AnalysisSettings()
+    except ValueError as error:
+        raise CommandError(f"{SETTINGS_VARIABLE}: {error}") from error
+    values = {name: getattr(base, name) for name in AnalysisSettings.model_fields}
+    return values | sampler_settings(args)
+
+
+def run_config(archive: Path, output: Path, args: argparse.Namespace) -> dict:
+    """The run config of every run a command submits: archive, output (:func:`resources_config`), the
+    analysis settings (:func:`analysis_settings`), the live switch (``args.offline`` switches both live
+    services off) and the console log level (:func:`log_config`)."""
+    from attribution_assets.orchestration.config import resources_config
+
+    live = False if getattr(args, "offline", False) else None
+    return resources_config(archive, output, analysis_settings(args), live) | log_config(args)
 
 
 def failure_path(output: Path, key: str) -> Path:
@@ -162,29 +219,32 @@ def run_events(
     """Register the events, then submit to the instance a crawl, one ``attribute_event`` run per event
     (longest first, :func:`longest_first`) and one ``weekly_rollup`` run per ISO week the events touch
     (:func:`submit_rollups`), each as soon as the week's last event run has finished, and wait for
-    them, printing each event's stages as they finish (numbered in the alerts' order).
+    them, printing each event's stages as they finish (numbered in the alerts' order). Events of the
+    same event key are one event, the first kept (:func:`~attribution_assets.events.distinct_events`).
 
     The runs go through the instance's run coordinator (queue and limits) and are executed by its
     daemon: a running one (``dagster-daemon``), or one started for the duration of the command. The
-    archive, output and settings travel in each run's config. ``args.offline`` switches both live
-    services off. Each event's failure record is written or removed (:func:`record_outcome`).
+    archive, output and settings travel in each run's config (:func:`run_config`). The settings and the
+    event registry are read before anything is registered: a bad settings file raises
+    :class:`CommandError`, an unreadable registry :class:`~attribution_assets.events.RegistryError`.
+    Each event's failure record is written or removed (:func:`record_outcome`).
     """
     from dagster import DagsterInstance, DagsterRunStatus
 
-    from attribution_assets.orchestration.config import resources_config
     from attribution_assets.orchestration.shutdown import cancel_runs_on_signal
     from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
     from attribution_assets.orchestration.workspace import daemon, open_workspace
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
 
-    ensure_instance_home()
+    config = run_config(archive, output, args)
+    events, _ = distinct_events(events)
     store = OutputStore(root=str(output))
-    live = False if getattr(args, "offline", False) else None
-    config = resources_config(archive, output, sampler_settings(args), live) | log_config(args)
+    registered_events(store.event_registry_path)  # an unreadable registry stops here (RegistryError)
+    ensure_instance_home()
     with DagsterInstance.get() as instance:
+        record_events(store.event_registry_path, events)
         keys = register_events(instance, events)
-        record_events(store.event_registry_path, list(events))
         echo(f"archive {archive}\noutput  {output}\ninstance {os.environ['DAGSTER_HOME']}")
         started = time.perf_counter()
         with daemon(instance) as started_daemon, open_workspace(instance) as workspace, \
@@ -329,68 +389,31 @@ def step_failure(events) -> str:
     return "run failed"
 
 
-def _attribution(row: pd.Series) -> str:
-    if not row["detected"]:
-        return "-"
-    unlisted = (
-        row.get("attributed_facility_id") == UNLISTED_ID
-        or not row.get("attributed_facility_name")
-        or row["p_unlisted_source"] > row["attributed_probability"]
-    )
-    if unlisted:
-        return f"unlisted source ({row['p_unlisted_source']:.2f})"
-    return f"{row['attributed_facility_name'][:26]} ({row['attributed_probability']:.2f})"
+def _alert_name(event: DetectionEvent) -> str:
+    return repr(event.event_id) if event.event_id else "(no event_id)"
 
 
-def _interval(row: pd.Series) -> str:
-    from attribution_assets.pipeline.posterior import interval_text
-
-    return f"{row['emission_rate_kg_h']:>12,.0f}  [{interval_text(row, lambda q: f'{q:,.0f}')}]"
-
-
-def summary_table(outcomes: Sequence[EventOutcome], truth: pd.DataFrame | None = None) -> str:
-    """One line per event: id, instruments, emission mean and 90 % interval (a non-detection's: below
-    its upper limit, or its confidence interval where that excludes 0), detection (and the truth,
-    and whether the interval holds it)."""
-    from attribution_assets.pipeline.posterior import rate_interval
-
-    lines = []
-    header = (
-        f"{'event':<18} {'gas':<4} {'instruments':<20} {'emission kg/h  [90% interval]':<42} {'detected':<9}"
-        f" {'attributed to (probability)':<34}"
-    )
-    if truth is not None:
-        header += f" {'truth kg/h':>11} {'in 90%':>6}"
-    lines += [header, "-" * len(header)]
-    for outcome in outcomes:
-        name = outcome.event.event_id or outcome.event.key
-        if not outcome.success:
-            lines.append(f"{name:<18} {outcome.event.gas:<4} FAILED: {outcome.error[:120]}")
-            continue
-        row = outcome.row
-        line = (
-            f"{name:<18} {row['gas']:<4} {row['instruments']:<20} {_interval(row):<42} "
-            f"{'yes' if row['detected'] else 'no':<9} {_attribution(row):<34}"
-        )
-        if truth is not None and name in truth.index:
-            q = float(truth.loc[name, "emission_rate_kg_h"])
-            low, high = rate_interval(row)
-            inside = low <= q <= high
-            line += f" {q:>11,.0f} {'yes' if inside else 'NO':>6}"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _load_alerts(path: Path) -> list[DetectionEvent]:
+def load_alerts(path: Path) -> list[DetectionEvent]:
+    """The events of the alert file ``path``, one per event key: an alert of the same event as an
+    earlier one (same time, place and gas) is dropped with a warning on stderr naming both alerts.
+    Raises :class:`CommandError` (:data:`EXIT_USAGE`) naming the file for a file that cannot be read or
+    does not follow the alert format (or a bad ``ATTRIBUTION_MAX_ALERT_ROWS``)."""
     try:
-        return read_alerts(path)
-    except AlertFormatError as error:
-        raise SystemExit(f"attribution: {error}") from error
+        events, repeats = distinct_events(read_alerts(path))
+    except ValueError as error:  # AlertFormatError, or ATTRIBUTION_MAX_ALERT_ROWS
+        raise CommandError(str(error)) from error
+    for repeat, kept in repeats:
+        print(
+            f"attribution: warning: {path}: alert {_alert_name(repeat)} is the same event as alert "
+            f"{_alert_name(kept)} ({kept.key}); the event runs once, as {_alert_name(kept)}",
+            file=sys.stderr,
+        )
+    return events
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     output = Path(args.output or output_root())
-    events = _load_alerts(SAMPLE_ALERTS)
+    events = load_alerts(SAMPLE_ALERTS)
     outcomes = run_events(events, SAMPLE_ARCHIVE, output, args)
     truth = pd.read_csv(SAMPLE_TRUTH).set_index("event_id")
     print()
@@ -400,8 +423,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    events = _load_alerts(Path(args.alerts))
-    outcomes = run_events(events, Path(args.archive), Path(args.output), args)
+    events = load_alerts(Path(args.alerts))
+    archive, output = Path(args.archive or archive_root()), Path(args.output or output_root())
+    outcomes = run_events(events, archive, output, args)
     print()
     print(summary_table(outcomes))
     return exit_code(outcomes)
@@ -423,17 +447,15 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def _week_events(args: argparse.Namespace, output: Path) -> list[DetectionEvent]:
-    """The registered events of ``args.week`` under ``output``, plus those of ``args.alerts`` in it."""
+    """The registered events of ``args.week`` under ``output``, plus those of ``args.alerts`` in it (an
+    alert's id replaces a registered event's)."""
     from attribution_assets.resources import OutputStore
 
-    try:
-        start, end = parse_iso_week(args.week)
-    except AlertFormatError as error:
-        raise SystemExit(f"attribution: {error}") from error
+    start, end = parse_iso_week(args.week)
+    alerts = load_alerts(Path(args.alerts)) if args.alerts else []
     events = [e for e in registered_events(OutputStore(root=str(output)).event_registry_path)
               if start <= e.time < end]
-    if args.alerts:
-        events += [e for e in _load_alerts(Path(args.alerts)) if start <= e.time < end]
+    events += [e for e in alerts if start <= e.time < end]
     return list({e.key: e for e in events}.values())
 
 
@@ -473,20 +495,18 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from attribution_assets.orchestration import backfill as bf
-    from attribution_assets.orchestration.config import resources_config
     from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
     from attribution_assets.orchestration.workspace import daemon, open_workspace
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
 
     output, archive = Path(args.output or output_root()), Path(args.archive or archive_root())
+    config = run_config(archive, output, args)
     events = {e.key: e for e in _week_events(args, output)}
     if not events and not args.from_failure:
         print(f"no registered events in {args.week} (register them with `attribution run` or --alerts FILE)")
         return EXIT_FAILED
     ensure_instance_home()
-    live = False if getattr(args, "offline", False) else None
-    config = resources_config(archive, output, sampler_settings(args), live) | log_config(args)
     with DagsterInstance.get() as instance:
         register_events(instance, events.values())
         record_events(OutputStore(root=str(output)).event_registry_path, list(events.values()))
@@ -540,6 +560,7 @@ def _backfill_echoes(keys: Sequence[str]) -> tuple:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    analysis_settings(args)  # a bad ATTRIBUTION_SETTINGS file stops here, not in the code location
     ensure_instance_home()
     os.environ.setdefault("ATTRIBUTION_ARCHIVE", str(args.archive or archive_root()))
     os.environ.setdefault("ATTRIBUTION_OUTPUT", str(args.output or output_root()))
@@ -563,11 +584,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from attribution_assets.service import ServiceConfig, create_app
 
+    analysis = analysis_settings(args)  # a bad ATTRIBUTION_SETTINGS file stops here, not in the code location
     ensure_instance_home()
     config = ServiceConfig(
         archive=Path(args.archive or archive_root()),
         output=Path(args.output or output_root()),
-        sampler=sampler_settings(args),
+        analysis=analysis,
         live=False if args.offline else None,
         with_daemon=args.with_daemon,
     )
@@ -589,7 +611,9 @@ _SAMPLER_FLAGS = {
 
 
 def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
-    """One option per sampler setting, with the default and help text of ``InversionSettings``."""
+    """One option per sampler setting, with the default and help text of ``InversionSettings``. An
+    option left out stays ``None``, so the ``ATTRIBUTION_SETTINGS`` file's value (or the default) holds
+    (:func:`analysis_settings`)."""
     defaults = InversionSettings()
     for name in SAMPLER_SETTINGS:
         default = getattr(defaults, name)
@@ -599,10 +623,19 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
             kind = {"choices": get_args(Sampler)}
         else:
             kind = {"type": type(default), "metavar": "N"}
-        help_text = f"{setting_help(name)} (default {default})"
-        parser.add_argument(_SAMPLER_FLAGS[name], dest=name, default=default, help=help_text, **kind)
+        help_text = f"{setting_help(name)} (default {default}, or the {SETTINGS_VARIABLE} file's)"
+        parser.add_argument(_SAMPLER_FLAGS[name], dest=name, default=None, help=help_text, **kind)
     parser.add_argument("--verbose", action="store_true", help="print every step's log on the console")
     parser.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+
+
+def _iso_week(text: str) -> str:
+    """An ISO week ``YYYY-Www`` argument; the parser refuses anything else (:data:`EXIT_USAGE`)."""
+    try:
+        parse_iso_week(text)
+    except AlertFormatError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -612,27 +645,27 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run the whole graph on the bundled sample archive and print a summary",
         epilog=EXIT_CODES_HELP,
     )
-    demo.add_argument("--output", help="output root (default $ATTRIBUTION_OUTPUT or ./attribution_output)")
+    demo.add_argument("--output", help=OUTPUT_HELP)
     _add_sampler_options(demo)
     demo.set_defaults(func=cmd_demo)
     run = sub.add_parser(
         "run", help="headless: register the alerts' events and materialise each one", epilog=EXIT_CODES_HELP
     )
-    run.add_argument("--archive", required=True, help="product archive root")
+    run.add_argument("--archive", help=ARCHIVE_HELP)
     run.add_argument("--alerts", required=True, help="operator alerts (CSV or GeoJSON)")
-    run.add_argument("--output", required=True, help="output root")
+    run.add_argument("--output", help=OUTPUT_HELP)
     _add_sampler_options(run)
     run.set_defaults(func=cmd_run)
     events = sub.add_parser("events", help="list registered events and whether their posterior exists")
-    events.add_argument("--output", help="output root")
+    events.add_argument("--output", help=OUTPUT_HELP)
     events.set_defaults(func=cmd_events)
     backfill = sub.add_parser(
         "backfill", help="one Dagster backfill of every registered event of one ISO week, then the week's "
         "roll-up (executed by the daemon; on the UI's Backfills page)", epilog=EXIT_CODES_HELP
     )
-    backfill.add_argument("--week", required=True, help="ISO week, e.g. 2025-W33")
-    backfill.add_argument("--archive", help="product archive root (default $ATTRIBUTION_ARCHIVE)")
-    backfill.add_argument("--output", help="output root")
+    backfill.add_argument("--week", required=True, type=_iso_week, help="ISO week, e.g. 2025-W33")
+    backfill.add_argument("--archive", help=ARCHIVE_HELP)
+    backfill.add_argument("--output", help=OUTPUT_HELP)
     backfill.add_argument("--alerts", help="also register these alerts' events of that week")
     backfill.add_argument(
         "--from-failure", action="store_true",
@@ -641,17 +674,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_options(backfill)
     backfill.set_defaults(func=cmd_backfill)
     dev = sub.add_parser("dev", help="open the Dagster UI on this code location")
-    dev.add_argument("--archive", help="product archive root")
-    dev.add_argument("--output", help="output root")
-    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--archive", help=ARCHIVE_HELP)
+    dev.add_argument("--output", help=OUTPUT_HELP)
+    dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
     dev.set_defaults(func=cmd_dev)
     serve = sub.add_parser(
         "serve", help="HTTP alert service: fast posterior per alert, then the full run (see /docs)"
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    serve.add_argument("--archive", help="product archive root (default $ATTRIBUTION_ARCHIVE)")
-    serve.add_argument("--output", help="output root (default $ATTRIBUTION_OUTPUT)")
+    serve.add_argument("--archive", help=ARCHIVE_HELP)
+    serve.add_argument("--output", help=OUTPUT_HELP)
     serve.add_argument(
         "--with-daemon", action="store_true",
         help="start a Dagster daemon for the service's life unless one runs (one-machine set-ups)",
@@ -662,9 +695,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; returns its exit status. A refused command line exits
+    (``SystemExit``) with :data:`EXIT_USAGE`; an input file that cannot be read returns
+    :data:`EXIT_USAGE`, an event registry that cannot be read :data:`EXIT_FAILED`, each with one line
+    on stderr that names the file."""
     args = build_parser().parse_args(argv)
     configure_jax()
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CommandError as error:
+        print(f"attribution: {error}", file=sys.stderr)
+        return error.exit_code
+    except RegistryError as error:
+        print(f"attribution: {error}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -56,6 +56,11 @@ class AlertFormatError(ValueError):
     """An operator alert file or an event key that does not follow the documented format."""
 
 
+class RegistryError(ValueError):
+    """The event registry (``events/registry.csv`` under the output root) cannot be read: not a CSV
+    table, or a row that is not an event. The message names the file (and the row)."""
+
+
 def _show(value: object) -> str:
     """``repr(value)`` cut to a readable length for error messages."""
     text = repr(value)
@@ -405,15 +410,43 @@ def read_alerts(path: str | Path, max_rows: int | None = None) -> list[Detection
 REGISTRY_COLUMNS = ["event_key", "event_id", "gas", "event_time", "latitude", "longitude"]
 
 
+def distinct_events(
+    events: Iterable[DetectionEvent],
+) -> tuple[list[DetectionEvent], list[tuple[DetectionEvent, DetectionEvent]]]:
+    """One event per event key, in order: alerts of the same time, place and gas are one event, and
+    the first of them is kept (its ``event_id`` with it). Returns the kept events and each repeat with
+    the kept event it repeats, ``(repeat, kept)``, in order."""
+    kept: dict[str, DetectionEvent] = {}
+    repeats: list[tuple[DetectionEvent, DetectionEvent]] = []
+    for event in events:
+        first = kept.setdefault(event.key, event)
+        if first is not event:
+            repeats.append((event, first))
+    return list(kept.values()), repeats
+
+
+def _registry_unreadable(path: Path, problem: str) -> RegistryError:
+    return RegistryError(
+        f"{path}: the event registry cannot be read ({problem}); move it aside and register the events "
+        "again (`attribution run --alerts FILE`, or the alert inbox)"
+    )
+
+
 def _read_registry(path: Path) -> pd.DataFrame:
-    """The registry table, all text (empty when the file does not exist)."""
-    if not path.exists():
+    """The registry table, all text (empty when the file does not exist or is empty); raises
+    :class:`RegistryError` naming the file when it is not a CSV table."""
+    if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=REGISTRY_COLUMNS, dtype=str)
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
+        raise _registry_unreadable(path, f"{type(error).__name__}: {' '.join(str(error).split())}") from error
 
 
 def record_events(path: str | Path, events: list[DetectionEvent]) -> None:
-    """Upsert ``events`` into the CSV event registry at ``path`` (keeps operator event ids by key).
+    """Upsert ``events`` into the CSV event registry at ``path`` (keeps operator event ids by key: an
+    event key repeated in ``events`` keeps its first id, as :func:`distinct_events`; a later call's id
+    replaces a registered one). Raises :class:`RegistryError` when the registry cannot be read.
 
     Safe with concurrent writers: the read-change-write runs under an exclusive lock
     (``<registry>.lock``, waited for up to :data:`REGISTRY_LOCK_TIMEOUT_S`), and the new table replaces
@@ -430,7 +463,7 @@ def record_events(path: str | Path, events: list[DetectionEvent]) -> None:
                 "latitude": f"{e.latitude:.4f}",
                 "longitude": f"{e.longitude:.4f}",
             }
-            for e in events
+            for e in distinct_events(events)[0]
         ],
         columns=REGISTRY_COLUMNS,
         dtype=str,
@@ -448,7 +481,13 @@ def record_events(path: str | Path, events: list[DetectionEvent]) -> None:
 
 
 def registered_events(path: str | Path) -> list[DetectionEvent]:
-    """The events of the registry at ``path`` (empty when it does not exist)."""
+    """The events of the registry at ``path`` (empty when it does not exist); raises
+    :class:`RegistryError` naming the file (and the row) when it cannot be read."""
     path = Path(path)
     table = _read_registry(path)
-    return [event_from_record(row, f"{path} row {i + 2}") for i, row in enumerate(table.to_dict("records"))]
+    try:
+        return [
+            event_from_record(row, f"{path} row {i + 2}") for i, row in enumerate(table.to_dict("records"))
+        ]
+    except AlertFormatError as error:
+        raise _registry_unreadable(path, str(error).removeprefix(f"{path} ")) from error

@@ -8,7 +8,6 @@ from attribution_assets.assets.detections import detections
 from attribution_assets.assets.weekly import weekly_posteriors
 from attribution_assets.partitions import week_of_partition, weekly_partitions
 from attribution_assets.resources import AnalysisSettings, OutputStore, ProductArchive
-from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS
 
 catalog_job = define_asset_job(
     "crawl_catalog",
@@ -43,15 +42,17 @@ rollup_job = define_asset_job(
 def launch_week_backfill_op(
     context: OpExecutionContext, archive: ProductArchive, store: OutputStore, settings: AnalysisSettings
 ) -> None:
-    """Launch the week backfill of this run's partition with this run's archive, output root and sampler
-    settings; the run gets the backfill's id as tag ``attribution/backfill``."""
+    """Launch the week backfill of this run's partition with this run's archive, output root and every
+    analysis setting (run config for a resource replaces its configuration, so the backfill's runs get
+    all of them, not the defaults of those left out); the run gets the backfill's id as tag
+    ``attribution/backfill``."""
     from attribution_assets.definitions import defs
     from attribution_assets.orchestration.backfill import launch_week_backfill
     from attribution_assets.orchestration.config import resources_config
 
     week = week_of_partition(context.partition_key)
-    sampler = {name: getattr(settings, name) for name in SAMPLER_SETTINGS}
-    config = resources_config(archive.root, store.root, sampler)
+    values = {name: getattr(settings, name) for name in AnalysisSettings.model_fields}
+    config = resources_config(archive.root, store.root, values)
     backfill = launch_week_backfill(context.instance, defs.resolve_asset_graph(), week, config)
     context.instance.add_run_tags(context.run_id, {"attribution/backfill": backfill.backfill_id})
     context.log.info(f"backfill {backfill.backfill_id} of {week} added: {backfill.title}")

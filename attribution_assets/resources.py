@@ -229,11 +229,12 @@ def build_resources(
 def settings_from_file(path: str | os.PathLike[str]) -> AnalysisSettings:
     """:class:`AnalysisSettings` from a JSON file of its fields (those absent keep their defaults).
 
-    Raises ``ValueError`` naming the file for malformed JSON, an unknown field or a wrong type.
+    Raises ``ValueError`` with a one-line message naming the file (and the field) for a missing or
+    unreadable file, malformed JSON, an unknown field or a wrong type.
     """
     try:
-        values = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError included
         raise ValueError(f"{path}: cannot read the analysis settings: {error}") from error
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the analysis settings must be a JSON object of AnalysisSettings fields")
@@ -243,7 +244,11 @@ def settings_from_file(path: str | os.PathLike[str]) -> AnalysisSettings:
     try:
         return AnalysisSettings(**values)
     except ValidationError as error:
-        raise ValueError(f"{path}: invalid analysis settings: {error}") from error
+        problems = "; ".join(
+            f"{'.'.join(map(str, problem['loc']))}: {problem['msg']} (found {problem['input']!r:.60})"
+            for problem in error.errors()
+        )
+        raise ValueError(f"{path}: invalid analysis settings: {problems}") from error
 
 
 def default_resources() -> dict[str, object]:

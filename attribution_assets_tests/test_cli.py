@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 from dagster import DagsterInstance, RunsFilter, job, op
@@ -19,19 +20,28 @@ from attribution_assets.cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
+    EXIT_USAGE,
     ROLLUP_PRIORITY,
     EventOutcome,
+    analysis_settings,
     build_parser,
     ensure_instance_home,
     exit_code,
     failure_path,
+    load_alerts,
     longest_first,
     main,
     step_failure,
 )
-from attribution_assets.events import DetectionEvent, read_alerts, record_events
+from attribution_assets.events import (
+    DetectionEvent,
+    distinct_events,
+    read_alerts,
+    record_events,
+    registered_events,
+)
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
-from attribution_assets.resources import OutputStore
+from attribution_assets.resources import AnalysisSettings, OutputStore
 from attribution_assets_tests.test_access.loopback import Loopback
 from attribution_assets_tests.test_access.test_secrets import files_holding
 
@@ -74,6 +84,8 @@ def _posterior_row(**overrides: object) -> pd.Series:
             cli.cmd_run,
             {"archive": "a", "alerts": "al.csv", "output": "o"},
         ),
+        # like backfill, dev and serve, run defaults its archive and output to the environment's
+        (["run", "--alerts", "al.csv"], cli.cmd_run, {"archive": None, "alerts": "al.csv", "output": None}),
         (["events"], cli.cmd_events, {"output": None}),
         (["events", "--output", "o"], cli.cmd_events, {"output": "o"}),
         (
@@ -103,10 +115,12 @@ def test_every_subcommand_parses_to_its_handler(argv: list[str], command, values
     [
         ([], "required: command"),
         (["launch"], "invalid choice: 'launch'"),
-        (["run", "--alerts", "a.csv", "--output", "o"], "required: --archive"),
         (["run", "--archive", "a", "--output", "o"], "required: --alerts"),
-        (["run", "--archive", "a", "--alerts", "a.csv"], "required: --output"),
         (["backfill"], "required: --week"),
+        (["backfill", "--week", "garbage"], "argument --week: 'garbage' is not an ISO week"),
+        (["backfill", "--week", "2025-33"], "'2025-33' is not an ISO week; expected YYYY-Www"),
+        (["backfill", "--week", "2025-W99"], "'2025-W99' is not an ISO week"),
+        (["run", "--alerts", "a.csv", "--chains", "four"], "argument --chains: invalid int value: 'four'"),
         (["dev", "--port", "http"], "invalid int value: 'http'"),
         (["events", "--week", "2025-W33"], "unrecognized arguments: --week"),
     ],
@@ -129,7 +143,14 @@ def test_verbose_switches_the_console_log_level() -> None:
     assert cli.log_config(verbose)["loggers"]["console"]["config"]["log_level"] == "INFO"
 
 
-# --- malformed alert files exit with the file, the row and the reason --------------------------------
+# --- malformed alert files exit 2 with the file, the row and the reason ------------------------------
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The command's stderr, which must be one ``attribution: ...`` line (no traceback)."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("attribution: "), err
+    return err.strip()
 
 
 @pytest.mark.parametrize(
@@ -142,43 +163,186 @@ def test_verbose_switches_the_console_log_level() -> None:
         (["a,2025-08-14T17:31:00Z,97.0,-103.61,CH4"], "latitude 97.0 outside [-90, 90]"),
     ],
 )
-def test_run_exits_on_a_malformed_alerts_csv(tmp_path: Path, rows: list[str], expected: str) -> None:
+def test_run_exits_2_on_a_malformed_alerts_csv(
+    tmp_path: Path, rows: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     alerts = _alerts_csv(tmp_path / "alerts.csv", rows)
     argv = ["run", "--archive", str(tmp_path), "--alerts", str(alerts), "--output", str(tmp_path / "o")]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    message = exit_info.value.code
-    assert isinstance(message, str) and message.startswith(f"attribution: {alerts}")
-    assert expected in message
+    assert main(argv) == EXIT_USAGE == 2
+    message = _one_line_error(capsys)
+    assert message.startswith(f"attribution: {alerts}") and expected in message
     assert not (tmp_path / "o").exists(), "nothing may be written before the alerts are valid"
 
 
-def test_run_exits_on_a_missing_or_malformed_geojson(tmp_path: Path) -> None:
+def test_run_exits_2_on_a_missing_or_malformed_geojson(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "nowhere.csv"
-    with pytest.raises(SystemExit, match=r"^attribution: .*nowhere.csv: alert file not found"):
-        main(["run", "--archive", str(tmp_path), "--alerts", str(missing), "--output", str(tmp_path)])
+    argv = ["run", "--archive", str(tmp_path), "--output", str(tmp_path), "--alerts"]
+    assert main([*argv, str(missing)]) == EXIT_USAGE
+    assert _one_line_error(capsys) == f"attribution: {missing}: alert file not found (or not a regular file)"
     not_geojson = tmp_path / "alerts.geojson"
     not_geojson.write_text(json.dumps({"type": "Feature", "properties": {}}))
-    with pytest.raises(SystemExit, match="not a GeoJSON FeatureCollection"):
-        main(["run", "--archive", str(tmp_path), "--alerts", str(not_geojson), "--output", str(tmp_path)])
+    assert main([*argv, str(not_geojson)]) == EXIT_USAGE
+    assert "not a GeoJSON FeatureCollection" in _one_line_error(capsys)
     no_time = tmp_path / "no_time.geojson"
     feature = {"type": "Feature", "properties": {"gas": "CH4"},
                "geometry": {"type": "Point", "coordinates": [-103.61, 31.9]}}
     no_time.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
-    with pytest.raises(SystemExit, match="feature 0: missing event_time"):
-        main(["run", "--archive", str(tmp_path), "--alerts", str(no_time), "--output", str(tmp_path)])
+    assert main([*argv, str(no_time)]) == EXIT_USAGE
+    assert "feature 0: missing event_time" in _one_line_error(capsys)
 
 
-def test_backfill_exits_on_malformed_alerts(tmp_path: Path) -> None:
+def test_backfill_exits_2_on_malformed_alerts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     alerts = _alerts_csv(tmp_path / "alerts.csv", ["a,2025-08-14T17:31:00Z,31.9,-103.61,XX"])
-    with pytest.raises(SystemExit, match="gas 'XX'"):
-        main(["backfill", "--week", "2025-W33", "--output", str(tmp_path), "--alerts", str(alerts)])
+    assert main(["backfill", "--week", "2025-W33", "--output", str(tmp_path), "--alerts", str(alerts)]) == 2
+    assert "row 2: gas 'XX' is not one of" in _one_line_error(capsys)
 
 
-@pytest.mark.parametrize("week", ["2025-33", "2025-W99"])
-def test_backfill_exits_on_a_malformed_week(tmp_path: Path, week: str) -> None:
-    with pytest.raises(SystemExit, match="is not an ISO week"):
-        main(["backfill", "--week", week, "--output", str(tmp_path)])
+# --- the ATTRIBUTION_SETTINGS file: the runs' settings, checked before anything is registered ---------
+
+FILE_SETTINGS = {"alert_threshold_co2_kg_h": 5000000, "oco2_half_width_km": 40, "num_chains": 3, "seed": 5,
+                 "escalate": False}
+DEFAULT_SETTINGS = {name: getattr(AnalysisSettings(), name) for name in AnalysisSettings.model_fields}
+
+
+def _settings_file(path: Path, content: str | bytes, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    monkeypatch.setenv("ATTRIBUTION_SETTINGS", str(path))
+    return path
+
+
+def test_run_settings_are_the_files_with_the_given_sampler_options_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ATTRIBUTION_SETTINGS", raising=False)
+    assert analysis_settings(build_parser().parse_args(["run", "--alerts", "a.csv"])) == DEFAULT_SETTINGS
+    _settings_file(tmp_path / "settings.json", json.dumps(FILE_SETTINGS), monkeypatch)
+    args = build_parser().parse_args(["run", "--alerts", "a.csv", "--chains", "2", "--sampler", "laplace"])
+    given = {"num_chains": 2, "sampler": "laplace"}
+    assert analysis_settings(args) == DEFAULT_SETTINGS | FILE_SETTINGS | given
+    # an option given with its default's value still replaces the file's
+    args = build_parser().parse_args(["backfill", "--week", "2025-W33", "--chains", "4", "--escalate"])
+    assert analysis_settings(args) == DEFAULT_SETTINGS | FILE_SETTINGS | {"num_chains": 4, "escalate": True}
+    assert analysis_settings(build_parser().parse_args(["demo"])) == DEFAULT_SETTINGS | FILE_SETTINGS
+
+
+def test_run_config_gives_the_runs_the_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run config for a resource replaces its configuration: the CLI's carries every setting, so a run
+    resolves the file's settings, not the resource's defaults for the fields the options leave out."""
+    from dagster import validate_run_config
+
+    from attribution_assets.definitions import defs
+
+    _settings_file(tmp_path / "settings.json", json.dumps(FILE_SETTINGS), monkeypatch)
+    args = build_parser().parse_args(["run", "--alerts", "a.csv", "--warmup", "100", "--offline"])
+    config = cli.run_config(SAMPLE_ARCHIVE, tmp_path / "out", args)
+    for job_name in ("attribute_event", "weekly_rollup"):
+        resolved = validate_run_config(defs.resolve_job_def(job_name), config)["resources"]
+        assert resolved["settings"]["config"] == DEFAULT_SETTINGS | FILE_SETTINGS | {"num_warmup": 100}
+        assert resolved["store"]["config"]["root"] == str(tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"emit_half_width_km": 4,\n', "cannot read the analysis settings: Expecting property name"),
+        ('{"emit_half_width_km": "four"}', "invalid analysis settings: emit_half_width_km: Input should be"),
+        ('{"oco2_half_width": 40}', "unknown analysis settings ['oco2_half_width']"),
+        ("[40]", "must be a JSON object of AnalysisSettings fields"),
+        (b"\xff\xfe{}", "cannot read the analysis settings: 'utf-8' codec can't decode byte 0xff"),
+    ],
+)
+def test_run_exits_2_on_a_bad_settings_file_before_registering_anything(
+    tmp_path: Path, content: str | bytes, expected: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = _settings_file(tmp_path / "settings.json", content, monkeypatch)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["a,2025-08-14T17:31:00Z,31.9,-103.61,CH4"])
+    argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts), "--output", str(tmp_path / "o")]
+    assert main(argv) == EXIT_USAGE
+    message = _one_line_error(capsys)
+    assert message.startswith(f"attribution: ATTRIBUTION_SETTINGS: {settings}: ") and expected in message
+    assert not (tmp_path / "o").exists() and not (tmp_path / "home").exists(), "nothing registered"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["demo"], ["backfill", "--week", "2025-W33", "--alerts", "ALERTS"], ["run", "--alerts", "ALERTS"]],
+)
+def test_every_command_checks_the_settings_file_first(
+    tmp_path: Path, argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings_file(tmp_path / "settings.json", "{", monkeypatch)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ATTRIBUTION_OUTPUT", str(tmp_path / "o"))
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["a,2025-08-14T17:31:00Z,31.9,-103.61,CH4"])
+    assert main([str(alerts) if arg == "ALERTS" else arg for arg in argv]) == EXIT_USAGE
+    assert _one_line_error(capsys).startswith(f"attribution: ATTRIBUTION_SETTINGS: {settings}: cannot read")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "home").exists()
+
+
+# --- repeated alerts, an unreadable registry ---------------------------------------------------------
+
+
+def test_a_repeated_alert_is_one_event_kept_as_the_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        "permian-ch4,2025-08-14T17:31:00Z,31.9095,-103.6100,CH4",
+        "korpezhe-ch4,2025-07-21T06:55:00Z,38.5020,54.2150,CH4",
+        "permian-again,2025-08-14T19:31:00+02:00,31.90950,-103.61,ch4",  # the same time, place and gas
+    ]
+    alerts = _alerts_csv(tmp_path / "alerts.csv", rows)
+    permian = read_alerts(alerts)[0]
+    assert [e.event_id for e in load_alerts(alerts)] == ["permian-ch4", "korpezhe-ch4"]
+    assert capsys.readouterr().err == (
+        f"attribution: warning: {alerts}: alert 'permian-again' is the same event as alert 'permian-ch4' "
+        f"({permian.key}); the event runs once, as 'permian-ch4'\n"
+    )
+    kept, repeats = distinct_events(read_alerts(alerts))
+    assert [(repeat.event_id, first.event_id) for repeat, first in repeats] == [
+        ("permian-again", "permian-ch4")
+    ]
+    # the registry keeps the first alert's id too, as the command says
+    registry = OutputStore(root=str(tmp_path)).event_registry_path
+    record_events(registry, read_alerts(alerts))
+    assert {e.key: e.event_id for e in registered_events(registry)} == {e.key: e.event_id for e in kept}
+
+
+REGISTRY_HEADER = "event_key,event_id,gas,event_time,latitude,longitude\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        (f'"{PERMIAN.key},permian,CH4,2025-08-14T17:31:00Z,31.9095,-103.6100\n',
+         "(ParserError: Error tokenizing data. C error: EOF inside string starting at row 1)"),
+        (f"{PERMIAN.key},permian,CH4,last tuesday,31.9095,-103.6100\n",
+         "(row 2: event_time 'last tuesday' is not ISO 8601)"),
+    ],
+)
+def test_an_unreadable_registry_exits_1_naming_the_file(
+    tmp_path: Path, rows: str, problem: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry = OutputStore(root=str(tmp_path / "out")).event_registry_path
+    registry.parent.mkdir(parents=True)
+    registry.write_text(REGISTRY_HEADER + rows)
+    expected = f"attribution: {registry}: the event registry cannot be read {problem}; move it aside"
+    assert main(["events", "--output", str(tmp_path / "out")]) == EXIT_FAILED
+    assert _one_line_error(capsys).startswith(expected)
+    assert main(["backfill", "--week", "2025-W33", "--output", str(tmp_path / "out")]) == EXIT_FAILED
+    assert _one_line_error(capsys).startswith(expected)
+    # run, its output root from the environment: it stops before the instance is touched
+    monkeypatch.setenv("ATTRIBUTION_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["belchatow,2025-06-10T12:10:00Z,51.266,19.3308,CO2"])
+    assert main(["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts)]) == EXIT_FAILED
+    assert _one_line_error(capsys).startswith(expected)
+    assert registry.read_text() == REGISTRY_HEADER + rows, "the registry is left as it is"
+    assert not (tmp_path / "home").exists(), "no instance: nothing registered"
 
 
 # --- summary table --------------------------------------------------------------------------------
@@ -372,6 +536,25 @@ def test_help_documents_exit_codes_and_offline(capsys: pytest.CaptureFixture[str
     assert "failures/<event_key>.json" in text and "--offline" in text
 
 
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_says_what_chains_port_archive_and_output_are(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("run", "demo", "backfill", "serve"):
+        text = _help([command], capsys)
+        assert "--chains N NUTS chains; SMC's independent particle populations (default 4" in text, command
+        assert "2 bad command line or input file (alerts, ATTRIBUTION_SETTINGS)" in text or command == "serve"
+    assert "--port PORT port of the Dagster UI (default 3000)" in _help(["dev"], capsys)
+    for command in ("run", "backfill", "dev", "serve"):
+        text = _help([command], capsys)
+        assert "--archive ARCHIVE product archive root (default $ATTRIBUTION_ARCHIVE" in text, command
+        assert "--output OUTPUT output root (default $ATTRIBUTION_OUTPUT" in text, command
+
+
 @pytest.fixture()
 def trap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Credentials planted for both services, and every HTTP(S) request routed to a loopback proxy that
@@ -430,6 +613,40 @@ def test_run_offline_exits_3_on_partial_success_with_failure_records(
     argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(only_nowhere), "--output", str(output)]
     assert main([*argv, *FAST, "--offline"]) == EXIT_FAILED
     assert trap.seen == []
+
+
+@pytest.mark.slow
+def test_run_applies_the_settings_file_and_runs_a_repeated_alert_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Archive and output from the environment; the settings file's values reach the run (the option
+    given replaces the file's); an alert repeated under another id is one event, numbered once, and its
+    week's roll-up is written."""
+    output = tmp_path / "out"
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"alert_threshold_co2_kg_h": 5000000, "seed": 3, "sampler": "nuts"}))
+    environment = {"ATTRIBUTION_SETTINGS": settings, "ATTRIBUTION_ARCHIVE": SAMPLE_ARCHIVE,
+                   "ATTRIBUTION_OUTPUT": output, "DAGSTER_HOME": tmp_path / "home"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    rows = ["belchatow-co2,2025-06-10T12:10:00Z,51.2660,19.3308,CO2",
+            "belchatow-again,2025-06-10T12:10:00Z,51.2660,19.3308,CO2"]
+    alerts = _alerts_csv(tmp_path / "alerts.csv", rows)
+    event = read_alerts(alerts)[0]
+
+    assert main(["run", "--alerts", str(alerts), "--sampler", "laplace", "--offline"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert f"alert 'belchatow-again' is the same event as alert 'belchatow-co2' ({event.key})" in err
+    assert "submitted 1 event runs" in out and f"[1/1] {event.key} done" in out and "[2/1]" not in out
+    assert len([line for line in out.splitlines() if line.startswith("belchatow")]) == 1, out
+    store = OutputStore(root=str(output))
+    row = gpd.read_parquet(store.posterior_path(event.iso_week, event.key)).iloc[0]
+    provenance = json.loads(row["provenance"])
+    assert provenance["settings"]["alert_threshold_co2_kg_h"] == 5000000, "the file's setting"
+    assert provenance["sampler"]["seed"] == 3, "the file's sampler setting, no option given"
+    assert provenance["sampler"]["sampler"] == "laplace", "the option given, in place of the file's"
+    assert (store.weekly_dir / f"week={event.iso_week}" / "posteriors.parquet").is_file(), "week rolled up"
+    assert [e.event_id for e in registered_events(store.event_registry_path)] == ["belchatow-co2"]
 
 
 def test_event_runs_are_submitted_longest_first(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from attribution_assets.pipeline.overpasses import (
     event_window,
     fetch_live,
     granule_counts,
+    rejected_files,
     resolve_overpasses,
     update_catalog,
 )
@@ -70,8 +71,9 @@ def overpass_catalog(
     kinds={"geoparquet", "duckdb"},
     code_version=CODE_VERSION,
     description="Catalog query for the event: every granule of every instrument and met source whose "
-    "footprint meets the instrument's AOI within the time window; with live access on, missing granules "
-    "and ERA5 are downloaded into the archive and catalogued first.",
+    "footprint meets the instrument's AOI within the time window, and every file the crawl rejected that "
+    "would have (column rejected: the reason); with live access on, missing granules and ERA5 are "
+    "downloaded into the archive and catalogued first.",
 )
 def event_overpasses(
     context: AssetExecutionContext,
@@ -88,8 +90,9 @@ def event_overpasses(
             f"{store.catalog_path}: no overpass catalog; materialise overpass_catalog first"
         )
     live = fetch_live(event, archive.path, store.catalog_files, analysis, earthdata, cds, context.log)
-    result = resolve_overpasses(event, store.catalog_path, analysis, context.log)
+    result = resolve_overpasses(event, store.catalog_path, analysis, context.log, store.rejected_path)
     counts = granule_counts(result)
+    rejected = {str(row.path): str(row.rejected) for row in rejected_files(result).itertuples()}
     t0, t1 = event_window(event, analysis)
     context.add_output_metadata(
         {
@@ -97,6 +100,7 @@ def event_overpasses(
             "instruments_with_overpass": ", ".join(i for i in INSTRUMENTS if counts[i]) or "none",
             "window": f"{t0:%Y-%m-%dT%H:%MZ} .. {t1:%Y-%m-%dT%H:%MZ}",
             "live_access": MetadataValue.json(live),
+            "rejected_files": MetadataValue.json(rejected),
             ROW_COUNT: len(result),
         }
     )

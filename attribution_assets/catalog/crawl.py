@@ -6,7 +6,9 @@ CDS). Unchanged files (same path, size and modification time as in the previous 
 reopened. Every file is checked for the variables its reader requires (names, units, kind of values;
 metadata only), so a file the reader would reject is listed as rejected with the reason (naming the
 file and the variable) instead of being catalogued; the crawl goes on. Zero-byte files of a product
-are rejected too. When the same granule exists in several processings, only the newest *verified*
+are rejected too. A rejected file's row also says what is still known of it (instrument, time span,
+bounding box), so an event it would have covered names it instead of reporting no overpass. When the
+same granule exists in several processings, only the newest *verified*
 file is catalogued: a broken newer processing was rejected before the tie-break, so the older good
 file stays, with a warning (logged, and appended to the rejected file's reason). Copies of the same
 processing are told apart by content: identical copies keep one, differing copies keep the most
@@ -36,6 +38,7 @@ from attribution_assets.catalog.footprints import (
     describe_tropomi,
     describe_wrf,
 )
+from attribution_assets.catalog.rejected import EXTENT_COLUMNS, rejected_extent
 from attribution_assets.readers.checksum import file_checksum
 
 logger = logging.getLogger(__name__)
@@ -58,6 +61,9 @@ CATALOG_COLUMNS = [
     "fingerprint",
     "n_obs",
 ]
+REJECTED_FILE_COLUMNS = ["path", "reason", *EXTENT_COLUMNS]
+"""A rejected file: its path, why it was rejected, and what is still known of it (instrument, time span,
+bounding box; :mod:`attribution_assets.catalog.rejected`) so the events it would have served can say so."""
 _NATIVE_DESCRIBERS = {
     "EMIT": describe_emit,
     "TROPOMI": describe_tropomi,
@@ -77,7 +83,7 @@ class CrawlResult:
     """
 
     catalog: gpd.GeoDataFrame
-    rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
+    rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECTED_FILE_COLUMNS))
     n_files: int = 0
     n_reused: int = 0
     n_read: int = 0
@@ -251,7 +257,8 @@ def crawl_archive(
         try:
             segments = describe_file(path)
         except _UNREADABLE as error:
-            rejected.append({"path": str(path), "reason": f"{type(error).__name__}: {error}"})
+            reason = f"{type(error).__name__}: {error}"
+            rejected.append({"path": str(path), "reason": reason, **rejected_extent(path).as_row()})
             continue
         if segments is None:
             result.n_ignored += 1
@@ -272,5 +279,5 @@ def crawl_archive(
     _broken_duplicates(rejected, result.catalog, result.warnings)
     for warning in result.warnings:
         logger.warning(warning)
-    result.rejected = pd.DataFrame(rejected, columns=["path", "reason"])
+    result.rejected = pd.DataFrame(rejected, columns=REJECTED_FILE_COLUMNS)
     return result

@@ -35,7 +35,7 @@ from attribution_assets.readers import emit, ghgsat, oco2, tropomi, wrf
 from attribution_assets.readers.bbox import normalise_lon
 from attribution_assets.readers.era5 import WIND_FIELDS, era5_layout, required_variables
 from attribution_assets.readers.errors import ProductFormatError
-from attribution_assets.readers.layout import check_complete, check_required
+from attribution_assets.readers.layout import check_complete, check_required, find_variable
 from attribution_assets.readers.values import attribute_text as _text
 from attribution_assets.readers.values import masked_to_nan
 from attribution_assets.readers.wrf import WRF_TIME_FORMAT
@@ -334,10 +334,12 @@ def _era5_coords(handle: h5py.File | netCDF4.Dataset, path: Path, wind: bool = T
     if not era5_layout(names if hdf5 else set(handle.dimensions), names):
         return None
     time_name = "valid_time" if "valid_time" in names else "time"
-    if time_name not in names or "latitude" not in names or "longitude" not in names:
-        raise ProductFormatError(path, "valid_time|time, latitude, longitude", "ERA5 coordinate variables")
+    coords = {name: find_variable(handle, name) for name in (time_name, "latitude", "longitude")}
+    for name, var in coords.items():
+        if var is None:  # the dimension without its coordinate variable
+            raise ProductFormatError(path, name, "variable present")
     check_required(handle, path, required_variables(names, wind))
-    time_var = handle[time_name]
+    time_var = coords[time_name]
     units = time_var.attrs.get("units") if hdf5 else getattr(time_var, "units", None)
     if units is None:
         raise ProductFormatError(path, time_name, "a CF 'units' attribute")

@@ -23,6 +23,7 @@ import pandas as pd
 
 from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.crawl import CrawlResult, combined_rows, crawl_archive, empty_catalog
+from attribution_assets.catalog.rejected import EXTENT_COLUMNS
 
 ARCHIVE_COLUMN = "archive"
 """Catalog column naming the archive root (resolved path) a row was crawled from."""
@@ -30,7 +31,9 @@ ARCHIVE_COLUMN = "archive"
 CATALOG_LOCK_TIMEOUT_S = 3600.0
 """Longest wait (s) for the catalog lock before :func:`catalog_lock` gives up with a ``TimeoutError``."""
 
-REJECTED_COLUMNS = ["path", "reason", ARCHIVE_COLUMN]
+REJECTED_COLUMNS = ["path", "reason", ARCHIVE_COLUMN, *EXTENT_COLUMNS]
+"""Columns of ``rejected_files.csv``: path, reason, archive, then what is still known of the file
+(instrument, time_start, time_end, west, south, east, north; empty when unknown)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ class CatalogFiles:
     superseded: Path
     """GeoParquet rows of files whose granule exists in a newer processing (kept so re-crawls skip them)."""
     rejected: Path
-    """CSV of files that could not be read: ``path, reason, archive``."""
+    """CSV of files that could not be read: ``path, reason, archive`` and what is still known of each
+    (:data:`REJECTED_COLUMNS`)."""
     lock: Path
     """Lock file held while any of the above is updated."""
 
@@ -130,6 +134,17 @@ def _read_rejected(path: Path) -> pd.DataFrame:
         ) from error
 
 
+def read_rejected_files(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The rejected-file list at ``path`` as text columns :data:`REJECTED_COLUMNS` ("" where a value is
+    unknown, or the list was written before the column existed); empty when there is no list. Raises
+    ``ValueError`` naming the file when it cannot be read."""
+    frame = _read_rejected(Path(path))
+    for column in REJECTED_COLUMNS:
+        if column not in frame:
+            frame[column] = ""
+    return frame[REJECTED_COLUMNS]
+
+
 def _known(catalog: gpd.GeoDataFrame, superseded: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     rows = combined_rows([catalog, superseded])
     if rows.empty:
@@ -198,7 +213,7 @@ def crawl_into_catalog(
         )
         kept = rejected[~_owned(rejected, root, key)].reindex(columns=REJECTED_COLUMNS)
         parts = [frame for frame in (kept, result.rejected) if len(frame)]
-        rejected = pd.concat(parts, ignore_index=True) if parts else kept
+        rejected = (pd.concat(parts, ignore_index=True) if parts else kept).reindex(columns=REJECTED_COLUMNS)
         with atomic_path(files.rejected) as tmp:
             rejected.sort_values(["path"], kind="mergesort").to_csv(tmp, index=False)
     archives = sorted(set(catalog[ARCHIVE_COLUMN].dropna().astype(str)))

@@ -21,7 +21,7 @@ from attribution_assets.pipeline.enhancement import enhance_emit
 from attribution_assets.pipeline.event import EventResult, attribute_event, write_posterior
 from attribution_assets.pipeline.forward import ForwardModel, build_forward
 from attribution_assets.pipeline.inversion import EventInversion, NoObservationsError, invert_event
-from attribution_assets.pipeline.met import prepare_met
+from attribution_assets.pipeline.met import MetDataError, prepare_met
 from attribution_assets.pipeline.overpasses import fetch_live, resolve_overpasses, update_catalog
 from attribution_assets.pipeline.posterior import alert_score, instrument_outcomes, posterior_row
 from attribution_assets.pipeline.settings import EventSettings
@@ -32,6 +32,7 @@ __all__ = [
     "EventResult",
     "EventSettings",
     "ForwardModel",
+    "MetDataError",
     "NoObservationsError",
     "alert_score",
     "attribute",

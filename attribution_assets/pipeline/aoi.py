@@ -2,7 +2,9 @@
 
 An instrument with no overpass, or one that does not measure the event's gas, gives an empty extract
 (a normal outcome). A granule that cannot be read is logged with the reason and skipped, so one bad
-file never stops the event; every granule's outcome is recorded.
+file never stops the event; every granule's outcome is recorded, and so is every file the crawl
+rejected that would have served the event ("rejected by the catalog crawl: <reason>"), so a broken
+file never reads as "no overpass".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import geopandas as gpd
 import xarray as xr
 
 from attribution_assets.events import DetectionEvent
+from attribution_assets.pipeline.overpasses import catalogued, rejected_files, rejection_text
 from attribution_assets.pipeline.settings import INSTRUMENT_GAS, INSTRUMENTS, BBox, EventSettings
 from attribution_assets.readers.emit import read_emit_l1b
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
@@ -59,12 +62,21 @@ def extract_aoi(
     settings: EventSettings,
     log: logging.Logger = LOG,
 ) -> AoiExtract:
-    """Read the AOI of every file of ``instrument`` listed in ``overpasses``; log and skip unusable ones."""
+    """Read the AOI of every file of ``instrument`` listed in ``overpasses``; log and skip unusable ones.
+    The rejected files listed (:func:`~attribution_assets.pipeline.overpasses.rejected_files`) are not
+    read: their outcome is the crawl's reason."""
     if INSTRUMENT_GAS[instrument] != event.gas:
         return AoiExtract(instrument, outcomes={"-": f"{instrument} does not measure {event.gas}"})
     bbox = settings.bbox(event, settings.half_width_km(instrument))
-    paths = list(dict.fromkeys(overpasses.loc[overpasses["instrument"] == instrument, "path"]))
+    granules = catalogued(overpasses)
+    paths = list(dict.fromkeys(granules.loc[granules["instrument"] == instrument, "path"]))
     extract = AoiExtract(instrument, bbox=bbox)
+    broken = rejected_files(overpasses)
+    for row in broken[broken["instrument"] == instrument].itertuples():
+        name = Path(row.path).name
+        extract.outcomes[name if name not in extract.outcomes else str(row.path)] = (
+            f"rejected by the catalog crawl: {rejection_text(row)}"
+        )
     for path in paths:
         name = Path(path).name
         try:
@@ -76,7 +88,7 @@ def extract_aoi(
         except (ProductFormatError, OSError) as error:
             extract.outcomes[name] = f"rejected: {error}"
             log.error(f"{instrument}: skipping unreadable granule: {error}")
-    if not paths:
+    if not extract.outcomes:
         log.info(f"{instrument}: no overpass for {event.key}")
         extract.outcomes = {"-": "no overpass"}
     return extract

@@ -118,7 +118,7 @@ def attribute_event(
             update_catalog(archive, layout.catalog_files, log)
         if earthdata is not None and cds is not None:
             fetch_live(event, archive, layout.catalog_files, settings, earthdata, cds, log)
-        overpasses = resolve_overpasses(event, layout.catalog_path, settings, log)
+        overpasses = resolve_overpasses(event, layout.catalog_path, settings, log, layout.rejected_path)
     with _timed(seconds, "aoi"):
         aois = extract_aois(event, overpasses, settings, log)
     with _timed(seconds, "enhancement"):

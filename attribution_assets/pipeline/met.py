@@ -3,7 +3,9 @@ overpass, each granule with its own overpass time and wind.
 
 The met source per overpass is chosen by :func:`~attribution_assets.science.met.source.choose_met`
 (WRF where a run covers the source and the time, else ERA5). A met file that cannot be read is logged
-and skipped; fill or NaN wind at the source raises an error naming the file and the variable.
+and skipped; fill or NaN wind at the source raises an error naming the file and the variable. When no
+met data serves an overpass, the error (:class:`MetDataError`) also names the met files the crawl
+rejected for the event and those that could not be read, with their reasons.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from attribution_assets.events import DetectionEvent
+from attribution_assets.pipeline.overpasses import catalogued, rejected_files, rejection_text
 from attribution_assets.readers.era5 import read_era5
 from attribution_assets.readers.wrf import read_wrf
 from attribution_assets.science.met.source import choose_met
@@ -94,13 +97,26 @@ def granule_winds(met: xr.Dataset) -> dict[str, OverpassWind]:
     return dict(zip([str(g) for g in met["granule"].values], winds_from_dataset(met), strict=True))
 
 
-def _open_all(paths: list[str], reader: Callable[[str], xr.Dataset], log: logging.Logger) -> list[xr.Dataset]:
+class MetDataError(ValueError):
+    """No usable met data for an overpass of the event: no ERA5 or WRF dataset covers the source and the
+    overpass time, or the one that does holds no finite wind there. The message names the files that
+    were tried, rejected by the crawl or unreadable, with their reasons."""
+
+
+def _open_all(
+    paths: list[str], reader: Callable[[str], xr.Dataset], source: str, unusable: list[str],
+    log: logging.Logger,
+) -> list[xr.Dataset]:
+    """Every file of ``paths`` read by ``reader``; a file that cannot be read is logged, skipped and
+    described in ``unusable`` (``source``: ERA5 or WRF)."""
     opened = []
     for path in paths:
         try:
             opened.append(reader(path))
         except (ValueError, OSError, LookupError) as error:
             log.error(f"skipping met file {path}: {error}")
+            reason = str(error).replace(f"{path}: ", "")
+            unusable.append(f"the {source} file {path} could not be read ({reason})")
     return opened
 
 
@@ -111,19 +127,33 @@ def prepare_met(
     log: logging.Logger = LOG,
 ) -> xr.Dataset:
     """The met prior of every overpass: ``aois`` maps an instrument to its AOI datasets per granule;
-    the ERA5 and WRF files are those listed in ``overpasses``."""
+    the ERA5 and WRF files are those listed in ``overpasses``.
+
+    Raises :class:`MetDataError` when an overpass has no usable met data, naming the met files the
+    crawl rejected for the event (:func:`~attribution_assets.pipeline.overpasses.rejected_files`) and
+    those that could not be read, each with its reason.
+    """
+    granule_rows = catalogued(overpasses)
     paths = {
-        name: list(dict.fromkeys(overpasses.loc[overpasses["instrument"] == name, "path"]))
+        name: list(dict.fromkeys(granule_rows.loc[granule_rows["instrument"] == name, "path"]))
         for name in ("ERA5", "WRF")
     }
-    era5 = _open_all(paths["ERA5"], read_era5, log)
-    wrf = _open_all(paths["WRF"], read_wrf, log)
+    broken = rejected_files(overpasses)
+    unusable = [
+        f"the {row.instrument} file {row.path} was rejected by the catalog crawl ({rejection_text(row)})"
+        for row in broken[broken["instrument"].isin(("ERA5", "WRF"))].itertuples()
+    ]
+    era5 = _open_all(paths["ERA5"], read_era5, "ERA5", unusable, log)
+    wrf = _open_all(paths["WRF"], read_wrf, "WRF", unusable, log)
     granules, instruments, winds = [], [], []
     for instrument in MET_ORDER:
         datasets = aois.get(instrument, {})
         for granule in sorted(datasets):
             time = overpass_time(datasets[granule])
-            winds.append(choose_met(event.longitude, event.latitude, time, era5, wrf))
+            try:
+                winds.append(choose_met(event.longitude, event.latitude, time, era5, wrf, unusable))
+            except ValueError as error:
+                raise MetDataError(str(error)) from error
             granules.append(granule)
             instruments.append(instrument)
     return winds_to_dataset(granules, instruments, winds)

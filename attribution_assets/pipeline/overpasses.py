@@ -13,23 +13,28 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
 from attribution_assets.access.live import LiveDecision
 from attribution_assets.atomic import remove_orphans
 from attribution_assets.catalog.crawl import empty_catalog
+from attribution_assets.catalog.filenames import parse_native_name
 from attribution_assets.catalog.query import new_connection, query_overpasses
+from attribution_assets.catalog.rejected import rejected_overlapping
 from attribution_assets.catalog.store import (
+    ARCHIVE_COLUMN,
     CatalogFiles,
     CatalogUpdate,
     catalog_lock,
     crawl_into_catalog,
     read_geoparquet,
     read_known_rows,
+    read_rejected_files,
 )
 from attribution_assets.events import DetectionEvent
 from attribution_assets.pipeline.settings import (
@@ -42,6 +47,12 @@ from attribution_assets.pipeline.settings import (
 )
 
 LOG = logging.getLogger(__name__)
+REJECTED_COLUMN = "rejected"
+"""Column of :func:`resolve_overpasses` rows: the crawl's reason for a rejected file that would have
+served the event; empty for a catalogued granule."""
+EXTENT_KNOWN_COLUMN = "rejected_extent_known"
+"""Column of :func:`resolve_overpasses` rows: for a rejected file, whether its time span or footprint was
+known (else nothing known ruled it out); true for a catalogued granule."""
 
 
 class GranuleService(Protocol):
@@ -176,32 +187,122 @@ def fetch_live(
     return report
 
 
+def _rejected_rows(
+    rejected: pd.DataFrame, found: gpd.GeoDataFrame, instrument: str, half_width_km: float
+) -> gpd.GeoDataFrame:
+    """Overpass rows of the rejected files (:func:`rejected_overlapping` rows) that would have served the
+    event, leaving out a file whose granule or file name the event reads from a catalogued file (a
+    broken newer processing, a broken copy: the event reads the good one)."""
+    read_granules = set(found["granule_id"].astype(str).str.split("#").str[0])
+    read_names = {Path(path).name for path in found["path"]}
+    keep = []
+    for row in rejected.itertuples():
+        name = Path(str(row.path)).name
+        native = parse_native_name(name)
+        keep.append(name not in read_names and (native is None or native.granule not in read_granules))
+    rows = (rejected[np.array(keep, dtype=bool)] if keep else rejected.iloc[:0]).reset_index(drop=True)
+    boxes = [
+        shapely.box(r.west, r.south, r.east, r.north) if np.isfinite([r.west, r.south, r.east, r.north]).all()
+        else None
+        for r in rows[["west", "south", "east", "north"]].apply(pd.to_numeric, errors="coerce").itertuples()
+    ]
+    frame = pd.DataFrame(
+        {
+            "granule_id": [Path(str(path)).name for path in rows["path"]],
+            "instrument": instrument,
+            "time_start": rows["time_start"],
+            "time_end": rows["time_end"],
+            "path": rows["path"].astype(str).to_numpy(),
+            ARCHIVE_COLUMN: rows[ARCHIVE_COLUMN].astype(str).to_numpy(),
+            "aoi_half_width_km": half_width_km,
+            REJECTED_COLUMN: rows["reason"].astype(str).to_numpy(),
+            EXTENT_KNOWN_COLUMN: rows["extent_known"].astype(bool).to_numpy(),
+        }
+    )
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(boxes, crs="EPSG:4326"), crs="EPSG:4326")
+
+
 def resolve_overpasses(
-    event: DetectionEvent, catalog_path: Path, settings: EventSettings, log: logging.Logger = LOG
+    event: DetectionEvent,
+    catalog_path: Path,
+    settings: EventSettings,
+    log: logging.Logger = LOG,
+    rejected_path: Path | None = None,
 ) -> gpd.GeoDataFrame:
     """Every catalogued granule of every instrument and met source whose footprint meets the
     instrument's AOI (at least the met box) within the event's window, with its ``aoi_half_width_km``.
 
+    With ``rejected_path`` (the catalog's ``rejected_files.csv``), the files the crawl rejected that
+    would have served the event (instrument, time span and bounding box where known; see
+    :mod:`attribution_assets.catalog.rejected`) are rows too, with the crawl's reason in
+    :data:`REJECTED_COLUMN` (empty for a catalogued granule) and whether their time span or box was
+    known in :data:`EXTENT_KNOWN_COLUMN`; :func:`catalogued` and :func:`rejected_files` split them.
     An instrument with no overpass is a normal outcome: it is logged and has no row.
     """
     if not catalog_path.exists():
         raise FileNotFoundError(f"{catalog_path}: no overpass catalog; crawl the archive first")
     t0, t1 = event_window(event, settings)
-    frames = []
+    rejected = read_rejected_files(rejected_path) if rejected_path is not None else None
+    frames, with_rejected = [], False
     with new_connection() as connection:
         for instrument in (*INSTRUMENTS, *MET_SOURCES):
             half_width = settings.half_width_km(instrument)
             bbox = settings.bbox(event, max(half_width, MET_HALF_WIDTH_KM))
             found = query_overpasses(catalog_path, bbox, t0, t1, [instrument], connection=connection)
-            if found.empty:
+            if not found.empty:
+                frames.append(found.assign(
+                    aoi_half_width_km=half_width, **{REJECTED_COLUMN: "", EXTENT_KNOWN_COLUMN: True}
+                ))
+            broken = empty_catalog()
+            if rejected is not None:
+                matches = rejected_overlapping(rejected, instrument, bbox, t0, t1)
+                broken = _rejected_rows(matches, found, instrument, half_width)
+            for row in broken.itertuples():
+                log.warning(f"{instrument}: {row.path} would have served {event.key} but the crawl rejected "
+                            f"it: {getattr(row, REJECTED_COLUMN)}")
+            if len(broken):
+                frames.append(broken)
+                with_rejected = True
+            elif found.empty:
                 log.info(f"{instrument}: no overpass for {event.key}")
-                continue
-            frames.append(found.assign(aoi_half_width_km=half_width))
     if not frames:
-        return empty_catalog().assign(aoi_half_width_km=pd.Series(dtype=float))
-    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+        return empty_catalog().assign(
+            aoi_half_width_km=pd.Series(dtype=float),
+            **{REJECTED_COLUMN: pd.Series(dtype=object), EXTENT_KNOWN_COLUMN: pd.Series(dtype=bool)},
+        )
+    result = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+    if with_rejected:  # one time type for the catalogued and the rejected rows (NaT where unknown)
+        for column in ("time_start", "time_end"):
+            result[column] = pd.to_datetime(result[column], utc=True)
+    return result
+
+
+def catalogued(overpasses: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The rows of :func:`resolve_overpasses` that are catalogued granules (not rejected files)."""
+    if REJECTED_COLUMN not in overpasses:
+        return overpasses
+    return overpasses[overpasses[REJECTED_COLUMN].fillna("").astype(str) == ""]
+
+
+def rejected_files(overpasses: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The rows of :func:`resolve_overpasses` that are files the crawl rejected (reason in
+    :data:`REJECTED_COLUMN`)."""
+    if REJECTED_COLUMN not in overpasses:
+        return overpasses.iloc[:0]
+    return overpasses[overpasses[REJECTED_COLUMN].fillna("").astype(str) != ""]
+
+
+def rejection_text(row: Any) -> str:
+    """Why a rejected overpass row's file was left out, for people: the crawl's reason without the
+    file's path (the text around it names the file), noting when neither its time span nor its
+    footprint could be read (it may not have covered the event at all)."""
+    reason = str(getattr(row, REJECTED_COLUMN)).replace(f"{row.path}: ", "")
+    if not bool(getattr(row, EXTENT_KNOWN_COLUMN, True)):
+        reason += " [its time span and footprint could not be read: it may not cover the event]"
+    return reason
 
 
 def granule_counts(overpasses: gpd.GeoDataFrame) -> dict[str, int]:
-    """Catalogued granules per instrument and met source (zeros included)."""
-    return {name: int((overpasses["instrument"] == name).sum()) for name in (*INSTRUMENTS, *MET_SOURCES)}
+    """Catalogued granules per instrument and met source (zeros included; rejected files not counted)."""
+    rows = catalogued(overpasses)
+    return {name: int((rows["instrument"] == name).sum()) for name in (*INSTRUMENTS, *MET_SOURCES)}

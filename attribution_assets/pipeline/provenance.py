@@ -20,6 +20,7 @@ import geopandas as gpd
 import xarray as xr
 
 from attribution_assets.pipeline.met import winds_from_dataset
+from attribution_assets.pipeline.overpasses import catalogued
 from attribution_assets.pipeline.settings import EventSettings
 from attribution_assets.science.inversion.problem import DEFAULT_Q_MEDIAN_KG_H
 from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings
@@ -147,7 +148,9 @@ def provenance_json(
     """JSON with every catalogued input of the event (path relative to its archive, fingerprint,
     version), what the inversion used, the met source and prior per overpass, the inventory files, the
     sampler settings and seed, the priors, the analysis settings, the code version, the software
-    versions and the code hash (``graph_hash``)."""
+    versions and the code hash (``graph_hash``). Files the crawl rejected are no inputs (their fate is in
+    the posterior row's ``instrument_outcomes``)."""
+    overpasses = catalogued(overpasses)
     archives = overpasses["archive"] if "archive" in overpasses else [None] * len(overpasses)
     inputs = [
         {

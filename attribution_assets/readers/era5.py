@@ -84,6 +84,9 @@ def _normalise(ds: xr.Dataset, path: str | os.PathLike[str]) -> tuple[xr.Dataset
     for axis in ("latitude", "longitude"):
         if axis not in ds.dims:
             raise ProductFormatError(path, axis, f"a {axis!r} dimension")
+    for axis in (time_name, "latitude", "longitude"):
+        if axis not in ds.variables:  # a dimension without its coordinate variable: no times or positions
+            raise ProductFormatError(path, axis, "variable present")
     expvers = []
     if "expver" in ds.variables:
         expvers = sorted({str(v) for v in np.ravel(ds["expver"].values)})
@@ -166,8 +169,9 @@ def read_era5(path: str | os.PathLike[str], bbox: Sequence[float] | None = None)
     present; other variables (e.g. pressure levels) are left out. Attributes: provenance, with
     ``product_version`` "ERA5" and ``expver`` (the experiment versions found, comma separated).
 
-    Raises ProductFormatError (unreadable file, missing dimension, no ``u10``/``v10``, a field in wrong
-    units or not numeric) or EmptyAOIError.
+    Raises ProductFormatError (unreadable file, missing dimension or coordinate variable (``valid_time``
+    or ``time``, ``latitude``, ``longitude``), no ``u10``/``v10``, a field in wrong units or not numeric)
+    or EmptyAOIError.
     """
     box = validate_bbox(path, bbox)
     members = _members(path)

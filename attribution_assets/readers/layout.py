@@ -27,6 +27,9 @@ from attribution_assets.readers.errors import ProductFormatError
 from attribution_assets.readers.values import attribute_text
 
 NETCDF3_SIGNATURE = b"CDF"
+NETCDF4_DIMENSION_ONLY = b"This is a netCDF dimension but not a netCDF variable"
+"""Start of the ``NAME`` attribute netCDF-4 gives the HDF5 dataset of a dimension without a coordinate
+variable (seen through ``h5py``, that dataset holds no values: it is not a variable of the file)."""
 NUMERIC = "numeric"
 TEXT = "text"
 _KINDS = {NUMERIC: "fiu", TEXT: "SUaO"}
@@ -44,11 +47,23 @@ class Required:
     kind: str = NUMERIC
 
 
+def dimension_only(dataset: h5py.Dataset) -> bool:
+    """True when an ``h5py`` dataset is netCDF-4's stand-in for a dimension that has no coordinate
+    variable (its ``NAME`` attribute says so): the dimension exists, the variable does not."""
+    name = dataset.attrs.get("NAME")
+    if isinstance(name, np.ndarray) and name.size == 1:
+        name = name.reshape(-1)[0]
+    if isinstance(name, str):
+        name = name.encode()
+    return isinstance(name, bytes) and name.startswith(NETCDF4_DIMENSION_ONLY)
+
+
 def find_variable(handle: h5py.Group | netCDF4.Dataset, name: str) -> Any | None:
-    """The variable at ``name`` (``group/.../variable``) of an open file, or ``None`` when absent."""
+    """The variable at ``name`` (``group/.../variable``) of an open file, or ``None`` when absent (a
+    netCDF-4 dimension without a coordinate variable is absent as a variable)."""
     if isinstance(handle, h5py.Group):
         found = handle.get(name)
-        return found if isinstance(found, h5py.Dataset) else None
+        return found if isinstance(found, h5py.Dataset) and not dimension_only(found) else None
     *groups, leaf = name.strip("/").split("/")
     for group in groups:
         if group not in handle.groups:

@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from attribution_assets.events import AlertFormatError, DetectionEvent, event_from_record
 from attribution_assets.paths import archive_root, output_root
-from attribution_assets.pipeline import NoObservationsError
+from attribution_assets.pipeline import MetDataError, NoObservationsError
 from attribution_assets.service.answers import event_answer, row_values
 from attribution_assets.service.problems import PROBLEM_MEDIA_TYPE, ProblemError, install_problem_handlers
 from attribution_assets.service.runtime import ServiceConfig, ServiceRuntime
@@ -130,13 +130,17 @@ def create_app(
         """Register the event, answer with the fast posterior (MAP + Laplace) and launch the full run.
 
         202: the full run was submitted (``run.run_id``; ``Location`` is the event's URL). 200: the
-        fast answer only (``run.error`` says why no run). 404: no instrument observed the event.
+        fast answer only (``run.error`` says why no run). 404: no instrument observed the event. 422
+        (``no-met-data``): the event was observed but no usable met data serves an overpass; the detail
+        names the met files tried, rejected or unreadable, with their reasons. Neither registers it.
         """
         event = request_event(body)
         try:
             result, seconds = runtime.fast_answer(event)
         except NoObservationsError as error:
             raise ProblemError(404, "no-observations", "No observations of the event", str(error)) from error
+        except MetDataError as error:
+            raise ProblemError(422, "no-met-data", "No usable met data for the event", str(error)) from error
         values = row_values(result.row.iloc[0])
         launch = runtime.register_and_launch(event, values, seconds)
         response.headers["Location"] = f"/events/{event.key}"

@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from attribution_assets.orchestration.workspace import (
 from attribution_assets.partitions import register_events
 from attribution_assets.paths import SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.pipeline import EventResult, EventSettings, attribute_event, update_catalog
-from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings
+from attribution_assets.resources import AnalysisSettings
 from attribution_assets.service.answers import (
     event_answer,
     event_status,
@@ -80,32 +80,32 @@ FAST_ANSWERS_KEPT = 1000
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """What the service runs on: the archive and output roots, the sampler settings (fields of
-    ``SAMPLER_SETTINGS``; the others keep the defaults of :class:`EventSettings`), the live switch of
-    the full runs (``None``: on when credentials are found), whether to start a daemon for one-machine
-    set-ups, and whether to warm JAX up at start."""
+    """What the service runs on: the archive and output roots, the analysis settings (fields of
+    :class:`~attribution_assets.resources.AnalysisSettings`; those left out keep their defaults) of both
+    the fast answers and the full runs, the live switch of the full runs (``None``: on when credentials
+    are found), whether to start a daemon for one-machine set-ups, and whether to warm JAX up at start."""
 
     archive: Path
     output: Path
-    sampler: Mapping[str, Any] = field(default_factory=dict)
+    analysis: Mapping[str, Any] = field(default_factory=dict)
     live: bool | None = None
     with_daemon: bool = False
     warm_up: bool = True
 
     def __post_init__(self) -> None:
-        unknown = set(self.sampler) - set(SAMPLER_SETTINGS)
+        unknown = set(self.analysis) - set(AnalysisSettings.model_fields)
         if unknown:
-            raise ValueError(f"unknown sampler settings {sorted(unknown)}; expected of {SAMPLER_SETTINGS}")
+            raise ValueError(f"unknown analysis settings {sorted(unknown)}; expected AnalysisSettings fields")
 
     @property
     def settings(self) -> EventSettings:
         """The analysis settings of the fast answers, the same the full runs get from :attr:`run_config`."""
-        return replace(EventSettings(), inversion=InversionSettings(**dict(self.sampler)))
+        return AnalysisSettings(**dict(self.analysis)).event_settings()
 
     @property
     def run_config(self) -> dict[str, Any]:
-        """Run config of the full runs: archive, output, sampler settings, live switch."""
-        return resources_config(self.archive, self.output, dict(self.sampler) or None, self.live)
+        """Run config of the full runs: archive, output, analysis settings, live switch."""
+        return resources_config(self.archive, self.output, dict(self.analysis) or None, self.live)
 
     @property
     def layout(self) -> OutputLayout:
@@ -269,7 +269,8 @@ class ServiceRuntime:
 
     def fast_answer(self, event: DetectionEvent) -> tuple[EventResult, float]:
         """The fast answer (MAP + Laplace) of ``event`` and its wall time including the wait for the
-        inversion lock (s); raises ``NoObservationsError`` when no instrument saw the event."""
+        inversion lock (s); raises ``NoObservationsError`` when no instrument saw the event and
+        ``MetDataError`` when no usable met data serves one of its overpasses."""
         self.wait_ready()
         started = time.perf_counter()
         with self._inversion_lock:

@@ -21,6 +21,7 @@ from attribution_assets_tests.test_bad_inputs.corpus import (
     broken,
     corpus_cases,
     good_copy,
+    remove_variable,
     truncate,
 )
 
@@ -92,3 +93,17 @@ def test_a_truncated_netcdf3_era5_download_is_refused_not_read_as_fill(tmp_path,
     assert raised.value.path == str(path)
     result = crawl_archive(tmp_path / "archive")
     assert list(result.rejected["path"]) == [str(path)] and result.catalog.empty
+
+
+@pytest.mark.parametrize("coordinate", ["valid_time", "latitude", "longitude"])
+def test_an_era5_file_without_a_coordinate_variable_is_refused_as_missing(tmp_path, coordinate):
+    """Without its coordinate variable the dimension stays (netCDF-4 keeps a nameless scale for it), and
+    its values would read as 0, 1, 2...: the reader and the crawl both say the variable is missing."""
+    path = remove_variable(good_copy(PRODUCTS["ERA5"], tmp_path / "archive"), coordinate)
+    with pytest.raises(ProductFormatError) as raised:
+        read_era5(path)
+    assert (raised.value.path, raised.value.variable) == (str(path), coordinate)
+    assert raised.value.expected == "variable present"
+    result = crawl_archive(tmp_path / "archive")
+    assert list(result.rejected["path"]) == [str(path)] and result.catalog.empty
+    assert result.rejected["reason"].iloc[0] == f"ProductFormatError: {raised.value}"

@@ -110,14 +110,18 @@ def test_backfill_week_job_is_the_ui_launch_pad_of_the_same_backfill() -> None:
 
     with instance_for_test() as instance:
         register_events(instance, [BELCHATOW, *OTHER_WEEKS])
+        settings = {"alert_threshold_co2_kg_h": 5.0e6, "oco2_half_width_km": 40.0, "seed": 3}
         result = defs.resolve_job_def("backfill_week").execute_in_process(
-            partition_key=MONDAY, instance=instance
+            partition_key=MONDAY, instance=instance,
+            run_config={"resources": {"settings": {"config": settings}}},
         )
         assert result.success
         (backfill,) = instance.get_backfills()
         assert instance.get_run_by_id(result.run_id).tags["attribution/backfill"] == backfill.backfill_id
         assert backfill.tags[WEEK_TAG] == WEEK and backfill_event_keys(backfill) == [BELCHATOW.key]
         assert set(backfill.run_config["resources"]) >= {"archive", "store", "settings", "io_manager"}
+        # the backfill's runs get the launching run's settings, sampler and others alike
+        assert backfill.run_config["resources"]["settings"]["config"].items() >= settings.items()
 
 
 def _step_successes(instance: DagsterInstance, run_id: str) -> set[str]:

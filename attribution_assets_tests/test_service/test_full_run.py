@@ -48,7 +48,11 @@ def test_serve_with_daemon_finishes_the_full_run_and_get_returns_its_row(
     output = tmp_path / "output"
     log = tmp_path / "serve.log"
     args = ["--archive", str(SAMPLE_ARCHIVE), "--output", str(output), "--with-daemon", *CHEAP, "--offline"]
-    with serve_process(args, home, log) as (base, process):
+    # the settings file reaches the fast answers and the full runs; the command line's sampler options win
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps({"alert_threshold_co2_kg_h": 2.0e6, "num_chains": 3}))
+    env = {"ATTRIBUTION_SETTINGS": str(settings_file)}
+    with serve_process(args, home, log, env) as (base, process):
         health = wait_healthy(base, process=process)
         assert health["token_required"] is False, "no token in the environment: none required"
         assert {"daemon", "workspace", "catalog", "compile"} <= set(health["steps_s"])
@@ -75,9 +79,11 @@ def test_serve_with_daemon_finishes_the_full_run_and_get_returns_its_row(
         inversion = json.loads(row["provenance"])["settings"]["inversion"]
         assert (inversion["num_chains"], inversion["num_warmup"], inversion["num_samples"]) == (2, 100, 100)
         assert inversion["escalate"] is False and inversion["sampler"] == "auto"
+        assert json.loads(row["provenance"])["settings"]["alert_threshold_co2_kg_h"] == 2.0e6
 
         # parity: the notebook API with the same settings and seed gives the service's full row
-        settings = AnalysisSettings(num_chains=2, num_warmup=100, num_samples=100, escalate=False)
+        settings = AnalysisSettings(num_chains=2, num_warmup=100, num_samples=100, escalate=False,
+                                    alert_threshold_co2_kg_h=2.0e6)
         api = attribute_event(event, SAMPLE_ARCHIVE, settings.event_settings(), output=tmp_path / "api")
         write_posterior(api, tmp_path / "api")
         pd.testing.assert_frame_equal(

@@ -89,9 +89,9 @@ class InversionSettings:
     separate devices recompile on every run). :func:`setting_help` gives each field's help text.
     """
 
-    num_chains: int = _setting(4, "NUTS chains")
+    num_chains: int = _setting(4, "NUTS chains; SMC's independent particle populations")
     num_warmup: int = _setting(500, "NUTS warm-up iterations per chain")
-    num_samples: int = _setting(1000, "NUTS draws per chain")
+    num_samples: int = _setting(1000, "NUTS draws per chain (with the chains, both samplers' ESS target)")
     target_accept: float = _setting(0.9, "NUTS target acceptance probability")
     max_tree_depth: int = _setting(8, "NUTS maximum tree depth")
     seed: int = _setting(0, "random seed (the same seed gives the same draws)")

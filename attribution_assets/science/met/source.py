@@ -38,12 +38,14 @@ def choose_met_source(
     time: Any,
     era5: Sequence[xr.Dataset] = (),
     wrf: Sequence[xr.Dataset] = (),
+    unusable: Sequence[str] = (),
 ) -> tuple[MetCarrier, xr.Dataset]:
     """The carrier and dataset that serve (``lon``, ``lat``, ``time``): the first WRF run that covers
-    them, else the first ERA5 file that does.
+    them, else the first ERA5 file that does. ``unusable``: one line per met file that was not given
+    because it could not be used (rejected, unreadable), saying which and why.
 
-    Raises ``ValueError`` saying why each dataset was rejected, or that neither an ERA5 nor a WRF
-    dataset was given.
+    Raises ``ValueError`` saying why each dataset was passed over and repeating ``unusable``, or, when
+    there is neither, that neither an ERA5 nor a WRF dataset was given.
     """
     reasons = []
     for carrier, datasets in ((WRF, wrf), (ERA5, era5)):
@@ -52,6 +54,7 @@ def choose_met_source(
             if reason is None:
                 return carrier, ds
             reasons.append(reason)
+    reasons.extend(unusable)
     raise ValueError(
         f"no met data covers ({lon:.4f}, {lat:.4f}) at {iso_z(time)}: "
         + ("; ".join(reasons) or "neither an ERA5 nor a WRF dataset was given")
@@ -64,8 +67,9 @@ def choose_met(
     time: Any,
     era5: Sequence[xr.Dataset] = (),
     wrf: Sequence[xr.Dataset] = (),
+    unusable: Sequence[str] = (),
 ) -> OverpassWind:
     """The met prior at (``lon``, ``lat``) degrees and ``time`` (UTC) from the source
-    :func:`choose_met_source` picks."""
-    carrier, ds = choose_met_source(lon, lat, time, era5, wrf)
+    :func:`choose_met_source` picks (``unusable`` goes into its error)."""
+    carrier, ds = choose_met_source(lon, lat, time, era5, wrf, unusable)
     return wind_at(ds, carrier, lon, lat, time)
