@@ -265,6 +265,7 @@ def run_events(
             numbers = {key: i for i, key in enumerate(keys, start=1)}
             unfinished = Counter(event.iso_week for event in events)
             rollups: list[RunProgress] = []
+            rolled_up: list[str] = []
 
             def on_step(progress: RunProgress, step: str, outcome: str) -> None:
                 echo(f"  [{numbers[progress.label]}/{len(runs)}] {progress.label}: {step} {outcome} "
@@ -278,6 +279,7 @@ def run_events(
                 unfinished[week] -= 1
                 if not unfinished[week]:  # the week's last event: its roll-up can run beside the others
                     rollups.extend(submit_rollups(instance, workspace, [week], config, echo))
+                    rolled_up.append(week)
 
             wait_for_runs(instance, list(runs.values()), on_step, on_finish)
             outcomes = []
@@ -293,7 +295,35 @@ def run_events(
                 outcomes.append(outcome)
                 record_outcome(output, outcome, key, progress.run_id)
             wait_for_runs(instance, rollups)
+    for week in rolled_up:
+        report_pending_deliveries(store, week, echo)
     return outcomes
+
+
+def report_pending_deliveries(store, week: str, echo=print) -> int:
+    """Print one line per alert of ``week`` whose webhook delivery failed and waits in the delivery
+    ledger (:class:`~attribution_assets.alerting.delivery.DeliveryLedger`), and how it goes out: the
+    next materialisation of the week's ``alerts`` resends it with the same idempotency key. Returns
+    the number of such deliveries (0 when no webhook is configured or every alert went out)."""
+    from attribution_assets.alerting.delivery import DeliveryLedger, LedgerError
+    from attribution_assets.assets.alerts import ledger_path
+    from attribution_assets.partitions import weekly_partitions
+
+    try:
+        pending = DeliveryLedger.load(ledger_path(store, week)).pending()
+    except LedgerError as error:
+        echo(f"roll-up {week}: {error}")
+        return 0
+    for _, event_key, record in pending:
+        echo(f"roll-up {week}: {record['status']} alert {event_key} NOT DELIVERED "
+             f"({record['failures']} failed attempt(s)): {record['error']}")
+    if pending:
+        monday = parse_iso_week(week)[0].strftime(weekly_partitions.fmt)
+        echo(f"roll-up {week}: {len(pending)} alert delivery(ies) pending; they are resent with the same "
+             f"idempotency key when the week's alerts are materialised again (the UI, or "
+             f"`dagster asset materialize -m attribution_assets.definitions --select alerts "
+             f"--partition {monday}`)")
+    return len(pending)
 
 
 def longest_first(event_of: Mapping[str, DetectionEvent], catalog_path: Path) -> list[str]:
@@ -538,6 +568,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(f"\nthe roll-up of {args.week} waits for every event of the backfill: once the cause is fixed, "
               f"`attribution backfill --week {args.week} --from-failure` (or \"Re-execute from failure\" "
               "on the UI's Backfills page) runs only what failed, then the roll-up")
+    else:
+        report_pending_deliveries(OutputStore(root=str(output)), args.week)
     return exit_code(outcomes)
 
 

@@ -289,6 +289,12 @@ class DeliveryLedger:
         """Event keys with a record at ``webhook``."""
         return sorted(self.entries.get(webhook, {}))
 
+    def pending(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every delivery that failed and waits to be resent: ``(webhook, event_key, pending record)``
+        (the record's ``error`` and ``failures`` say why and how many times), by webhook and event."""
+        return [(webhook, key, entry["pending"]) for webhook in sorted(self.entries)
+                for key, entry in sorted(self.entries[webhook].items()) if entry.get("pending")]
+
 
 @dataclass
 class Delivery:

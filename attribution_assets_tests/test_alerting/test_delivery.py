@@ -30,6 +30,7 @@ from attribution_assets.alerting.payload import alert_payload, idempotency_key, 
 from attribution_assets_tests.test_alerting.helpers import (
     BELCHATOW,
     WEEK,
+    WEEK_PARTITION,
     belchatow_row,
     permian_row,
     webhook_server,
@@ -241,3 +242,24 @@ def test_bearer_token_is_sent_and_redacted(tmp_path):
         client.post(hook.url, b"{}", "k")
     assert hook.requests[0].headers["Authorization"] == f"Bearer {token}"
     assert messages and all(token not in m for m in messages)
+
+
+def test_the_command_reports_a_delivery_left_pending_and_how_it_is_resent(tmp_path):
+    """A webhook that stays down: the command names the alert, the failure and the materialisation
+    that resends it (the run itself succeeds, so this is the only place a headless user sees it)."""
+    from attribution_assets import cli
+    from attribution_assets.assets.alerts import ledger_path
+    from attribution_assets.resources import OutputStore
+
+    store = OutputStore(root=str(tmp_path))
+    permian = _payload()
+    port = _closed_port()
+    deliveries = _deliver([permian], [f"http://127.0.0.1:{port}/hook"], ledger_path(store, WEEK))
+    assert [d.outcome for d in deliveries] == ["failed"]
+    lines: list[str] = []
+    assert cli.report_pending_deliveries(store, WEEK, lines.append) == 1
+    assert f"new alert {permian['event_key']} NOT DELIVERED (1 failed attempt(s))" in lines[0]
+    assert f"127.0.0.1:{port}/***" in lines[0]
+    assert f"--select alerts --partition {WEEK_PARTITION}" in lines[1]
+    quiet: list[str] = []
+    assert cli.report_pending_deliveries(store, "2025-W34", quiet.append) == 0 and quiet == []
