@@ -318,7 +318,8 @@ def material_changes(
 
 def idempotency_key(event_key: str, state: Mapping[str, Any]) -> str:
     """Deterministic key of one revision of an alert: sha256 over the event key and its material state
-    (rates to 0.1 kg/h, positions to 1e-6 deg), 40 hex digits. The same posterior gives the same key, so
+    (its numbers rounded to 1e-6; the payload already holds rates to 0.1 kg/h and positions to 1e-6
+    deg), 40 hex digits. The same posterior gives the same key, so
     a receiver that keeps keys drops a repeated delivery even when the delivery ledger is lost."""
     canonical = {
         name: (round(float(value), 6) if isinstance(value, float) else value) for name, value in state.items()
