@@ -157,8 +157,7 @@ def analysis_settings(args: argparse.Namespace) -> dict[str, object]:
         base = settings_from_file(path) if path else AnalysisSettings()
     except ValueError as error:
         raise CommandError(f"{SETTINGS_VARIABLE}: {error}") from error
-    values = {name: getattr(base, name) for name in AnalysisSettings.model_fields}
-    return values | sampler_settings(args)
+    return base.config_values() | sampler_settings(args)
 
 
 def run_config(archive: Path, output: Path, args: argparse.Namespace) -> dict:

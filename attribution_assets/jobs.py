@@ -51,8 +51,7 @@ def launch_week_backfill_op(
     from attribution_assets.orchestration.config import resources_config
 
     week = week_of_partition(context.partition_key)
-    values = {name: getattr(settings, name) for name in AnalysisSettings.model_fields}
-    config = resources_config(archive.root, store.root, values)
+    config = resources_config(archive.root, store.root, settings.config_values())
     backfill = launch_week_backfill(context.instance, defs.resolve_asset_graph(), week, config)
     context.instance.add_run_tags(context.run_id, {"attribution/backfill": backfill.backfill_id})
     context.log.info(f"backfill {backfill.backfill_id} of {week} added: {backfill.title}")

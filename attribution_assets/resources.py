@@ -79,6 +79,11 @@ class AnalysisSettings(ConfigurableResource):
     alert_threshold_ch4_kg_h: float = _EVENT.alert_threshold_ch4_kg_h
     alert_threshold_co2_kg_h: float = _EVENT.alert_threshold_co2_kg_h
 
+    def config_values(self) -> dict[str, object]:
+        """Every field by name: the run config of a ``settings`` resource that gives a run these
+        settings (run config for a resource replaces its whole configuration, so all of them travel)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
     def event_settings(self) -> EventSettings:
         """The settings the pipeline runs with: this resource's fields, the sampler settings in
         ``inversion`` (the other inversion settings keep the defaults of :class:`InversionSettings`)."""

@@ -35,7 +35,7 @@ from attribution_assets.readers import emit, ghgsat, oco2, tropomi, wrf
 from attribution_assets.readers.bbox import normalise_lon
 from attribution_assets.readers.era5 import WIND_FIELDS, era5_layout, required_variables
 from attribution_assets.readers.errors import ProductFormatError
-from attribution_assets.readers.layout import check_complete, check_required, find_variable
+from attribution_assets.readers.layout import NETCDF3_SIGNATURE, check_complete, check_required, find_variable
 from attribution_assets.readers.values import attribute_text as _text
 from attribution_assets.readers.values import masked_to_nan
 from attribution_assets.readers.wrf import WRF_TIME_FORMAT
@@ -51,7 +51,6 @@ centres, so the footprint covers every sounding's own extent (about 1.3 x 2.3 km
 GHGSAT_SUFFIXES = frozenset({".h5", ".he5", ".hdf5"})
 ERA5_SUFFIXES = frozenset({".nc", ".nc4", ".zip"})
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_NETCDF3_SIGNATURE = b"CDF"
 _ZIP_SIGNATURE = b"PK\x03\x04"
 
 
@@ -174,7 +173,7 @@ def describe_emit(path: Path, name: NativeName) -> list[GranuleSegment]:
     ]
 
 
-def _num2date(values: np.ndarray, units: str) -> np.ndarray:
+def num2date_utc(values: np.ndarray, units: str) -> np.ndarray:
     """CF time values with ``units`` (e.g. ``seconds since 2010-01-01``) as aware UTC datetimes."""
     stamps = netCDF4.num2date(values, units, only_use_cftime_datetimes=False, only_use_python_datetimes=True)
     return np.array([stamp.replace(tzinfo=UTC) for stamp in np.ravel(stamps)], dtype=object)
@@ -190,7 +189,7 @@ def describe_tropomi(path: Path, name: NativeName) -> list[GranuleSegment]:
         time_var = _dataset(h5, "PRODUCT/time", path, expected)
         if "units" not in time_var.attrs:
             raise ProductFormatError(path, "PRODUCT/time", "a CF 'units' attribute")
-        (base,) = _num2date(np.asarray(time_var[0:1]), _text(time_var.attrs["units"]))
+        (base,) = num2date_utc(np.asarray(time_var[0:1]), _text(time_var.attrs["units"]))
         delta_ms = decoded(_dataset(h5, "PRODUCT/delta_time", path, expected), (0,))
         version = _text(h5.attrs["processor_version"]) if "processor_version" in h5.attrs else name.version
     n_scan, n_pix = lat_all.shape
@@ -343,18 +342,18 @@ def _era5_coords(handle: h5py.File | netCDF4.Dataset, path: Path, wind: bool = T
     units = time_var.attrs.get("units") if hdf5 else getattr(time_var, "units", None)
     if units is None:
         raise ProductFormatError(path, time_name, "a CF 'units' attribute")
-    times = _num2date(np.asarray(time_var[:]), _text(units))
+    times = num2date_utc(np.asarray(time_var[:]), _text(units))
     lat = np.asarray(handle["latitude"][:], float)
     lon = normalise_lon(handle["longitude"][:])
     return times, lat, lon
 
 
 @contextmanager
-def _open_netcdf(source: Path | bytes, path: Path) -> Iterator[h5py.File | netCDF4.Dataset | None]:
+def open_netcdf(source: Path | bytes, path: Path) -> Iterator[h5py.File | netCDF4.Dataset | None]:
     """Open a netCDF-4/HDF5 file (h5py) or a NetCDF-3 file (netCDF4) from a path or bytes; ``None``
     when the content is neither."""
     head = source[:8] if isinstance(source, bytes) else _head(source)
-    if head.startswith(_NETCDF3_SIGNATURE):
+    if head.startswith(NETCDF3_SIGNATURE):
         if not isinstance(source, bytes):
             check_complete(source)
         kwargs = {"memory": source} if isinstance(source, bytes) else {}
@@ -399,7 +398,7 @@ def _describe_era5_zip(path: Path) -> list[GranuleSegment] | None:
         parts: list[_Era5Coords] = []
         names: set[str] = set()
         for k, member in enumerate(members):
-            with _open_netcdf(archive.read(member), path) as handle:
+            with open_netcdf(archive.read(member), path) as handle:
                 coords = None if handle is None else _era5_coords(handle, path, wind=False)
                 if handle is not None:
                     names |= set(handle.keys() if isinstance(handle, h5py.File) else handle.variables)
@@ -428,7 +427,7 @@ def describe_by_content(path: Path) -> list[GranuleSegment] | None:
         raise ProductFormatError(path, "<file>", "a GHGSat L2 HDF5 or ERA5 NetCDF file, found 0 bytes")
     if is_era5 and _head(path).startswith(_ZIP_SIGNATURE):
         return _describe_era5_zip(path)
-    with _open_netcdf(path, path) as handle:
+    with open_netcdf(path, path) as handle:
         if handle is None:
             return None
         product = _text(handle.attrs.get("product", "")) if isinstance(handle, h5py.File) else ""

@@ -30,9 +30,15 @@ import numpy as np
 import pandas as pd
 
 from attribution_assets.catalog.filenames import parse_native_name
-from attribution_assets.catalog.footprints import ERA5_SUFFIXES, GHGSAT_SUFFIXES, decoded
+from attribution_assets.catalog.footprints import (
+    ERA5_SUFFIXES,
+    GHGSAT_SUFFIXES,
+    decoded,
+    num2date_utc,
+    open_netcdf,
+)
 from attribution_assets.readers.bbox import normalise_lon
-from attribution_assets.readers.layout import NETCDF3_SIGNATURE, check_complete, find_variable
+from attribution_assets.readers.layout import find_variable, variable_units
 from attribution_assets.readers.values import attribute_text, masked_to_nan
 from attribution_assets.times import iso_z, parse_time
 
@@ -55,7 +61,6 @@ _STAMP = re.compile(r"(?<!\d)(\d{8})T(\d{6})Z?(?!\d)")
 _DATE = re.compile(r"(?<!\d)(\d{8})(?!\d)")
 _UNREADABLE = (OSError, ValueError, KeyError, IndexError, RuntimeError, TypeError, OverflowError)
 """What reading a broken file's remains may raise; the extent is then left unknown."""
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -145,38 +150,24 @@ def _times(handle: h5py.File | netCDF4.Dataset) -> tuple[datetime, datetime] | N
         return parse_time(start), parse_time(end or start)
     for name in ("valid_time", "time"):
         var = find_variable(handle, name)
-        units = None
-        if isinstance(var, h5py.Dataset):
-            units = attribute_text(var.attrs["units"]) if "units" in var.attrs else None
-        elif var is not None:
-            units = str(var.getncattr("units")) if "units" in var.ncattrs() else None
+        units = variable_units(var) if var is not None else None
         if units is None or " since " not in units:
             continue
         values = _values(var)
         values = values[np.isfinite(values)]
         if not values.size:
             return None
-        stamps = netCDF4.num2date(
-            [values.min(), values.max()], units, only_use_cftime_datetimes=False,
-            only_use_python_datetimes=True,
-        )
-        return tuple(stamp.replace(tzinfo=UTC) for stamp in stamps)  # type: ignore[return-value]
+        first, last = num2date_utc(np.array([values.min(), values.max()]), units)
+        return first, last
     return None
 
 
 def _from_content(path: Path, known: RejectedExtent) -> RejectedExtent:
     """``known`` with the time span and bounding box the file's remains still give (HDF5/netCDF-4 and
     complete NetCDF-3 files; nothing is read from a zip or a truncated NetCDF-3 file)."""
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head.startswith(_HDF5_SIGNATURE):
-        opened: h5py.File | netCDF4.Dataset = h5py.File(path, "r")
-    elif head.startswith(NETCDF3_SIGNATURE):
-        check_complete(path)
-        opened = netCDF4.Dataset(path)
-    else:
-        return known
-    with opened as handle:
+    with open_netcdf(path, path) as handle:
+        if handle is None:
+            return known
         times = _times(handle)
         bbox = _bbox(handle, known.instrument)
     start, end = times if times is not None else (known.time_start, known.time_end)
