@@ -71,8 +71,6 @@ EXIT_USAGE = 2
 ``ATTRIBUTION_SETTINGS`` file) that cannot be read or does not follow its format."""
 EXIT_PARTIAL = 3
 """Some events failed, the others were written."""
-ROLLUP_PRIORITY = 1
-"""Queue priority (``dagster/priority``) of the roll-up runs the CLI submits; event runs have 0."""
 
 
 EXIT_CODES_HELP = (
@@ -302,8 +300,9 @@ def run_events(
 def report_pending_deliveries(store, week: str, echo=print) -> int:
     """Print one line per alert of ``week`` whose webhook delivery failed and waits in the delivery
     ledger (:class:`~attribution_assets.alerting.delivery.DeliveryLedger`), and how it goes out: the
-    next materialisation of the week's ``alerts`` resends it with the same idempotency key. Returns
-    the number of such deliveries (0 when no webhook is configured or every alert went out)."""
+    next materialisation of the week's ``alerts`` resends it with the same idempotency key, which the
+    ``alert_delivery_sensor`` requests on its own when it is on. Returns the number of such deliveries
+    (0 when no webhook is configured or every alert went out)."""
     from attribution_assets.alerting.delivery import DeliveryLedger, LedgerError
     from attribution_assets.assets.alerts import ledger_path
     from attribution_assets.partitions import weekly_partitions
@@ -315,13 +314,14 @@ def report_pending_deliveries(store, week: str, echo=print) -> int:
         return 0
     for _, event_key, record in pending:
         echo(f"roll-up {week}: {record['status']} alert {event_key} NOT DELIVERED "
-             f"({record['failures']} failed attempt(s)): {record['error']}")
+             f"(failed in {record['failures']} materialisation(s)): {record['error']}")
     if pending:
         monday = parse_iso_week(week)[0].strftime(weekly_partitions.fmt)
         echo(f"roll-up {week}: {len(pending)} alert delivery(ies) pending; they are resent with the same "
-             f"idempotency key when the week's alerts are materialised again (the UI, or "
+             f"idempotency key when the week's alerts are materialised again: by the "
+             f"alert_delivery_sensor when it is on (no response, 5xx and 429 only), from the UI, or by "
              f"`dagster asset materialize -m attribution_assets.definitions --select alerts "
-             f"--partition {monday}`)")
+             f"--partition {monday}`")
     return len(pending)
 
 
@@ -353,12 +353,13 @@ def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo
     without waiting; a week outside the week partitions is reported and skipped. Returns the runs'
     :class:`~attribution_assets.orchestration.submit.RunProgress`.
 
-    The runs carry the queue priority :data:`ROLLUP_PRIORITY`: a finished week's roll-up and alerts
-    take the next free run slot ahead of queued event runs (a roll-up takes seconds; an event run takes
-    a minute), so alerts go out as soon as their week is done and the roll-ups do not all wait for
-    the last event."""
+    The runs carry the queue priority :data:`~attribution_assets.jobs.ROLLUP_PRIORITY`: a finished
+    week's roll-up and alerts take the next free run slot ahead of queued event runs (a roll-up takes
+    seconds; an event run takes a minute), so alerts go out as soon as their week is done and the
+    roll-ups do not all wait for the last event."""
     from dagster._core.storage.tags import PRIORITY_TAG
 
+    from attribution_assets.jobs import ROLLUP_PRIORITY
     from attribution_assets.orchestration.submit import RunProgress, submit_run
     from attribution_assets.partitions import partition_of_week, weekly_partitions
 

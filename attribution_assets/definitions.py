@@ -33,7 +33,7 @@ from attribution_assets.jobs import (
 )
 from attribution_assets.overpass_sensor import new_overpass_sensor
 from attribution_assets.resources import default_resources
-from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
+from attribution_assets.sensors import alert_delivery_sensor, alert_inbox_sensor, weekly_rollup_schedule
 from attribution_assets.stop_requests import redeliver_swallowed_stops
 
 configure_jax()
@@ -69,7 +69,7 @@ def build_defs(resources: dict[str, object] | None = None) -> Definitions:
         assets=ASSETS,
         asset_checks=ALL_CHECKS,
         jobs=[catalog_job, attribute_event_job, rollup_job, detection_job, backfill_week_job],
-        sensors=[alert_inbox_sensor, new_overpass_sensor],
+        sensors=[alert_inbox_sensor, new_overpass_sensor, alert_delivery_sensor],
         schedules=[weekly_rollup_schedule],
         resources=resources if resources is not None else default_resources(),
         executor=in_process_executor,

@@ -30,6 +30,9 @@ detection_job = define_asset_job(
 )
 WEEK_ASSETS = AssetSelection.assets(weekly_posteriors, alerts)
 """The roll-up of a week and what follows from it (the week's alert list)."""
+ROLLUP_PRIORITY = 1
+"""Queue priority (``dagster/priority``) of the roll-up runs the CLI and the alert sensor submit; event
+runs have 0, so a finished week's alerts do not wait behind a queue of event runs."""
 rollup_job = define_asset_job(
     "weekly_rollup",
     selection=WEEK_ASSETS,

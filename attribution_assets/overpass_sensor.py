@@ -18,16 +18,10 @@ from dagster import (
 )
 
 from attribution_assets.jobs import attribute_event_job, catalog_job
+from attribution_assets.orchestration.submit import IN_FLIGHT
 from attribution_assets.partitions import detection_events
 from attribution_assets.pipeline.new_overpasses import LEDGER_DIR, CrawlRuns, OverpassSettings, plan_tick
 from attribution_assets.resources import AnalysisSettings, EarthdataResource, OutputStore, ProductArchive
-
-IN_FLIGHT = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
 
 
 def crawl_runs(instance: DagsterInstance) -> CrawlRuns:

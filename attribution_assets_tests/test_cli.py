@@ -21,7 +21,6 @@ from attribution_assets.cli import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
-    ROLLUP_PRIORITY,
     EventOutcome,
     analysis_settings,
     build_parser,
@@ -40,6 +39,7 @@ from attribution_assets.events import (
     record_events,
     registered_events,
 )
+from attribution_assets.jobs import ROLLUP_PRIORITY
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.resources import AnalysisSettings, OutputStore
 from attribution_assets_tests.test_access.loopback import Loopback

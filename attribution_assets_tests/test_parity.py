@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from attribution_assets.alerting.resource import WEBHOOK_URLS_ENV
 from attribution_assets.cli import EXIT_OK, main
 from attribution_assets.events import DetectionEvent
 from attribution_assets.layout import OutputLayout
@@ -22,6 +23,7 @@ from attribution_assets.orchestration.workspace import code_location, daemon, op
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.pipeline import EventSettings, attribute_event, write_posterior
 from attribution_assets.resources import AnalysisSettings
+from attribution_assets_tests.test_alerting.helpers import webhook_server
 
 SAMPLER = {"num_chains": 2, "num_warmup": 150, "num_samples": 200, "escalate": False, "seed": 3}
 CLI_SAMPLER = ["--chains", "2", "--warmup", "150", "--samples", "200", "--no-escalate", "--seed", "3"]
@@ -59,29 +61,43 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _sensor_row(tmp_path: Path, event: DetectionEvent, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
-    """Drop the alert into the inbox, switch the alert sensor on and let the daemon run the event (on
-    an instance of its own: the sensor runs events new to its instance)."""
+    """Drop the alert into the inbox, switch the alert sensors on and let the daemon run the event (on
+    an instance of its own: the sensor runs events new to its instance); then wait for the event's
+    alert at a webhook on 127.0.0.1, which the alert-delivery sensor's roll-up of the week sends."""
     (tmp_path / "inbox").mkdir()
     home = tmp_path / "sensor_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with DagsterInstance.get() as instance, daemon(instance), open_workspace(instance) as workspace:
-        crawl = submit_run(instance, workspace, "crawl_catalog")
-        wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")], timeout_s=300)
-        repository = next(iter(code_location(workspace).get_repositories().values()))
-        instance.start_sensor(repository.get_sensor("alert_inbox_sensor"))
-        _alert_file(tmp_path / "inbox" / "alerts.csv")
-        deadline = time.monotonic() + 600
-        runs = []
-        while not runs and time.monotonic() < deadline:
-            tags = {"dagster/partition": event.key, "dagster/sensor_name": "alert_inbox_sensor"}
-            runs = instance.get_runs(RunsFilter(tags=tags))
-            time.sleep(2)
-        assert runs, "the sensor requested a run for the new alert"
-        [done] = wait_for_runs(instance, [RunProgress(runs[0].run_id, event.key)], timeout_s=900)
-        assert done.status == DagsterRunStatus.SUCCESS
+    with webhook_server() as hook, DagsterInstance.get() as instance:
+        monkeypatch.setenv(WEBHOOK_URLS_ENV, hook.url)  # before the daemon, its code server and runs start
+        with daemon(instance), open_workspace(instance) as workspace:
+            _sensor_run(instance, workspace, tmp_path, event)
+            deadline = time.monotonic() + 300
+            while not hook.requests and time.monotonic() < deadline:
+                time.sleep(2)
+    assert [r.body["event_key"] for r in hook.requests] == [event.key], "the alert followed the posterior"
+    assert hook.requests[0].body["status"] == "new"
     return _row(tmp_path / "sensor_out", event)
+
+
+def _sensor_run(instance: DagsterInstance, workspace, tmp_path: Path, event: DetectionEvent) -> None:
+    """Crawl, switch the sensors on, drop the alert file and wait for the event's sensor-requested run."""
+    crawl = submit_run(instance, workspace, "crawl_catalog")
+    wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")], timeout_s=300)
+    repository = next(iter(code_location(workspace).get_repositories().values()))
+    instance.start_sensor(repository.get_sensor("alert_delivery_sensor"))
+    instance.start_sensor(repository.get_sensor("alert_inbox_sensor"))
+    _alert_file(tmp_path / "inbox" / "alerts.csv")
+    deadline = time.monotonic() + 600
+    runs = []
+    while not runs and time.monotonic() < deadline:
+        tags = {"dagster/partition": event.key, "dagster/sensor_name": "alert_inbox_sensor"}
+        runs = instance.get_runs(RunsFilter(tags=tags))
+        time.sleep(2)
+    assert runs, "the sensor requested a run for the new alert"
+    [done] = wait_for_runs(instance, [RunProgress(runs[0].run_id, event.key)], timeout_s=900)
+    assert done.status == DagsterRunStatus.SUCCESS
 
 
 @pytest.mark.slow

@@ -20,7 +20,10 @@ URL as ``scheme://host[:port]/***`` and pass every message through
 webhook (``sha256`` of the URL, so no secret is stored) and event, the revision last delivered (its
 idempotency key and material state) and a pending revision that failed (its exact body, so the next
 materialisation retries with the same key). An event that no longer qualifies after it was delivered
-gets a ``withdrawn`` delivery. A failed delivery never stops the others.
+gets a ``withdrawn`` delivery. A failed delivery never stops the others. The pending record keeps the
+error, whether it may pass on its own (``retryable``), the time of the failure (``at``) and the failed
+rounds of that revision (``failures``): :mod:`~attribution_assets.alerting.retries` decides from them
+when the alert sensor resends it.
 
 No Dagster import here.
 """
@@ -356,7 +359,8 @@ def _deliver_one(
         pending = entry.get("pending") or {}
         entry["pending"] = {
             "key": key, "state": state, "body": body, "status": status, "error": str(error),
-            "http_status": error.http_status if failed else None, "at": iso_z(datetime.now(UTC)),
+            "http_status": error.http_status if failed else None, "retryable": failed and error.retryable,
+            "at": iso_z(datetime.now(UTC)),
             "failures": int(pending.get("failures", 0)) + 1 if pending.get("key") == key else 1,
         }
         _emit(client.log, f"{status} alert {event_key} not delivered: {error}", logging.ERROR)

@@ -12,8 +12,16 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from attribution_assets.alerting.delivery import Delivery, Log, RetryPolicy, WebhookClient, deliver_alerts
+from attribution_assets.alerting.delivery import (
+    Delivery,
+    Log,
+    RetryPolicy,
+    WebhookClient,
+    deliver_alerts,
+    url_id,
+)
 from attribution_assets.alerting.payload import ChangeTolerance
+from attribution_assets.alerting.retries import RESEND_AFTER_ENV, RESEND_MAX_ENV, RetryBackoff
 
 WEBHOOK_URLS_ENV = "ATTRIBUTION_WEBHOOK_URLS"
 """Environment variable with the webhook URLs (comma-separated) when ``urls`` is not configured."""
@@ -37,6 +45,10 @@ class NotifierResource(ConfigurableResource):
     value, when set, is sent as a bearer token. ``timeout_s`` (s): connection and response limit per
     attempt; ``attempts``; ``backoff_s`` / ``max_backoff_s`` (s): first and longest wait of the
     exponential backoff; ``max_retry_after_s`` (s): the longest ``Retry-After`` honoured within a run.
+    ``resend_after_s`` / ``max_resend_interval_s`` (s): first and longest wait before the alert sensor
+    resends a delivery that failed (:class:`~attribution_assets.alerting.retries.RetryBackoff`); unset,
+    ``ATTRIBUTION_RESEND_AFTER_S`` / ``ATTRIBUTION_RESEND_MAX_S`` or 300 s / 6 h. The sensor uses the
+    code location's resource, not a run's config, so a deployment sets these through the environment.
     ``rate_rel_tolerance`` (1), ``rate_abs_tolerance_kg_h`` (kg/h) and ``position_tolerance_deg``
     (degrees): what counts as a material change
     (:class:`~attribution_assets.alerting.payload.ChangeTolerance`).
@@ -51,6 +63,17 @@ class NotifierResource(ConfigurableResource):
     backoff_s: float = Field(default=1.0, description="first backoff wait (s), doubled per attempt")
     max_backoff_s: float = Field(default=30.0, description="longest backoff wait (s)")
     max_retry_after_s: float = Field(default=60.0, description="longest Retry-After honoured (s)")
+    resend_after_s: float | None = Field(
+        default=None,
+        description=f"the alert sensor resends a failed delivery this long (s) after its first failed "
+        f"round, doubling the wait after each further one; unset: ${RESEND_AFTER_ENV} or "
+        f"{RetryBackoff.first_s:.0f}",
+    )
+    max_resend_interval_s: float | None = Field(
+        default=None,
+        description=f"longest wait (s) between automatic resends; unset: ${RESEND_MAX_ENV} or "
+        f"{RetryBackoff.max_s:.0f}",
+    )
     rate_rel_tolerance: float = Field(default=ChangeTolerance.rate_rel,
                                       description="relative rate change that is material")
     rate_abs_tolerance_kg_h: float = Field(default=ChangeTolerance.rate_abs_kg_h,
@@ -68,6 +91,19 @@ class NotifierResource(ConfigurableResource):
         """What counts as a material change (kg/h, degrees)."""
         return ChangeTolerance(
             self.rate_rel_tolerance, self.rate_abs_tolerance_kg_h, self.position_tolerance_deg
+        )
+
+    def webhook_ids(self) -> set[str]:
+        """The ledger ids (:func:`~attribution_assets.alerting.delivery.url_id`) of the configured URLs."""
+        return {url_id(url) for url in self.webhook_urls()}
+
+    def resend_backoff(self) -> RetryBackoff:
+        """When the alert sensor resends a failed delivery (seconds): the configured waits, else those
+        of the environment (:meth:`~attribution_assets.alerting.retries.RetryBackoff.from_env`)."""
+        from_env = RetryBackoff.from_env(os.environ)
+        return RetryBackoff(
+            from_env.first_s if self.resend_after_s is None else self.resend_after_s,
+            from_env.max_s if self.max_resend_interval_s is None else self.max_resend_interval_s,
         )
 
     def client(self, log: Log = None) -> WebhookClient:

@@ -52,9 +52,14 @@ class AlertsConfig(Config):
     )
 
 
+def ledger_dir(store: OutputStore) -> Path:
+    """The folder of the weeks' delivery ledgers."""
+    return store.path / "alerts" / "deliveries"
+
+
 def ledger_path(store: OutputStore, week: str) -> Path:
     """The delivery ledger of ISO week ``week``."""
-    return store.path / "alerts" / "deliveries" / f"week={week}.json"
+    return ledger_dir(store) / f"week={week}.json"
 
 
 def week_rows(store: OutputStore, week: str) -> list[dict[str, Any]]:

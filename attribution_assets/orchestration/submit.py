@@ -20,6 +20,9 @@ from attribution_assets.orchestration.workspace import code_location
 
 PARTITION_TAG = "dagster/partition"
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+             DagsterRunStatus.STARTED]
+"""Statuses of a run that has been submitted and has not finished."""
 """Run statuses after which nothing more happens to a run."""
 
 

@@ -258,8 +258,8 @@ def test_the_command_reports_a_delivery_left_pending_and_how_it_is_resent(tmp_pa
     assert [d.outcome for d in deliveries] == ["failed"]
     lines: list[str] = []
     assert cli.report_pending_deliveries(store, WEEK, lines.append) == 1
-    assert f"new alert {permian['event_key']} NOT DELIVERED (1 failed attempt(s))" in lines[0]
+    assert f"new alert {permian['event_key']} NOT DELIVERED (failed in 1 materialisation(s))" in lines[0]
     assert f"127.0.0.1:{port}/***" in lines[0]
-    assert f"--select alerts --partition {WEEK_PARTITION}" in lines[1]
+    assert f"--select alerts --partition {WEEK_PARTITION}" in lines[1] and "alert_delivery_sensor" in lines[1]
     quiet: list[str] = []
     assert cli.report_pending_deliveries(store, "2025-W34", quiet.append) == 0 and quiet == []
