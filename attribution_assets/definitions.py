@@ -24,6 +24,7 @@ from attribution_assets.assets.posterior import event_posterior
 from attribution_assets.assets.weekly import weekly_posteriors
 from attribution_assets.checks import ALL_CHECKS
 from attribution_assets.compilation import configure_jax
+from attribution_assets.delivery_sensor import alert_delivery_sensor
 from attribution_assets.jobs import (
     attribute_event_job,
     backfill_week_job,
@@ -33,7 +34,7 @@ from attribution_assets.jobs import (
 )
 from attribution_assets.overpass_sensor import new_overpass_sensor
 from attribution_assets.resources import default_resources
-from attribution_assets.sensors import alert_delivery_sensor, alert_inbox_sensor, weekly_rollup_schedule
+from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
 from attribution_assets.stop_requests import redeliver_swallowed_stops
 
 configure_jax()

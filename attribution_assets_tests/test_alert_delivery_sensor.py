@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import (
@@ -17,25 +17,29 @@ from dagster import (
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
+    RunRequest,
     SensorResult,
     build_sensor_context,
     instance_for_test,
     materialize,
 )
-from dagster._core.storage.tags import PARTITION_NAME_TAG, PRIORITY_TAG
+from dagster._core.storage.tags import PARTITION_NAME_TAG, PRIORITY_TAG, RUN_KEY_TAG
 
-from attribution_assets.alerting.delivery import DeliveryLedger
+from attribution_assets.alerting.delivery import DeliveryLedger, RetryPolicy, WebhookClient, deliver_alerts
+from attribution_assets.alerting.payload import alert_payload
 from attribution_assets.alerting.resource import NotifierResource
 from attribution_assets.assets.alerts import alerts, ledger_path
+from attribution_assets.delivery_sensor import MAX_RUN_FAILURES, alert_delivery_sensor
 from attribution_assets.events import DetectionEvent
 from attribution_assets.jobs import ROLLUP_PRIORITY, rollup_job
 from attribution_assets.resources import OutputStore
-from attribution_assets.sensors import alert_delivery_sensor
+from attribution_assets.times import iso_z, parse_time
 from attribution_assets_tests.test_alerting.helpers import (
     BELCHATOW,
     PERMIAN,
     WEEK,
     WEEK_PARTITION,
+    closed_port,
     permian_row,
     webhook_server,
     write_event,
@@ -64,14 +68,16 @@ def _posterior(instance: DagsterInstance, event: DetectionEvent) -> None:
     instance.report_runless_asset_event(AssetMaterialization("event_posterior", partition=event.key))
 
 
-def _rollup_run(instance: DagsterInstance, monday: str, status: DagsterRunStatus) -> DagsterRun:
-    return instance.add_run(DagsterRun(job_name=rollup_job.name, run_id=str(uuid.uuid4()), status=status,
-                                       tags={PARTITION_NAME_TAG: monday}))
+def _launch(instance: DagsterInstance, request: RunRequest, status: DagsterRunStatus,
+            job_name: str = rollup_job.name) -> DagsterRun:
+    """The run the daemon creates for ``request`` (its tags, partition and run key), in ``status``."""
+    tags = {**request.tags, PARTITION_NAME_TAG: request.partition_key, RUN_KEY_TAG: request.run_key}
+    return instance.add_run(DagsterRun(job_name=job_name, run_id=str(uuid.uuid4()), status=status, tags=tags))
 
 
-def _requests(result: SensorResult) -> list[tuple[str, str, tuple | None]]:
-    return [(r.partition_key, r.run_key.split(":")[0],
-             None if r.asset_selection is None else tuple(r.asset_selection)) for r in result.run_requests]
+def _requests(result: SensorResult) -> list[tuple[str, str]]:
+    """(partition, run key) of each request."""
+    return [(r.partition_key, r.run_key) for r in result.run_requests]
 
 
 @pytest.fixture
@@ -80,36 +86,63 @@ def ticks(tmp_path):
         yield Ticks(instance, OutputStore(root=str(tmp_path)), NotifierResource(urls=[]))
 
 
-def test_each_new_posterior_rolls_up_its_week_once(ticks):
-    _posterior(ticks.instance, PERMIAN)  # before the sensor is switched on: not redone
+def _materialise_alerts(instance: DagsterInstance, store: OutputStore, notifier: NotifierResource,
+                        partition_key: str = WEEK_PARTITION) -> None:
+    assert materialize([alerts], partition_key=partition_key, instance=instance,
+                       resources={"store": store, "notifier": notifier}).success
+
+
+def test_each_new_posterior_rolls_up_its_week(ticks):
+    _posterior(ticks.instance, PERMIAN)  # before the sensor is first switched on: not redone
     first = ticks.tick()
-    assert first.run_requests == [] and "no new posterior" in first.skip_reason.skip_message
+    assert first.run_requests == [] and "0 failed delivery(ies) pending" in first.skip_reason.skip_message
     _posterior(ticks.instance, PERMIAN)
     _posterior(ticks.instance, BELCHATOW)  # the same ISO week
     _posterior(ticks.instance, NEXT_WEEK_EVENT)
     second = ticks.tick()
-    assert _requests(second) == [(WEEK_PARTITION, "rollup", None), ("2025-08-18", "rollup", None)]
-    assert {r.tags[PRIORITY_TAG] for r in second.run_requests} == {str(ROLLUP_PRIORITY)}
-    assert len({r.run_key for r in second.run_requests}) == 2
-    assert ticks.tick().run_requests == []
-    _posterior(ticks.instance, PERMIAN)  # the event run again: its week again, under a new run key
-    [again] = ticks.tick().run_requests
-    assert again.partition_key == WEEK_PARTITION
-    assert again.run_key not in {r.run_key for r in second.run_requests}
+    assert [p for p, _ in _requests(second)] == [WEEK_PARTITION, "2025-08-18"]
+    assert all(key.startswith("rollup:") and key.endswith(":0") for _, key in _requests(second))
+    for request in second.run_requests:
+        assert request.asset_selection is None  # the whole roll-up job
+        assert request.tags[PRIORITY_TAG] == str(ROLLUP_PRIORITY)
+        _launch(ticks.instance, request, DagsterRunStatus.STARTED)
+    assert ticks.tick().run_requests == []  # running: the weeks wait
+    assert set(json.loads(ticks.cursor)["waiting"]) == {WEEK_PARTITION, "2025-08-18"}
 
 
-def test_a_week_waits_while_its_roll_up_is_in_flight(ticks):
+def test_a_week_rolled_up_after_its_posterior_is_not_rolled_up_again(ticks):
     ticks.tick()
-    running = _rollup_run(ticks.instance, WEEK_PARTITION, DagsterRunStatus.STARTED)
-    _rollup_run(ticks.instance, "2025-08-18", DagsterRunStatus.SUCCESS)
     _posterior(ticks.instance, PERMIAN)
-    _posterior(ticks.instance, NEXT_WEEK_EVENT)
-    assert _requests(ticks.tick()) == [("2025-08-18", "rollup", None)]
-    assert json.loads(ticks.cursor)["waiting"].keys() == {WEEK_PARTITION}
-    assert ticks.tick().run_requests == []  # still running
+    _materialise_alerts(ticks.instance, ticks.store, ticks.notifier)  # e.g. a backfill's roll-up
+    assert ticks.tick().run_requests == [] and json.loads(ticks.cursor)["waiting"] == {}
+    _posterior(ticks.instance, PERMIAN)  # the event run again: its week again
+    assert [p for p, _ in _requests(ticks.tick())] == [WEEK_PARTITION]
+
+
+def test_a_week_waits_while_any_run_of_it_is_in_flight(ticks):
+    ticks.tick()
+    _posterior(ticks.instance, PERMIAN)
+    [request] = ticks.tick().run_requests
+    running = _launch(ticks.instance, request, DagsterRunStatus.STARTED, job_name="__ASSET_JOB")
+    assert ticks.tick().run_requests == []  # a UI or backfill materialisation of the week is running
     ticks.instance.report_run_canceled(running)
-    assert _requests(ticks.tick()) == [(WEEK_PARTITION, "rollup", None)]
-    assert json.loads(ticks.cursor)["waiting"] == {}
+    [again] = ticks.tick().run_requests  # cancelled before it materialised the alerts
+    assert again.partition_key == WEEK_PARTITION and again.run_key.endswith(":1")
+
+
+def test_a_failing_roll_up_is_requested_again_then_given_up(ticks):
+    ticks.tick()
+    _posterior(ticks.instance, PERMIAN)
+    keys = []
+    for _ in range(MAX_RUN_FAILURES):
+        [request] = ticks.tick().run_requests
+        keys.append(request.run_key)
+        _launch(ticks.instance, request, DagsterRunStatus.FAILURE)
+    assert len(set(keys)) == MAX_RUN_FAILURES  # no request dropped as a duplicate run key
+    assert ticks.tick().run_requests == [] and json.loads(ticks.cursor)["waiting"] == {}
+    _posterior(ticks.instance, BELCHATOW)  # something new in the week: asked again
+    [request] = ticks.tick().run_requests
+    assert request.run_key.endswith(":0") and request.run_key not in keys
 
 
 def test_a_week_outside_the_partitions_is_not_requested(ticks):
@@ -117,6 +150,26 @@ def test_a_week_outside_the_partitions_is_not_requested(ticks):
     _posterior(ticks.instance, OLD_EVENT)
     result = ticks.tick()
     assert result.run_requests == [] and json.loads(ticks.cursor)["waiting"] == {}
+
+
+def test_a_failing_resend_run_is_requested_again_then_given_up(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/hook"
+    store = OutputStore(root=str(tmp_path))
+    payload = alert_payload(permian_row().to_dict("records")[0], "run-1")
+    deliver_alerts([payload], {}, [url], ledger_path(store, WEEK), WebhookClient(RetryPolicy(attempts=1)),
+                   "run-1", WEEK)
+    with instance_for_test() as instance:
+        ticks = Ticks(instance, store, NotifierResource(urls=[url], resend_after_s=0.0))
+        keys = []
+        for _ in range(MAX_RUN_FAILURES):
+            [request] = ticks.tick().run_requests
+            assert request.asset_selection == [AssetKey("alerts")]
+            keys.append(request.run_key)
+            _launch(instance, request, DagsterRunStatus.FAILURE)
+        assert len(set(keys)) == MAX_RUN_FAILURES
+        given_up = ticks.tick()
+        assert given_up.run_requests == [] and "1 resend(s) given up" in given_up.skip_reason.skip_message
+        assert ticks.tick().run_requests == []
 
 
 @pytest.mark.slow
@@ -137,8 +190,11 @@ def test_a_failed_delivery_is_resent_from_the_sensors_own_request(tmp_path):
         [(_, _, pending)] = DeliveryLedger.load(ledger_path(store, WEEK)).pending()
         assert pending["retryable"] and pending["failures"] == 1
 
-        waiting = Ticks(instance, store, notifier(3600.0))
-        assert waiting.tick().run_requests == []  # an hour's backoff has not passed
+        waiting = Ticks(instance, store, notifier(3600.0)).tick()
+        assert waiting.run_requests == []  # an hour's backoff has not passed
+        due_at = iso_z(parse_time(pending["at"]) + timedelta(hours=1))
+        message = waiting.skip_reason.skip_message
+        assert f"1 failed delivery(ies) pending (next resend due {due_at})" in message
         due = Ticks(instance, store, notifier(0.0))
         [request] = due.tick().run_requests
         assert request.partition_key == WEEK_PARTITION

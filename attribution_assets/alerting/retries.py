@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +63,16 @@ class RetryBackoff:
 
 
 @dataclass(frozen=True)
-class DueDelivery:
-    """A pending delivery due to be resent: ``week`` (``YYYY-Www``), the webhook's ledger id, the event,
-    the failed rounds so far and the time of the last one."""
+class PendingResend:
+    """A pending delivery that will be resent: ``week`` (``YYYY-Www``), the webhook's ledger id, the
+    event, the failed rounds so far, the time of the last one and when the resend is due (UTC)."""
 
     week: str
     webhook: str
     event_key: str
     failures: int
     failed_at: datetime
+    due_at: datetime
 
 
 def is_retryable(record: dict[str, Any]) -> bool:
@@ -83,15 +84,15 @@ def is_retryable(record: dict[str, Any]) -> bool:
     return status is None or int(status) >= 500 or int(status) == 429
 
 
-def due_deliveries(
-    ledger_dir: Path, webhooks: Collection[str], now: datetime, backoff: RetryBackoff = RetryBackoff()
-) -> tuple[list[DueDelivery], list[str]]:
-    """The pending deliveries of every week's ledger in ``ledger_dir`` that are due at ``now`` (UTC), to
-    the webhooks ``webhooks`` (ledger ids, :func:`~attribution_assets.alerting.delivery.url_id`) only,
-    and the problems met on the way: an unreadable ledger, a ledger whose name is not a week, or a
-    pending record without a readable failure time (each a line naming the file). Sorted by week and
-    event."""
-    due: list[DueDelivery] = []
+def pending_resends(
+    ledger_dir: Path, webhooks: Collection[str], backoff: RetryBackoff = RetryBackoff()
+) -> tuple[list[PendingResend], list[str]]:
+    """The pending deliveries of every week's ledger in ``ledger_dir`` that will be resent (retryable,
+    to one of the webhooks ``webhooks``: ledger ids, :func:`~attribution_assets.alerting.delivery.url_id`),
+    each with the time it is due, and the problems met on the way: an unreadable ledger, a ledger whose
+    name is not a week, or a pending record without a readable failure time (each a line naming the
+    file). Sorted by week and event."""
+    found: list[PendingResend] = []
     problems: list[str] = []
     for path in sorted(Path(ledger_dir).glob(LEDGER_GLOB)):
         week = path.stem.removeprefix("week=")
@@ -111,6 +112,6 @@ def due_deliveries(
                 problems.append(f"{path}: pending delivery of {event_key} has no readable failure time "
                                 f"({type(error).__name__}: {error})")
                 continue
-            if (now - failed_at).total_seconds() >= backoff.wait_s(failures):
-                due.append(DueDelivery(week, webhook, event_key, failures, failed_at))
-    return due, problems
+            due_at = failed_at + timedelta(seconds=backoff.wait_s(failures))
+            found.append(PendingResend(week, webhook, event_key, failures, failed_at, due_at))
+    return found, problems

@@ -5,7 +5,6 @@ and redaction."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -32,6 +31,7 @@ from attribution_assets_tests.test_alerting.helpers import (
     WEEK,
     WEEK_PARTITION,
     belchatow_row,
+    closed_port,
     permian_row,
     webhook_server,
 )
@@ -103,14 +103,8 @@ def test_retry_after_forms():
     assert retry_after_s("soon") is None and retry_after_s(None) is None
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_connection_errors_are_retried_and_the_url_secret_is_redacted():
-    url = f"http://127.0.0.1:{_closed_port()}/hook/s3cr3t-token-value?sig=abcdef123456"
+    url = f"http://127.0.0.1:{closed_port()}/hook/s3cr3t-token-value?sig=abcdef123456"
     messages: list[str] = []
     with pytest.raises(DeliveryFailed) as failure:
         _client(messages).post(url, b"{}", "key-1")
@@ -253,7 +247,7 @@ def test_the_command_reports_a_delivery_left_pending_and_how_it_is_resent(tmp_pa
 
     store = OutputStore(root=str(tmp_path))
     permian = _payload()
-    port = _closed_port()
+    port = closed_port()
     deliveries = _deliver([permian], [f"http://127.0.0.1:{port}/hook"], ledger_path(store, WEEK))
     assert [d.outcome for d in deliveries] == ["failed"]
     lines: list[str] = []

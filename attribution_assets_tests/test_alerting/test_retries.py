@@ -1,4 +1,4 @@
-"""When a failed delivery is due to be resent: ledgers written by real deliveries over HTTP on
+"""When a failed delivery is resent: ledgers written by real deliveries over HTTP on
 127.0.0.1 (a receiver that answers 503, one that refuses with 404), read at chosen times."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from attribution_assets.alerting.retries import (
     RESEND_AFTER_ENV,
     RESEND_MAX_ENV,
     RetryBackoff,
-    due_deliveries,
     is_retryable,
+    pending_resends,
 )
 from attribution_assets.times import parse_time
 from attribution_assets_tests.test_alerting.helpers import PERMIAN, WEEK, permian_row, webhook_server
@@ -49,13 +49,12 @@ def test_backoff_doubles_up_to_its_cap():
 def test_a_503_is_due_once_its_wait_has_passed(tmp_path):
     url, at = _fail_once(tmp_path, 503)
     failed = parse_time(at)
-    webhooks = {url_id(url)}
-    assert due_deliveries(tmp_path, webhooks, failed + timedelta(seconds=299), BACKOFF) == ([], [])
-    due, problems = due_deliveries(tmp_path, webhooks, failed + timedelta(seconds=300), BACKOFF)
+    resends, problems = pending_resends(tmp_path, {url_id(url)}, BACKOFF)
     assert problems == []
-    [delivery] = due
-    assert (delivery.week, delivery.event_key, delivery.failures) == (WEEK, PERMIAN.key, 1)
-    assert delivery.webhook == url_id(url) and delivery.failed_at == failed
+    [resend] = resends
+    assert (resend.week, resend.event_key, resend.failures) == (WEEK, PERMIAN.key, 1)
+    assert resend.webhook == url_id(url) and resend.failed_at == failed
+    assert resend.due_at == failed + timedelta(seconds=300)
 
 
 def test_the_wait_grows_with_the_failed_rounds(tmp_path):
@@ -64,22 +63,20 @@ def test_the_wait_grows_with_the_failed_rounds(tmp_path):
     [(_, _, record)] = ledger.pending()
     record["failures"] = 3  # the same revision failed in three materialisations
     ledger.save()
-    failed = parse_time(record["at"])
-    assert due_deliveries(tmp_path, {url_id(url)}, failed + timedelta(seconds=1199), BACKOFF)[0] == []
-    assert len(due_deliveries(tmp_path, {url_id(url)}, failed + timedelta(seconds=1200), BACKOFF)[0]) == 1
+    [resend] = pending_resends(tmp_path, {url_id(url)}, BACKOFF)[0]
+    assert resend.due_at - parse_time(record["at"]) == timedelta(seconds=1200)
 
 
 def test_a_refusal_waits_for_a_person(tmp_path):
-    url, at = _fail_once(tmp_path, 404)
+    url, _ = _fail_once(tmp_path, 404)
     [(_, _, record)] = DeliveryLedger.load(tmp_path / f"week={WEEK}.json").pending()
     assert record["http_status"] == 404 and not is_retryable(record)
-    assert due_deliveries(tmp_path, {url_id(url)}, parse_time(at) + timedelta(days=30), BACKOFF) == ([], [])
+    assert pending_resends(tmp_path, {url_id(url)}, BACKOFF) == ([], [])
 
 
 def test_a_webhook_no_longer_configured_is_not_retried(tmp_path):
-    _, at = _fail_once(tmp_path, 503)
-    other = {url_id("https://hooks.example.org/new")}
-    assert due_deliveries(tmp_path, other, parse_time(at) + timedelta(days=1), BACKOFF) == ([], [])
+    _fail_once(tmp_path, 503)
+    assert pending_resends(tmp_path, {url_id("https://hooks.example.org/new")}, BACKOFF) == ([], [])
 
 
 @pytest.mark.parametrize("status, retryable", [(None, True), (500, True), (503, True), (429, True),
@@ -89,7 +86,7 @@ def test_ledgers_without_the_retryable_flag_are_read_from_the_status(status, ret
 
 
 def test_bad_ledgers_are_named_and_the_others_still_read(tmp_path):
-    url, at = _fail_once(tmp_path, 503)
+    url, _ = _fail_once(tmp_path, 503)
     (tmp_path / "week=2025-W34.json").write_text("{not json")
     (tmp_path / "week=last.json").write_text(json.dumps({"version": 1, "deliveries": {}}))
     broken = DeliveryLedger.load(tmp_path / f"week={WEEK}.json")
@@ -97,8 +94,8 @@ def test_bad_ledgers_are_named_and_the_others_still_read(tmp_path):
     [(_, _, record)] = broken.pending()
     record["at"] = "yesterday"
     broken.save()
-    due, problems = due_deliveries(tmp_path, {url_id(url)}, parse_time(at) + timedelta(hours=1), BACKOFF)
-    assert [d.week for d in due] == [WEEK]
+    resends, problems = pending_resends(tmp_path, {url_id(url)}, BACKOFF)
+    assert [r.week for r in resends] == [WEEK]
     assert len(problems) == 3
     assert "week=2025-W34.json" in problems[0] and "unreadable" in problems[0]
     assert "week=2025-W35.json" in problems[1] and PERMIAN.key in problems[1] and "'yesterday'" in problems[1]
