@@ -7,8 +7,9 @@ Each tick:
    sensor is first switched on) puts its event's ISO week in the cursor's ``waiting`` list, with the
    posterior's event-log id and time. A waiting week leaves the list once the week's ``alerts`` were
    materialised by a run that started after its newest posterior (by this sensor, a backfill, the CLI or
-   the UI). Until then, while no run of the week's partition is queued or running, a ``weekly_rollup``
-   run is requested with the roll-ups' queue priority.
+   the UI). Until then, while no run of the week's partition is queued, running or being cancelled and
+   no unfinished backfill targets the week's alerts (it rolls the week up after its events), a
+   ``weekly_rollup`` run is requested with the roll-ups' queue priority.
 2. **Failed deliveries.** The weeks' delivery ledgers are read
    (:func:`~attribution_assets.alerting.retries.pending_resends`), and a run of a week's ``alerts``
    alone is requested once one of its pending deliveries is due.
@@ -37,6 +38,7 @@ from dagster import (
     SensorResult,
     sensor,
 )
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.storage.tags import PARTITION_NAME_TAG, PRIORITY_TAG
 
 from attribution_assets.alerting.resource import NotifierResource
@@ -72,6 +74,23 @@ def week_run_in_flight(instance: DagsterInstance, monday: str) -> bool:
     the UI or a backfill) is queued or running."""
     return bool(instance.get_run_ids(RunsFilter(statuses=IN_FLIGHT, tags={PARTITION_NAME_TAG: monday}),
                                      limit=1))
+
+
+def week_backfill_in_progress(instance: DagsterInstance, monday: str) -> bool:
+    """Whether a backfill that has not ended targets the week partition ``monday``: an asset backfill
+    whose targets hold the week's ``alerts`` (it rolls the week up after its events), or a job backfill
+    over that partition."""
+    active = BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING])
+    for backfill in instance.get_backfills(filters=active):
+        data = backfill.asset_backfill_data
+        if data is None:
+            if monday in (backfill.partition_names or []):
+                return True
+            continue
+        subset = data.target_subset.partitions_subsets_by_asset_key.get(ALERTS)
+        if subset is not None and monday in subset.get_partition_keys():
+            return True
+    return False
 
 
 def alerts_rolled_up_since(instance: DagsterInstance, monday: str, timestamp: float) -> bool:
@@ -167,7 +186,7 @@ def alert_delivery_sensor(
                                 f"(from {weekly_partitions.start:%Y-%m-%d}); not rolled up")
         elif alerts_rolled_up_since(instance, monday, timestamp):
             pass
-        elif week_run_in_flight(instance, monday):
+        elif week_run_in_flight(instance, monday) or week_backfill_in_progress(instance, monday):
             continue
         elif (failures := failed_runs(instance, ROLLUP_FOR_TAG, subject)) >= MAX_RUN_FAILURES:
             context.log.error(f"week {monday}: {failures} roll-up runs for its new posteriors failed; not "
@@ -204,7 +223,8 @@ def alert_delivery_sensor(
     cursor = json.dumps({"after": after, "waiting": waiting, "given_up": sorted(given_up & due_subjects)})
     skip = None
     if not requests:
-        next_due = min((resend.due_at for resend in resends), default=None)
+        now = datetime.now(UTC)
+        next_due = min((resend.due_at for resend in resends if resend.due_at > now), default=None)
         skip = (f"no run to request: {len(resends)} failed delivery(ies) pending"
                 f"{f' (next resend due {iso_z(next_due)})' if next_due else ''}, {len(waiting)} week(s) "
                 f"waiting for a roll-up run in flight, {len(given_up & due_subjects)} resend(s) given up")

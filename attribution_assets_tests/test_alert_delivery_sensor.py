@@ -23,15 +23,19 @@ from dagster import (
     instance_for_test,
     materialize,
 )
+from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.tags import PARTITION_NAME_TAG, PRIORITY_TAG, RUN_KEY_TAG
 
 from attribution_assets.alerting.delivery import DeliveryLedger, RetryPolicy, WebhookClient, deliver_alerts
 from attribution_assets.alerting.payload import alert_payload
 from attribution_assets.alerting.resource import NotifierResource
 from attribution_assets.assets.alerts import alerts, ledger_path
+from attribution_assets.definitions import defs
 from attribution_assets.delivery_sensor import MAX_RUN_FAILURES, alert_delivery_sensor
 from attribution_assets.events import DetectionEvent
 from attribution_assets.jobs import ROLLUP_PRIORITY, rollup_job
+from attribution_assets.orchestration.backfill import launch_week_backfill
+from attribution_assets.partitions import detection_events
 from attribution_assets.resources import OutputStore
 from attribution_assets.times import iso_z, parse_time
 from attribution_assets_tests.test_alerting.helpers import (
@@ -130,6 +134,16 @@ def test_a_week_waits_while_any_run_of_it_is_in_flight(ticks):
     assert again.partition_key == WEEK_PARTITION and again.run_key.endswith(":1")
 
 
+def test_a_week_waits_while_a_backfill_will_roll_it_up(ticks):
+    ticks.instance.add_dynamic_partitions(detection_events.name, [PERMIAN.key])
+    backfill = launch_week_backfill(ticks.instance, defs.resolve_asset_graph(), WEEK)
+    ticks.tick()
+    _posterior(ticks.instance, PERMIAN)  # the backfill's event run is done; its roll-up is still to come
+    assert ticks.tick().run_requests == []
+    ticks.instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
+    assert [p for p, _ in _requests(ticks.tick())] == [WEEK_PARTITION]
+
+
 def test_a_failing_roll_up_is_requested_again_then_given_up(ticks):
     ticks.tick()
     _posterior(ticks.instance, PERMIAN)
@@ -168,7 +182,9 @@ def test_a_failing_resend_run_is_requested_again_then_given_up(tmp_path):
             _launch(instance, request, DagsterRunStatus.FAILURE)
         assert len(set(keys)) == MAX_RUN_FAILURES
         given_up = ticks.tick()
-        assert given_up.run_requests == [] and "1 resend(s) given up" in given_up.skip_reason.skip_message
+        message = given_up.skip_reason.skip_message
+        assert given_up.run_requests == [] and "1 resend(s) given up" in message
+        assert "next resend due" not in message  # the given-up resend is not coming
         assert ticks.tick().run_requests == []
 
 

@@ -21,8 +21,8 @@ from attribution_assets.orchestration.workspace import code_location
 PARTITION_TAG = "dagster/partition"
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-             DagsterRunStatus.STARTED]
-"""Statuses of a run that has been submitted and has not finished."""
+             DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+"""Statuses of a run that has been submitted and has not finished (one being cancelled included)."""
 """Run statuses after which nothing more happens to a run."""
 
 
