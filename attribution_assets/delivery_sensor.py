@@ -165,13 +165,14 @@ def due_by_week(resends: Iterable[PendingResend], now: datetime) -> dict[str, li
     "out within minutes, not at Monday's roll-up) unless a run that started after it already did, and "
     "resends the week's failed webhook deliveries once their backoff has passed "
     "(ATTRIBUTION_RESEND_AFTER_S, 300 s, doubled per failed round up to ATTRIBUTION_RESEND_MAX_S, 6 h; only "
-    "failures that may pass on their own: no response, 5xx, 429). A week with a queued or running run "
-    f"waits; a requested run that fails is requested again, at most {MAX_RUN_FAILURES} times.",
+    "failures that may pass on their own: no response, 5xx, 429). A week waits while a run of it is queued "
+    "or running or a backfill of it is unfinished; a requested run that fails is requested again, at most "
+    f"{MAX_RUN_FAILURES} times.",
 )
 def alert_delivery_sensor(
     context: SensorEvaluationContext, store: OutputStore, notifier: NotifierResource
 ) -> SensorResult:
-    instance = context.instance
+    instance, now = context.instance, datetime.now(UTC)
     state = json.loads(context.cursor) if context.cursor else {"after": latest_posterior_id(instance)}
     waiting: Waiting = {monday: (int(i), float(t)) for monday, (i, t) in state.get("waiting", {}).items()}
     given_up = set(state.get("given_up", []))
@@ -202,7 +203,7 @@ def alert_delivery_sensor(
         context.log.error(problem)
     requested = {request.partition_key for request in requests}
     due_subjects = set()
-    for monday, due in sorted(due_by_week(resends, datetime.now(UTC)).items()):
+    for monday, due in sorted(due_by_week(resends, now).items()):
         subject = f"{monday}:{iso_z(max(resend.failed_at for resend in due))}"
         due_subjects.add(subject)
         if not weekly_partitions.has_partition_key(monday):
@@ -223,9 +224,9 @@ def alert_delivery_sensor(
     cursor = json.dumps({"after": after, "waiting": waiting, "given_up": sorted(given_up & due_subjects)})
     skip = None
     if not requests:
-        now = datetime.now(UTC)
         next_due = min((resend.due_at for resend in resends if resend.due_at > now), default=None)
         skip = (f"no run to request: {len(resends)} failed delivery(ies) pending"
                 f"{f' (next resend due {iso_z(next_due)})' if next_due else ''}, {len(waiting)} week(s) "
-                f"waiting for a roll-up run in flight, {len(given_up & due_subjects)} resend(s) given up")
+                f"waiting for a run or backfill of theirs to end, {len(given_up & due_subjects)} resend(s) "
+                "given up")
     return SensorResult(run_requests=requests, skip_reason=skip, cursor=cursor)
