@@ -305,7 +305,7 @@ def report_pending_deliveries(store, week: str, echo=print) -> int:
     (0 when no webhook is configured or every alert went out)."""
     from attribution_assets.alerting.delivery import DeliveryLedger, LedgerError
     from attribution_assets.assets.alerts import ledger_path
-    from attribution_assets.partitions import weekly_partitions
+    from attribution_assets.partitions import partition_of_week
 
     try:
         pending = DeliveryLedger.load(ledger_path(store, week)).pending()
@@ -316,7 +316,7 @@ def report_pending_deliveries(store, week: str, echo=print) -> int:
         echo(f"roll-up {week}: {record['status']} alert {event_key} NOT DELIVERED "
              f"(failed in {record['failures']} materialisation(s)): {record['error']}")
     if pending:
-        monday = parse_iso_week(week)[0].strftime(weekly_partitions.fmt)
+        monday = partition_of_week(week)
         echo(f"roll-up {week}: {len(pending)} alert delivery(ies) pending; they are resent with the same "
              f"idempotency key when the week's alerts are materialised again: by the "
              f"alert_delivery_sensor when it is on (no response, 5xx and 429 only), from the UI, or by "

@@ -18,12 +18,7 @@ from dagster import (
 )
 
 from attribution_assets.atomic import atomic_path
-from attribution_assets.events import (
-    AlertFormatError,
-    DetectionEvent,
-    read_alerts,
-    record_events,
-)
+from attribution_assets.events import AlertFormatError, DetectionEvent, read_alerts, record_events
 from attribution_assets.jobs import attribute_event_job, rollup_job
 from attribution_assets.partitions import detection_events
 from attribution_assets.paths import alert_inbox

@@ -196,13 +196,8 @@ def test_a_failed_delivery_is_resent_from_the_sensors_own_request(tmp_path):
         def notifier(resend_after_s: float) -> NotifierResource:
             return NotifierResource(urls=[hook.url], attempts=1, resend_after_s=resend_after_s)
 
-        def materialise_alerts(partition_key: str) -> None:
-            resources = {"store": store, "notifier": notifier(0.0)}
-            assert materialize([alerts], partition_key=partition_key, resources=resources,
-                               instance=instance).success
-
         hook.default = 503
-        materialise_alerts(WEEK_PARTITION)
+        _materialise_alerts(instance, store, notifier(0.0))
         [(_, _, pending)] = DeliveryLedger.load(ledger_path(store, WEEK)).pending()
         assert pending["retryable"] and pending["failures"] == 1
 
@@ -218,7 +213,7 @@ def test_a_failed_delivery_is_resent_from_the_sensors_own_request(tmp_path):
         assert request.tags["attribution/trigger"] == "failed delivery"
 
         hook.default = 200
-        materialise_alerts(request.partition_key)
+        _materialise_alerts(instance, store, notifier(0.0), request.partition_key)
         assert DeliveryLedger.load(ledger_path(store, WEEK)).pending() == []
         assert hook.keys() == [pending["key"], pending["key"]]  # resent with the failed round's key
         assert due.tick().run_requests == []
@@ -231,8 +226,7 @@ def test_a_refused_delivery_is_not_resent(tmp_path):
     with webhook_server() as hook, instance_for_test() as instance:
         notifier = NotifierResource(urls=[hook.url], attempts=1, resend_after_s=0.0)
         hook.default = 401
-        assert materialize([alerts], partition_key=WEEK_PARTITION, instance=instance,
-                           resources={"store": store, "notifier": notifier}).success
+        _materialise_alerts(instance, store, notifier)
         assert len(DeliveryLedger.load(ledger_path(store, WEEK)).pending()) == 1
         result = Ticks(instance, store, notifier).tick()
     assert result.run_requests == [] and len(hook.requests) == 1

@@ -90,6 +90,12 @@ class DeliveryFailed(RuntimeError):
         self.retryable = retryable
 
 
+def retryable_status(status: int | None) -> bool:
+    """Whether a delivery that got HTTP ``status`` (``None``: no response) may succeed later: no
+    response, 5xx or 429; any other status is a refusal that only a configuration change can mend."""
+    return status is None or status >= 500 or status == 429
+
+
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` names and loopback IP addresses (127.0.0.0/8, ``::1``)."""
     if host.lower() in LOOPBACK_NAMES:
@@ -239,7 +245,7 @@ class WebhookClient:
                 raise DeliveryFailed(message, None, attempt, retryable=False) from None
             if status is not None and 200 <= status < 300:
                 return attempt
-            retryable = status is None or status >= 500 or status == 429
+            retryable = retryable_status(status)
             message = self._redact(f"{where}: {what} (attempt {attempt}/{self.policy.attempts})", url)
             if not retryable:
                 raise DeliveryFailed(message, status, attempt, retryable=False)

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from attribution_assets.alerting.delivery import DeliveryLedger, LedgerError
+from attribution_assets.alerting.delivery import DeliveryLedger, LedgerError, retryable_status
 from attribution_assets.events import AlertFormatError, parse_iso_week
 from attribution_assets.times import parse_time
 
@@ -76,12 +76,13 @@ class PendingResend:
 
 
 def is_retryable(record: dict[str, Any]) -> bool:
-    """Whether a pending record's failure may pass on its own: no response, 5xx or 429 (the record's
-    ``retryable`` where the ledger has it)."""
+    """Whether a pending record's failure may pass on its own: the record's ``retryable``, or for a
+    record written before the ledger kept it, :func:`~attribution_assets.alerting.delivery.retryable_status`
+    of its HTTP status."""
     if "retryable" in record:
         return bool(record["retryable"])
     status = record.get("http_status")
-    return status is None or int(status) >= 500 or int(status) == 429
+    return retryable_status(None if status is None else int(status))
 
 
 def pending_resends(
