@@ -73,3 +73,31 @@ def test_importing_the_package_sets_no_flag_and_starts_no_backend() -> None:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_attribute_event_sets_jax_up_as_the_dagster_runs_do(tmp_path) -> None:
+    """A notebook that calls ``attribute_event`` in a fresh interpreter runs with production's XLA
+    option and compilation cache (without the option its answer differed in the last digits)."""
+    code = (
+        "import os, sys, jax\n"
+        "from attribution_assets.events import read_alerts\n"
+        "from attribution_assets.paths import SAMPLE_ALERTS\n"
+        "from attribution_assets.pipeline import attribute_event\n"
+        "try:\n"
+        "    attribute_event(read_alerts(SAMPLE_ALERTS)[0], sys.argv[1], output=sys.argv[2])\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, file=sys.stderr)\n"
+        "print(os.environ.get('XLA_FLAGS', ''))\n"
+        "print(jax.config.jax_compilation_cache_dir)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env[CACHE_ENV] = str(tmp_path / "cache")
+    archive = tmp_path / "empty_archive"
+    archive.mkdir()
+    result = subprocess.run([sys.executable, "-c", code, str(archive), str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    flags, cache = result.stdout.splitlines()[-2:]
+    assert flags == xla_flags("")
+    assert cache == str(tmp_path / "cache")
+    assert "Error" in result.stderr  # an empty archive holds no overpass of the event

@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from attribution_assets.catalog.store import write_geoparquet
+from attribution_assets.compilation import configure_jax
 from attribution_assets.events import DetectionEvent
 from attribution_assets.layout import OutputLayout
 from attribution_assets.paths import output_root
@@ -106,7 +107,13 @@ def attribute_event(
     :class:`~attribution_assets.pipeline.inversion.NoObservationsError` when no instrument saw it.
     ``crawl=False`` skips the incremental crawl and uses the output's catalog as it is (for a caller
     that keeps the catalog up to date itself, as the service does).
+
+    It first sets JAX up as the Dagster runs do (:func:`~attribution_assets.compilation.configure_jax`:
+    the XLA option changes the float rounding of the plume sums, so without it a notebook's answer
+    differs from production's in the last digits, and the compilation cache); JAX computations made
+    before the first call run without the option, and a warning says so.
     """
+    configure_jax()
     settings = settings or EventSettings()
     if fast:  # every stage, the provenance and the result then name the fast answer's own inversion
         settings = settings.fast()
