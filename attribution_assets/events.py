@@ -194,14 +194,19 @@ def parse_iso_week(label: str) -> tuple[datetime, datetime]:
 def _event_time(value: object, where: str) -> datetime:
     """An alert's ``event_time`` as aware UTC; it must be ISO 8601 with a time zone (``Z`` or an offset).
 
-    Raises :class:`AlertFormatError` naming ``where`` (the file and row).
+    Only ISO 8601 is read (``datetime.fromisoformat``): a free-form parser reads ``03/04/2025`` as
+    4 March and ``14/08/2025`` as 14 August in the same file. Raises :class:`AlertFormatError` naming
+    ``where`` (the file and row).
     """
+    text = str(value).strip()
+    if text.endswith("z"):  # RFC 3339 allows a lower-case zone designator
+        text = text[:-1] + "Z"
     try:
-        stamp = pd.Timestamp(str(value).strip())
-    except (ValueError, TypeError, OverflowError) as error:
-        raise AlertFormatError(f"{where}: event_time {_show(value)} is not ISO 8601") from error
-    if pd.isna(stamp):
-        raise AlertFormatError(f"{where}: event_time {_show(value)} is not a time")
+        stamp = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise AlertFormatError(
+            f"{where}: event_time {_show(value)} is not ISO 8601 (expected e.g. 2025-08-14T17:31:00Z)"
+        ) from error
     if stamp.tzinfo is None:
         raise AlertFormatError(
             f"{where}: event_time {_show(value)} has no time zone; expected UTC (e.g. ...Z)"

@@ -113,6 +113,11 @@ def test_read_alerts_csv_and_geojson(tmp_path):
     ("2025-08-14T17:31:00Z,,-103.61", "row 2: missing latitude"),
     ("2025-08-14T17:31:00,31.9,-103.61", "row 2: event_time .* no time zone"),
     ("yesterday,31.9,-103.61", "row 2: event_time 'yesterday' is not ISO 8601"),
+    # a free-form parser read these as 4 March and 14 August: month first, then day first
+    ("03/04/2025 12:00Z,31.9,-103.61", "row 2: event_time '03/04/2025 12:00Z' is not ISO 8601"),
+    ("14/08/2025 17:31Z,31.9,-103.61", "row 2: event_time '14/08/2025 17:31Z' is not ISO 8601"),
+    ("2025-08-14 5pm Z,31.9,-103.61", "row 2: event_time .* is not ISO 8601"),
+    ("2025-08-14,31.9,-103.61", "row 2: event_time '2025-08-14' has no time zone"),
     ("2025-08-14T17:31:00Z,131.9,-103.61", "row 2: latitude 131.9"),
 ])
 def test_bad_alert_rows_name_file_and_row(tmp_path, row: str, message: str):
@@ -186,7 +191,7 @@ BAD_ALERT_FILES = {
     ),
     "deep_nesting.geojson": (b"[" * 100_000 + b"]" * 100_000, "not a GeoJSON FeatureCollection"),
     "nan_latitude.csv": ((HEADER + "a,2025-08-14T17:31:00Z,nan,1,CH4\n").encode(), "row 2: latitude nan"),
-    "nat_time.csv": ((HEADER + "a,NaT,1,1,CH4\n").encode(), "row 2: event_time 'NaT' is not a time"),
+    "nat_time.csv": ((HEADER + "a,NaT,1,1,CH4\n").encode(), "row 2: event_time 'NaT' is not ISO 8601"),
     "year_1700.csv": ((HEADER + "a,1700-01-01T00:00:00Z,1,1,CH4\n").encode(), "row 2: .*outside the years"),
     "long_time.csv": ((HEADER + "a," + "9" * 5000 + ",1,1,CH4\n").encode(), r"row 2: event_time '9+\.\.\."),
 }
