@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ from attribution_assets.paths import (
     output_root,
 )
 from attribution_assets.science.inversion.settings import (
+    MINIMUM_COUNTS,
     SAMPLER_SETTINGS,
     InversionSettings,
     Sampler,
@@ -135,6 +136,19 @@ def sampler_settings(args: argparse.Namespace) -> dict[str, object]:
     out is absent."""
     given = {name: getattr(args, name, None) for name in SAMPLER_SETTINGS}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def archive_dir(args: argparse.Namespace) -> Path:
+    """The product archive a command reads (``--archive``, ``$ATTRIBUTION_ARCHIVE`` or the bundled
+    samples). Raises :class:`CommandError` (:data:`EXIT_USAGE`) when it is not a folder: a mistyped path
+    otherwise gave an empty catalog and, later, an error about the catalog."""
+    archive = Path(args.archive or archive_root())
+    if not archive.is_dir():
+        raise CommandError(
+            f"archive {archive}: no such folder (give --archive or ATTRIBUTION_ARCHIVE; an empty folder "
+            "is an archive the live services fill)"
+        )
+    return archive
 
 
 def analysis_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -454,7 +468,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     events = load_alerts(Path(args.alerts))
-    archive, output = Path(args.archive or archive_root()), Path(args.output or output_root())
+    archive, output = archive_dir(args), Path(args.output or output_root())
     outcomes = run_events(events, archive, output, args)
     print()
     print(summary_table(outcomes))
@@ -530,7 +544,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
 
-    output, archive = Path(args.output or output_root()), Path(args.archive or archive_root())
+    output, archive = Path(args.output or output_root()), archive_dir(args)
     config = run_config(archive, output, args)
     events = {e.key: e for e in _week_events(args, output)}
     if not events and not args.from_failure:
@@ -594,7 +608,7 @@ def _backfill_echoes(keys: Sequence[str]) -> tuple:
 def cmd_dev(args: argparse.Namespace) -> int:
     analysis_settings(args)  # a bad ATTRIBUTION_SETTINGS file stops here, not in the code location
     ensure_instance_home()
-    os.environ.setdefault("ATTRIBUTION_ARCHIVE", str(args.archive or archive_root()))
+    os.environ.setdefault("ATTRIBUTION_ARCHIVE", str(archive_dir(args)))
     os.environ.setdefault("ATTRIBUTION_OUTPUT", str(args.output or output_root()))
     command = [
         sys.executable,
@@ -619,7 +633,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     analysis = analysis_settings(args)  # a bad ATTRIBUTION_SETTINGS file stops here, not in the code location
     ensure_instance_home()
     config = ServiceConfig(
-        archive=Path(args.archive or archive_root()),
+        archive=archive_dir(args),
         output=Path(args.output or output_root()),
         analysis=analysis,
         live=False if args.offline else None,
@@ -653,12 +667,30 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
             kind = {"action": argparse.BooleanOptionalAction}
         elif name == "sampler":
             kind = {"choices": get_args(Sampler)}
+        elif name in MINIMUM_COUNTS:
+            kind = {"type": _count(MINIMUM_COUNTS[name]), "metavar": "N"}
         else:
             kind = {"type": type(default), "metavar": "N"}
         help_text = f"{setting_help(name)} (default {default}, or the {SETTINGS_VARIABLE} file's)"
         parser.add_argument(_SAMPLER_FLAGS[name], dest=name, default=None, help=help_text, **kind)
     parser.add_argument("--verbose", action="store_true", help="print every step's log on the console")
     parser.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argument type: an integer of at least ``minimum``; the parser refuses anything else
+    (:data:`EXIT_USAGE`), before anything is registered."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _iso_week(text: str) -> str:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from attribution_assets.orchestration.config import INTERMEDIATE_DIR
 from attribution_assets.paths import archive_root, output_root
 from attribution_assets.pipeline.settings import EventSettings
 from attribution_assets.science.inversion.settings import (
+    MINIMUM_COUNTS,
     SAMPLER_SETTINGS,
     InversionSettings,
     Sampler,
@@ -66,9 +68,12 @@ class AnalysisSettings(ConfigurableResource):
     tropomi_half_width_km: float = _EVENT.tropomi_half_width_km
     oco2_half_width_km: float = _EVENT.oco2_half_width_km
     sampler: Sampler = Field(default=InversionSettings.sampler, description=setting_help("sampler"))
-    num_chains: int = Field(default=InversionSettings.num_chains, description=setting_help("num_chains"))
-    num_warmup: int = Field(default=InversionSettings.num_warmup, description=setting_help("num_warmup"))
-    num_samples: int = Field(default=InversionSettings.num_samples, description=setting_help("num_samples"))
+    num_chains: int = Field(default=InversionSettings.num_chains, ge=MINIMUM_COUNTS["num_chains"],
+                          description=setting_help("num_chains"))
+    num_warmup: int = Field(default=InversionSettings.num_warmup, ge=MINIMUM_COUNTS["num_warmup"],
+                          description=setting_help("num_warmup"))
+    num_samples: int = Field(default=InversionSettings.num_samples, ge=MINIMUM_COUNTS["num_samples"],
+                          description=setting_help("num_samples"))
     seed: int = Field(default=InversionSettings.seed, description=setting_help("seed"))
     escalate: bool = Field(default=InversionSettings.escalate, description=setting_help("escalate"))
     attribution_half_width_km: float = _EVENT.attribution_half_width_km
@@ -243,9 +248,13 @@ def settings_from_file(path: str | os.PathLike[str]) -> AnalysisSettings:
         raise ValueError(f"{path}: cannot read the analysis settings: {error}") from error
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the analysis settings must be a JSON object of AnalysisSettings fields")
-    unknown = sorted(set(values) - set(AnalysisSettings.model_fields))
+    known = list(AnalysisSettings.model_fields)
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"{path}: unknown analysis settings {unknown}")
+        guesses = [f"{name!r} (did you mean {close[0]!r}?)" if (close := get_close_matches(name, known, 1))
+                   else repr(name) for name in unknown]
+        raise ValueError(f"{path}: unknown analysis settings {', '.join(guesses)}; the fields are "
+                         f"{', '.join(known)}")
     try:
         return AnalysisSettings(**values)
     except ValidationError as error:

@@ -120,7 +120,7 @@ def test_every_subcommand_parses_to_its_handler(argv: list[str], command, values
         (["backfill", "--week", "garbage"], "argument --week: 'garbage' is not an ISO week"),
         (["backfill", "--week", "2025-33"], "'2025-33' is not an ISO week; expected YYYY-Www"),
         (["backfill", "--week", "2025-W99"], "'2025-W99' is not an ISO week"),
-        (["run", "--alerts", "a.csv", "--chains", "four"], "argument --chains: invalid int value: 'four'"),
+        (["run", "--alerts", "a.csv", "--chains", "four"], "argument --chains: 'four' is not an integer"),
         (["dev", "--port", "http"], "invalid int value: 'http'"),
         (["events", "--week", "2025-W33"], "unrecognized arguments: --week"),
     ],
@@ -248,7 +248,10 @@ def test_run_config_gives_the_runs_the_settings_file(tmp_path: Path, monkeypatch
     [
         ('{"emit_half_width_km": 4,\n', "cannot read the analysis settings: Expecting property name"),
         ('{"emit_half_width_km": "four"}', "invalid analysis settings: emit_half_width_km: Input should be"),
-        ('{"oco2_half_width": 40}', "unknown analysis settings ['oco2_half_width']"),
+        ('{"oco2_half_width": 40}', "unknown analysis settings 'oco2_half_width' (did you mean "
+         "'oco2_half_width_km'?); the fields are time_window_h, "),
+        ('{"num_chains": 0}', "invalid analysis settings: num_chains: Input should be greater than or equal "
+         "to 1"),
         ("[40]", "must be a JSON object of AnalysisSettings fields"),
         (b"\xff\xfe{}", "cannot read the analysis settings: 'utf-8' codec can't decode byte 0xff"),
     ],
@@ -320,7 +323,7 @@ REGISTRY_HEADER = "event_key,event_id,gas,event_time,latitude,longitude\n"
         (f'"{PERMIAN.key},permian,CH4,2025-08-14T17:31:00Z,31.9095,-103.6100\n',
          "(ParserError: Error tokenizing data. C error: EOF inside string starting at row 1)"),
         (f"{PERMIAN.key},permian,CH4,last tuesday,31.9095,-103.6100\n",
-         "(row 2: event_time 'last tuesday' is not ISO 8601)"),
+         "(row 2: event_time 'last tuesday' is not ISO 8601 (expected e.g. 2025-08-14T17:31:00Z))"),
     ],
 )
 def test_an_unreadable_registry_exits_1_naming_the_file(
@@ -664,3 +667,38 @@ def test_event_runs_are_submitted_longest_first(tmp_path: Path) -> None:
     assert [names[key] for key in keys] == alerts_order
     assert order == ["permian-ch4", "turkmen-null-ch4", "korpezhe-ch4", "belchatow-co2"]
     assert longest_first(event_of, tmp_path / "absent.parquet") == keys
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [(["--chains", "0"], "argument --chains: must be at least 1, got 0"),
+     (["--samples", "-5"], "argument --samples: must be at least 1, got -5"),
+     (["--warmup", "-1"], "argument --warmup: must be at least 0, got -1")],
+)
+def test_run_refuses_a_sampler_count_it_cannot_run_before_registering_anything(
+    tmp_path: Path, option: list[str], expected: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--chains 0`` was submitted and failed 20 s later inside the sampler (``IndexError``)."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["a,2025-08-14T17:31:00Z,31.9,-103.61,CH4"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--alerts", str(alerts), "--output", str(tmp_path / "o"), *option])
+    assert exit_info.value.code == EXIT_USAGE
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "home").exists(), "nothing registered"
+
+
+@pytest.mark.parametrize("command", [["run", "--alerts", "ALERTS"], ["backfill", "--week", "2025-W33"]])
+def test_a_missing_archive_folder_stops_the_command_in_one_line(
+    tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A mistyped ``--archive`` gave an empty catalog, then an error about a missing overpass catalog."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["a,2025-08-14T17:31:00Z,31.9,-103.61,CH4"])
+    argv = [str(alerts) if word == "ALERTS" else word for word in command]
+    missing = tmp_path / "no_such_archive"
+    assert main([*argv, "--archive", str(missing), "--output", str(tmp_path / "o")]) == EXIT_USAGE
+    message = _one_line_error(capsys)
+    assert message.startswith(f"attribution: archive {missing}: no such folder")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "home").exists(), "nothing registered"

@@ -151,6 +151,13 @@ class InversionSettings:
             raise ValueError(f"sampler must be one of {get_args(Sampler)}, got {self.sampler!r}")
         if self.q_prior not in get_args(QPrior):
             raise ValueError(f"q_prior must be 'lognormal' or 'normal', got {self.q_prior!r}")
+        for name, minimum in MINIMUM_COUNTS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        for name in ("target_accept", "prior_p_source"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must lie strictly between 0 and 1, got {getattr(self, name)!r}")
 
     def fast_answer(self) -> InversionSettings:
         """These settings for the fast first answer of the alert path: draws from the Laplace
@@ -159,6 +166,15 @@ class InversionSettings:
         ``benchmarks/validation_misspecified.py --fast-answer`` and ``benchmarks/validation.py
         --fast-answer``, its time in ``benchmarks/bench_inversion.py``."""
         return replace(self, sampler="laplace", **FAST_ANSWER_MAP)
+
+
+MINIMUM_COUNTS = {
+    "num_chains": 1, "num_warmup": 0, "num_samples": 1, "max_tree_depth": 1, "map_steps": 1,
+    "map_screen_steps": 1, "map_keep": 1, "map_position_grid": 1, "map_starts_per_direction": 1,
+    "laplace_draws": 1, "smc_particles": 1, "smc_moves": 1, "smc_final_moves": 0, "smc_max_temperatures": 1,
+}
+"""The smallest value of each count setting: a run with no chain or no draw failed deep inside the sampler
+(``IndexError``) after its event's other stages had run."""
 
 
 FAST_ANSWER_MAP = {"map_starts_per_direction": 1, "map_position_grid": 7, "map_screen_steps": 20}

@@ -23,6 +23,23 @@ def test_settings_reject_unknown_sampler_and_prior() -> None:
         InversionSettings(q_prior="uniform")
 
 
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("num_chains", 0, "num_chains must be an integer >= 1, got 0"),
+    ("num_samples", -1, "num_samples must be an integer >= 1, got -1"),
+    ("num_warmup", -1, "num_warmup must be an integer >= 0, got -1"),
+    ("laplace_draws", 2.5, "laplace_draws must be an integer >= 1, got 2.5"),
+    ("smc_particles", True, "smc_particles must be an integer >= 1, got True"),
+    ("target_accept", 1.0, "target_accept must lie strictly between 0 and 1, got 1.0"),
+    ("prior_p_source", 0.0, "prior_p_source must lie strictly between 0 and 1, got 0.0"),
+])
+def test_settings_refuse_counts_and_probabilities_no_sampler_can_run(
+    name: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        InversionSettings(**{name: value})
+    InversionSettings(num_warmup=0, smc_final_moves=0)  # the boundaries themselves are allowed
+
+
 def test_every_setting_has_a_help_text() -> None:
     assert all(setting_help(f.name) for f in fields(InversionSettings))
     with pytest.raises(KeyError, match="no field"):
