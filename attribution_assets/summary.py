@@ -27,20 +27,24 @@ def _attribution(row: pd.Series) -> str:
 
 
 def _interval(row: pd.Series) -> str:
+    """The posterior mean and the 90 % interval; a non-detection's interval alone (the mean of draws
+    mostly without a source, a few kg/h for a null, is no estimate of anything)."""
     from attribution_assets.pipeline.posterior import interval_text
 
-    return f"{row['emission_rate_kg_h']:>12,.0f}  [{interval_text(row, lambda q: f'{q:,.0f}')}]"
+    mean = f"{row['emission_rate_kg_h']:>12,.0f}" if row["detected"] else f"{'-':>12}"
+    return f"{mean}  [{interval_text(row, lambda q: f'{q:,.0f}')}]"
 
 
 def summary_table(outcomes: Sequence[EventOutcome], truth: pd.DataFrame | None = None) -> str:
-    """One line per event: id, instruments, emission mean and 90 % interval (a non-detection's: below
+    """One line per event: id, instruments, emission mean (kg/h; none for a non-detection) and 90 %
+    interval (a non-detection's: below
     its upper limit, or its confidence interval where that excludes 0), detection (and the truth,
     and whether the interval holds it)."""
     from attribution_assets.pipeline.posterior import rate_interval
 
     lines = []
     header = (
-        f"{'event':<18} {'gas':<4} {'instruments':<20} {'emission kg/h  [90% interval]':<42} {'detected':<9}"
+        f"{'event':<18} {'gas':<4} {'instruments':<20} {'mean kg/h  [90% interval]':<42} {'detected':<9}"
         f" {'attributed to (probability)':<34}"
     )
     if truth is not None:

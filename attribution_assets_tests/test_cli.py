@@ -365,7 +365,8 @@ def test_summary_table_columns_attribution_and_failures() -> None:
     lines = cli.summary_table(outcomes).splitlines()
     header, rule, listed, unlisted, undetected, unnamed, failed = lines
     assert header.split()[:3] == ["event", "gas", "instruments"]
-    assert "attributed to (probability)" in header and "truth" not in header
+    assert "mean kg/h  [90% interval]" in header and "attributed to (probability)" in header
+    assert "truth" not in header
     assert rule == "-" * len(header)
 
     assert listed.split()[:3] == ["permian-1", "CH4", "EMIT+TROPOMI"]
@@ -376,7 +377,7 @@ def test_summary_table_columns_attribution_and_failures() -> None:
     assert unlisted.startswith(NO_ID.key)
     assert unlisted.rstrip().endswith("unlisted source (0.70)")
     assert undetected.split()[-2] == "no" and undetected.rstrip().endswith(" -")
-    assert "6,123  [not detected, below 9,500]" in undetected, "a non-detection's interval: its upper limit"
+    assert "  -  [not detected, below 9,500]" in undetected, "a non-detection: its upper limit, no mean"
     # a detected plume with no inventory candidate is attributed to a source not in the inventory
     assert unnamed.rstrip().endswith("unlisted source (1.00)")
     assert failed.startswith("belchatow          CO2  FAILED: source_posterior: xxx")

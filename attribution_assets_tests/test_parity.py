@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+import arviz as az
 import geopandas as gpd
 import pandas as pd
 import pytest
@@ -115,6 +116,10 @@ def test_api_cli_and_sensor_runs_give_the_same_posterior_row(
             "--output", str(deployment / "cli_out"), "--offline", *CLI_SAMPLER]
     assert main(argv) == EXIT_OK
     cli = _row(deployment / "cli_out", event)
+    draws = az.from_netcdf(deployment / "cli_out" / "intermediate" / "source_posterior"
+                           / f"{event.key}.idata.nc")
+    origin = draws.posterior.attrs["local_frame_lon0_deg"], draws.posterior.attrs["local_frame_lat0_deg"]
+    assert origin == (event.longitude, event.latitude), "the draws' positions are read in the alert's frame"
     sensor = _sensor_row(deployment, event, monkeypatch)
 
     assert api["converged"].dtype == bool and len(api) == 1

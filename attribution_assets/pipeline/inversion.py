@@ -69,4 +69,5 @@ def invert_event(
     summary = replace(result.summary().located(frame), granules=tuple(forward.block_names))
     idata = result.to_inference_data(summary)
     idata.posterior.attrs[SETTINGS_ATTR] = json.dumps(asdict(settings), sort_keys=True)
+    idata.posterior.attrs.update(local_frame_lon0_deg=frame.lon0_deg, local_frame_lat0_deg=frame.lat0_deg)
     return EventInversion(result, summary, idata)

@@ -188,6 +188,30 @@ class PosteriorSummary:
         return cls(**values)
 
 
+DRAW_VARIABLES: dict[str, tuple[str, str]] = {
+    "emission_rate_kg_h": ("kg h-1", "source emission rate (0 in draws without a source)"),
+    "emission_rate_if_present_kg_h": ("kg h-1", "source emission rate if a source is present"),
+    "plume_rate_kg_h": ("kg h-1", "emission rate the observed plumes carry (source rate times flux factor)"),
+    "source_present": ("1", "source present in this draw (0 or 1)"),
+    "source_x_m": ("m", "source position east of the alert point (azimuthal equidistant local frame)"),
+    "source_y_m": ("m", "source position north of the alert point (azimuthal equidistant local frame)"),
+    "plume_origin_x_m": ("m", "where the overpass's plume starts, east of the alert point"),
+    "plume_origin_y_m": ("m", "where the overpass's plume starts, north of the alert point"),
+    "plume_bend_per_m": ("rad m-1", "turn of the overpass's plume centre line per metre downwind"),
+    "wind_speed_m_s": ("m s-1", "transport wind speed at the overpass"),
+    "wind_to_direction_rad": ("rad", "direction the wind blows towards, counter-clockwise from east"),
+    "wind_u_m_s": ("m s-1", "eastward transport wind at the overpass"),
+    "wind_v_m_s": ("m s-1", "northward transport wind at the overpass"),
+    "stability_index": ("1", "Pasquill-Gifford stability, continuous: 0 = A (unstable) .. 5 = F (stable)"),
+    "background": ("block units", "block's background (units per block: the block_units attribute)"),
+    "noise_inflation": ("1", "factor on the block's reported noise sd"),
+    "diverging": ("1", "NUTS divergent transition (0 or 1)"),
+    "p_source_conditional": ("1", "probability of a source given this draw's other parameters"),
+    "log_bayes_factor": ("1", "natural log of the Bayes factor of a source against none, given the draw"),
+}
+"""Units and long name of each draw variable in :meth:`InversionResult.to_inference_data` (CF style)."""
+
+
 @dataclass
 class InversionResult:
     """Posterior of one inversion.
@@ -313,6 +337,13 @@ class InversionResult:
             dims=dims,
             attrs=attrs,
         )
+        for group in (idata.posterior, idata.sample_stats):
+            for name, variable in group.data_vars.items():
+                if name in DRAW_VARIABLES:
+                    variable.attrs["units"], variable.attrs["long_name"] = DRAW_VARIABLES[name]
+        for i, units in enumerate(self.block_units):
+            idata.observed_data[f"y_block{i}"].attrs.update(
+                units=units, long_name=f"observations of block {i} ({self.instruments[i]}) the inversion saw")
         if summary is not None:
             idata.posterior.attrs.update(summary.to_attrs())
         return idata

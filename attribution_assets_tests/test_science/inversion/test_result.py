@@ -46,6 +46,21 @@ def test_summary_survives_netcdf_attributes(laplace_result: inv.InversionResult,
     assert isinstance(back.detected, bool) and isinstance(back.divergences, int)
 
 
+def test_every_variable_of_the_draws_file_carries_units_and_a_long_name(
+    laplace_result: inv.InversionResult, tmp_path
+) -> None:
+    path = tmp_path / "posterior.nc"
+    laplace_result.to_inference_data().to_netcdf(str(path))
+    idata = az.from_netcdf(str(path))
+    groups = ("posterior", "sample_stats", "observed_data")
+    variables = {name: v for group in groups for name, v in idata[group].data_vars.items()}
+    assert {"emission_rate_kg_h", "source_x_m", "wind_to_direction_rad", "y_block0"} <= set(variables)
+    missing = [name for name, v in variables.items() if not {"units", "long_name"} <= set(v.attrs)]
+    assert not missing
+    assert variables["emission_rate_kg_h"].attrs["units"] == "kg h-1"
+    assert variables["y_block0"].attrs["units"] == "ppm m"  # the block's own units
+
+
 def test_summary_from_attributes_without_one_is_an_error() -> None:
     with pytest.raises(KeyError, match="no posterior summary"):
         inv.PosteriorSummary.from_attrs({"gas": "CH4", "summary_method": "x"})
