@@ -71,14 +71,15 @@ EXIT_USAGE = 2
 """A bad command line: an argument the parser refuses, or an input file (``--alerts``, the
 ``ATTRIBUTION_SETTINGS`` file) that cannot be read or does not follow its format."""
 EXIT_PARTIAL = 3
-"""Some events failed, the others were written."""
+"""Some events failed, the others were written (or every event was written and a week's roll-up
+failed)."""
 
 
 EXIT_CODES_HELP = (
-    "exit status: 0 every event succeeded; 3 some events failed, the others were written; 1 no event "
-    "succeeded; 2 bad command line or input file (alerts, ATTRIBUTION_SETTINGS), before anything is "
-    "registered. Each failed event leaves OUTPUT/failures/<event_key>.json with the reason, removed once "
-    "the event succeeds."
+    "exit status: 0 every event succeeded; 3 some events failed, the others were written (or a week's "
+    "roll-up failed); 1 no event succeeded; 2 bad command line or input file (alerts, "
+    "ATTRIBUTION_SETTINGS), before anything is registered. Each failed event leaves "
+    "OUTPUT/failures/<event_key>.json with the reason, removed once the event succeeds."
 )
 ARCHIVE_HELP = "product archive root (default $ATTRIBUTION_ARCHIVE, else the bundled sample archive)"
 OUTPUT_HELP = "output root (default $ATTRIBUTION_OUTPUT, else ./attribution_output)"
@@ -220,13 +221,45 @@ def exit_code(outcomes: Sequence[EventOutcome]) -> int:
     return EXIT_PARTIAL if done else EXIT_FAILED
 
 
+@dataclass
+class RunEventsResult:
+    """What :func:`run_events` did: each event's outcome, and why each week whose roll-up failed
+    failed (ISO week -> reason)."""
+
+    outcomes: list[EventOutcome]
+    failed_rollups: dict[str, str]
+
+    @property
+    def exit_code(self) -> int:
+        """:func:`exit_code` of the outcomes; :data:`EXIT_PARTIAL` instead of :data:`EXIT_OK` when a
+        roll-up failed (every event was written, its week's table and alerts were not)."""
+        code = exit_code(self.outcomes)
+        return EXIT_PARTIAL if code == EXIT_OK and self.failed_rollups else code
+
+
+def crawl_catalog(instance, workspace, config: dict, tags: Mapping[str, str], archive: Path) -> None:
+    """Run the ``crawl_catalog`` job and wait for it. Raises :class:`CommandError` (:data:`EXIT_FAILED`)
+    naming the archive and the reason when the run fails: every event would otherwise fail later on a
+    missing catalog, which hides the cause."""
+    from dagster import DagsterRunStatus
+
+    from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+
+    crawl = RunProgress(submit_run(instance, workspace, "crawl_catalog", config, tags=tags).run_id, "crawl")
+    wait_for_runs(instance, [crawl])
+    if crawl.status != DagsterRunStatus.SUCCESS:
+        reason = run_failure(instance, crawl.run_id)
+        raise CommandError(f"the catalog crawl of {archive} failed (run {crawl.run_id[:8]}): {reason}; "
+                           "no event run was submitted", EXIT_FAILED)
+
+
 def run_events(
     events: Sequence[DetectionEvent],
     archive: Path,
     output: Path,
     args: argparse.Namespace,
     echo=print,
-) -> list[EventOutcome]:
+) -> RunEventsResult:
     """Register the events, then submit to the instance a crawl, one ``attribute_event`` run per event
     (longest first, :func:`longest_first`) and one ``weekly_rollup`` run per ISO week the events touch
     (:func:`submit_rollups`), each as soon as the week's last event run has finished, and wait for
@@ -259,19 +292,20 @@ def run_events(
         echo(f"archive {archive}\noutput  {output}\ninstance {os.environ['DAGSTER_HOME']}")
         started = time.perf_counter()
         with daemon(instance) as started_daemon, open_workspace(instance) as workspace, \
-                cancel_runs_on_signal(instance, config, echo=echo):  # SIGTERM/SIGINT: end the runs, exit
+                cancel_runs_on_signal(instance, echo=echo) as submitted:  # SIGTERM/SIGINT: end its runs, exit
             if started_daemon is not None:
                 echo(f"daemon started for this command (log: {instance.root_directory}/daemon.log)")
-            crawl = submit_run(instance, workspace, "crawl_catalog", config)
-            wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")])
+            crawl_catalog(instance, workspace, config, submitted.tags, archive)
             catalog = gpd.read_parquet(store.catalog_path) if store.catalog_path.exists() else []
             echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
             event_of = dict(zip(keys, events, strict=True))
-            runs = {
-                key: RunProgress(submit_run(instance, workspace, "attribute_event", config, partition_key=key,
-                                            tags={"attribution/gas": event_of[key].gas}).run_id, key)
-                for key in longest_first(event_of, store.catalog_path)
-            }
+
+            def submit_event(key: str) -> RunProgress:
+                tags = {**submitted.tags, "attribution/gas": event_of[key].gas}
+                run = submit_run(instance, workspace, "attribute_event", config, partition_key=key, tags=tags)
+                return RunProgress(run.run_id, key)
+
+            runs = {key: submit_event(key) for key in longest_first(event_of, store.catalog_path)}
             echo(f"submitted {len(runs)} event runs; the queue runs them (see the UI's Runs page)")
             numbers = {key: i for i, key in enumerate(keys, start=1)}
             unfinished = Counter(event.iso_week for event in events)
@@ -289,7 +323,7 @@ def run_events(
                 week = event_of[progress.label].iso_week
                 unfinished[week] -= 1
                 if not unfinished[week]:  # the week's last event: its roll-up can run beside the others
-                    rollups.extend(submit_rollups(instance, workspace, [week], config, echo))
+                    rollups.extend(submit_rollups(instance, workspace, [week], config, echo, submitted.tags))
                     rolled_up.append(week)
 
             wait_for_runs(instance, list(runs.values()), on_step, on_finish)
@@ -300,15 +334,21 @@ def run_events(
                 if progress.status == DagsterRunStatus.SUCCESS and path.exists():
                     outcome = EventOutcome(event, True, progress.seconds, gpd.read_parquet(path).iloc[0])
                 else:
-                    reason = step_failure(run_step_failures(instance, progress.run_id))
-                    outcome = EventOutcome(event, False, progress.seconds, None, redact(reason))
+                    outcome = EventOutcome(event, False, progress.seconds, None,
+                                           run_failure(instance, progress.run_id))
                     echo(f"{key} FAILED: {outcome.error}")
                 outcomes.append(outcome)
                 record_outcome(output, outcome, key, progress.run_id)
             wait_for_runs(instance, rollups)
+            failed_rollups = {progress.label.removeprefix("roll-up "): run_failure(instance, progress.run_id)
+                              for progress in rollups if progress.status != DagsterRunStatus.SUCCESS}
+    for week, reason in failed_rollups.items():
+        echo(f"roll-up {week} FAILED: {reason}; the week's posteriors table and alerts are as they were "
+             f"before: once the cause is fixed, `attribution backfill --week {week}` writes them")
     for week in rolled_up:
-        report_pending_deliveries(store, week, echo)
-    return outcomes
+        if week not in failed_rollups:
+            report_pending_deliveries(store, week, echo)
+    return RunEventsResult(outcomes, failed_rollups)
 
 
 def report_pending_deliveries(store, week: str, echo=print) -> int:
@@ -362,7 +402,8 @@ def longest_first(event_of: Mapping[str, DetectionEvent], catalog_path: Path) ->
     return sorted(event_of, key=lambda key: -instruments[key])
 
 
-def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo=print) -> list:
+def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo=print,
+                   tags: Mapping[str, str] | None = None) -> list:
     """Submit one partitioned ``weekly_rollup`` run per ISO week of ``weeks`` (each once, in order)
     without waiting; a week outside the week partitions is reported and skipped. Returns the runs'
     :class:`~attribution_assets.orchestration.submit.RunProgress`.
@@ -384,21 +425,24 @@ def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo
             echo(f"roll-up {week}: outside the week partitions (from {weekly_partitions.start:%Y-%m-%d})")
             continue
         run = submit_run(instance, workspace, "weekly_rollup", config, partition_key=key,
-                         tags={PRIORITY_TAG: str(ROLLUP_PRIORITY)})
+                         tags={**(tags or {}), PRIORITY_TAG: str(ROLLUP_PRIORITY)})
         runs.append(RunProgress(run.run_id, f"roll-up {week}"))
     return runs
 
 
+def run_failure(instance, run_id: str) -> str:
+    """Why the run failed, in one line with secrets redacted (:func:`step_failure` of its events)."""
+    return redact(step_failure(run_step_failures(instance, run_id)))
+
+
 def run_step_failures(instance, run_id: str) -> list:
-    """The step failures and asset-check evaluations of a run, in order (from the instance's event
-    log): what :func:`step_failure` needs to say why the run failed."""
+    """The step starts, successes and failures, asset-check evaluations and run failure of a run, in
+    order (from the instance's event log): what :func:`step_failure` needs to say why the run failed."""
     from dagster import DagsterEventType
 
-    records = [
-        record
-        for kind in (DagsterEventType.STEP_FAILURE, DagsterEventType.ASSET_CHECK_EVALUATION)
-        for record in instance.get_records_for_run(run_id, of_type=kind).records
-    ]
+    kinds = (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+             DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.RUN_FAILURE)
+    records = [r for kind in kinds for r in instance.get_records_for_run(run_id, of_type=kind).records]
     return [record.event_log_entry.dagster_event for record in sorted(records, key=lambda r: r.storage_id)]
 
 
@@ -430,7 +474,22 @@ def step_failure(events) -> str:
             message = error.cause.message if error and error.cause else (error.message if error else "")
             last = message.strip().splitlines()[-1] if message.strip() else "failed"
             return f"{event.step_key}: {QUALIFIED_CLASS.sub('', last)}"
-    return "run failed"
+    return _run_failure_without_step_failure(events)
+
+
+def _run_failure_without_step_failure(events: list) -> str:
+    """A run that failed with no failed step (its process killed, or the run marked failed by the
+    daemon's run monitoring): the step it was in and the run failure's first sentence."""
+    from dagster import DagsterEventType
+
+    started = [e.step_key for e in events if e is not None and e.event_type == DagsterEventType.STEP_START]
+    ended = {e.step_key for e in events if e is not None and e.event_type == DagsterEventType.STEP_SUCCESS}
+    running = [step for step in started if step not in ended]
+    failure = next((e.message for e in reversed(events) if e is not None
+                    and e.event_type == DagsterEventType.RUN_FAILURE and e.message), "")
+    first = failure.strip().splitlines()[0].split(". ")[0].rstrip(".") if failure.strip() else ""
+    text = "run failed" + (f" during {running[-1]}" if running else "")
+    return f"{text}: {first}" if first else text
 
 
 def _alert_name(event: DetectionEvent) -> str:
@@ -458,21 +517,21 @@ def load_alerts(path: Path) -> list[DetectionEvent]:
 def cmd_demo(args: argparse.Namespace) -> int:
     output = Path(args.output or output_root())
     events = load_alerts(SAMPLE_ALERTS)
-    outcomes = run_events(events, SAMPLE_ARCHIVE, output, args)
+    result = run_events(events, SAMPLE_ARCHIVE, output, args)
     truth = pd.read_csv(SAMPLE_TRUTH).set_index("event_id")
     print()
-    print(summary_table(outcomes, truth))
+    print(summary_table(result.outcomes, truth))
     print(f"\nposteriors: {output / 'posteriors'}   weekly roll-ups and alerts: {output / 'weekly'}")
-    return exit_code(outcomes)
+    return result.exit_code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     events = load_alerts(Path(args.alerts))
     archive, output = archive_dir(args), Path(args.output or output_root())
-    outcomes = run_events(events, archive, output, args)
+    result = run_events(events, archive, output, args)
     print()
-    print(summary_table(outcomes))
-    return exit_code(outcomes)
+    print(summary_table(result.outcomes))
+    return result.exit_code
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -525,8 +584,8 @@ def backfill_outcomes(
         elif progress is None:
             outcome = EventOutcome(event, False, 0.0, None, f"no run: backfill {watched.status.value}")
         else:
-            reason = step_failure(run_step_failures(instance, progress.run_id))
-            outcome = EventOutcome(event, False, progress.seconds, None, redact(reason))
+            reason = run_failure(instance, progress.run_id)
+            outcome = EventOutcome(event, False, progress.seconds, None, reason)
         outcomes.append(outcome)
         record_outcome(output, outcome, key, progress.run_id if progress else None)
     return outcomes
@@ -539,7 +598,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from attribution_assets.orchestration import backfill as bf
-    from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+    from attribution_assets.orchestration.shutdown import cancel_runs_on_signal
     from attribution_assets.orchestration.workspace import daemon, open_workspace
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
@@ -554,7 +613,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     with DagsterInstance.get() as instance:
         register_events(instance, events.values())
         record_events(OutputStore(root=str(output)).event_registry_path, list(events.values()))
-        with daemon(instance) as started_daemon, open_workspace(instance) as workspace:
+        with daemon(instance) as started_daemon, open_workspace(instance) as workspace, \
+                cancel_runs_on_signal(instance) as submitted:  # SIGTERM/SIGINT: cancel the backfill, exit
             if started_daemon is not None:
                 print(f"daemon started for this command (log: {instance.root_directory}/daemon.log)")
             if args.from_failure:
@@ -562,12 +622,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 if parent is None:
                     print(f"no backfill of {args.week} to re-execute")
                     return EXIT_FAILED
-                backfill = bf.reexecute_failed(workspace, parent.backfill_id)
+                backfill = submitted.track_backfill(bf.reexecute_failed(workspace, parent.backfill_id))
             else:
-                crawl = submit_run(instance, workspace, "crawl_catalog", config)
-                wait_for_runs(instance, [RunProgress(crawl.run_id, "crawl")])
+                crawl_catalog(instance, workspace, config, submitted.tags, archive)
                 try:
-                    backfill = bf.launch_week_backfill(instance, workspace, args.week, config)
+                    backfill = submitted.track_backfill(
+                        bf.launch_week_backfill(instance, workspace, args.week, config, submitted.tags))
                 except (ValueError, AlertFormatError) as error:
                     print(f"attribution: {error} (register events with `attribution run` or --alerts FILE)")
                     return EXIT_FAILED

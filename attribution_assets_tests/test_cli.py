@@ -40,6 +40,7 @@ from attribution_assets.events import (
     registered_events,
 )
 from attribution_assets.jobs import ROLLUP_PRIORITY
+from attribution_assets.orchestration.shutdown import COMMAND_TAG
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.resources import AnalysisSettings, OutputStore
 from attribution_assets_tests.test_access.loopback import Loopback
@@ -516,6 +517,26 @@ def test_step_failure_names_the_failed_step_and_the_last_line_of_its_error() -> 
     assert step_failure(_passing_job.execute_in_process().all_events) == "run failed"
 
 
+def test_a_run_killed_mid_step_is_reported_with_its_step_and_the_run_monitors_reason() -> None:
+    """A run process killed with SIGKILL has no failed step: the record said only "run failed"."""
+    from dagster import DagsterEvent, DagsterEventType, instance_for_test
+    from dagster._core.events import StepSuccessData
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    with instance_for_test() as instance:
+        run = instance.add_run(DagsterRun(job_name="attribute_event", status=DagsterRunStatus.STARTED))
+        for kind, step, data in [(DagsterEventType.STEP_START, "plume_forward", None),
+                                 (DagsterEventType.STEP_SUCCESS, "plume_forward", StepSuccessData(1.0)),
+                                 (DagsterEventType.STEP_START, "source_posterior", None)]:
+            event = DagsterEvent(event_type_value=kind.value, job_name="attribute_event", step_key=step,
+                                 event_specific_data=data)
+            instance.report_dagster_event(event, run.run_id)
+        killed = "Run execution process for 1a2b was terminated by signal 9 (SIGKILL)"
+        instance.report_run_failed(run, f"{killed}. This usually indicates that the process was killed "
+                                        "by the operating system due to running out of memory.")
+        assert cli.run_failure(instance, run.run_id) == f"run failed during source_posterior: {killed}"
+
+
 # --- exit codes, failure records and --offline ------------------------------------------------------
 
 FAST = ["--chains", "2", "--warmup", "100", "--samples", "100", "--no-escalate"]
@@ -651,6 +672,39 @@ def test_run_applies_the_settings_file_and_runs_a_repeated_alert_once(
     assert provenance["sampler"]["sampler"] == "laplace", "the option given, in place of the file's"
     assert (store.weekly_dir / f"week={event.iso_week}" / "posteriors.parquet").is_file(), "week rolled up"
     assert [e.event_id for e in registered_events(store.event_registry_path)] == ["belchatow-co2"]
+    with DagsterInstance.get() as instance:  # every run of the command carries its id, and only its runs
+        runs = instance.get_runs()
+        assert {run.job_name for run in runs} == {"crawl_catalog", "attribute_event", "weekly_rollup"}
+        assert len({run.tags.get(COMMAND_TAG) for run in runs} - {None}) == 1
+
+    # a broken file beside the event's posterior: the event is written again, its week's roll-up fails
+    broken = store.posterior_path(event.iso_week, event.key).with_name(NOWHERE.key + ".parquet")
+    broken.write_bytes(b"PAR1 cut short")
+    assert main(["run", "--alerts", str(alerts), "--sampler", "laplace", "--offline"]) == EXIT_PARTIAL
+    out = capsys.readouterr().out
+    assert f"[1/1] {event.key} done" in out
+    assert f"roll-up {event.iso_week} FAILED: weekly_posteriors: " in out, out
+    assert f"`attribution backfill --week {event.iso_week}` writes them" in out
+    with DagsterInstance.get() as instance:
+        assert len({run.tags.get(COMMAND_TAG) for run in instance.get_runs()} - {None}) == 2, "two commands"
+
+
+@pytest.mark.slow
+def test_a_failed_crawl_stops_the_command_naming_the_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The events failed one by one on a missing catalog, which hid the crawl's own failure."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    output = tmp_path / "out"
+    OutputStore(root=str(output)).catalog_path.mkdir(parents=True)  # the catalog file cannot be written
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["belchatow-co2,2025-06-10T12:10:00Z,51.2660,19.3308,CO2"])
+    argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts), "--output", str(output)]
+    assert main([*argv, "--sampler", "laplace", "--offline"]) == EXIT_FAILED
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith(f"attribution: the catalog crawl of {SAMPLE_ARCHIVE} failed (run "), message
+    assert message.endswith("no event run was submitted"), message
+    with DagsterInstance.get() as instance:
+        assert [run.job_name for run in instance.get_runs()] == ["crawl_catalog"]
 
 
 def test_event_runs_are_submitted_longest_first(tmp_path: Path) -> None:

@@ -20,16 +20,16 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from uuid import uuid4
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.launcher import DefaultRunLauncher
-from dagster._core.storage.tags import GRPC_INFO_TAG
+from dagster._core.storage.tags import BACKFILL_ID_TAG, GRPC_INFO_TAG
 
 from attribution_assets.stop_requests import redeliver_swallowed_stops
 
@@ -50,33 +50,55 @@ class ShutdownRequested(BaseException):
         self.signum = signum
 
 
+COMMAND_TAG = "attribution/command"
+"""Tag of every run and backfill one command submits, valued with the command's id: a stop ends that
+command's runs only (two commands on one instance often share their run config)."""
+
+
 @dataclass
 class SubmittedRuns:
     """The runs a command submitted, to be terminated if it is asked to stop: those tracked with
-    :meth:`track`, and every run created since ``since`` whose run config is ``run_config`` (each run
-    a command submits carries the same archive, output and settings)."""
+    :meth:`track`, every run carrying the command's :attr:`tags` (give them to each run and backfill
+    it submits), and the runs of the backfills tracked with :meth:`track_backfill` (a re-executed
+    backfill's runs carry the tags of the backfill it re-executes)."""
 
     instance: DagsterInstance
-    run_config: Mapping[str, Any] | None = None
-    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+    command_id: str = field(default_factory=lambda: uuid4().hex)
     tracked: list[str] = field(default_factory=list)
+    backfill_ids: list[str] = field(default_factory=list)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags that mark a run or backfill as this command's."""
+        return {COMMAND_TAG: self.command_id}
 
     def track(self, run: DagsterRun) -> DagsterRun:
         """Remember ``run`` (as returned by ``submit_run``) and return it unchanged."""
         self.tracked.append(run.run_id)
         return run
 
+    def track_backfill(self, backfill: PartitionBackfill) -> PartitionBackfill:
+        """Remember ``backfill`` (cancelled on a stop, with its runs) and return it unchanged."""
+        self.backfill_ids.append(backfill.backfill_id)
+        return backfill
+
     def run_ids(self) -> list[str]:
-        """The tracked runs, then the unfinished runs created since ``since`` with ``run_config``."""
+        """The tracked runs, then the unfinished runs tagged as this command's or of its backfills."""
         found = list(self.tracked)
-        if self.run_config is not None:
-            recent = self.instance.get_runs(RunsFilter(created_after=self.since - timedelta(seconds=1)))
-            found += [
-                run.run_id for run in reversed(recent)
-                if run.run_config == self.run_config and run.status not in FINISHED
-                and run.run_id not in found
-            ]
+        filters = [RunsFilter(tags=self.tags)]
+        filters += [RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}) for backfill_id in self.backfill_ids]
+        for runs_filter in filters:
+            found += [run.run_id for run in reversed(self.instance.get_runs(runs_filter))
+                      if run.status not in FINISHED and run.run_id not in found]
         return found
+
+    def cancel_backfills(self) -> None:
+        """Ask the daemon to cancel this command's unfinished backfills, as the UI's "Cancel backfill"
+        does (no further run is created; its runs are terminated)."""
+        for backfill_id in self.backfill_ids:
+            backfill = self.instance.get_backfill(backfill_id)
+            if backfill is not None and backfill.status == BulkActionStatus.REQUESTED:
+                self.instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELING))
 
 
 def run_worker_pid(instance: DagsterInstance, run: DagsterRun) -> int | None:
@@ -161,19 +183,18 @@ def terminate_runs(
 @contextmanager
 def cancel_runs_on_signal(
     instance: DagsterInstance,
-    run_config: Mapping[str, Any] | None = None,
     grace_s: float = SHUTDOWN_GRACE_S,
     echo=print,
 ) -> Iterator[SubmittedRuns]:
-    """Within the block, SIGTERM and SIGINT terminate the command's runs (the yielded
-    :class:`SubmittedRuns`: tracked ones, and those created in the block with ``run_config``) with
+    """Within the block, SIGTERM and SIGINT cancel the command's backfills and terminate its runs (the
+    yielded :class:`SubmittedRuns`: tracked ones, those carrying its tags, and its backfills' runs) with
     :func:`terminate_runs`, then raise ``SystemExit(128 + signum)``.
 
     Outside the main thread (where signals cannot be handled) the block runs without handlers. The
     previous handlers are restored at the end; a second signal during the termination is ignored, so
     the termination finishes (it is bounded by ``grace_s``).
     """
-    submitted = SubmittedRuns(instance, run_config)
+    submitted = SubmittedRuns(instance)
     if threading.current_thread() is not threading.main_thread():
         yield submitted
         return
@@ -190,6 +211,7 @@ def cancel_runs_on_signal(
     except ShutdownRequested as stop:
         for handled in HANDLED_SIGNALS:
             signal.signal(handled, signal.SIG_IGN)
+        submitted.cancel_backfills()
         run_ids = submitted.run_ids()
         echo(f"{stop}: terminating {len(run_ids)} submitted runs (at most {grace_s:.0f} s)")
         statuses = terminate_runs(instance, run_ids, grace_s=grace_s)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 
@@ -24,6 +25,7 @@ from attribution_assets.atomic import process_alive
 from attribution_assets.events import DetectionEvent
 from attribution_assets.orchestration.config import resources_config
 from attribution_assets.orchestration.shutdown import (
+    COMMAND_TAG,
     KILL_AFTER_S,
     SHUTDOWN_GRACE_S,
     cancel_runs_on_signal,
@@ -52,33 +54,33 @@ def sqlite_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _queued_run(instance: DagsterInstance, config: dict) -> DagsterRun:
+def _queued_run(instance: DagsterInstance, config: dict, tags: dict | None = None) -> DagsterRun:
     """A run waiting in the queue (no daemon dequeues it here)."""
     location = RegisteredCodeLocationOrigin("attribution_assets")
     origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), "attribute_event")
     run = DagsterRun(job_name="attribute_event", run_config=config, status=DagsterRunStatus.QUEUED,
-                     remote_job_origin=origin)
+                     remote_job_origin=origin, tags=tags or {})
     return instance.add_run(run)
 
 
 def test_sigterm_inside_the_guard_cancels_the_commands_queued_runs_and_exits_143(sqlite_home: Path) -> None:
-    mine = resources_config(SAMPLE_ARCHIVE, "/tmp/out-a", FAST_SETTINGS)
-    other = resources_config(SAMPLE_ARCHIVE, "/tmp/out-b", FAST_SETTINGS)
+    """Only the command's own runs: another command's run with the same run config, created while this
+    one runs, stays queued (a stop once cancelled every unfinished run with the command's run config)."""
+    config = resources_config(SAMPLE_ARCHIVE, "/tmp/out-a", FAST_SETTINGS)
     previous = signal.getsignal(signal.SIGTERM)  # whatever earlier tests in this process left
     with DagsterInstance.get() as instance:
-        before = _queued_run(instance, mine)  # created before the command started: not its run
-        stranger = _queued_run(instance, other)
-        time.sleep(2.1)  # run creation times are stored to the second
-        guard = cancel_runs_on_signal(instance, mine, echo=lambda _: None)
+        before = _queued_run(instance, config)  # created before the command started: not its run
+        guard = cancel_runs_on_signal(instance, echo=lambda _: None)
         with pytest.raises(SystemExit) as stopped, guard as submitted:
-            run = _queued_run(instance, mine)
+            run = _queued_run(instance, config, submitted.tags)
+            neighbour = _queued_run(instance, config, {COMMAND_TAG: "another-command"})
             assert submitted.run_ids() == [run.run_id]
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
             pytest.fail("SIGTERM did not interrupt the command")
         assert stopped.value.code == 128 + signal.SIGTERM
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
-        for untouched in (before, stranger):
+        for untouched in (before, neighbour):
             assert instance.get_run_by_id(untouched.run_id).status == DagsterRunStatus.QUEUED
     assert signal.getsignal(signal.SIGTERM) == previous, "the previous handler is back"
 
@@ -208,6 +210,50 @@ def test_sigterm_to_attribution_run_terminates_its_runs_and_exits(sqlite_home: P
             cli.wait()
         cli.stdout.close()
     assert not OutputStore(root=str(output)).posterior_path(PERMIAN.iso_week, PERMIAN.key).exists()
+    assert _half_written(output) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_attribution_backfill_cancels_its_backfill_and_runs(
+    sqlite_home: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C printed a KeyboardInterrupt traceback and left the backfill going: the next backfill of the
+    week resumed it, and the week was computed twice."""
+    output, alerts = tmp_path / "out", tmp_path / "alerts.csv"
+    alerts.write_text("event_id,event_time,latitude,longitude,gas\npermian,2025-08-14T17:31:00Z,31.9095,-103.61,CH4\n")
+    flags = ["--chains", "2", "--warmup", str(LONG_SAMPLER["num_warmup"]), "--samples",
+             str(LONG_SAMPLER["num_samples"]), "--no-escalate", "--offline"]
+    command = [sys.executable, "-m", "attribution_assets.cli", "backfill", "--week", PERMIAN.iso_week,
+               "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts), "--output", str(output), *flags]
+    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = []
+        while not any(line.startswith("backfill ") for line in lines):
+            line = cli.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        with DagsterInstance.get() as instance:
+            deadline = time.monotonic() + 300
+            while not (runs := [r for r in instance.get_runs() if r.job_name != "crawl_catalog"]):
+                assert time.monotonic() < deadline, "the daemon created no run of the backfill"
+                time.sleep(0.5)
+            (run,) = runs
+            _wait_for_sampling(instance, run.run_id)
+            cli.send_signal(signal.SIGINT)
+            status, _ = _wait_finished(instance, run.run_id, timeout_s=60)
+            assert status in {DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE}
+            (backfill,) = instance.get_backfills()
+            assert backfill.status in {BulkActionStatus.CANCELING, BulkActionStatus.CANCELED}
+        code = cli.wait(timeout=60)
+        rest = cli.stdout.read()
+        assert code == 128 + signal.SIGINT, "".join(lines) + rest
+        assert "SIGINT: terminating 1 submitted runs" in rest and "Traceback" not in rest, rest
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stdout.close()
     assert _half_written(output) == []
 
 
