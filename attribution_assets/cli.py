@@ -112,17 +112,41 @@ class EventOutcome:
 
 
 def ensure_instance_home() -> Path:
-    """``DAGSTER_HOME``, or a local ``./.dagster_home`` (with the repository's dagster.yaml) when unset."""
+    """``DAGSTER_HOME``, or a local ``./.dagster_home`` (with the repository's dagster.yaml) when unset,
+    with its storage created (under a lock: two commands starting on a fresh home both created its
+    SQLite databases, and the instance no longer loaded). Raises :class:`CommandError` naming the
+    folder when it cannot be written."""
+    from attribution_assets.orchestration.daemon import initialise_instance
+
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(Path.cwd() / ".dagster_home")
         os.environ["DAGSTER_HOME"] = home
     path = Path(home)
-    path.mkdir(parents=True, exist_ok=True)
-    config = REPO_ROOT / "dagster.yaml"
-    if config.exists() and not (path / "dagster.yaml").exists():
-        shutil.copy(config, path / "dagster.yaml")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        config = REPO_ROOT / "dagster.yaml"
+        if config.exists() and not (path / "dagster.yaml").exists():
+            with atomic_path(path / "dagster.yaml") as tmp:
+                shutil.copy(config, tmp)
+        initialise_instance(path)
+    except OSError as error:
+        reason = error.strerror or error
+        raise CommandError(f"DAGSTER_HOME {path}: cannot write the instance there ({reason})", EXIT_FAILED) \
+            from error
     return path
+
+
+def echo_daemon(instance, lease, echo=print) -> None:
+    """Say which daemon executes the command's runs (``lease``: what
+    :func:`~attribution_assets.orchestration.daemon.daemon` yielded)."""
+    log = f"log: {instance.root_directory}/daemon.log"
+    if lease is None:
+        echo("runs executed by the instance's running daemon")
+    elif lease.started:
+        echo(f"daemon started for this command ({log}); the last command using it stops it")
+    else:
+        echo(f"runs executed by the daemon another command started (pid {lease.pid}; {log})")
 
 
 def log_config(args: argparse.Namespace) -> dict:
@@ -275,9 +299,10 @@ def run_events(
     """
     from dagster import DagsterInstance, DagsterRunStatus
 
+    from attribution_assets.orchestration.daemon import daemon
     from attribution_assets.orchestration.shutdown import cancel_runs_on_signal
     from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
-    from attribution_assets.orchestration.workspace import daemon, open_workspace
+    from attribution_assets.orchestration.workspace import open_workspace
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
 
@@ -291,10 +316,9 @@ def run_events(
         keys = register_events(instance, events)
         echo(f"archive {archive}\noutput  {output}\ninstance {os.environ['DAGSTER_HOME']}")
         started = time.perf_counter()
-        with daemon(instance) as started_daemon, open_workspace(instance) as workspace, \
+        with daemon(instance) as lease, open_workspace(instance) as workspace, \
                 cancel_runs_on_signal(instance, echo=echo) as submitted:  # SIGTERM/SIGINT: end its runs, exit
-            if started_daemon is not None:
-                echo(f"daemon started for this command (log: {instance.root_directory}/daemon.log)")
+            echo_daemon(instance, lease, echo)
             crawl_catalog(instance, workspace, config, submitted.tags, archive)
             catalog = gpd.read_parquet(store.catalog_path) if store.catalog_path.exists() else []
             echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
@@ -598,8 +622,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from attribution_assets.orchestration import backfill as bf
+    from attribution_assets.orchestration.daemon import daemon
     from attribution_assets.orchestration.shutdown import cancel_runs_on_signal
-    from attribution_assets.orchestration.workspace import daemon, open_workspace
+    from attribution_assets.orchestration.workspace import open_workspace
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
 
@@ -613,10 +638,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     with DagsterInstance.get() as instance:
         register_events(instance, events.values())
         record_events(OutputStore(root=str(output)).event_registry_path, list(events.values()))
-        with daemon(instance) as started_daemon, open_workspace(instance) as workspace, \
+        with daemon(instance) as lease, open_workspace(instance) as workspace, \
                 cancel_runs_on_signal(instance) as submitted:  # SIGTERM/SIGINT: cancel the backfill, exit
-            if started_daemon is not None:
-                print(f"daemon started for this command (log: {instance.root_directory}/daemon.log)")
+            echo_daemon(instance, lease)
             if args.from_failure:
                 parent = bf.latest_week_backfill(instance, args.week)
                 if parent is None:

@@ -19,8 +19,9 @@ from attribution_assets.alerting.resource import WEBHOOK_URLS_ENV
 from attribution_assets.cli import EXIT_OK, main
 from attribution_assets.events import DetectionEvent
 from attribution_assets.layout import OutputLayout
+from attribution_assets.orchestration.daemon import daemon
 from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
-from attribution_assets.orchestration.workspace import code_location, daemon, open_workspace
+from attribution_assets.orchestration.workspace import code_location, open_workspace
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.pipeline import EventSettings, attribute_event, write_posterior
 from attribution_assets.resources import AnalysisSettings

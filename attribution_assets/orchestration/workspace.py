@@ -1,6 +1,5 @@
 """The code location as the instance sees it: the workspace that loads ``attribution_assets`` (a code
-server process, as the webserver and the daemon load it, or the calling process for the HTTP service),
-and the daemon.
+server process, as the webserver and the daemon load it, or the calling process for the HTTP service).
 
 Runs submitted here are the same objects the UI creates: they carry the code location's origin, go
 through the instance's run coordinator (the queue and its limits) and are launched by its run launcher.
@@ -8,11 +7,7 @@ through the instance's run coordinator (the queue and its limits) and are launch
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,8 +29,6 @@ from attribution_assets.paths import REPO_ROOT
 LOCATION_NAME = "attribution_assets"
 """The code location's name (``workspace.yaml``, ``pyproject.toml``)."""
 DEFINITIONS_MODULE = "attribution_assets.definitions"
-DAEMON_HEARTBEAT_S = 60.0
-"""A daemon whose last heartbeat is younger than this (seconds) counts as running."""
 
 
 def workspace_file(instance: DagsterInstance) -> Path:
@@ -85,72 +78,3 @@ def code_location(workspace: WorkspaceRequestContext) -> CodeLocation:
     if not workspace.has_code_location(LOCATION_NAME):
         raise RuntimeError(f"code location {LOCATION_NAME} is not in the workspace")
     return workspace.get_code_location(LOCATION_NAME)
-
-
-def daemon_running(instance: DagsterInstance) -> bool:
-    """Whether a daemon has sent a heartbeat to this instance within :data:`DAEMON_HEARTBEAT_S`."""
-    heartbeats = instance.get_daemon_heartbeats()
-    now = time.time()
-    return any(now - beat.timestamp < DAEMON_HEARTBEAT_S for beat in heartbeats.values())
-
-
-@contextmanager
-def daemon(instance: DagsterInstance, log_path: Path | None = None) -> Iterator[subprocess.Popen | None]:
-    """Make sure a daemon serves ``instance`` while the block runs.
-
-    When one is already running (a deployment's own ``dagster-daemon``), nothing is started and
-    ``None`` is yielded. Otherwise ``dagster-daemon run`` is started on the code location (stdout and
-    stderr to ``log_path``, default ``$DAGSTER_HOME/daemon.log``) and stopped with SIGTERM at the end;
-    the queued runs it launched keep their own processes and finish. Its heartbeats are then wiped,
-    so the next command does not mistake it for a running daemon.
-    """
-    if daemon_running(instance):
-        yield None
-        return
-    home = Path(instance.root_directory)
-    log_path = log_path or home / "daemon.log"
-    command = [
-        sys.executable, "-m", "dagster._daemon", "run",
-        "-w", str(workspace_file(instance)),
-        "--log-level", "warning",
-    ]
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    try:
-        with logged_process(command, log_path, env, stop_timeout_s=5.0) as process:
-            yield process
-    finally:
-        instance.wipe_daemon_heartbeats()
-
-
-@contextmanager
-def logged_process(
-    command: list[str], log_path: Path, env: dict[str, str], stop_timeout_s: float
-) -> Iterator[subprocess.Popen]:
-    """``command`` running in its own session while the block runs, its stdout and stderr appended to
-    ``log_path``; at the end its process group is stopped (:func:`stop_process_group`: SIGTERM, then
-    SIGKILL after ``stop_timeout_s`` seconds)."""
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
-    try:
-        yield process
-    finally:
-        stop_process_group(process, timeout_s=stop_timeout_s)
-
-
-def stop_process_group(
-    process: subprocess.Popen, timeout_s: float, first_signal: int = signal.SIGTERM
-) -> None:
-    """Stop a process started in its own session: ``first_signal`` to the process (its whole group for
-    SIGTERM), then SIGKILL to the group after ``timeout_s`` seconds; nothing when it has exited."""
-    if process.poll() is not None:
-        return
-    if first_signal == signal.SIGTERM:
-        os.killpg(process.pid, first_signal)
-    else:
-        os.kill(process.pid, first_signal)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

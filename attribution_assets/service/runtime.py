@@ -34,13 +34,9 @@ from attribution_assets.compilation import configure_jax
 from attribution_assets.events import DetectionEvent, parse_event_key, read_alerts, record_events
 from attribution_assets.layout import OutputLayout
 from attribution_assets.orchestration.config import resources_config
+from attribution_assets.orchestration.daemon import daemon, daemon_running
 from attribution_assets.orchestration.submit import FINISHED, PARTITION_TAG, submit_run
-from attribution_assets.orchestration.workspace import (
-    LOCATION_NAME,
-    daemon,
-    daemon_running,
-    open_workspace,
-)
+from attribution_assets.orchestration.workspace import LOCATION_NAME, open_workspace
 from attribution_assets.partitions import register_events
 from attribution_assets.paths import SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.pipeline import EventResult, EventSettings, attribute_event, update_catalog

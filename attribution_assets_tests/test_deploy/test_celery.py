@@ -24,10 +24,10 @@ from attribution_assets.definitions_celery import BACKEND_ENV, BROKER_ENV
 from attribution_assets.events import read_alerts
 from attribution_assets.orchestration.config import resources_config
 from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
-from attribution_assets.orchestration.workspace import logged_process
 from attribution_assets.partitions import register_events
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
 from attribution_assets.resources import OutputStore
+from attribution_assets_tests.processes import logged_process
 from attribution_assets_tests.servers import RedisServer
 from attribution_assets_tests.test_deploy.conftest import FAST_SETTINGS
 

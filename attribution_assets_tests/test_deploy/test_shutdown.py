@@ -24,6 +24,7 @@ from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobO
 from attribution_assets.atomic import process_alive
 from attribution_assets.events import DetectionEvent
 from attribution_assets.orchestration.config import resources_config
+from attribution_assets.orchestration.daemon import daemon
 from attribution_assets.orchestration.shutdown import (
     COMMAND_TAG,
     KILL_AFTER_S,
@@ -32,7 +33,7 @@ from attribution_assets.orchestration.shutdown import (
     run_worker_pid,
 )
 from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
-from attribution_assets.orchestration.workspace import code_location, daemon, open_workspace
+from attribution_assets.orchestration.workspace import code_location, open_workspace
 from attribution_assets.partitions import register_events
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ARCHIVE
 from attribution_assets.resources import OutputStore

@@ -19,9 +19,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from attribution_assets.orchestration.workspace import stop_process_group
 from attribution_assets.paths import REPO_ROOT
 from attribution_assets.service import TOKEN_ENV
+from attribution_assets_tests.processes import stop_process_group
 
 START_TIMEOUT_S = 600.0
 """Longest wait for a service to answer /health with 200 (the machine may be shared), s."""
