@@ -14,12 +14,14 @@ sampler options given on the command line in place of the file's (:func:`analysi
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -174,6 +176,24 @@ def archive_dir(args: argparse.Namespace) -> Path:
             "is an archive the live services fill)"
         )
     return archive
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    """The output root a command writes (``--output``, ``$ATTRIBUTION_OUTPUT`` or
+    ``./attribution_output``). Raises :class:`CommandError` (:data:`EXIT_USAGE`) when a file cannot be
+    written there, or in its nearest existing folder when it does not exist yet (nothing is left
+    behind): a read-only folder otherwise ended the command in a traceback once events were registered."""
+    output = Path(args.output or output_root())
+    existing = next((folder for folder in (output, *output.absolute().parents) if folder.exists()), output)
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise CommandError(f"output {output}: cannot write there ({error.strerror or error}); give a "
+                           "writable --output or ATTRIBUTION_OUTPUT") from error
+    return output
 
 
 def analysis_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -539,8 +559,8 @@ def load_alerts(path: Path) -> list[DetectionEvent]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    output = Path(args.output or output_root())
     events = load_alerts(SAMPLE_ALERTS)
+    output = output_dir(args)
     result = run_events(events, SAMPLE_ARCHIVE, output, args)
     truth = pd.read_csv(SAMPLE_TRUTH).set_index("event_id")
     print()
@@ -551,7 +571,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     events = load_alerts(Path(args.alerts))
-    archive, output = archive_dir(args), Path(args.output or output_root())
+    archive, output = archive_dir(args), output_dir(args)
     result = run_events(events, archive, output, args)
     print()
     print(summary_table(result.outcomes))
@@ -628,7 +648,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
 
-    output, archive = Path(args.output or output_root()), archive_dir(args)
+    archive, output = archive_dir(args), output_dir(args)
     config = run_config(archive, output, args)
     events = {e.key: e for e in _week_events(args, output)}
     if not events and not args.from_failure:
@@ -718,7 +738,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ensure_instance_home()
     config = ServiceConfig(
         archive=archive_dir(args),
-        output=Path(args.output or output_root()),
+        output=output_dir(args),
         analysis=analysis,
         live=False if args.offline else None,
         with_daemon=args.with_daemon,

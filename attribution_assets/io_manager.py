@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -50,6 +51,30 @@ class StoredOutputError(RuntimeError):
 
     def __reduce__(self) -> tuple[type, tuple[str, str, str | None, str]]:
         return (type(self), (self.path, self.asset, self.partition, self.cause))
+
+
+class OutputWriteError(RuntimeError):
+    """An output could not be written (disk full, read-only or missing folder, permission): names the
+    file, the asset and partition, and the free space left where it was written."""
+
+    def __init__(self, path: Path | str, asset: str, partition: str | None, cause: str) -> None:
+        self.path, self.asset, self.partition, self.cause = str(path), asset, partition, cause
+        where = f" partition {partition}" if partition else ""
+        super().__init__(f"{self.path}: cannot write the output of asset {asset}{where} ({cause}); "
+                         "nothing was written there")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str | None, str]]:
+        return (type(self), (self.path, self.asset, self.partition, self.cause))
+
+
+def _write_failure(path: Path, error: BaseException) -> str:
+    """What went wrong writing ``path``, with the free space of its file system (a full disk surfaces
+    from the HDF5 library as ``NetCDF: HDF error``, without a word about space)."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:,.1f} MB free on its file system"
+    except OSError:
+        free = "free space unknown"
+    return f"{type(error).__name__}: {error}; {free}"
 
 
 def _safe_group(name: str) -> str:
@@ -115,8 +140,13 @@ class EventStoreIOManager(ConfigurableIOManager):
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
         path = base.with_name(base.name + _SUFFIXES[kind])
-        with atomic_path(path) as tmp:
-            write(tmp)
+        try:
+            with atomic_path(path) as tmp:
+                write(tmp)
+        except _UNREADABLE as error:  # the temporary file is gone, an earlier output is untouched
+            partition = context.partition_key if context.has_partition_key else None
+            raise OutputWriteError(path, context.asset_key.to_user_string(), partition,
+                                   _write_failure(path, error)) from error
         for other in _SUFFIXES.values():
             stale = base.with_name(base.name + other)
             if other != _SUFFIXES[kind] and stale.exists():

@@ -757,3 +757,23 @@ def test_a_missing_archive_folder_stops_the_command_in_one_line(
     message = _one_line_error(capsys)
     assert message.startswith(f"attribution: archive {missing}: no such folder")
     assert not (tmp_path / "o").exists() and not (tmp_path / "home").exists(), "nothing registered"
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "--alerts", "ALERTS"], ["backfill", "--week", "2025-W33"], ["demo"]]
+)
+def test_an_output_folder_that_cannot_be_written_stops_the_command_in_one_line(
+    tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A read-only output ended the command in a traceback once its events were registered; here the
+    output lies under a file, which no user (root included) can write into."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    alerts = _alerts_csv(tmp_path / "alerts.csv", ["a,2025-08-14T17:31:00Z,31.9,-103.61,CH4"])
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    output = blocker / "out"
+    argv = [str(alerts) if word == "ALERTS" else word for word in command]
+    assert main([*argv, "--output", str(output)]) == EXIT_USAGE
+    message = _one_line_error(capsys)
+    assert message.startswith(f"attribution: output {output}: cannot write there (Not a directory)"), message
+    assert not (tmp_path / "home").exists(), "nothing registered"

@@ -285,3 +285,35 @@ def test_materialised_partitions_are_stored_and_passed_downstream(tmp_path: Path
         expected = {f"granule {seed}/a": _granule(10 + seed), f"granule {seed}/b": _granule(20 + seed, n_x=2)}
         _assert_groups_identical(_load(manager, AssetKey("granules"), key), expected)
         xr.testing.assert_identical(_load(manager, AssetKey("enhancement"), key), enhancement(expected))
+
+
+FULL_DISK = """
+import resource, signal, sys
+import numpy as np, xarray as xr
+from dagster import AssetKey, build_output_context
+from attribution_assets.io_manager import EventStoreIOManager, OutputWriteError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+big = xr.Dataset({"xch4": (("y", "x"), np.random.default_rng(0).normal(size=(200, 200)))})
+context = build_output_context(asset_key=AssetKey(["emit_aoi"]), partition_key=sys.argv[2])
+try:
+    EventStoreIOManager(root=sys.argv[1]).handle_output(context, big)
+except OutputWriteError as error:
+    print(error)
+"""
+
+
+def test_an_output_that_cannot_be_written_names_the_file_the_asset_and_the_free_space(tmp_path: Path) -> None:
+    """A full disk gave ``RuntimeError: NetCDF: HDF error`` with no file name; here the file size limit
+    of a real process (RLIMIT_FSIZE) makes the HDF5 library fail the same way."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path), KEY], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "emit_aoi" / f"{KEY}.nc"
+    assert result.stdout.startswith(f"{path}: cannot write the output of asset emit_aoi partition {KEY} ("), \
+        result.stdout
+    assert "MB free on its file system); nothing was written there" in result.stdout
+    assert not path.exists() and list((tmp_path / "emit_aoi").iterdir()) == [], "no partial file left"
