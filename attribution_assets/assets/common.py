@@ -18,6 +18,7 @@ from dagster import (
 )
 from matplotlib.figure import Figure
 
+from attribution_assets.atomic import atomic_path
 from attribution_assets.events import DetectionEvent, parse_event_key
 from attribution_assets.pipeline.provenance import code_version
 
@@ -45,10 +46,10 @@ def png_markdown(png: bytes, alt: str = "figure") -> MetadataValue:
 
 def figure_metadata(figure: Figure, path: Path) -> dict[str, MetadataValue]:
     """Save a matplotlib figure as PNG at ``path`` and return metadata that shows it in the UI."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    path.write_bytes(buffer.getvalue())
+    with atomic_path(path) as tmp:  # a run stopped mid-write leaves the earlier figure, not half a PNG
+        tmp.write_bytes(buffer.getvalue())
     return {"figure": png_markdown(buffer.getvalue()), "figure_path": MetadataValue.path(str(path))}
 
 

@@ -37,7 +37,7 @@ from attribution_assets.assets.common import CODE_VERSION, figure_metadata
 from attribution_assets.assets.posterior import event_posterior
 from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.partitions import week_of_partition, weekly_partitions
-from attribution_assets.pipeline.figures import new_figure
+from attribution_assets.pipeline.figures import geographic_axes, new_figure, rate_unit
 from attribution_assets.pipeline.settings import EventSettings
 from attribution_assets.readers.errors import EmptyAOIError
 from attribution_assets.readers.inventory import read_facility_list, read_wri_gppd
@@ -122,7 +122,8 @@ def week_facilities(settings: EventSettings, frame: pd.DataFrame) -> pd.DataFram
 
 def week_figure(frame: pd.DataFrame, facilities: pd.DataFrame, week: str) -> Figure:
     """Map of the week's events (posterior source position; colour: ``p_source``, area: emission rate)
-    with the inventory facilities, and one emission-rate panel per gas (mean and 90 % interval, kg/h)."""
+    with the inventory facilities, and one emission-rate panel per gas (mean and 90 % interval; kg/h,
+    t/h for CO2)."""
     gases = sorted(frame["gas"].unique())
     fig, axes = new_figure(1, 1 + len(gases), figsize=(5.5 + 4.0 * len(gases), 4.4), squeeze=False)
     ax_map = axes[0, 0]
@@ -134,22 +135,26 @@ def week_figure(frame: pd.DataFrame, facilities: pd.DataFrame, week: str) -> Fig
         ax_map.scatter(facilities["longitude"], facilities["latitude"], marker="^", s=30, c="0.4",
                        label="inventory facility")
     art = ax_map.scatter(frame["source_lon"], frame["source_lat"], c=frame["p_source"].astype(float),
-                         s=area, cmap="viridis", vmin=0.0, vmax=1.0, edgecolors="k", label="event source")
+                         s=area, cmap="viridis", vmin=0.0, vmax=1.0, edgecolors="k")
+    # the legend's marker stands for every event (an empty, uncoloured proxy), not for one of them
+    ax_map.scatter([], [], s=60, facecolors="none", edgecolors="k", label="event source (colour: P(source))")
     fig.colorbar(art, ax=ax_map, label="P(source)")
-    ax_map.set_xlabel("longitude (deg)")
-    ax_map.set_ylabel("latitude (deg)")
+    geographic_axes(ax_map)
+    ax_map.margins(0.15)
     ax_map.set_title(f"{week}: {len(frame)} events (area ~ rate within its gas)", fontsize=9)
-    ax_map.legend(fontsize=7, loc="best")
+    ax_map.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     for ax, gas in zip(axes[0, 1:], gases, strict=True):
         rows = frame[frame["gas"] == gas].sort_values("event_time")
-        mean = rows["emission_rate_kg_h"].astype(float).to_numpy()
-        low = mean - rows["emission_rate_kg_h_p05"].astype(float).to_numpy()
-        high = rows["emission_rate_kg_h_p95"].astype(float).to_numpy() - mean
+        scale, unit = rate_unit(gas)
+        mean = rows["emission_rate_kg_h"].astype(float).to_numpy() * scale
+        low = mean - rows["emission_rate_kg_h_p05"].astype(float).to_numpy() * scale
+        high = rows["emission_rate_kg_h_p95"].astype(float).to_numpy() * scale - mean
         ax.errorbar(np.arange(len(rows)), mean, yerr=[np.clip(low, 0, None), np.clip(high, 0, None)],
                     fmt="o", capsize=3)
         ax.set_xticks(np.arange(len(rows)), [str(label)[:14] for label in rows["event_id"]],
                       rotation=60, fontsize=6, ha="right")
-        ax.set_ylabel(f"{gas} emission rate (kg/h)")
+        ax.set_ylabel(f"{gas} emission rate ({unit})")
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         ax.set_title(f"{gas}: posterior mean and 90 % interval", fontsize=9)
     fig.tight_layout()
     return fig

@@ -25,6 +25,19 @@ def new_figure(
     return figure, figure.subplots(nrows, ncols, squeeze=squeeze)
 
 
+def rate_unit(gas: str) -> tuple[float, str]:
+    """The factor from kg/h and the unit a figure gives a gas's emission rates in: t/h for CO2 (power
+    plants emit millions of kg/h), kg/h otherwise."""
+    return (1e-3, "t/h") if gas.upper() == "CO2" else (1.0, "kg/h")
+
+
+def geographic_axes(ax: Any) -> None:
+    """Longitude and latitude labels in degrees, ticks as plain degrees (no ``+5.126e1`` offset)."""
+    ax.set_xlabel("longitude (degrees east)")
+    ax.set_ylabel("latitude (degrees north)")
+    ax.ticklabel_format(useOffset=False, style="plain")
+
+
 def observed_vs_simulated(forward: ForwardModel, title: str) -> Figure:
     """For each block, observed minus background next to the simulated plume (linear fit at the alert
     point)."""
@@ -41,9 +54,8 @@ def observed_vs_simulated(forward: ForwardModel, title: str) -> Figure:
         ):
             art = ax.scatter(block.lon, block.lat, c=values, s=size, cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(f"{block.instrument}: {label}", fontsize=9)
-            ax.set_xlabel("longitude")
-            ax.set_ylabel("latitude")
-            fig.colorbar(art, ax=ax, label=block.units)
+            geographic_axes(ax)
+            fig.colorbar(art, ax=ax, label=f"enhancement ({block.units})")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -56,19 +68,23 @@ def posterior_figure(
     fig, (ax_q, ax_map) = new_figure(1, 2, figsize=(10, 4))
     q = np.ravel(result.draws["emission_rate_kg_h"])
     present = q[q > 0]
+    scale, unit = rate_unit(result.gas)
     if present.size:
-        ax_q.hist(present, bins=60, color="tab:orange", alpha=0.8)
-    ax_q.set_xlabel("emission rate (kg/h), source-present draws")
+        ax_q.hist(present * scale, bins=60, color="tab:orange", alpha=0.8)
+    ax_q.set_xlabel(f"emission rate ({unit}), source-present draws")
+    ax_q.set_ylabel("draws")
+    ax_q.ticklabel_format(axis="x", useOffset=False, style="plain")
     ax_q.set_title(
         f"P(source) = {result.p_source:.2f}, {present.size / max(q.size, 1):.0%} of draws > 0", fontsize=9
     )
     finest = min(blocks, key=lambda b: np.median(np.abs(np.diff(b.lon))) if b.size > 1 else np.inf)
     art = ax_map.scatter(finest.lon, finest.lat, c=finest.y - np.median(finest.y), s=6, cmap="RdBu_r")
-    fig.colorbar(art, ax=ax_map, label=f"{finest.instrument} ({finest.units})")
+    fig.colorbar(art, ax=ax_map, label=f"{finest.instrument}: observed minus its median ({finest.units})")
     lon, lat = frame.to_lonlat(np.ravel(result.draws["source_x_m"]), np.ravel(result.draws["source_y_m"]))
     ax_map.scatter(lon[::10], lat[::10], s=2, c="k", alpha=0.3, label="posterior source position")
     ax_map.plot(frame.lon0_deg, frame.lat0_deg, "g^", label="alert")
     ax_map.legend(fontsize=7, loc="lower right")
+    geographic_axes(ax_map)
     ax_map.set_title("source position posterior", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

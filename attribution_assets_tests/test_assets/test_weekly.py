@@ -18,6 +18,7 @@ from dagster import (
     instance_for_test,
     materialize,
 )
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imread
 from shapely.geometry import Point
 
@@ -149,12 +150,20 @@ def test_week_figure_has_a_map_with_facilities_and_one_panel_per_gas(week_store)
     assert any(str(f).startswith("GPPD:") for f in facilities["facility_id"]), "Belchatow power plant"
     figure = week_figure(frame, facilities, W33)
     labels = [ax.get_ylabel() for ax in figure.axes]
-    assert "CH4 emission rate (kg/h)" in labels and "CO2 emission rate (kg/h)" in labels
+    assert "CH4 emission rate (kg/h)" in labels and "CO2 emission rate (t/h)" in labels, "CO2 in t/h"
     ch4 = next(ax for ax in figure.axes if ax.get_ylabel().startswith("CH4"))
     assert ch4.get_ylim()[1] < 1e4, "the CO2 rates (~1e6 kg/h) do not flatten the CH4 panel"
     map_ax = figure.axes[0]
-    sizes = np.sort(map_ax.collections[-1].get_sizes())
+    events = next(c for c in map_ax.collections if c.get_array() is not None and len(c.get_offsets()))
+    sizes = np.sort(events.get_sizes())
     assert sizes[0] < sizes[-1], "marker area follows the rate"
+    FigureCanvasAgg(figure).draw()
+    assert map_ax.get_xlabel() == "longitude (degrees east)"
+    assert map_ax.get_ylabel() == "latitude (degrees north)"
+    offsets = [axis.get_offset_text().get_text() for ax in figure.axes[:3] for axis in (ax.xaxis, ax.yaxis)]
+    assert offsets == [""] * len(offsets), "ticks in plain degrees and rates, no '+5.126e1' offset"
+    [legend] = [text.get_text() for text in map_ax.get_legend().get_texts() if "event" in text.get_text()]
+    assert legend == "event source (colour: P(source))"
 
 
 def test_schedule_rolls_up_the_week_that_just_ended() -> None:
