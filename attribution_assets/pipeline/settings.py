@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from attribution_assets.events import DetectionEvent
@@ -84,3 +86,32 @@ class EventSettings:
     def as_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable values (for provenance)."""
         return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], inventories: str | Path = REFERENCE_DIR) -> EventSettings:
+        """The settings :meth:`as_dict` wrote (a posterior row's ``provenance["settings"]``). An
+        inventory given by file name alone, as provenance keeps it, is looked up in ``inventories``
+        (default: the bundled reference folder); an empty one stays switched off. Raises ``ValueError``
+        naming any field these settings do not have."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        inversion = dict(values.get("inversion", {}))
+        known = {f.name for f in fields(InversionSettings)}
+        unknown += sorted(f"inversion.{name}" for name in set(inversion) - known)
+        if unknown:
+            raise ValueError(f"not event settings: {', '.join(unknown)}")
+        if "position_prior_xy_m" in inversion:
+            inversion["position_prior_xy_m"] = tuple(inversion["position_prior_xy_m"])
+        given = {name: value for name, value in values.items() if name != "inversion"}
+        for name in ("facility_list", "power_plants", "edgar"):
+            if given.get(name) and Path(given[name]).name == given[name]:
+                given[name] = str(Path(inventories) / given[name])
+        return cls(**given, inversion=InversionSettings(**inversion))
+
+    @classmethod
+    def from_provenance(cls, provenance: str | Mapping[str, Any], inventories: str | Path = REFERENCE_DIR
+                        ) -> EventSettings:
+        """The settings a posterior row was computed with, from its ``provenance`` column (JSON text or
+        its parsed value): rerunning the event with them gives the row's answer (same inputs and code
+        version). Inventories as in :meth:`from_dict`."""
+        record = json.loads(provenance) if isinstance(provenance, str) else provenance
+        return cls.from_dict(record["settings"], inventories)

@@ -82,6 +82,15 @@ def test_provenance_of_an_event_is_complete_and_deterministic(
     other = json.loads(provenance_json(overpasses, granules, met, replace(
         settings, inversion=replace(settings.inversion, seed=8)), event.gas))
     assert other["sampler"]["seed"] == 8 and other["graph_hash"] == provenance["graph_hash"]
+    # a researcher rebuilds the settings a row was computed with from the row alone
+    assert EventSettings.from_provenance(first) == settings
+    moved = tmp_path / "inventories"
+    rebuilt = EventSettings.from_provenance(provenance, inventories=moved)
+    assert rebuilt.facility_list == str(moved / Path(settings.facility_list).name)
+    switched_off = provenance["settings"] | {"edgar": ""}
+    assert EventSettings.from_dict(switched_off).edgar == ""
+    with pytest.raises(ValueError, match="not event settings: chains, inversion.warmup"):
+        EventSettings.from_dict({"chains": 2, "inversion": {"warmup": 5}})
 
 
 @pytest.fixture(scope="module")
