@@ -17,7 +17,6 @@ import argparse
 import errno
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +32,6 @@ from typing import get_args
 import geopandas as gpd
 import pandas as pd
 
-from attribution_assets.access.http import redact
 from attribution_assets.atomic import atomic_path
 from attribution_assets.compilation import configure_jax
 from attribution_assets.events import (
@@ -63,8 +61,6 @@ from attribution_assets.science.inversion.settings import (
 )
 from attribution_assets.summary import summary_table
 
-QUALIFIED_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: ")
-"""A leading ``package.module.Class: `` in an error message."""
 EXIT_OK = 0
 """Every event succeeded."""
 EXIT_FAILED = 1
@@ -287,6 +283,7 @@ def crawl_catalog(instance, workspace, config: dict, tags: Mapping[str, str], ar
     missing catalog, which hides the cause."""
     from dagster import DagsterRunStatus
 
+    from attribution_assets.orchestration.failures import run_failure
     from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
 
     crawl = RunProgress(submit_run(instance, workspace, "crawl_catalog", config, tags=tags).run_id, "crawl")
@@ -304,14 +301,18 @@ def run_events(
     args: argparse.Namespace,
     echo=print,
 ) -> RunEventsResult:
-    """Register the events, then submit to the instance a crawl, one ``attribute_event`` run per event
-    (longest first, :func:`longest_first`) and one ``weekly_rollup`` run per ISO week the events touch
-    (:func:`submit_rollups`), each as soon as the week's last event run has finished, and wait for
-    them, printing each event's stages as they finish (numbered in the alerts' order). Events of the
-    same event key are one event, the first kept (:func:`~attribution_assets.events.distinct_events`).
+    """Register the events, then submit to the instance a crawl (:func:`crawl_catalog`), one
+    ``attribute_event`` run per event (longest first,
+    :func:`~attribution_assets.orchestration.submit.longest_first`) and one ``weekly_rollup`` run per
+    ISO week the events touch (:func:`submit_rollups`), each as soon as the week's last event run has
+    finished, and wait for them, printing each event's stages as they finish (numbered in the alerts'
+    order). Events of the same event key are one event, the first kept
+    (:func:`~attribution_assets.events.distinct_events`). Every run carries the command's id, so a stop
+    ends its runs only (:func:`~attribution_assets.orchestration.shutdown.cancel_runs_on_signal`).
 
     The runs go through the instance's run coordinator (queue and limits) and are executed by its
-    daemon: a running one (``dagster-daemon``), or one started for the duration of the command. The
+    daemon: a running one (``dagster-daemon``), or the one commands start and share
+    (:func:`~attribution_assets.orchestration.daemon.daemon`). The
     archive, output and settings travel in each run's config (:func:`run_config`). The settings and the
     event registry are read before anything is registered: a bad settings file raises
     :class:`CommandError`, an unreadable registry :class:`~attribution_assets.events.RegistryError`.
@@ -320,8 +321,9 @@ def run_events(
     from dagster import DagsterInstance, DagsterRunStatus
 
     from attribution_assets.orchestration.daemon import daemon
+    from attribution_assets.orchestration.failures import run_failure
     from attribution_assets.orchestration.shutdown import cancel_runs_on_signal
-    from attribution_assets.orchestration.submit import RunProgress, submit_run, wait_for_runs
+    from attribution_assets.orchestration.submit import RunProgress, longest_first, submit_run, wait_for_runs
     from attribution_assets.orchestration.workspace import open_workspace
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
@@ -423,29 +425,6 @@ def report_pending_deliveries(store, week: str, echo=print) -> int:
     return len(pending)
 
 
-def longest_first(event_of: Mapping[str, DetectionEvent], catalog_path: Path) -> list[str]:
-    """The keys of ``event_of`` (event key -> event) in the order to submit them: most instruments
-    with a catalogued overpass first (ties in the mapping's order).
-
-    An event's run time grows with the instruments it inverts jointly (each adds observation groups,
-    overpass winds and its own compiled program: in the demo the three-instrument event takes about
-    twice as long as the others), and the queue starts runs in submission order, so submitting the
-    longest first keeps a long run from starting last on an otherwise idle machine
-    (longest-processing-time-first scheduling). Without a catalog the alerts' order is kept.
-    """
-    if not catalog_path.exists():
-        return list(event_of)
-    from attribution_assets.pipeline.overpasses import granule_counts, resolve_overpasses
-    from attribution_assets.pipeline.settings import INSTRUMENTS, EventSettings
-
-    settings = EventSettings()
-    instruments = {}
-    for key, event in event_of.items():
-        counts = granule_counts(resolve_overpasses(event, catalog_path, settings))
-        instruments[key] = sum(counts[name] > 0 for name in INSTRUMENTS)
-    return sorted(event_of, key=lambda key: -instruments[key])
-
-
 def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo=print,
                    tags: Mapping[str, str] | None = None) -> list:
     """Submit one partitioned ``weekly_rollup`` run per ISO week of ``weeks`` (each once, in order)
@@ -472,68 +451,6 @@ def submit_rollups(instance, workspace, weeks: Sequence[str], config: dict, echo
                          tags={**(tags or {}), PRIORITY_TAG: str(ROLLUP_PRIORITY)})
         runs.append(RunProgress(run.run_id, f"roll-up {week}"))
     return runs
-
-
-def run_failure(instance, run_id: str) -> str:
-    """Why the run failed, in one line with secrets redacted (:func:`step_failure` of its events)."""
-    return redact(step_failure(run_step_failures(instance, run_id)))
-
-
-def run_step_failures(instance, run_id: str) -> list:
-    """The step starts, successes and failures, asset-check evaluations and run failure of a run, in
-    order (from the instance's event log): what :func:`step_failure` needs to say why the run failed."""
-    from dagster import DagsterEventType
-
-    kinds = (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
-             DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.RUN_FAILURE)
-    records = [r for kind in kinds for r in instance.get_records_for_run(run_id, of_type=kind).records]
-    return [record.event_log_entry.dagster_event for record in sorted(records, key=lambda r: r.storage_id)]
-
-
-def _failed_blocking_check(event) -> str | None:
-    """``check_step: what the check found`` for a blocking check evaluation that failed with ERROR."""
-    from dagster import AssetCheckSeverity, DagsterEventType
-
-    if event is None or event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
-        return None
-    evaluation = event.asset_check_evaluation_data
-    if evaluation.passed or evaluation.blocking is False or evaluation.severity != AssetCheckSeverity.ERROR:
-        return None
-    return f"{event.step_key}: {evaluation.description or evaluation.check_name + ' failed'}"
-
-
-def step_failure(events) -> str:
-    """Why a run failed, from ``events`` (Dagster events: an ``execute_in_process`` result's
-    ``all_events`` or :func:`run_step_failures`): the first failed blocking check with what it found,
-    else the first failed step and the last line of its error message (without a leading dotted class
-    name such as ``dagster._core.definitions.events.Failure:``)."""
-    events = list(events)
-    for event in events:
-        check = _failed_blocking_check(event)
-        if check is not None:
-            return check
-    for event in events:
-        if event is not None and event.is_step_failure:
-            error = event.step_failure_data.error
-            message = error.cause.message if error and error.cause else (error.message if error else "")
-            last = message.strip().splitlines()[-1] if message.strip() else "failed"
-            return f"{event.step_key}: {QUALIFIED_CLASS.sub('', last)}"
-    return _run_failure_without_step_failure(events)
-
-
-def _run_failure_without_step_failure(events: list) -> str:
-    """A run that failed with no failed step (its process killed, or the run marked failed by the
-    daemon's run monitoring): the step it was in and the run failure's first sentence."""
-    from dagster import DagsterEventType
-
-    started = [e.step_key for e in events if e is not None and e.event_type == DagsterEventType.STEP_START]
-    ended = {e.step_key for e in events if e is not None and e.event_type == DagsterEventType.STEP_SUCCESS}
-    running = [step for step in started if step not in ended]
-    failure = next((e.message for e in reversed(events) if e is not None
-                    and e.event_type == DagsterEventType.RUN_FAILURE and e.message), "")
-    first = failure.strip().splitlines()[0].split(". ")[0].rstrip(".") if failure.strip() else ""
-    text = "run failed" + (f" during {running[-1]}" if running else "")
-    return f"{text}: {first}" if first else text
 
 
 def _alert_name(event: DetectionEvent) -> str:
@@ -614,6 +531,7 @@ def backfill_outcomes(
     from dagster import DagsterRunStatus
 
     from attribution_assets.events import parse_event_key
+    from attribution_assets.orchestration.failures import run_failure
     from attribution_assets.resources import OutputStore
 
     store = OutputStore(root=str(output))

@@ -143,7 +143,9 @@ class EventStoreIOManager(ConfigurableIOManager):
         try:
             with atomic_path(path) as tmp:
                 write(tmp)
-        except _UNREADABLE as error:  # the temporary file is gone, an earlier output is untouched
+        except (OSError, RuntimeError) as error:  # the file system's (the HDF5 library's RuntimeError);
+            # the temporary file is gone, an earlier output is untouched; a value that cannot be
+            # stored (TypeError, ValueError) is the asset's own error and passes as it is
             partition = context.partition_key if context.has_partition_key else None
             raise OutputWriteError(path, context.asset_key.to_user_string(), partition,
                                    _write_failure(path, error)) from error

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from dagster import AssetSelection, instance_for_test, materialize
 
-from attribution_assets.cli import step_failure
 from attribution_assets.definitions import ASSETS
 from attribution_assets.events import record_events
 from attribution_assets.jobs import EVENT_ASSETS
+from attribution_assets.orchestration.failures import step_failure
 from attribution_assets.partitions import register_events
 from attribution_assets.paths import SAMPLE_ARCHIVE
 from attribution_assets.resources import AnalysisSettings, OutputStore, build_resources

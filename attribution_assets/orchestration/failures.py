@@ -1,0 +1,71 @@
+"""Why a run failed, in one line for people: from the instance's event log (or an in-process
+result's events), the first failed blocking check with what it found, else the first failed step and
+the last line of its error, else (a run whose process was killed, or which the daemon's run monitoring
+marked failed) the step it was in and the run failure's reason."""
+
+from __future__ import annotations
+
+import re
+
+from dagster import AssetCheckSeverity, DagsterEventType, DagsterInstance
+
+from attribution_assets.access.http import redact
+
+QUALIFIED_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: ")
+"""A leading ``package.module.Class: `` in an error message."""
+
+
+def run_failure(instance: DagsterInstance, run_id: str) -> str:
+    """Why the run failed, in one line with secrets redacted (:func:`step_failure` of its events)."""
+    return redact(step_failure(run_step_failures(instance, run_id)))
+
+
+def run_step_failures(instance: DagsterInstance, run_id: str) -> list:
+    """The step starts, successes and failures, asset-check evaluations and run failure of a run, in
+    order (from the instance's event log): what :func:`step_failure` needs to say why the run failed."""
+    kinds = (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+             DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.RUN_FAILURE)
+    records = [r for kind in kinds for r in instance.get_records_for_run(run_id, of_type=kind).records]
+    return [record.event_log_entry.dagster_event for record in sorted(records, key=lambda r: r.storage_id)]
+
+
+def _failed_blocking_check(event) -> str | None:
+    """``check_step: what the check found`` for a blocking check evaluation that failed with ERROR."""
+    if event is None or event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
+        return None
+    evaluation = event.asset_check_evaluation_data
+    if evaluation.passed or evaluation.blocking is False or evaluation.severity != AssetCheckSeverity.ERROR:
+        return None
+    return f"{event.step_key}: {evaluation.description or evaluation.check_name + ' failed'}"
+
+
+def step_failure(events) -> str:
+    """Why a run failed, from ``events`` (Dagster events: an ``execute_in_process`` result's
+    ``all_events`` or :func:`run_step_failures`): the first failed blocking check with what it found,
+    else the first failed step and the last line of its error message (without a leading dotted class
+    name such as ``dagster._core.definitions.events.Failure:``)."""
+    events = list(events)
+    for event in events:
+        check = _failed_blocking_check(event)
+        if check is not None:
+            return check
+    for event in events:
+        if event is not None and event.is_step_failure:
+            error = event.step_failure_data.error
+            message = error.cause.message if error and error.cause else (error.message if error else "")
+            last = message.strip().splitlines()[-1] if message.strip() else "failed"
+            return f"{event.step_key}: {QUALIFIED_CLASS.sub('', last)}"
+    return _run_failure_without_step_failure(events)
+
+
+def _run_failure_without_step_failure(events: list) -> str:
+    """A run that failed with no failed step (its process killed, or the run marked failed by the
+    daemon's run monitoring): the step it was in and the run failure's first sentence."""
+    started = [e.step_key for e in events if e is not None and e.event_type == DagsterEventType.STEP_START]
+    ended = {e.step_key for e in events if e is not None and e.event_type == DagsterEventType.STEP_SUCCESS}
+    running = [step for step in started if step not in ended]
+    failure = next((e.message for e in reversed(events) if e is not None
+                    and e.event_type == DagsterEventType.RUN_FAILURE and e.message), "")
+    first = failure.strip().splitlines()[0].split(". ")[0].rstrip(".") if failure.strip() else ""
+    text = "run failed" + (f" during {running[-1]}" if running else "")
+    return f"{text}: {first}" if first else text

@@ -1,0 +1,55 @@
+"""Why a run failed, in one line: a failed step's error, or, for a run killed mid-step, the step and the
+run monitor's reason."""
+
+from __future__ import annotations
+
+from dagster import DagsterEvent, DagsterEventType, instance_for_test, job, op
+from dagster._core.events import StepSuccessData
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+from attribution_assets.orchestration.failures import QUALIFIED_CLASS, run_failure, step_failure
+
+
+@op
+def _inputs() -> int:
+    return 1
+
+
+@op
+def _explode(value: int) -> int:
+    raise ValueError(f"inventory {value} unreadable\nno facility table in the archive")
+
+
+@job
+def _failing_job() -> None:
+    _explode(_inputs())
+
+
+@job
+def _passing_job() -> None:
+    _inputs()
+
+
+def test_step_failure_names_the_failed_step_and_the_last_line_of_its_error() -> None:
+    result = _failing_job.execute_in_process(raise_on_error=False)
+    assert not result.success
+    assert step_failure(result.all_events) == "_explode: no facility table in the archive"
+    failure = "dagster._core.definitions.events.Failure: CH4_1.5S: no data: a.b"
+    assert QUALIFIED_CLASS.sub("", failure) == "CH4_1.5S: no data: a.b"
+    assert step_failure(_passing_job.execute_in_process().all_events) == "run failed"
+
+
+def test_a_run_killed_mid_step_is_reported_with_its_step_and_the_run_monitors_reason() -> None:
+    """A run process killed with SIGKILL has no failed step: the record said only "run failed"."""
+    with instance_for_test() as instance:
+        run = instance.add_run(DagsterRun(job_name="attribute_event", status=DagsterRunStatus.STARTED))
+        for kind, step, data in [(DagsterEventType.STEP_START, "plume_forward", None),
+                                 (DagsterEventType.STEP_SUCCESS, "plume_forward", StepSuccessData(1.0)),
+                                 (DagsterEventType.STEP_START, "source_posterior", None)]:
+            event = DagsterEvent(event_type_value=kind.value, job_name="attribute_event", step_key=step,
+                                 event_specific_data=data)
+            instance.report_dagster_event(event, run.run_id)
+        killed = "Run execution process for 1a2b was terminated by signal 9 (SIGKILL)"
+        instance.report_run_failed(run, f"{killed}. This usually indicates that the process was killed "
+                                        "by the operating system due to running out of memory.")
+        assert run_failure(instance, run.run_id) == f"run failed during source_posterior: {killed}"
