@@ -143,6 +143,9 @@ def echo_daemon(instance, lease, echo=print) -> None:
         echo("runs executed by the instance's running daemon")
     elif lease.started:
         echo(f"daemon started for this command ({log}); the last command using it stops it")
+    elif lease.adopted:
+        echo(f"runs executed by the daemon a stopped command left running (pid {lease.pid}; {log}); "
+             "this command stops it when it finishes, unless another uses it")
     else:
         echo(f"runs executed by the daemon another command started (pid {lease.pid}; {log})")
 
@@ -277,7 +280,8 @@ class RunEventsResult:
         return EXIT_PARTIAL if code == EXIT_OK and self.failed_rollups else code
 
 
-def crawl_catalog(instance, workspace, config: dict, tags: Mapping[str, str], archive: Path) -> None:
+def crawl_catalog(instance, workspace, config: dict, tags: Mapping[str, str], archive: Path,
+                  output: Path) -> None:
     """Run the ``crawl_catalog`` job and wait for it. Raises :class:`CommandError` (:data:`EXIT_FAILED`)
     naming the archive and the reason when the run fails: every event would otherwise fail later on a
     missing catalog, which hides the cause."""
@@ -290,8 +294,8 @@ def crawl_catalog(instance, workspace, config: dict, tags: Mapping[str, str], ar
     wait_for_runs(instance, [crawl])
     if crawl.status != DagsterRunStatus.SUCCESS:
         reason = run_failure(instance, crawl.run_id)
-        raise CommandError(f"the catalog crawl of {archive} failed (run {crawl.run_id[:8]}): {reason}; "
-                           "no event run was submitted", EXIT_FAILED)
+        raise CommandError(f"the catalog crawl of {archive} into {output} failed (run {crawl.run_id[:8]}): "
+                           f"{reason}; no event run was submitted", EXIT_FAILED)
 
 
 def run_events(
@@ -322,7 +326,7 @@ def run_events(
 
     from attribution_assets.orchestration.daemon import daemon
     from attribution_assets.orchestration.failures import run_failure
-    from attribution_assets.orchestration.shutdown import cancel_runs_on_signal
+    from attribution_assets.orchestration.shutdown import cancel_runs_on_signal, exit_on_signal
     from attribution_assets.orchestration.submit import RunProgress, longest_first, submit_run, wait_for_runs
     from attribution_assets.orchestration.workspace import open_workspace
     from attribution_assets.partitions import register_events
@@ -333,7 +337,7 @@ def run_events(
     store = OutputStore(root=str(output))
     registered_events(store.event_registry_path)  # an unreadable registry stops here (RegistryError)
     ensure_instance_home()
-    with DagsterInstance.get() as instance:
+    with exit_on_signal(echo), DagsterInstance.get() as instance:  # a stop before the runs: clean exit
         record_events(store.event_registry_path, events)
         keys = register_events(instance, events)
         echo(f"archive {archive}\noutput  {output}\ninstance {os.environ['DAGSTER_HOME']}")
@@ -341,7 +345,7 @@ def run_events(
         with daemon(instance) as lease, open_workspace(instance) as workspace, \
                 cancel_runs_on_signal(instance, echo=echo) as submitted:  # SIGTERM/SIGINT: end its runs, exit
             echo_daemon(instance, lease, echo)
-            crawl_catalog(instance, workspace, config, submitted.tags, archive)
+            crawl_catalog(instance, workspace, config, submitted.tags, archive, output)
             catalog = gpd.read_parquet(store.catalog_path) if store.catalog_path.exists() else []
             echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
             event_of = dict(zip(keys, events, strict=True))
@@ -561,7 +565,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     from attribution_assets.orchestration import backfill as bf
     from attribution_assets.orchestration.daemon import daemon
-    from attribution_assets.orchestration.shutdown import cancel_runs_on_signal
+    from attribution_assets.orchestration.shutdown import cancel_runs_on_signal, exit_on_signal
     from attribution_assets.orchestration.workspace import open_workspace
     from attribution_assets.partitions import register_events
     from attribution_assets.resources import OutputStore
@@ -573,7 +577,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(f"no registered events in {args.week} (register them with `attribution run` or --alerts FILE)")
         return EXIT_FAILED
     ensure_instance_home()
-    with DagsterInstance.get() as instance:
+    with exit_on_signal(), DagsterInstance.get() as instance:  # a stop before the runs: clean exit
         register_events(instance, events.values())
         record_events(OutputStore(root=str(output)).event_registry_path, list(events.values()))
         with daemon(instance) as lease, open_workspace(instance) as workspace, \
@@ -584,9 +588,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 if parent is None:
                     print(f"no backfill of {args.week} to re-execute")
                     return EXIT_FAILED
-                backfill = submitted.track_backfill(bf.reexecute_failed(workspace, parent.backfill_id))
+                try:
+                    backfill = submitted.track_backfill(bf.reexecute_failed(workspace, parent.backfill_id))
+                except RuntimeError as error:  # still in progress, or nothing left to re-execute
+                    raise CommandError(str(error), EXIT_FAILED) from error
             else:
-                crawl_catalog(instance, workspace, config, submitted.tags, archive)
+                crawl_catalog(instance, workspace, config, submitted.tags, archive, output)
                 try:
                     backfill = submitted.track_backfill(
                         bf.launch_week_backfill(instance, workspace, args.week, config, submitted.tags))

@@ -648,7 +648,8 @@ def test_a_failed_crawl_stops_the_command_naming_the_archive(
     argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts), "--output", str(output)]
     assert main([*argv, "--sampler", "laplace", "--offline"]) == EXIT_FAILED
     message = capsys.readouterr().err.strip().splitlines()[-1]
-    assert message.startswith(f"attribution: the catalog crawl of {SAMPLE_ARCHIVE} failed (run "), message
+    expected = f"attribution: the catalog crawl of {SAMPLE_ARCHIVE} into {output} failed (run "
+    assert message.startswith(expected), message
     assert message.endswith("no event run was submitted"), message
     with DagsterInstance.get() as instance:
         assert [run.job_name for run in instance.get_runs()] == ["crawl_catalog"]

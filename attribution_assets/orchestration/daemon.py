@@ -46,11 +46,13 @@ _children: dict[int, subprocess.Popen] = {}
 
 @dataclass(frozen=True)
 class DaemonLease:
-    """A command's use of a command-started daemon: its process id, and whether this command started
-    it (else it joined one another command started)."""
+    """A command's use of a command-started daemon: its process id, whether this command started it
+    (else it joined one another command started), and whether no live command was using it when it
+    joined (a stopped command's daemon, which this command now stops when it leaves last)."""
 
     pid: int
     started: bool
+    adopted: bool = False
 
 
 def daemon_running(instance: DagsterInstance) -> bool:
@@ -161,7 +163,7 @@ def daemon(instance: DagsterInstance, log_path: Path | None = None) -> Iterator[
                 pid, users = _start(instance, home, log_path or home / "daemon.log"), []
                 lease = DaemonLease(pid, started=True)
         else:
-            lease = DaemonLease(pid, started=False)
+            lease = DaemonLease(pid, started=False, adopted=not users)
         if lease is not None:
             _write_state(home, pid, [*users, me])
     if lease is None:

@@ -100,6 +100,19 @@ class SubmittedRuns:
             if backfill is not None and backfill.status == BulkActionStatus.REQUESTED:
                 self.instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELING))
 
+    def mark_backfills_canceled(self) -> None:
+        """Mark this command's cancelling backfills whose runs have all finished as canceled, as the
+        daemon does on its next backfill iteration: the command may stop the daemon before that
+        iteration, and a backfill left cancelling for ever cannot be re-executed from failure."""
+        for backfill_id in self.backfill_ids:
+            backfill = self.instance.get_backfill(backfill_id)
+            if backfill is None or backfill.status != BulkActionStatus.CANCELING:
+                continue
+            runs = self.instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+            if all(run.status in FINISHED for run in runs):
+                self.instance.update_backfill(
+                    backfill.with_status(BulkActionStatus.CANCELED).with_end_timestamp(time.time()))
+
 
 def run_worker_pid(instance: DagsterInstance, run: DagsterRun) -> int | None:
     """The id of the process executing ``run`` when it runs on this machine (the default run
@@ -215,9 +228,40 @@ def cancel_runs_on_signal(
         run_ids = submitted.run_ids()
         echo(f"{stop}: terminating {len(run_ids)} submitted runs (at most {grace_s:.0f} s)")
         statuses = terminate_runs(instance, run_ids, grace_s=grace_s)
+        submitted.mark_backfills_canceled()
         counts = {s.value: list(statuses.values()).count(s) for s in set(statuses.values())}
         echo(f"runs after termination: {counts}")
         raise SystemExit(128 + stop.signum) from None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def exit_on_signal(echo=print) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise :class:`ShutdownRequested` in the main thread, so the
+    blocks inside it clean up (a daemon lease, a code server), then ``SystemExit(128 + signum)``.
+
+    It guards the moments around :func:`cancel_runs_on_signal`: while a command starts its daemon and
+    loads the code location, Ctrl-C printed a traceback and SIGTERM ended the process before its
+    daemon was stopped. Outside the main thread the block runs without handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise ShutdownRequested(signum)
+
+    previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
+    for signum in HANDLED_SIGNALS:
+        signal.signal(signum, on_signal)
+    try:
+        yield
+    except ShutdownRequested as stop:
+        echo(f"{stop}: stopped (no run of this command was left going)")
+        raise SystemExit(128 + stop.signum) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+

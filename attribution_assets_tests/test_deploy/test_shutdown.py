@@ -24,7 +24,7 @@ from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobO
 from attribution_assets.atomic import process_alive
 from attribution_assets.events import DetectionEvent
 from attribution_assets.orchestration.config import resources_config
-from attribution_assets.orchestration.daemon import daemon
+from attribution_assets.orchestration.daemon import STATE_FILE, daemon
 from attribution_assets.orchestration.shutdown import (
     COMMAND_TAG,
     KILL_AFTER_S,
@@ -250,12 +250,45 @@ def test_ctrl_c_of_attribution_backfill_cancels_its_backfill_and_runs(
         rest = cli.stdout.read()
         assert code == 128 + signal.SIGINT, "".join(lines) + rest
         assert "SIGINT: terminating 1 submitted runs" in rest and "Traceback" not in rest, rest
+        with DagsterInstance.get() as instance:  # not left cancelling: it can be re-executed from failure
+            assert instance.get_backfill(backfill.backfill_id).status == BulkActionStatus.CANCELED
     finally:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
         cli.stdout.close()
     assert _half_written(output) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_command_starts_its_daemon_exits_cleanly(sqlite_home: Path, tmp_path: Path) -> None:
+    """Ctrl-C while the daemon and the code location were starting printed a KeyboardInterrupt traceback
+    (SIGTERM there ended the command before it stopped its daemon)."""
+    alerts = tmp_path / "alerts.csv"
+    alerts.write_text("event_id,event_time,latitude,longitude,gas\npermian,2025-08-14T17:31:00Z,31.9095,-103.61,CH4\n")
+    command = [sys.executable, "-m", "attribution_assets.cli", "run", "--archive", str(SAMPLE_ARCHIVE),
+               "--alerts", str(alerts), "--output", str(tmp_path / "out"), "--offline"]
+    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = []
+        while not any(line.startswith("instance ") for line in lines):
+            line = cli.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        cli.send_signal(signal.SIGINT)
+        code = cli.wait(timeout=120)
+        rest = cli.stdout.read()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stdout.close()
+    assert code == 128 + signal.SIGINT, "".join(lines) + rest
+    assert "received SIGINT: " in rest and "Traceback" not in rest, rest
+    assert not (sqlite_home / STATE_FILE).exists(), "its daemon was stopped"
+    with DagsterInstance.get() as instance:
+        assert instance.get_daemon_heartbeats() == {}
 
 
 @pytest.mark.slow

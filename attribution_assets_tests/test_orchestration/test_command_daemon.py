@@ -96,7 +96,7 @@ def test_a_killed_commands_daemon_is_adopted_and_stopped_by_the_next_command(tmp
     assert process_alive(pid), "the daemon outlives its command"
     with DagsterInstance.from_config(str(home)) as instance:
         with daemon(instance) as lease:
-            assert (lease.pid, lease.started) == (pid, False)
+            assert (lease.pid, lease.started, lease.adopted) == (pid, False, True)
             assert json.loads((home / STATE_FILE).read_text())["users"] == [os.getpid()], "the dead dropped"
         assert _gone(pid)
         with daemon(instance) as lease:  # the next one starts a daemon of its own
