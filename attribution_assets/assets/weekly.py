@@ -141,7 +141,8 @@ def week_figure(frame: pd.DataFrame, facilities: pd.DataFrame, week: str) -> Fig
     fig.colorbar(art, ax=ax_map, label="P(source)")
     geographic_axes(ax_map)
     ax_map.margins(0.15)
-    ax_map.set_title(f"{week}: {len(frame)} events (area ~ rate within its gas)", fontsize=9)
+    events = f"{len(frame)} event{'' if len(frame) == 1 else 's'}"
+    ax_map.set_title(f"{week}: {events} (area ~ rate within its gas)", fontsize=9)
     ax_map.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     for ax, gas in zip(axes[0, 1:], gases, strict=True):
         rows = frame[frame["gas"] == gas].sort_values("event_time")

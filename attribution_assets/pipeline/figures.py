@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from attribution_assets.pipeline.forward import ForwardModel, linear_rate_kg_s
 from attribution_assets.science.forward.operators import ObservationBlock
@@ -32,10 +33,12 @@ def rate_unit(gas: str) -> tuple[float, str]:
 
 
 def geographic_axes(ax: Any) -> None:
-    """Longitude and latitude labels in degrees, ticks as plain degrees (no ``+5.126e1`` offset)."""
+    """Longitude and latitude labels in degrees, ticks as plain degrees (no ``+5.126e1`` offset), at
+    most four longitudes so that they do not run into each other."""
     ax.set_xlabel("longitude (degrees east)")
     ax.set_ylabel("latitude (degrees north)")
     ax.ticklabel_format(useOffset=False, style="plain")
+    ax.xaxis.set_major_locator(MaxNLocator(4))  # full longitudes such as -103.615 need the room
 
 
 def observed_vs_simulated(forward: ForwardModel, title: str) -> Figure:
