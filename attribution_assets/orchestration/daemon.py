@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +54,26 @@ class DaemonLease:
     pid: int
     started: bool
     adopted: bool = False
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive in the block are held and raised again once it ends (main thread;
+    elsewhere nothing changes): a second Ctrl-C while a command stopped its daemon interrupted the
+    stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {signum: signal.signal(signum, lambda received, _frame: held.append(received))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 def daemon_running(instance: DagsterInstance) -> bool:
@@ -172,7 +193,7 @@ def daemon(instance: DagsterInstance, log_path: Path | None = None) -> Iterator[
     try:
         yield lease
     finally:
-        with lock:  # the recorded daemon may be another one, started after this one died
+        with signals_deferred(), lock:  # the recorded daemon may be another, started after this one died
             pid, users = _read_state(home)
             others = [user for user in users if user != me]
             if others:

@@ -103,3 +103,22 @@ def test_a_killed_commands_daemon_is_adopted_and_stopped_by_the_next_command(tmp
             assert lease.started and lease.pid != pid
             fresh = lease.pid
         assert _gone(fresh)
+
+
+def test_a_signal_during_the_daemons_stop_waits_until_the_stop_is_done() -> None:
+    """A second Ctrl-C while a command stopped its daemon interrupted the stop."""
+    import signal
+
+    from attribution_assets.orchestration.daemon import signals_deferred
+
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert received == [], "held while the block runs"
+        time.sleep(0.2)
+        assert received == [signal.SIGINT], "delivered once it ends"
+    finally:
+        signal.signal(signal.SIGINT, previous)
