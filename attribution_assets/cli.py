@@ -135,21 +135,6 @@ def ensure_instance_home() -> Path:
     return path
 
 
-def echo_daemon(instance, lease, echo=print) -> None:
-    """Say which daemon executes the command's runs (``lease``: what
-    :func:`~attribution_assets.orchestration.daemon.daemon` yielded)."""
-    log = f"log: {instance.root_directory}/daemon.log"
-    if lease is None:
-        echo("runs executed by the instance's running daemon")
-    elif lease.started:
-        echo(f"daemon started for this command ({log}); the last command using it stops it")
-    elif lease.adopted:
-        echo(f"runs executed by the daemon a stopped command left running (pid {lease.pid}; {log}); "
-             "this command stops it when it finishes, unless another uses it")
-    else:
-        echo(f"runs executed by the daemon another command started (pid {lease.pid}; {log})")
-
-
 def log_config(args: argparse.Namespace) -> dict:
     """Console log level of the runs (the instance keeps every event regardless)."""
     level = "INFO" if getattr(args, "verbose", False) else "WARNING"
@@ -324,7 +309,7 @@ def run_events(
     """
     from dagster import DagsterInstance, DagsterRunStatus
 
-    from attribution_assets.orchestration.daemon import daemon
+    from attribution_assets.orchestration.daemon import daemon, daemon_in_use
     from attribution_assets.orchestration.failures import run_failure
     from attribution_assets.orchestration.shutdown import cancel_runs_on_signal, exit_on_signal
     from attribution_assets.orchestration.submit import RunProgress, longest_first, submit_run, wait_for_runs
@@ -344,7 +329,7 @@ def run_events(
         started = time.perf_counter()
         with daemon(instance) as lease, open_workspace(instance) as workspace, \
                 cancel_runs_on_signal(instance, echo=echo) as submitted:  # SIGTERM/SIGINT: end its runs, exit
-            echo_daemon(instance, lease, echo)
+            echo(daemon_in_use(lease, instance))
             crawl_catalog(instance, workspace, config, submitted.tags, archive, output)
             catalog = gpd.read_parquet(store.catalog_path) if store.catalog_path.exists() else []
             echo(f"catalog: {len(catalog)} overpass rows ({time.perf_counter() - started:.1f} s)")
@@ -564,7 +549,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from attribution_assets.orchestration import backfill as bf
-    from attribution_assets.orchestration.daemon import daemon
+    from attribution_assets.orchestration.daemon import daemon, daemon_in_use
     from attribution_assets.orchestration.shutdown import cancel_runs_on_signal, exit_on_signal
     from attribution_assets.orchestration.workspace import open_workspace
     from attribution_assets.partitions import register_events
@@ -582,7 +567,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         record_events(OutputStore(root=str(output)).event_registry_path, list(events.values()))
         with daemon(instance) as lease, open_workspace(instance) as workspace, \
                 cancel_runs_on_signal(instance) as submitted:  # SIGTERM/SIGINT: cancel the backfill, exit
-            echo_daemon(instance, lease)
+            print(daemon_in_use(lease, instance))
             if args.from_failure:
                 parent = bf.latest_week_backfill(instance, args.week)
                 if parent is None:

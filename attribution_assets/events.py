@@ -31,7 +31,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from attribution_assets.csv_safety import formula_safe_text, write_safe_csv
-from attribution_assets.times import as_utc, iso_z
+from attribution_assets.times import MissingTimeZone, iso_z, parse_time
 
 GASES = ("CH4", "CO2")
 KEY_PATTERN = re.compile(
@@ -194,24 +194,20 @@ def parse_iso_week(label: str) -> tuple[datetime, datetime]:
 def _event_time(value: object, where: str) -> datetime:
     """An alert's ``event_time`` as aware UTC; it must be ISO 8601 with a time zone (``Z`` or an offset).
 
-    Only ISO 8601 is read (``datetime.fromisoformat``): a free-form parser reads ``03/04/2025`` as
-    4 March and ``14/08/2025`` as 14 August in the same file. Raises :class:`AlertFormatError` naming
-    ``where`` (the file and row).
+    Only ISO 8601 is read (:func:`~attribution_assets.times.parse_time`): a free-form parser read
+    ``03/04/2025`` as 4 March and ``14/08/2025`` as 14 August in the same file. Raises
+    :class:`AlertFormatError` naming ``where`` (the file and row).
     """
-    text = str(value).strip()
-    if text.endswith("z"):  # RFC 3339 allows a lower-case zone designator
-        text = text[:-1] + "Z"
     try:
-        stamp = datetime.fromisoformat(text)
+        return parse_time(str(value), require_zone=True)
+    except MissingTimeZone as error:
+        raise AlertFormatError(
+            f"{where}: event_time {_show(value)} has no time zone; expected UTC (e.g. ...Z)"
+        ) from error
     except ValueError as error:
         raise AlertFormatError(
             f"{where}: event_time {_show(value)} is not ISO 8601 (expected e.g. 2025-08-14T17:31:00Z)"
         ) from error
-    if stamp.tzinfo is None:
-        raise AlertFormatError(
-            f"{where}: event_time {_show(value)} has no time zone; expected UTC (e.g. ...Z)"
-        )
-    return as_utc(stamp)
 
 
 def _coordinate(value: object, name: str, where: str) -> float:

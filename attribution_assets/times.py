@@ -18,12 +18,19 @@ TimeLike = datetime | np.datetime64 | pd.Timestamp | str
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def parse_time(text: str) -> datetime:
-    """Parse an ISO 8601 time (``Z``, ``+0000`` or ``+00:00`` offsets; naive means UTC) to aware UTC.
+class MissingTimeZone(ValueError):
+    """An ISO 8601 time without a time zone where :func:`parse_time` was told to require one."""
+
+
+def parse_time(text: str, require_zone: bool = False) -> datetime:
+    """Parse an ISO 8601 time (``Z`` or ``z``, ``+0000`` or ``+00:00`` offsets; naive means UTC, or
+    with ``require_zone`` raises :class:`MissingTimeZone`) to aware UTC.
 
     Raises ``ValueError`` naming the text when it is not ISO 8601.
     """
     cleaned = text.strip()
+    if cleaned.endswith("z"):  # RFC 3339 allows a lower-case zone designator
+        cleaned = cleaned[:-1] + "Z"
     for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
         try:
             return datetime.strptime(cleaned, fmt).astimezone(UTC)
@@ -34,6 +41,8 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
+        if require_zone:
+            raise MissingTimeZone(f"{text!r} has no time zone")
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 

@@ -19,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from dagster import DagsterInstance
 from filelock import FileLock
 
 from attribution_assets.atomic import atomic_path, process_alive
+from attribution_assets.orchestration.shutdown import signals_deferred
 from attribution_assets.orchestration.workspace import workspace_file
 
 DAEMON_HEARTBEAT_S = 60.0
@@ -54,26 +54,6 @@ class DaemonLease:
     pid: int
     started: bool
     adopted: bool = False
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM that arrive in the block are held and raised again once it ends (main thread;
-    elsewhere nothing changes): a second Ctrl-C while a command stopped its daemon interrupted the
-    stop."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = {signum: signal.signal(signum, lambda received, _frame: held.append(received))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(held):
-            signal.raise_signal(signum)
 
 
 def daemon_running(instance: DagsterInstance) -> bool:
@@ -157,6 +137,19 @@ def initialise_instance(home: Path) -> None:
         instance.get_runs(limit=1)
         instance.get_daemon_heartbeats()
         instance.all_instigator_state()
+
+
+def daemon_in_use(lease: DaemonLease | None, instance: DagsterInstance) -> str:
+    """Which daemon executes a command's runs, for people (``lease``: what :func:`daemon` yielded)."""
+    log = f"log: {instance.root_directory}/daemon.log"
+    if lease is None:
+        return "runs executed by the instance's running daemon"
+    if lease.started:
+        return f"daemon started for this command ({log}); the last command using it stops it"
+    if lease.adopted:
+        return (f"runs executed by the daemon a stopped command left running (pid {lease.pid}; {log}); "
+                "this command stops it when it finishes, unless another uses it")
+    return f"runs executed by the daemon another command started (pid {lease.pid}; {log})"
 
 
 @contextmanager

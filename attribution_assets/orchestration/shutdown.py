@@ -20,7 +20,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +193,26 @@ def terminate_runs(
     return {run_id: instance.get_run_by_id(run_id).status for run_id in run_ids}
 
 
+def _raise_shutdown(signum: int, _frame: object) -> None:
+    raise ShutdownRequested(signum)
+
+
+@contextmanager
+def signal_handlers(handler: Callable[[int, object], None]) -> Iterator[bool]:
+    """Within the block SIGTERM and SIGINT call ``handler``, after it the handlers from before (main
+    thread only, where signals can be handled: elsewhere nothing changes). Yields whether they were
+    installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in HANDLED_SIGNALS}
+    try:
+        yield True
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
 @contextmanager
 def cancel_runs_on_signal(
     instance: DagsterInstance,
@@ -208,33 +228,22 @@ def cancel_runs_on_signal(
     the termination finishes (it is bounded by ``grace_s``).
     """
     submitted = SubmittedRuns(instance)
-    if threading.current_thread() is not threading.main_thread():
-        yield submitted
-        return
-
-    def on_signal(signum: int, _frame: object) -> None:
-        raise ShutdownRequested(signum)
-
-    redeliver_swallowed_stops(ShutdownRequested)
-    previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
-    for signum in HANDLED_SIGNALS:
-        signal.signal(signum, on_signal)
-    try:
-        yield submitted
-    except ShutdownRequested as stop:
-        for handled in HANDLED_SIGNALS:
-            signal.signal(handled, signal.SIG_IGN)
-        submitted.cancel_backfills()
-        run_ids = submitted.run_ids()
-        echo(f"{stop}: terminating {len(run_ids)} submitted runs (at most {grace_s:.0f} s)")
-        statuses = terminate_runs(instance, run_ids, grace_s=grace_s)
-        submitted.mark_backfills_canceled()
-        counts = {s.value: list(statuses.values()).count(s) for s in set(statuses.values())}
-        echo(f"runs after termination: {counts}")
-        raise SystemExit(128 + stop.signum) from None
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with signal_handlers(_raise_shutdown) as installed:
+        if installed:
+            redeliver_swallowed_stops(ShutdownRequested)
+        try:
+            yield submitted
+        except ShutdownRequested as stop:
+            for handled in HANDLED_SIGNALS:
+                signal.signal(handled, signal.SIG_IGN)
+            submitted.cancel_backfills()
+            run_ids = submitted.run_ids()
+            echo(f"{stop}: terminating {len(run_ids)} submitted runs (at most {grace_s:.0f} s)")
+            statuses = terminate_runs(instance, run_ids, grace_s=grace_s)
+            submitted.mark_backfills_canceled()
+            counts = {s.value: list(statuses.values()).count(s) for s in set(statuses.values())}
+            echo(f"runs after termination: {counts}")
+            raise SystemExit(128 + stop.signum) from None
 
 
 @contextmanager
@@ -246,22 +255,23 @@ def exit_on_signal(echo=print) -> Iterator[None]:
     loads the code location, Ctrl-C printed a traceback and SIGTERM ended the process before its
     daemon was stopped. Outside the main thread the block runs without handlers.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    with signal_handlers(_raise_shutdown):
+        try:
+            yield
+        except ShutdownRequested as stop:
+            echo(f"{stop}: stopped (no run of this command was left going)")
+            raise SystemExit(128 + stop.signum) from None
 
-    def on_signal(signum: int, _frame: object) -> None:
-        raise ShutdownRequested(signum)
 
-    previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
-    for signum in HANDLED_SIGNALS:
-        signal.signal(signum, on_signal)
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive in the block are held and raised again once it ends (main thread;
+    elsewhere nothing changes): a second Ctrl-C while a command stopped its daemon interrupted the
+    stop."""
+    held: list[int] = []
     try:
-        yield
-    except ShutdownRequested as stop:
-        echo(f"{stop}: stopped (no run of this command was left going)")
-        raise SystemExit(128 + stop.signum) from None
+        with signal_handlers(lambda signum, _frame: held.append(signum)):
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)

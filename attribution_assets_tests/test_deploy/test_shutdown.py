@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -168,22 +169,46 @@ def test_sigterm_to_a_run_process_ends_the_run_within_10_s(served, tmp_path: Pat
     assert _half_written(output) == []
 
 
-@pytest.mark.slow
-def test_sigterm_to_attribution_run_terminates_its_runs_and_exits(sqlite_home: Path, tmp_path: Path) -> None:
-    output, alerts = tmp_path / "out", tmp_path / "alerts.csv"
-    alerts.write_text("event_id,event_time,latitude,longitude,gas\npermian,2025-08-14T17:31:00Z,31.9095,-103.61,CH4\n")
-    flags = ["--chains", "2", "--warmup", str(LONG_SAMPLER["num_warmup"]), "--samples",
-             str(LONG_SAMPLER["num_samples"]), "--no-escalate", "--offline"]
-    command = [sys.executable, "-m", "attribution_assets.cli", "run", "--archive", str(SAMPLE_ARCHIVE),
-               "--alerts", str(alerts), "--output", str(output), *flags]
+PERMIAN_ALERTS = ("event_id,event_time,latitude,longitude,gas\n"
+                  "permian,2025-08-14T17:31:00Z,31.9095,-103.61,CH4\n")
+LONG_FLAGS = ["--chains", "2", "--warmup", str(LONG_SAMPLER["num_warmup"]), "--samples",
+              str(LONG_SAMPLER["num_samples"]), "--no-escalate", "--offline"]
+
+
+@contextmanager
+def _cli(tmp_path: Path, *argv: str) -> Iterator[subprocess.Popen]:
+    """``attribution ARGV`` on the Permian alert, the sample archive and ``tmp_path/out``, in a child
+    process (unbuffered; stdout and stderr together), killed at the end if it still runs."""
+    alerts = tmp_path / "alerts.csv"
+    alerts.write_text(PERMIAN_ALERTS)
+    command = [sys.executable, "-m", "attribution_assets.cli", *argv, "--archive", str(SAMPLE_ARCHIVE),
+               "--alerts", str(alerts), "--output", str(tmp_path / "out")]
     cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        lines = []
-        while not any(line.startswith("submitted 1 event runs") for line in lines):
-            line = cli.stdout.readline()
-            assert line, "".join(lines)
-            lines.append(line)
+        yield cli
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stdout.close()
+
+
+def _read_until(cli: subprocess.Popen, prefix: str) -> list[str]:
+    """The command's lines up to and including the first that starts with ``prefix``."""
+    lines: list[str] = []
+    while not any(line.startswith(prefix) for line in lines):
+        line = cli.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.slow
+def test_sigterm_to_attribution_run_terminates_its_runs_and_exits(sqlite_home: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    with _cli(tmp_path, "run", *LONG_FLAGS) as cli:
+        lines = _read_until(cli, "submitted 1 event runs")
         with DagsterInstance.get() as instance:
             (run,) = [r for r in instance.get_runs() if r.job_name == "attribute_event"]
             _wait_for_sampling(instance, run.run_id)
@@ -205,11 +230,6 @@ def test_sigterm_to_attribution_run_terminates_its_runs_and_exits(sqlite_home: P
         while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not process_alive(pid), "the run process is gone"
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-        cli.stdout.close()
     assert not OutputStore(root=str(output)).posterior_path(PERMIAN.iso_week, PERMIAN.key).exists()
     assert _half_written(output) == []
 
@@ -220,20 +240,8 @@ def test_ctrl_c_of_attribution_backfill_cancels_its_backfill_and_runs(
 ) -> None:
     """Ctrl-C printed a KeyboardInterrupt traceback and left the backfill going: the next backfill of the
     week resumed it, and the week was computed twice."""
-    output, alerts = tmp_path / "out", tmp_path / "alerts.csv"
-    alerts.write_text("event_id,event_time,latitude,longitude,gas\npermian,2025-08-14T17:31:00Z,31.9095,-103.61,CH4\n")
-    flags = ["--chains", "2", "--warmup", str(LONG_SAMPLER["num_warmup"]), "--samples",
-             str(LONG_SAMPLER["num_samples"]), "--no-escalate", "--offline"]
-    command = [sys.executable, "-m", "attribution_assets.cli", "backfill", "--week", PERMIAN.iso_week,
-               "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(alerts), "--output", str(output), *flags]
-    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        lines = []
-        while not any(line.startswith("backfill ") for line in lines):
-            line = cli.stdout.readline()
-            assert line, "".join(lines)
-            lines.append(line)
+    with _cli(tmp_path, "backfill", "--week", PERMIAN.iso_week, *LONG_FLAGS) as cli:
+        lines = _read_until(cli, "backfill ")
         with DagsterInstance.get() as instance:
             deadline = time.monotonic() + 300
             while not (runs := [r for r in instance.get_runs() if r.job_name != "crawl_catalog"]):
@@ -252,38 +260,18 @@ def test_ctrl_c_of_attribution_backfill_cancels_its_backfill_and_runs(
         assert "SIGINT: terminating 1 submitted runs" in rest and "Traceback" not in rest, rest
         with DagsterInstance.get() as instance:  # not left cancelling: it can be re-executed from failure
             assert instance.get_backfill(backfill.backfill_id).status == BulkActionStatus.CANCELED
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-        cli.stdout.close()
-    assert _half_written(output) == []
+    assert _half_written(tmp_path / "out") == []
 
 
 @pytest.mark.slow
 def test_ctrl_c_while_the_command_starts_its_daemon_exits_cleanly(sqlite_home: Path, tmp_path: Path) -> None:
     """Ctrl-C while the daemon and the code location were starting printed a KeyboardInterrupt traceback
     (SIGTERM there ended the command before it stopped its daemon)."""
-    alerts = tmp_path / "alerts.csv"
-    alerts.write_text("event_id,event_time,latitude,longitude,gas\npermian,2025-08-14T17:31:00Z,31.9095,-103.61,CH4\n")
-    command = [sys.executable, "-m", "attribution_assets.cli", "run", "--archive", str(SAMPLE_ARCHIVE),
-               "--alerts", str(alerts), "--output", str(tmp_path / "out"), "--offline"]
-    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        lines = []
-        while not any(line.startswith("instance ") for line in lines):
-            line = cli.stdout.readline()
-            assert line, "".join(lines)
-            lines.append(line)
+    with _cli(tmp_path, "run", "--offline") as cli:
+        lines = _read_until(cli, "instance ")
         cli.send_signal(signal.SIGINT)
         code = cli.wait(timeout=120)
         rest = cli.stdout.read()
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-        cli.stdout.close()
     assert code == 128 + signal.SIGINT, "".join(lines) + rest
     assert "received SIGINT: " in rest and "Traceback" not in rest, rest
     assert not (sqlite_home / STATE_FILE).exists(), "its daemon was stopped"

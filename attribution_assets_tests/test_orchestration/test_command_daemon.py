@@ -109,7 +109,7 @@ def test_a_signal_during_the_daemons_stop_waits_until_the_stop_is_done() -> None
     """A second Ctrl-C while a command stopped its daemon interrupted the stop."""
     import signal
 
-    from attribution_assets.orchestration.daemon import signals_deferred
+    from attribution_assets.orchestration.shutdown import signals_deferred
 
     received = []
     previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
