@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from attribution_assets.orchestration.shutdown import exit_on_signal
 from attribution_assets.stop_requests import redeliver_swallowed_stops
 
 
@@ -79,3 +80,28 @@ def test_other_unraisable_exceptions_reach_the_previous_hook(monkeypatch: pytest
     sys.unraisablehook(SimpleNamespace(exc_type=ValueError, exc_value=error, exc_traceback=None,
                                        err_msg=None, object=None))
     assert reached == [error]
+
+
+def test_a_commands_stop_swallowed_in_a_gc_callback_still_exits_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C while a command loaded its code location landed in JAX's gc callback and was lost: the
+    command ran its events to the end and exited 0."""
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: None)  # no hook left by other tests
+    fired = []
+
+    def sigint_inside_gc(phase: str, info: dict) -> None:
+        if phase == "start" and not fired:
+            fired.append(True)
+            signal.raise_signal(signal.SIGINT)
+            sum(range(1000))
+
+    gc.callbacks.append(sigint_inside_gc)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SystemExit) as stopped, exit_on_signal(echo=lambda line: None):
+            _work_for(10.0)
+    finally:
+        gc.callbacks.remove(sigint_inside_gc)
+    assert fired and stopped.value.code == 128 + signal.SIGINT
+    assert time.monotonic() - started < 5.0

@@ -214,6 +214,18 @@ def signal_handlers(handler: Callable[[int, object], None]) -> Iterator[bool]:
 
 
 @contextmanager
+def _shutdown_raised() -> Iterator[None]:
+    """Within the block SIGTERM and SIGINT raise :class:`ShutdownRequested` in the main thread. One that
+    lands in a garbage-collector callback (JAX runs one on every full collection), where Python
+    swallows it, is signalled again (:func:`~attribution_assets.stop_requests.redeliver_swallowed_stops`):
+    a Ctrl-C while the command loaded the code location was lost that way and the command ran on."""
+    with signal_handlers(_raise_shutdown) as installed:
+        if installed:
+            redeliver_swallowed_stops(ShutdownRequested)
+        yield
+
+
+@contextmanager
 def cancel_runs_on_signal(
     instance: DagsterInstance,
     grace_s: float = SHUTDOWN_GRACE_S,
@@ -228,9 +240,7 @@ def cancel_runs_on_signal(
     the termination finishes (it is bounded by ``grace_s``).
     """
     submitted = SubmittedRuns(instance)
-    with signal_handlers(_raise_shutdown) as installed:
-        if installed:
-            redeliver_swallowed_stops(ShutdownRequested)
+    with _shutdown_raised():
         try:
             yield submitted
         except ShutdownRequested as stop:
@@ -255,7 +265,7 @@ def exit_on_signal(echo=print) -> Iterator[None]:
     loads the code location, Ctrl-C printed a traceback and SIGTERM ended the process before its
     daemon was stopped. Outside the main thread the block runs without handlers.
     """
-    with signal_handlers(_raise_shutdown):
+    with _shutdown_raised():
         try:
             yield
         except ShutdownRequested as stop:
