@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from dagster import DagsterExecutionInterruptedError, Definitions, in_process_executor
 
+from attribution_assets.stop_requests import redeliver_swallowed_stops
+
+# before the assets import JAX, whose gc callback can swallow a stop: a code server told to stop while
+# it loads this module would miss it
+redeliver_swallowed_stops(DagsterExecutionInterruptedError)
+
 from attribution_assets.assets.alerts import alerts
 from attribution_assets.assets.aoi import emit_aoi, ghgsat_aoi, oco2_aoi, tropomi_aoi
 from attribution_assets.assets.attribution import source_attribution
@@ -35,10 +41,8 @@ from attribution_assets.jobs import (
 from attribution_assets.overpass_sensor import new_overpass_sensor
 from attribution_assets.resources import default_resources
 from attribution_assets.sensors import alert_inbox_sensor, weekly_rollup_schedule
-from attribution_assets.stop_requests import redeliver_swallowed_stops
 
 configure_jax()
-redeliver_swallowed_stops(DagsterExecutionInterruptedError)
 
 ASSETS = [
     overpass_catalog,

@@ -1,12 +1,14 @@
 """A run killed with SIGKILL mid-way leaves nothing half-written, and the re-run writes the identical row.
 
-Real processes: ``attribution run`` in a child process, killed once the forward model is stored (the
-inversion is then running), and re-run into the same output folder and instance.
+Real processes: ``attribution run`` in a child process, killed with the daemon it started (and so the
+run's process) once the forward model is stored (the inversion is then running), as a machine's crash
+would, and re-run into the same output folder and instance.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +20,9 @@ import geopandas as gpd
 import pandas as pd
 import psutil
 import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from attribution_assets.orchestration.daemon import STATE_FILE
 from attribution_assets.paths import SAMPLE_ALERTS, SAMPLE_ARCHIVE
 
 pytestmark = pytest.mark.slow
@@ -42,9 +46,10 @@ def _start(alerts: Path, output: Path, home: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(process: subprocess.Popen) -> None:
+def _finish(process: subprocess.Popen) -> str:
     out, _ = process.communicate(timeout=600)
     assert process.returncode == 0, out
+    return out
 
 
 def _row(output: Path) -> pd.DataFrame:
@@ -81,11 +86,18 @@ def test_sigkill_mid_run_then_rerun_gives_the_identical_row(tmp_path: Path) -> N
             assert time.monotonic() < deadline, "the forward model was not stored within 300 s"
             time.sleep(0.2)
         os.killpg(process.pid, signal.SIGKILL)
+        daemon_pid = json.loads((home / STATE_FILE).read_text())["pid"]
+        os.killpg(daemon_pid, signal.SIGKILL)  # its own session: the code server and the run's process
         process.wait(timeout=30)
         assert process.returncode == -signal.SIGKILL
         assert [p for p in crashed.rglob("*.parquet") if "posteriors" in p.parts] == []
 
-        _finish(_start(alerts, crashed, home))
+        # the crashed run held its event's partition slot, STARTED, for max_runtime_seconds (6 h)
+        rerun = _finish(_start(alerts, crashed, home))
+        assert "marked failed 1 run(s) whose daemon and run process are gone" in rerun, rerun
+        with DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs(RunsFilter(job_name="attribute_event"))  # newest first
+            assert [run.status for run in runs] == [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]
     finally:
         _kill_processes_of(home)
     assert _hidden_temporaries(crashed) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -25,16 +26,14 @@ class Stopped(BaseException):
 
 @pytest.fixture()
 def sigterm_raises_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
-    """SIGTERM raises :class:`Stopped`; a gc callback that signals SIGTERM once and then runs Python
-    code, so the handler's exception is raised inside the callback. Yields what reached the
-    previous unraisable hook."""
+    """SIGTERM raises :class:`Stopped`; a gc callback signals SIGTERM in :func:`_work_for`'s collection
+    and then runs Python code, so the handler's exception is raised inside the callback. Yields what
+    reached the previous unraisable hook."""
     reached: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reached.append(unraisable.exc_value))
-    fired = []
 
     def signal_inside_gc(phase: str, info: dict) -> None:
-        if phase == "start" and not fired:
-            fired.append(True)
+        if _inside_the_full_collection(phase, info):
             signal.raise_signal(signal.SIGTERM)
             sum(range(1000))  # Python instructions: the handler runs here, inside the callback
 
@@ -50,8 +49,23 @@ def sigterm_raises_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[obj
         signal.signal(signal.SIGTERM, previous)
 
 
+_armed: list[bool] = []
+"""Set by :func:`_work_for` just before its collection: the gc callbacks signal in that one only (not in
+an automatic collection during pytest's set-up, before the code under test is in place)."""
+
+
+def _inside_the_full_collection(phase: str, info: dict) -> bool:
+    """Whether this gc callback call is the start of :func:`_work_for`'s collection (then disarms)."""
+    if phase == "start" and info["generation"] == 2 and _armed \
+            and threading.current_thread() is threading.main_thread():
+        _armed.clear()
+        return True
+    return False
+
+
 def _work_for(seconds: float) -> None:
     """Python work that triggers a full collection, then runs until ``seconds`` have passed."""
+    _armed.append(True)
     gc.collect()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -91,7 +105,7 @@ def test_a_commands_stop_swallowed_in_a_gc_callback_still_exits_the_command(
     fired = []
 
     def sigint_inside_gc(phase: str, info: dict) -> None:
-        if phase == "start" and not fired:
+        if _inside_the_full_collection(phase, info):
             fired.append(True)
             signal.raise_signal(signal.SIGINT)
             sum(range(1000))

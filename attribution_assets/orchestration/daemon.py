@@ -7,9 +7,10 @@ using it. A command that starts while it runs joins it instead of starting a sec
 daemons on one fresh instance migrated its SQLite storage twice and left it unloadable), and the last
 command to leave stops it (the first to finish stopped it under the others, killing their runs, whose
 processes are in the daemon's process group). A command killed with SIGKILL leaves its entry behind:
-the next command drops it, adopts the daemon, and stops it when it leaves. Every decision is taken
-under a file lock in ``DAGSTER_HOME``, which also serialises the creation of a fresh instance's
-storage.
+the next command drops it, adopts the daemon, and stops it when it leaves. A command that starts a
+daemon first marks failed the runs a daemon that is gone left going, whose processes have ended
+(:func:`fail_orphaned_runs`). Every decision is taken under a file lock in ``DAGSTER_HOME``, which
+also serialises the creation of a fresh instance's storage.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from filelock import FileLock
 
 from attribution_assets.atomic import atomic_path, process_alive
-from attribution_assets.orchestration.shutdown import signals_deferred
+from attribution_assets.orchestration.shutdown import run_worker_pid, signals_deferred
 from attribution_assets.orchestration.workspace import workspace_file
 
 DAEMON_HEARTBEAT_S = 60.0
@@ -54,6 +55,8 @@ class DaemonLease:
     pid: int
     started: bool
     adopted: bool = False
+    orphans_failed: int = 0
+    """Runs a daemon that is gone left going, marked failed as this command started its daemon."""
 
 
 def daemon_running(instance: DagsterInstance) -> bool:
@@ -130,6 +133,32 @@ def _stop(pid: int) -> None:
         child.wait()
 
 
+def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed (canceled, when they were being canceled) the runs left going by a daemon that is
+    gone whose run process on this machine has ended; returns their ids. Call it only when no daemon
+    serves the instance.
+
+    A crash, or a kill of a command daemon's process group, ends the daemon, the code server that
+    launched the runs and the run processes together. Nothing then reports the runs' end: the run
+    launcher cannot check a run worker's health, so run monitoring leaves them STARTED until
+    ``max_runtime_seconds`` (6 h), and each holds its event's one-run-per-partition slot, so the
+    event's re-run waited in the queue as long."""
+    failed = []
+    statuses = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(RunsFilter(statuses=statuses)):
+        pid = run_worker_pid(instance, run)
+        if pid is None or process_alive(pid):
+            continue
+        reason = (f"run process {pid} is gone, with the daemon that launched it (a crash or a kill); "
+                  "found by the command that started the next daemon")
+        if run.status == DagsterRunStatus.CANCELING:
+            instance.report_run_canceled(run, reason)
+        else:
+            instance.report_run_failed(run, reason)
+        failed.append(run.run_id)
+    return failed
+
+
 def initialise_instance(home: Path) -> None:
     """Create the storage of the instance in ``home`` under the lock, so two commands starting on a
     fresh ``DAGSTER_HOME`` do not both create its SQLite databases."""
@@ -145,7 +174,9 @@ def daemon_in_use(lease: DaemonLease | None, instance: DagsterInstance) -> str:
     if lease is None:
         return "runs executed by the instance's running daemon"
     if lease.started:
-        return f"daemon started for this command ({log}); the last command using it stops it"
+        orphans = (f"; marked failed {lease.orphans_failed} run(s) whose daemon and run process are gone "
+                   "(a crash or a kill)" if lease.orphans_failed else "")
+        return f"daemon started for this command ({log}); the last command using it stops it{orphans}"
     if lease.adopted:
         return (f"runs executed by the daemon a stopped command left running (pid {lease.pid}; {log}); "
                 "this command stops it when it finishes, unless another uses it")
@@ -165,33 +196,44 @@ def daemon(instance: DagsterInstance, log_path: Path | None = None) -> Iterator[
     """
     home = Path(instance.root_directory)
     lock = FileLock(home / LOCK_FILE)
-    me = os.getpid()
+    with ExitStack() as leaving:
+        with signals_deferred():  # a stop between starting the daemon and recording it left it running
+            lease = _join_or_start(instance, home, lock, log_path or home / "daemon.log")
+            if lease is not None:
+                leaving.callback(_leave, instance, home, lock)
+        yield lease  # a stop held above was raised before the block, and the lease is left as after it
+
+
+def _join_or_start(
+    instance: DagsterInstance, home: Path, lock: FileLock, log_path: Path,
+) -> DaemonLease | None:
+    """The lease on the recorded command-started daemon, or on a new one, with this process recorded as
+    a user; ``None`` when a deployment's daemon serves the instance."""
     with lock:
         pid, users = _read_state(home)
         if not _is_daemon(pid):
             if pid:
                 instance.wipe_daemon_heartbeats()  # a dead command-started daemon's
             if daemon_running(instance):
-                lease = None
-            else:
-                pid, users = _start(instance, home, log_path or home / "daemon.log"), []
-                lease = DaemonLease(pid, started=True)
+                return None
+            orphans = fail_orphaned_runs(instance)
+            pid, users = _start(instance, home, log_path), []
+            lease = DaemonLease(pid, started=True, orphans_failed=len(orphans))
         else:
             lease = DaemonLease(pid, started=False, adopted=not users)
-        if lease is not None:
-            _write_state(home, pid, [*users, me])
-    if lease is None:
-        yield None
-        return
-    try:
-        yield lease
-    finally:
-        with signals_deferred(), lock:  # the recorded daemon may be another, started after this one died
-            pid, users = _read_state(home)
-            others = [user for user in users if user != me]
-            if others:
-                _write_state(home, pid, others)
-            else:
-                _stop(pid)
-                (home / STATE_FILE).unlink(missing_ok=True)
-                instance.wipe_daemon_heartbeats()
+        _write_state(home, pid, [*users, os.getpid()])
+        return lease
+
+
+def _leave(instance: DagsterInstance, home: Path, lock: FileLock) -> None:
+    """Drop this process from the daemon's users; the last one stops the daemon and wipes its
+    heartbeats. Signals are held meanwhile (a second Ctrl-C interrupted the stop)."""
+    with signals_deferred(), lock:  # the recorded daemon may be another, started after this one died
+        pid, users = _read_state(home)
+        others = [user for user in users if user != os.getpid()]
+        if others:
+            _write_state(home, pid, others)
+        else:
+            _stop(pid)
+            (home / STATE_FILE).unlink(missing_ok=True)
+            instance.wipe_daemon_heartbeats()

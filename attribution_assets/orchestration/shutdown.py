@@ -166,13 +166,17 @@ def terminate_runs(
 ) -> dict[str, DagsterRunStatus]:
     """End the unfinished runs among ``run_ids`` within ``grace_s`` seconds; returns each run's status.
 
-    Queued runs leave the queue; started ones get a termination request. After ``kill_after_s`` seconds
+    Runs created but never submitted (a stop between the two) are marked canceled; queued runs leave the
+    queue; started ones get a termination request. After ``kill_after_s`` seconds
     the run process of each run still going (when it is on this machine) is killed with its children,
     and the run is marked canceled. Runs on other machines are left to their run launcher and to the
     instance's run monitoring (``cancel_timeout_seconds``).
     """
     started = time.monotonic()
     for run in _unfinished(instance, run_ids):
+        if run.status == DagsterRunStatus.NOT_STARTED:  # created, never submitted: no launcher knows it
+            instance.report_run_canceled(run, "canceled before it was submitted")
+            continue
         try:
             instance.run_coordinator.cancel_run(run.run_id)
         except Exception as error:  # a run that finished meanwhile, an unreachable code server

@@ -179,9 +179,11 @@ def test_cli_backfill_week_runs_one_daemon_backfill_and_reexecutes_only_the_fail
         assert _step_successes(instance, event_run.run_id) == {"event_posterior"}, "only its failed stage"
         assert rollup_run.tags["dagster/partition"] == MONDAY
         assert {AssetKey("weekly_posteriors"), AssetKey("alerts")} <= set(rollup_run.asset_selection)
-        event_record = instance.get_run_record_by_id(event_run.run_id)
-        rollup_record = instance.get_run_record_by_id(rollup_run.run_id)
-        assert rollup_record.create_timestamp.timestamp() >= event_record.end_time, "roll-up after events"
+        # exact event-log times (a run record's create time is whole seconds on SQLite)
+        posterior_written = instance.get_records_for_run(
+            event_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records[-1].timestamp
+        rollup_first = instance.get_records_for_run(rollup_run.run_id, limit=1).records[0].timestamp
+        assert rollup_first >= posterior_written, "roll-up after the event's posterior"
         assert instance.get_materialized_partitions(AssetKey("weekly_posteriors")) == {MONDAY}
     rollup = gpd.read_parquet(store.weekly_dir / f"week={WEEK}" / "posteriors.parquet")
     assert sorted(rollup["event_key"]) == sorted([BELCHATOW.key, BELCHATOW_LATER.key])

@@ -15,10 +15,18 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import (
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    instance_for_test,
+)
+from dagster._core.storage.tags import GRPC_INFO_TAG
 
 from attribution_assets.atomic import process_alive
-from attribution_assets.orchestration.daemon import STATE_FILE, daemon
+from attribution_assets.orchestration.daemon import STATE_FILE, daemon, fail_orphaned_runs
 from attribution_assets.paths import REPO_ROOT
 from attribution_assets_tests.processes import kill_when_ready
 
@@ -122,3 +130,60 @@ def test_a_signal_during_the_daemons_stop_waits_until_the_stop_is_done() -> None
         assert received == [signal.SIGINT], "delivered once it ends"
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_stop_while_the_daemon_starts_stops_the_daemon_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C between starting the daemon and recording it left the daemon running, unrecorded: no
+    later command adopted it."""
+    import signal
+
+    from attribution_assets.cli import ensure_instance_home
+    from attribution_assets.orchestration.shutdown import exit_on_signal
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    ensure_instance_home()
+    started: list[int] = []
+
+    class SignalledOnStart(subprocess.Popen):
+        """The daemon's process, with a Ctrl-C the moment it has started."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self.pid)
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(subprocess, "Popen", SignalledOnStart)
+    try:
+        with pytest.raises(SystemExit) as stopped, exit_on_signal(echo=lambda line: None), \
+                DagsterInstance.get() as instance, daemon(instance):
+            pytest.fail("the block ran after the stop")
+        assert stopped.value.code == 128 + signal.SIGINT
+        assert len(started) == 1 and _gone(started[0]), "the daemon it started is stopped"
+        assert not (home / STATE_FILE).exists()
+    finally:
+        for pid in started:
+            if process_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_only_runs_whose_process_on_this_machine_is_gone_are_failed_as_orphans() -> None:
+    """A run whose process lives, or that runs on another machine, is left alone (the crash itself:
+    ``test_crash_rerun.py``)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with instance_for_test() as instance:
+        runs = {}
+        for name, pid, host in (("live", os.getpid(), "localhost"), ("gone", gone.pid, "localhost"),
+                                ("elsewhere", gone.pid, "worker-2")):
+            run = instance.add_run(DagsterRun(job_name="attribute_event", status=DagsterRunStatus.STARTING,
+                                              tags={GRPC_INFO_TAG: json.dumps({"host": host, "port": 4266})}))
+            started = DagsterEvent(DagsterEventType.RUN_START.value, "attribute_event", pid=pid)
+            instance.report_dagster_event(started, run.run_id)  # as the run process reports its start
+            runs[name] = run.run_id
+        assert fail_orphaned_runs(instance) == [runs["gone"]]
+        statuses = {name: instance.get_run_by_id(run_id).status for name, run_id in runs.items()}
+        assert statuses == {"live": DagsterRunStatus.STARTED, "gone": DagsterRunStatus.FAILURE,
+                            "elsewhere": DagsterRunStatus.STARTED}

@@ -65,7 +65,8 @@ def test_serve_with_daemon_finishes_the_full_run_and_get_returns_its_row(
 
         final = _wait_for_run(base, event.key, log)
         assert final["status"] == "done", (final["run"], log.read_text()[-3000:])
-        assert final["seen"][0] == ("queued", "fast")
+        first_status, first_answer = final["seen"][0]  # the daemon may have dequeued it before the first GET
+        assert first_answer == "fast" and first_status in {"queued", "running"}, final["seen"]
         assert final["answer"] == "full"
         assert final["run"] == {"run_id": fast["run"]["run_id"], "status": "SUCCESS", "error": None}
 
