@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -32,20 +33,14 @@ def sigterm_raises_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[obj
     reached: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reached.append(unraisable.exc_value))
 
-    def signal_inside_gc(phase: str, info: dict) -> None:
-        if _inside_the_full_collection(phase, info):
-            signal.raise_signal(signal.SIGTERM)
-            sum(range(1000))  # Python instructions: the handler runs here, inside the callback
-
     def on_sigterm(signum: int, frame: object) -> None:
         raise Stopped()
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
-    gc.callbacks.append(signal_inside_gc)
     try:
-        yield reached
+        with _signalled_in_the_collection(signal.SIGTERM):
+            yield reached
     finally:
-        gc.callbacks.remove(signal_inside_gc)
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -61,6 +56,26 @@ def _inside_the_full_collection(phase: str, info: dict) -> bool:
         _armed.clear()
         return True
     return False
+
+
+@contextmanager
+def _signalled_in_the_collection(signum: int) -> Iterator[list[bool]]:
+    """Within the block, a gc callback sends ``signum`` at the start of :func:`_work_for`'s collection
+    and then runs Python code, so the signal's handler runs inside the callback. Yields a list that
+    gets an entry when it has fired."""
+    fired: list[bool] = []
+
+    def signal_inside_gc(phase: str, info: dict) -> None:
+        if _inside_the_full_collection(phase, info):
+            fired.append(True)
+            signal.raise_signal(signum)
+            sum(range(1000))  # Python instructions: the handler runs here, inside the callback
+
+    gc.callbacks.append(signal_inside_gc)
+    try:
+        yield fired
+    finally:
+        gc.callbacks.remove(signal_inside_gc)
 
 
 def _work_for(seconds: float) -> None:
@@ -102,20 +117,9 @@ def test_a_commands_stop_swallowed_in_a_gc_callback_still_exits_the_command(
     """A Ctrl-C while a command loaded its code location landed in JAX's gc callback and was lost: the
     command ran its events to the end and exited 0."""
     monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: None)  # no hook left by other tests
-    fired = []
-
-    def sigint_inside_gc(phase: str, info: dict) -> None:
-        if _inside_the_full_collection(phase, info):
-            fired.append(True)
-            signal.raise_signal(signal.SIGINT)
-            sum(range(1000))
-
-    gc.callbacks.append(sigint_inside_gc)
     started = time.monotonic()
-    try:
-        with pytest.raises(SystemExit) as stopped, exit_on_signal(echo=lambda line: None):
-            _work_for(10.0)
-    finally:
-        gc.callbacks.remove(sigint_inside_gc)
+    with _signalled_in_the_collection(signal.SIGINT) as fired, pytest.raises(SystemExit) as stopped, \
+            exit_on_signal(echo=lambda line: None):
+        _work_for(10.0)
     assert fired and stopped.value.code == 128 + signal.SIGINT
     assert time.monotonic() - started < 5.0

@@ -202,16 +202,15 @@ def _raise_shutdown(signum: int, _frame: object) -> None:
 
 
 @contextmanager
-def signal_handlers(handler: Callable[[int, object], None]) -> Iterator[bool]:
+def signal_handlers(handler: Callable[[int, object], None]) -> Iterator[None]:
     """Within the block SIGTERM and SIGINT call ``handler``, after it the handlers from before (main
-    thread only, where signals can be handled: elsewhere nothing changes). Yields whether they were
-    installed."""
+    thread only, where signals can be handled: elsewhere nothing changes)."""
     if threading.current_thread() is not threading.main_thread():
-        yield False
+        yield
         return
     previous = {signum: signal.signal(signum, handler) for signum in HANDLED_SIGNALS}
     try:
-        yield True
+        yield
     finally:
         for signum, before in previous.items():
             signal.signal(signum, before)
@@ -223,9 +222,8 @@ def _shutdown_raised() -> Iterator[None]:
     lands in a garbage-collector callback (JAX runs one on every full collection), where Python
     swallows it, is signalled again (:func:`~attribution_assets.stop_requests.redeliver_swallowed_stops`):
     a Ctrl-C while the command loaded the code location was lost that way and the command ran on."""
-    with signal_handlers(_raise_shutdown) as installed:
-        if installed:
-            redeliver_swallowed_stops(ShutdownRequested)
+    redeliver_swallowed_stops(ShutdownRequested)  # once per process; harmless where no handler raises it
+    with signal_handlers(_raise_shutdown):
         yield
 
 
