@@ -33,7 +33,7 @@ from shapely.geometry.base import BaseGeometry
 from attribution_assets.catalog.filenames import NativeName
 from attribution_assets.readers import emit, ghgsat, oco2, tropomi, wrf
 from attribution_assets.readers.bbox import normalise_lon
-from attribution_assets.readers.era5 import WIND_FIELDS, era5_layout, required_variables
+from attribution_assets.readers.era5 import WIND_FIELDS, era5_grid, era5_layout, required_variables
 from attribution_assets.readers.errors import ProductFormatError
 from attribution_assets.readers.layout import NETCDF3_SIGNATURE, check_complete, check_required, find_variable
 from attribution_assets.readers.values import attribute_text as _text
@@ -330,7 +330,7 @@ def _era5_coords(handle: h5py.File | netCDF4.Dataset, path: Path, wind: bool = T
     the 10 m wind is there (a zip member may hold other fields only)."""
     hdf5 = isinstance(handle, h5py.File)
     names = set(handle.keys()) if hdf5 else set(handle.variables)
-    if not era5_layout(names if hdf5 else set(handle.dimensions), names):
+    if not era5_layout(_dimensions(handle), names):
         return None
     time_name = "valid_time" if "valid_time" in names else "time"
     coords = {name: find_variable(handle, name) for name in (time_name, "latitude", "longitude")}
@@ -392,25 +392,40 @@ def _era5_segment(path: Path, parts: list[_Era5Coords]) -> list[GranuleSegment]:
 
 
 def _describe_era5_zip(path: Path) -> list[GranuleSegment] | None:
-    """A CDS zip (instant/accum NetCDF members): ERA5 when its first ``.nc`` member is."""
+    """A CDS zip (one NetCDF member per step type): ERA5 when a member has the ERA5 layout. A member on
+    the ERA5 grid with no field the reader uses (a requested precipitation or gust field) is skipped,
+    as :func:`~attribution_assets.readers.era5.read_era5` skips it; a member that is not a NetCDF
+    file on that grid makes the reader, and so the crawl, refuse the zip."""
+    parts: list[_Era5Coords] = []
+    names: set[str] = set()
+    foreign: list[str] = []
     with zipfile.ZipFile(path) as archive:
-        members = [member for member in archive.namelist() if member.endswith(".nc")]
-        parts: list[_Era5Coords] = []
-        names: set[str] = set()
-        for k, member in enumerate(members):
+        for member in (name for name in archive.namelist() if name.endswith(".nc")):
             with open_netcdf(archive.read(member), path) as handle:
-                coords = None if handle is None else _era5_coords(handle, path, wind=False)
-                if handle is not None:
-                    names |= set(handle.keys() if isinstance(handle, h5py.File) else handle.variables)
-            if coords is None:
-                if k == 0:
-                    return None
-                raise ProductFormatError(path, member, "an ERA5 NetCDF member like the first one")
-            parts.append(coords)
+                dims = set() if handle is None else _dimensions(handle)
+                if not era5_grid(dims):
+                    foreign.append(member)
+                    continue
+                names |= set(handle.keys() if isinstance(handle, h5py.File) else handle.variables)
+                coords = _era5_coords(handle, path, wind=False)
+            if coords is not None:
+                parts.append(coords)
+    if not parts:
+        return None
+    if foreign:
+        raise ProductFormatError(path, foreign[0], "a NetCDF member on the ERA5 grid (valid_time|time, "
+                                 "latitude, longitude), like the zip's other members")
     for name in WIND_FIELDS:
-        if parts and name not in names:
+        if name not in names:
             raise ProductFormatError(path, name, "the 10 m wind field in one of the zip's NetCDF members")
-    return _era5_segment(path, parts) if parts else None
+    return _era5_segment(path, parts)
+
+
+def _dimensions(handle: h5py.File | netCDF4.Dataset) -> set[str]:
+    """Dimension names of a NetCDF file (netCDF-4 read with h5py: its dimension-scale variables)."""
+    if isinstance(handle, h5py.File):
+        return set(handle.keys())
+    return set(handle.dimensions)
 
 
 def describe_by_content(path: Path) -> list[GranuleSegment] | None:

@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from attribution_assets.catalog.crawl import empty_catalog
+from attribution_assets.readers.bbox import longitude_copies
 
 _DATABASE: dict[int, duckdb.DuckDBPyConnection] = {}
 _DATABASE_LOCK = threading.Lock()
@@ -36,8 +37,8 @@ def new_connection() -> duckdb.DuckDBPyConnection:
 
 _SQL = """
 SELECT * EXCLUDE (bbox) FROM read_parquet($path)
-WHERE bbox.xmax >= $west AND bbox.xmin <= $east AND bbox.ymax >= $south AND bbox.ymin <= $north
-  AND time_end >= $t0 AND time_start <= $t1
+WHERE bbox.ymax >= $south AND bbox.ymin <= $north AND time_end >= $t0 AND time_start <= $t1
+  AND ({longitudes})
 """
 
 
@@ -51,14 +52,18 @@ def query_overpasses(
 ) -> gpd.GeoDataFrame:
     """Catalog rows whose footprint intersects ``bbox`` (west, south, east, north; degrees) and whose
     time span overlaps [``time_start``, ``time_end``] (aware UTC datetimes), optionally only for
-    ``instruments``. Sorted by instrument and time. Without ``connection`` the query runs on a
-    :func:`new_connection`, closed afterwards."""
-    west, south, east, north = bbox
-    sql = _SQL
+    ``instruments``. Sorted by instrument and time. Longitudes are compared modulo 360: a box that
+    crosses the antimeridian (west > east) or reaches past 180 degrees finds the footprints on its far
+    side (:func:`~attribution_assets.readers.bbox.longitude_copies`). Without ``connection`` the query
+    runs on a :func:`new_connection`, closed afterwards."""
+    _, south, _, north = bbox
+    copies = longitude_copies(bbox)
+    sql = _SQL.format(longitudes=" OR ".join(
+        f"(bbox.xmax >= $west{k} AND bbox.xmin <= $east{k})" for k in range(len(copies))))
     params: dict[str, object] = {
         "path": str(catalog_path),
-        "west": west,
-        "east": east,
+        **{f"west{k}": copy[0] for k, copy in enumerate(copies)},
+        **{f"east{k}": copy[2] for k, copy in enumerate(copies)},
         "south": south,
         "north": north,
         "t0": pd.Timestamp(time_start),
@@ -77,5 +82,6 @@ def query_overpasses(
         return empty_catalog()
     geometry = shapely.from_wkb([bytes(value) for value in frame.pop("geometry")])
     result = gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
-    result = result[result.intersects(shapely.box(west, south, east, north))]
+    area = shapely.union_all([shapely.box(*copy) for copy in copies])
+    result = result[result.intersects(area)]
     return result.sort_values(["instrument", "time_start", "granule_id"]).reset_index(drop=True)

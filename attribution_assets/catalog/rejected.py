@@ -37,7 +37,7 @@ from attribution_assets.catalog.footprints import (
     num2date_utc,
     open_netcdf,
 )
-from attribution_assets.readers.bbox import normalise_lon
+from attribution_assets.readers.bbox import normalise_lon, overlaps_bbox
 from attribution_assets.readers.layout import find_variable, variable_units
 from attribution_assets.readers.values import attribute_text, masked_to_nan
 from attribution_assets.times import iso_z, parse_time
@@ -199,8 +199,9 @@ def rejected_overlapping(
     """The rows of ``rejected`` (``rejected_files.csv``: path, reason and :data:`EXTENT_COLUMNS`) of
     ``instrument`` that nothing known rules out for ``bbox`` (west, south, east, north; degrees) and the
     window [``time_start``, ``time_end``] (aware UTC): a known start after the window, a known end
-    before it, or a known box apart from ``bbox`` rules a file out. A row without an instrument (a list
-    written before the extent was recorded) takes the instrument and time span its file name tells.
+    before it, or a known box apart from ``bbox`` (longitudes modulo 360) rules a file out. A row
+    without an instrument (a list written before the extent was recorded) takes the instrument and
+    time span its file name tells.
     Other columns are kept; the times become aware UTC timestamps (NaT when unknown) and
     ``extent_known`` says whether the time span or the box was known."""
     frame = rejected.copy()
@@ -216,11 +217,10 @@ def rejected_overlapping(
             frame.at[index, column] = named[column]
     start, end = _timestamps(frame["time_start"]), _timestamps(frame["time_end"])
     box = frame[["west", "south", "east", "north"]].apply(pd.to_numeric, errors="coerce")
-    west, south, east, north = bbox
     outside_time = (start > pd.Timestamp(time_end)) | (end < pd.Timestamp(time_start))
     has_box = box.notna().all(axis=1)
-    apart = has_box & ~(
-        (box["east"] >= west) & (box["west"] <= east) & (box["north"] >= south) & (box["south"] <= north)
+    apart = has_box & ~overlaps_bbox(
+        box["west"].to_numpy(), box["east"].to_numpy(), box["south"].to_numpy(), box["north"].to_numpy(), bbox
     )
     keep = (frame["instrument"] == instrument) & ~outside_time & ~apart
     frame["time_start"], frame["time_end"] = start, end

@@ -47,6 +47,20 @@ def overlaps_bbox(
     return np.asarray(lat_ok & lon_ok)
 
 
+def longitude_copies(bbox: BBox) -> list[BBox]:
+    """``bbox`` as boxes with west <= east that together cover it in every longitude convention a
+    footprint may use ([-180, 180], [0, 360], or a little beyond +-180): the box with its west in
+    [-180, 180), and that box shifted by -360 and +360 degrees. A box crossing the antimeridian
+    (west > east) or reaching past 180 is then found by plain interval tests on either side of it; a
+    box 360 degrees wide or wider covers every longitude."""
+    west, south, east, north = bbox
+    width = east - west if west <= east else east + 360.0 - west
+    if width >= 360.0:
+        return [(-540.0, south, 540.0, north)]
+    start = float(normalise_lon(np.array([west]))[0])
+    return [(start + shift, south, start + width + shift, north) for shift in (-360.0, 0.0, 360.0)]
+
+
 def in_bbox(lon: np.ndarray, lat: np.ndarray, bbox: BBox) -> np.ndarray:
     """Boolean mask of points (degrees) inside ``bbox`` (edges included, antimeridian aware)."""
     return overlaps_bbox(lon, lon, lat, lat, bbox)

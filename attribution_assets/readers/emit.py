@@ -20,7 +20,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from attribution_assets.readers.bbox import BBox
+from attribution_assets.readers.bbox import BBox, longitude_copies
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
 from attribution_assets.readers.layout import Required, check_required
 from attribution_assets.readers.template import provenance_attrs, read_product
@@ -84,14 +84,22 @@ def _axis_window(origin: float, step: float, n: int, lo: float, hi: float) -> sl
 
 
 def ortho_window(gt: Sequence[float], shape: tuple[int, int], bbox: BBox | None) -> tuple[slice, slice]:
-    """The (ortho_y, ortho_x) slices of the grid cells that overlap ``bbox`` (whole grid when None)."""
+    """The (ortho_y, ortho_x) slices of the grid cells that overlap ``bbox`` (whole grid when None).
+
+    Longitudes are compared modulo 360: of ``bbox`` and its copies shifted by 360 degrees either way
+    (:func:`~attribution_assets.readers.bbox.longitude_copies`), the one that overlaps the grid most
+    is used, so a box in [0, 360) longitudes or across the antimeridian finds the scene."""
     ny, nx = shape
     if bbox is None:
         return slice(0, ny), slice(0, nx)
-    west, south, east, north = bbox
-    if west > east:
-        east += 360.0
+    south, north = bbox[1], bbox[3]
     rows = _axis_window(gt[3], gt[5], ny, south, north)
+    grid_west, grid_east = sorted((gt[0], gt[0] + nx * gt[1]))
+
+    def overlap(copy: BBox) -> float:
+        return min(copy[2], grid_east) - max(copy[0], grid_west)
+
+    west, _, east, _ = max(longitude_copies(bbox), key=overlap)
     cols = _axis_window(gt[0], gt[1], nx, west, east)
     return rows, cols
 

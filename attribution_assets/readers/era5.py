@@ -146,8 +146,10 @@ def _select_bbox(ds: xr.Dataset, path: str | os.PathLike[str], bbox: BBox | None
     if bbox is None:
         return ds
     west, south, east, north = bbox
-    lat = ds["latitude"].values
-    lon = ds["longitude"].values
+    # float64: in float32 (old-CDS files) the bracketing tolerance rounds away and a box edge on a grid
+    # line loses its outer row
+    lat = ds["latitude"].values.astype(np.float64)
+    lon = ds["longitude"].values.astype(np.float64)
     width = (east - west) % 360.0 if (east - west) < 360.0 else 360.0
     offset = (lon - west) % 360.0
     lon_step = _step(lon)
@@ -198,8 +200,14 @@ def read_era5(path: str | os.PathLike[str], bbox: Sequence[float] | None = None)
     return ds
 
 
+def era5_grid(dims: set[str]) -> bool:
+    """True when dimension names ``dims`` are those of a CDS ERA5 grid: a ``valid_time``/``time`` and a
+    ``latitude`` and ``longitude`` dimension (a member of a CDS zip may hold only fields this reader
+    does not use, such as an accumulated precipitation)."""
+    return bool(dims & set(_TIME_NAMES)) and {"latitude", "longitude"} <= dims
+
+
 def era5_layout(dims: set[str], names: set[str]) -> bool:
-    """True when dimension names ``dims`` and variable names ``names`` are those of a CDS ERA5 file: a
-    ``valid_time``/``time`` and ``latitude``/``longitude`` dimension and at least one known field."""
-    has_time = bool(dims & set(_TIME_NAMES))
-    return has_time and {"latitude", "longitude"} <= dims and bool(names & set(FIELDS))
+    """True when dimension names ``dims`` and variable names ``names`` are those of a CDS ERA5 file:
+    the ERA5 grid (:func:`era5_grid`) and at least one known field."""
+    return era5_grid(dims) and bool(names & set(FIELDS))

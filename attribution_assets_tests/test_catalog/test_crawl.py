@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import h5py
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import shapely
+import xarray as xr
 
 from attribution_assets.catalog.crawl import crawl_archive
 from attribution_assets.catalog.filenames import parse_native_name
 from attribution_assets.catalog.query import query_overpasses
+from attribution_assets.catalog.rejected import rejected_overlapping
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
 from attribution_assets.readers.checksum import file_checksum
 from attribution_assets.readers.emit import read_emit_l1b
+from attribution_assets.readers.oco2 import read_oco2_lite
+from attribution_assets.samples.formats.oco2 import oco2_lite_filename, write_oco2_lite
 
 
 @pytest.fixture()
@@ -173,3 +179,53 @@ def test_native_names(name, instrument, granule):
 def test_user_named_files_are_not_native():
     assert parse_native_name("era5_single_levels_permian-ch4_20250814.nc") is None
     assert parse_native_name("GHGSat_L2_C5_20250814T164500Z_permian.h5") is None
+
+
+def test_query_finds_a_track_across_the_antimeridian(tmp_path):
+    """An OCO-2 track at 179.95 W and a search box around an event at 179.75 E that reaches past 180:
+    the catalog finds the granule whichever way the box writes its longitudes, as the reader finds its
+    soundings in that box; the rejected-file list is searched the same way."""
+    n = 40
+    lat = -17.6 + 0.03 * np.arange(n)
+    lon = np.full(n, -179.95)
+    start = np.datetime64("2024-08-14T06:00:00", "ns")
+    carrier = xr.Dataset(
+        {
+            "xco2": ("sounding", np.full(n, 420.0)),
+            "xco2_uncertainty": ("sounding", np.full(n, 0.5)),
+            "xco2_quality_flag": ("sounding", np.zeros(n, dtype=np.int8)),
+            "psurf": ("sounding", np.full(n, 1000.0)),
+            "psurf_apriori": ("sounding", np.full(n, 1000.0)),
+            "windspeed_u_met": ("sounding", np.full(n, 3.0)),
+            "windspeed_v_met": ("sounding", np.full(n, 1.0)),
+            "orbit": ("sounding", np.full(n, 52000, dtype=np.int32)),
+            "footprint": ("sounding", (np.arange(n) % 8 + 1).astype(np.int8)),
+            "operation_mode": ("sounding", np.zeros(n, dtype=np.int8)),
+            "pressure_levels": (("sounding", "level"), np.tile(np.linspace(1, 1000, 20), (n, 1))),
+        },
+        coords={
+            "sounding_id": ("sounding", 2024081406000001 + 10 * np.arange(n, dtype=np.int64)),
+            "time": ("sounding", start + np.arange(n) * np.timedelta64(333, "ms")),
+            "latitude": ("sounding", lat),
+            "longitude": ("sounding", lon),
+            "vertex_latitude": (("sounding", "vertex"), lat[:, None] + np.array([-1, -1, 1, 1]) * 0.006),
+            "vertex_longitude": (("sounding", "vertex"), lon[:, None] + np.array([-1, 1, 1, -1]) * 0.0035),
+        },
+    )
+    archive = tmp_path / "archive"
+    (archive / "oco2").mkdir(parents=True)
+    granule = archive / "oco2" / oco2_lite_filename(date(2024, 8, 14))
+    write_oco2_lite(carrier, granule)
+    path = write_geoparquet(crawl_archive(archive).catalog, tmp_path / "catalog.parquet")
+    t0, t1 = datetime(2024, 8, 14, 3, tzinfo=UTC), datetime(2024, 8, 14, 9, tzinfo=UTC)
+    reaching_past_180 = (178.999, -17.72, 180.501, -16.28)
+    across = (178.999, -17.72, -179.499, -16.28)
+    for bbox in (reaching_past_180, across, (-181.001, -17.72, -179.499, -16.28)):
+        assert len(query_overpasses(path, bbox, t0, t1, ["OCO2"])) == 1, bbox
+        assert read_oco2_lite(granule, bbox).sizes["sounding"] == n
+    assert query_overpasses(path, (178.999, -17.72, 179.9, -16.28), t0, t1).empty  # stops short of the track
+    rejected = pd.DataFrame([{"path": str(granule), "reason": "OSError: truncated", "instrument": "OCO2",
+                              "time_start": "2024-08-14T06:00:00Z", "time_end": "2024-08-14T06:00:14Z",
+                              "west": -179.96, "south": -17.6, "east": -179.94, "north": -16.4}])
+    assert len(rejected_overlapping(rejected, "OCO2", reaching_past_180, t0, t1)) == 1
+    assert rejected_overlapping(rejected, "OCO2", (178.999, -17.72, 179.9, -16.28), t0, t1).empty

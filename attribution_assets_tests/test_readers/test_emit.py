@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from attribution_assets.readers.checksum import file_checksum
-from attribution_assets.readers.emit import read_emit_l1b
+from attribution_assets.readers.emit import ortho_window, read_emit_l1b
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
 from attribution_assets.samples.formats.emit import emit_l1b_filename, write_emit_l1b
 
@@ -147,6 +147,21 @@ def test_windowed_read_returns_only_the_referenced_slab(emit_file: Path) -> None
     np.testing.assert_array_equal(
         sub["lat"].values[row[valid], col[valid]], full["lat"].values[full_row[valid], full_col[valid]]
     )
+
+
+def test_windowed_read_takes_longitudes_modulo_360(emit_file: Path) -> None:
+    """The same box in [0, 360) longitudes, or shifted by a turn, reads the same pixels; so does a box
+    across the antimeridian for a scene that starts just east of it."""
+    bbox = (GT[0] + 4.2 * GT[1], GT[3] + 5.8 * GT[5], GT[0] + 7.8 * GT[1], GT[3] + 2.2 * GT[5])
+    sub = read_emit_l1b(emit_file, bbox)
+    for shift in (360.0, -360.0):
+        again = read_emit_l1b(emit_file, (bbox[0] + shift, bbox[1], bbox[2] + shift, bbox[3]))
+        np.testing.assert_array_equal(again["radiance"].values, sub["radiance"].values)
+        np.testing.assert_array_equal(again["x_lon"].values, sub["x_lon"].values)
+    scene = (-179.999, 0.001, 0.0, -16.7, 0.0, -0.001)
+    across = ortho_window(scene, (N_Y, N_X), (179.99, -16.7095, -179.9955, -16.7055))
+    assert across == (slice(5, 10), slice(0, 4))  # 179.99 E is 0.011 degrees (11 pixels) west of it
+    assert ortho_window(scene, (N_Y, N_X), (179.99 - 360.0, -16.7095, -179.9955, -16.7055)) == across
 
 
 def test_band_window_reads_only_the_bands_inside(emit_file: Path) -> None:

@@ -122,6 +122,53 @@ def test_zip_of_instant_and_accum(tmp_path: Path) -> None:
     assert _recognised_as_era5(named)
 
 
+def _rezip(path: Path, members: dict[str, Path]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, member in members.items():
+            zf.write(member, arcname=name)
+    return path
+
+
+@pytest.mark.parametrize("accum_first", [False, True])
+def test_zip_member_with_only_fields_the_reader_does_not_use(tmp_path: Path, accum_first: bool) -> None:
+    """A request that added total precipitation (an accumulated field) gets a member holding ``tp``
+    alone: the reader and the crawl both skip it, in either member order."""
+    carrier = make_carrier()[["u10", "v10", "t2m"]]
+    instant, accum = tmp_path / "instant.nc", tmp_path / "accum.nc"
+    write_era5(carrier, instant)
+    write_era5(carrier[["u10"]].rename(u10="tp").assign(tp=lambda d: abs(d["tp"]) * 1e-4), accum)
+    members = {"data_stream-oper_stepType-instant.nc": instant, "data_stream-oper_stepType-accum.nc": accum}
+    if accum_first:
+        members = dict(reversed(members.items()))
+    path = _rezip(tmp_path / "era5_download.zip", members)
+    assert set(read_era5(path).data_vars) == {"u10", "v10", "t2m"}
+    segments = describe_by_content(path)
+    assert segments is not None and len(segments) == 1
+
+
+def test_zip_member_off_the_era5_grid_is_refused_by_reader_and_crawl(tmp_path: Path) -> None:
+    instant, stray = tmp_path / "instant.nc", tmp_path / "stray.nc"
+    write_era5(make_carrier()[["u10", "v10"]], instant)
+    xr.Dataset({"tp": (("x",), np.zeros(3))}).to_netcdf(stray)
+    path = _rezip(tmp_path / "era5_download.zip", {"data_stream-oper_stepType-instant.nc": instant,
+                                                    "notes.nc": stray})
+    with pytest.raises(ProductFormatError, match="era5_download.zip"):
+        read_era5(path)
+    with pytest.raises(ProductFormatError, match=r"era5_download\.zip.*'notes\.nc'"):
+        describe_by_content(path)
+
+
+def test_bbox_edges_on_float32_grid_lines_keep_the_outer_points(tmp_path: Path) -> None:
+    """Old-CDS files store latitude and longitude as float32; a box whose edges lie on grid lines
+    still gets the grid point beyond each edge, as with float64 coordinates."""
+    for layout in ("cds-legacy", "cds-2024"):
+        path = tmp_path / f"{layout}.nc"
+        write_era5(make_carrier(), path, layout=layout)
+        ds = read_era5(path, (-0.25, 51.25, 0.0, 51.5))
+        np.testing.assert_allclose(ds["latitude"].values, [51.0, 51.25, 51.5, 51.75])
+        np.testing.assert_allclose(ds["longitude"].values, [-0.5, -0.25, 0.0, 0.25])
+
+
 def test_bbox_returns_bracketing_grid_points(tmp_path: Path) -> None:
     path = tmp_path / "era5.nc"
     write_era5(make_carrier(), path, layout="cds-legacy", lon360=True)

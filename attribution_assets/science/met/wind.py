@@ -241,10 +241,34 @@ def _rectilinear_terms(
     if lons.max() > 180.0 and lon_q < 0.0:
         lon_q += 360.0
     rows = _axis_terms(lats, float(lat), "latitude", source)
-    cols = _axis_terms(lons, lon_q, "longitude", source)
+    cols = _longitude_terms(lons, lon_q, source)
     space = tuple((i, j, wi * wj) for i, wi in rows for j, wj in cols)
-    nearest = (int(np.argmin(np.abs(lats - lat))), int(np.argmin(np.abs(lons - lon_q))))
+    lon_distance = np.abs((lons - lon_q + 180.0) % 360.0 - 180.0)
+    nearest = (int(np.argmin(np.abs(lats - lat))), int(np.argmin(lon_distance)))
     return space, nearest, (lats.size, lons.size)
+
+
+def _longitude_terms(lons: np.ndarray, lon: float, source: str) -> tuple[tuple[int, float], ...]:
+    """Interpolation terms on an increasing longitude axis (degrees). A grid that is global, or that
+    crosses the antimeridian (ERA5's columns are mapped to [-180, 180), so such a grid's last column
+    is one step short of its first + 360), is interpolated across that wrap. Between two columns
+    further apart than a grid step (the part of the globe a regional grid across the antimeridian
+    leaves out) the longitude is outside the file; elsewhere as :func:`_axis_terms`."""
+    if lons.size < 2:
+        return _axis_terms(lons, lon, "longitude", source)
+    step = float(np.median(np.diff(lons)))
+    columns = np.append(lons, lons[0] + 360.0)
+    if lon < lons[0]:
+        lon += 360.0
+    i = int(np.searchsorted(columns, lon, side="right") - 1)
+    i = min(i, columns.size - 2)
+    width = columns[i + 1] - columns[i]
+    if not columns[i] <= lon <= columns[i + 1] or width > step * (1.0 + 1e-6):
+        raise ValueError(
+            f"longitude {(lon + 180.0) % 360.0 - 180.0} is outside the {source} file's longitudes "
+            f"(between its columns {columns[i]} and {(columns[i + 1] + 180.0) % 360.0 - 180.0})")
+    w = (lon - columns[i]) / width
+    return ((i, 1.0 - w), ((i + 1) % lons.size, w))
 
 
 def _invert_bilinear(

@@ -109,6 +109,34 @@ def test_era5_errors_name_what_is_missing() -> None:
         wind_at(era5.drop_vars("u10"), ERA5, 10.5, 40.5, T0)
 
 
+def _era5_across_the_antimeridian(lons: np.ndarray) -> xr.Dataset:
+    """An ERA5 carrier on ``lons`` (degrees, mapped to [-180, 180) and sorted, as the reader gives
+    them) whose wind is linear in the longitude east of 170 E, unwrapped across 180."""
+    lons = np.sort((lons + 180.0) % 360.0 - 180.0)
+    time = T0 + np.arange(2) * np.timedelta64(1, "h")
+    lat = np.array([-17.25, -17.0, -16.75])
+    east_of_170 = (lons - 170.0) % 360.0
+    u = np.broadcast_to(2.0 + 0.5 * east_of_170, (time.size, lat.size, lons.size))
+    dims = ("time", "latitude", "longitude")
+    return xr.Dataset({"u10": (dims, u), "v10": (dims, np.full(u.shape, -1.0))},
+                      coords={"time": time, "latitude": lat, "longitude": lons})
+
+
+@pytest.mark.parametrize("grid", ["global", "regional"])
+def test_era5_interpolation_across_the_antimeridian(grid: str) -> None:
+    """A global grid (0 .. 359.75 E) and a download across 180 (179.25 E .. 179.25 W) both give the
+    exact linear wind on either side of 180 and between their last column (179.75) and 180."""
+    lons = np.arange(0.0, 360.0, 0.25) if grid == "global" else np.arange(179.25, 180.76, 0.25)
+    era5 = _era5_across_the_antimeridian(lons)
+    for lon in (179.6, 179.9, 180.0, -179.9, -179.6):
+        wind = wind_at(era5, ERA5, lon, -17.1, T0)
+        assert wind.u_m_s == pytest.approx(2.0 + 0.5 * ((lon - 170.0) % 360.0), abs=1e-9), lon
+    if grid == "regional":  # the rest of the globe is not in the download
+        with pytest.raises(ValueError, match="longitude 0.0 is outside the ERA5 file's longitudes"):
+            wind_at(era5, ERA5, 0.0, -17.1, T0)
+        assert not covers(era5, ERA5, 179.0, -17.1, T0)
+
+
 def test_missing_optional_fields_fall_back_with_notes() -> None:
     wind = wind_at(era5_linear().drop_vars(["blh", "sp", "u100", "v100"]), ERA5, 10.5, 40.5, T0)
     assert wind.pblh_m == 1000.0 and wind.surface_pressure_pa == 101325.0
