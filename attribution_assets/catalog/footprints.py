@@ -392,15 +392,16 @@ def _era5_segment(path: Path, parts: list[_Era5Coords]) -> list[GranuleSegment]:
 
 
 def _describe_era5_zip(path: Path) -> list[GranuleSegment] | None:
-    """A CDS zip (one NetCDF member per step type): ERA5 when a member has the ERA5 layout. A member on
-    the ERA5 grid with no field the reader uses (a requested precipitation or gust field) is skipped,
-    as :func:`~attribution_assets.readers.era5.read_era5` skips it; a member that is not a NetCDF
-    file on that grid makes the reader, and so the crawl, refuse the zip."""
+    """A CDS zip (one NetCDF member per step type): ERA5 when a member is on the ERA5 grid. A member
+    with no field the reader uses (a requested precipitation or gust field) is skipped, as
+    :func:`~attribution_assets.readers.era5.read_era5` skips it; a member that is not a NetCDF file
+    on that grid, or a zip without the 10 m wind, makes the reader, and so the crawl, refuse it."""
     parts: list[_Era5Coords] = []
     names: set[str] = set()
     foreign: list[str] = []
     with zipfile.ZipFile(path) as archive:
-        for member in (name for name in archive.namelist() if name.endswith(".nc")):
+        members = [name for name in archive.namelist() if name.endswith(".nc")]
+        for member in members:
             with open_netcdf(archive.read(member), path) as handle:
                 dims = set() if handle is None else _dimensions(handle)
                 if not era5_grid(dims):
@@ -410,7 +411,7 @@ def _describe_era5_zip(path: Path) -> list[GranuleSegment] | None:
                 coords = _era5_coords(handle, path, wind=False)
             if coords is not None:
                 parts.append(coords)
-    if not parts:
+    if len(foreign) == len(members):
         return None
     if foreign:
         raise ProductFormatError(path, foreign[0], "a NetCDF member on the ERA5 grid (valid_time|time, "

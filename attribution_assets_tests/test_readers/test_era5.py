@@ -156,6 +156,12 @@ def test_zip_member_off_the_era5_grid_is_refused_by_reader_and_crawl(tmp_path: P
         read_era5(path)
     with pytest.raises(ProductFormatError, match=r"era5_download\.zip.*'notes\.nc'"):
         describe_by_content(path)
+    accum = tmp_path / "accum.nc"
+    write_era5(make_carrier()[["sshf"]], accum)
+    only_accum = _rezip(tmp_path / "era5_accum.zip", {"data_stream-oper_stepType-accum.nc": accum})
+    for read in (read_era5, describe_by_content):  # a download that forgot the wind is named, not ignored
+        with pytest.raises(ProductFormatError, match=r"era5_accum\.zip.*'u10'"):
+            read(only_accum)
 
 
 def test_bbox_edges_on_float32_grid_lines_keep_the_outer_points(tmp_path: Path) -> None:
