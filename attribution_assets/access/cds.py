@@ -64,7 +64,9 @@ PAD_DEG = 0.5
 
 def era5_area(bbox: Sequence[float], pad_deg: float = PAD_DEG, grid_deg: float = GRID_DEG) -> list[float]:
     """CDS ``area`` ``[N, W, S, E]`` (degrees): ``bbox`` (west, south, east, north) padded by ``pad_deg``
-    and snapped outwards to the ``grid_deg`` grid; latitudes clipped to [-90, 90]."""
+    and snapped outwards to the ``grid_deg`` grid; latitudes clipped to [-90, 90]; longitudes in
+    [-180, 180], with W > E for an area across the antimeridian (MARS wraps such an area round the
+    globe, ECMWF MARS user documentation, keyword ``area``), or -180 .. 180 when it spans the globe."""
     west, south, east, north = (float(v) for v in bbox)
     if not -90.0 <= south <= north <= 90.0:
         raise ValueError(f"bbox latitudes must satisfy -90 <= south <= north <= 90, got {tuple(bbox)!r}")
@@ -72,12 +74,15 @@ def era5_area(bbox: Sequence[float], pad_deg: float = PAD_DEG, grid_deg: float =
     def snap(value: float, rounding: Callable[[float], float]) -> float:
         return float(rounding(round(value / grid_deg, 9)) * grid_deg)
 
-    return [
-        min(snap(north + pad_deg, math.ceil), 90.0),
-        snap(west - pad_deg, math.floor),
-        max(snap(south - pad_deg, math.floor), -90.0),
-        snap(east + pad_deg, math.ceil),
-    ]
+    if west > east:
+        east += 360.0
+    west, east = snap(west - pad_deg, math.floor), snap(east + pad_deg, math.ceil)
+    if east - west >= 360.0:
+        west, east = -180.0, 180.0
+    elif not (west >= -180.0 and east <= 180.0):
+        west, east = (west + 180.0) % 360.0 - 180.0, (east + 180.0) % 360.0 - 180.0
+    north, south = min(snap(north + pad_deg, math.ceil), 90.0), max(snap(south - pad_deg, math.floor), -90.0)
+    return [north, west, south, east]
 
 
 def _hours(t0: datetime, t1: datetime) -> list[datetime]:

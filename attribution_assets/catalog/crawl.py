@@ -60,7 +60,12 @@ CATALOG_COLUMNS = [
     "mtime_ns",
     "fingerprint",
     "n_obs",
+    "footprint_method",
 ]
+FOOTPRINT_METHOD = 2
+"""Version of how :mod:`~attribution_assets.catalog.footprints` draws footprints, kept in every row; a
+row drawn by another (or, without the column, by the first: footprints across the antimeridian were
+drawn as the band of longitudes between their edges) is described again, though its file is unchanged."""
 REJECTED_FILE_COLUMNS = ["path", "reason", *EXTENT_COLUMNS]
 """A rejected file: its path, why it was rejected, and what is still known of it (instrument, time span,
 bounding box; :mod:`attribution_assets.catalog.rejected`) so the events it would have served can say so."""
@@ -146,6 +151,7 @@ def _rows(path: Path, segments: list[GranuleSegment], size: int, mtime_ns: int) 
             "mtime_ns": mtime_ns,
             "fingerprint": stamp,
             "n_obs": s.n_obs,
+            "footprint_method": FOOTPRINT_METHOD,
             "geometry": s.geometry,
         }
         for s in segments
@@ -229,7 +235,8 @@ def crawl_archive(
 
     ``previous`` holds the rows of the last crawl, superseded files included
     (:attr:`CrawlResult.known_rows`); a file with the same path, size (bytes) and modification time (ns)
-    is not reopened. ``progress(i, path)`` is called for every file visited (for logging on long crawls).
+    whose rows were drawn by this :data:`FOOTPRINT_METHOD` is not reopened. ``progress(i, path)`` is
+    called for every file visited (for logging on long crawls).
     """
     root = Path(root)
     if not root.is_dir():
@@ -240,6 +247,8 @@ def crawl_archive(
         known = previous.groupby("path", sort=False).indices
         sizes = previous["size_bytes"].to_numpy(np.int64)
         mtimes = previous["mtime_ns"].to_numpy(np.int64)
+        methods = pd.to_numeric(previous.get("footprint_method", pd.Series(0, index=previous.index)),
+                                errors="coerce").fillna(0).to_numpy(np.int64)
     rows: list[dict] = []
     reused: list[np.ndarray] = []
     rejected: list[dict] = []
@@ -250,7 +259,8 @@ def crawl_archive(
             progress(i, path)
         stat = path.stat()
         old = known.get(str(path))
-        if old is not None and sizes[old[0]] == stat.st_size and mtimes[old[0]] == stat.st_mtime_ns:
+        if (old is not None and sizes[old[0]] == stat.st_size and mtimes[old[0]] == stat.st_mtime_ns
+                and methods[old[0]] == FOOTPRINT_METHOD):
             reused.append(old)
             result.n_reused += 1
             continue

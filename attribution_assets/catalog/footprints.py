@@ -27,6 +27,7 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.affinity
 from shapely.geometry import MultiPoint, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -96,21 +97,42 @@ def decoded(ds: h5py.Dataset, index: tuple = ()) -> np.ndarray:
     return values
 
 
-def _ring(lon_edges: list[np.ndarray], lat_edges: list[np.ndarray]) -> Polygon:
+def _ring(lon_edges: list[np.ndarray], lat_edges: list[np.ndarray]) -> BaseGeometry:
+    """The footprint whose boundary runs through the edge points (degrees), in [-180, 180] longitudes:
+    split at the antimeridian where it crosses it (:func:`_split_at_antimeridian`), and the whole
+    band of longitudes on the pole's side where the boundary winds around a pole."""
     lon = np.concatenate(lon_edges)
     lat = np.concatenate(lat_edges)
     good = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 360)
     if good.sum() < 3:
         raise ValueError("fewer than three finite geolocation points on the granule edge")
-    polygon = Polygon(np.column_stack([lon[good], lat[good]]))
-    return (
-        polygon
-        if polygon.is_valid and polygon.area > 0
-        else MultiPoint(np.column_stack([lon[good], lat[good]])).convex_hull
-    )
+    lon, lat = np.unwrap(lon[good], period=360.0), lat[good]
+    if abs(lon[-1] - lon[0]) > 180.0:  # the boundary winds around a pole
+        pole = 90.0 if lat.mean() > 0 else -90.0
+        return shapely.box(-180.0, min(lat.min(), pole), 180.0, max(lat.max(), pole))
+    polygon = Polygon(np.column_stack([lon, lat]))
+    if not (polygon.is_valid and polygon.area > 0):
+        polygon = MultiPoint(np.column_stack([lon, lat])).convex_hull
+    return _split_at_antimeridian(polygon)
 
 
-def _edges(lat: np.ndarray, lon: np.ndarray, step: int = 16) -> Polygon:
+def _split_at_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
+    """``geometry`` (degrees, longitudes possibly past +-180 after unwrapping) as its parts in
+    [-180, 180]: a footprint across the antimeridian becomes two polygons that meet there (as GeoJSON,
+    RFC 7946 section 3.1.9, asks), so plain longitude intervals find either side."""
+    west, _, east, _ = geometry.bounds
+    shift = -360.0 * np.floor((west + 180.0) / 360.0)
+    if shift:
+        geometry = shapely.affinity.translate(geometry, xoff=shift)
+        west, east = west + shift, east + shift
+    if east <= 180.0:
+        return geometry
+    inside = shapely.intersection(geometry, shapely.box(-180.0, -90.0, 180.0, 90.0))
+    beyond = shapely.intersection(geometry, shapely.box(180.0, -90.0, 540.0, 90.0))
+    return shapely.union(inside, shapely.affinity.translate(beyond, xoff=-360.0))
+
+
+def _edges(lat: np.ndarray, lon: np.ndarray, step: int = 16) -> BaseGeometry:
     """Polygon from the boundary of 2-D geolocation arrays (rows x cols), subsampled every ``step``."""
     rows, cols = lat.shape
     r = np.unique(np.r_[np.arange(0, rows, step), rows - 1])
@@ -372,7 +394,7 @@ def _head(path: Path) -> bytes:
 
 
 def _era5_segment(path: Path, parts: list[_Era5Coords]) -> list[GranuleSegment]:
-    """One catalog row for an ERA5 download: the grid's bounding box and the hours it holds."""
+    """One catalog row for an ERA5 download: the grid's extent and the hours it holds."""
     times = np.concatenate([part[0] for part in parts])
     lat = np.concatenate([part[1] for part in parts])
     lon = np.concatenate([part[2] for part in parts])
@@ -385,10 +407,27 @@ def _era5_segment(path: Path, parts: list[_Era5Coords]) -> list[GranuleSegment]:
             "",
             min(times),
             max(times),
-            shapely.box(lon.min(), lat.min(), lon.max(), lat.max()),
+            _grid_extent(lon, float(np.min(lat)), float(np.max(lat))),
             len(times),
         )
     ]
+
+
+def _grid_extent(lon: np.ndarray, south: float, north: float) -> BaseGeometry:
+    """The extent of a regular longitude grid (degrees, in [-180, 180)) from ``south`` to ``north``:
+    every longitude when its columns go round the globe, else from the column after its widest gap
+    to the column before it, split at the antimeridian when the grid crosses it (a CDS download
+    across 180 degrees comes back as columns near -180 and near 180)."""
+    columns = np.unique(lon)
+    if columns.size < 2:
+        return shapely.box(columns[0], south, columns[0], north)
+    gaps = np.diff(np.append(columns, columns[0] + 360.0))
+    widest = int(np.argmax(gaps))
+    if gaps[widest] <= np.median(gaps) * (1.0 + 1e-6):
+        return shapely.box(-180.0, south, 180.0, north)
+    west = columns[(widest + 1) % columns.size]
+    east = columns[widest] + (360.0 if widest + 1 < columns.size else 0.0)
+    return _split_at_antimeridian(shapely.box(west, south, east, north))
 
 
 def _describe_era5_zip(path: Path) -> list[GranuleSegment] | None:

@@ -131,7 +131,7 @@ def prepare_met(
 
     Raises :class:`MetDataError` when an overpass has no usable met data, naming the met files the
     crawl rejected for the event (:func:`~attribution_assets.pipeline.overpasses.rejected_files`) and
-    those that could not be read, each with its reason.
+    those that could not be read, each with its reason, or saying that the catalog lists none.
     """
     granule_rows = catalogued(overpasses)
     paths = {
@@ -143,6 +143,9 @@ def prepare_met(
         f"the {row.instrument} file {row.path} was rejected by the catalog crawl ({rejection_text(row)})"
         for row in broken[broken["instrument"].isin(("ERA5", "WRF"))].itertuples()
     ]
+    if not paths["ERA5"] and not paths["WRF"] and not unusable:
+        unusable.append("the catalog lists no ERA5 or WRF file whose grid covers the event's place within "
+                        "its time window (add one to the archive and crawl it again, or set up CDS access)")
     era5 = _open_all(paths["ERA5"], read_era5, "ERA5", unusable, log)
     wrf = _open_all(paths["WRF"], read_wrf, "WRF", unusable, log)
     granules, instruments, winds = [], [], []

@@ -86,6 +86,12 @@ def test_request_across_midnight_and_grid_edges() -> None:
     assert request["time"] == ["00:00", "01:00", "02:00", "22:00", "23:00"]
     assert request["area"] == [90.0, 9.5, 89.25, 10.75]
     assert era5_area((0.1, 0.0, 0.2, 0.0)) == [0.5, -0.5, -0.5, 0.75]
+    # across the antimeridian, however the box writes it: W > E, which MARS wraps round the globe
+    boxes = ((179.6, -17.5, 180.3, -16.5), (179.6, -17.5, -179.7, -16.5), (-180.4, -17.5, -179.7, -16.5))
+    for across in boxes:
+        assert era5_area(across) == [-16.0, 179.0, -18.0, -179.0], across
+    assert era5_area((-179.6, -17.5, -179.0, -16.5)) == [-16.0, 179.75, -18.0, -178.5]  # the pad reaches past
+    assert era5_area((-190.0, -17.5, 175.0, -16.5)) == [-16.0, -180.0, -18.0, 180.0]
     with pytest.raises(ValueError, match="before"):
         era5_request(BBOX, T1, T0)
 

@@ -101,6 +101,18 @@ def test_the_met_error_names_the_rejected_era5_file_and_the_variable(broken_arch
     assert "\n" not in message, "one line: the run's failure summary keeps the last line"
 
 
+def test_the_met_error_says_the_catalog_lists_no_met_file(broken_archive, sample_events):
+    event = sample_events["permian-ch4"]
+    overpasses = _resolve(broken_archive, event)
+    aois = extract_aois(event, overpasses, EventSettings())
+    without_met = overpasses[~overpasses["instrument"].isin(["ERA5", "WRF"])]
+    with pytest.raises(MetDataError) as raised:
+        prepare_met(event, without_met, aoi_datasets(aois))
+    message = str(raised.value)
+    assert "the catalog lists no ERA5 or WRF file whose grid covers the event's place" in message
+    assert "neither an ERA5 nor a WRF dataset was given" not in message
+
+
 def test_a_rejected_list_from_before_the_extent_columns_still_names_the_file(broken_archive, sample_events,
                                                                                tmp_path):
     """A list written before the extent was recorded (path, reason, archive): the instrument and the

@@ -8,6 +8,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
+import shapely
 import xarray as xr
 
 from attribution_assets.catalog.footprints import describe_by_content
@@ -173,6 +174,32 @@ def test_bbox_edges_on_float32_grid_lines_keep_the_outer_points(tmp_path: Path) 
         ds = read_era5(path, (-0.25, 51.25, 0.0, 51.5))
         np.testing.assert_allclose(ds["latitude"].values, [51.0, 51.25, 51.5, 51.75])
         np.testing.assert_allclose(ds["longitude"].values, [-0.5, -0.25, 0.0, 0.25])
+
+
+@pytest.mark.parametrize("layout, lons, covered, outside", [
+    ("cds-2024", np.arange(0.0, 360.0, 0.25), [179.9, -179.9, 0.0, -10.0], []),  # global, 0 .. 359.75
+    ("cds-legacy", np.arange(179.25, 180.76, 0.25), [179.3, 179.9, 180.0, -179.3], [-10.0, 0.0, 178.9]),
+    ("cds-2024", np.arange(-0.5, 0.76, 0.25), [-0.4, 0.7], [179.9, -179.9, 10.0]),
+])
+def test_catalog_footprint_of_a_grid_knows_the_antimeridian(
+    tmp_path: Path, layout: str, lons: np.ndarray, covered: list[float], outside: list[float]
+) -> None:
+    """A global grid covers every longitude; a download across 180 covers both sides of it and not the
+    rest of the globe (its columns, mapped to [-180, 180), leave the gap at the far side)."""
+    lat = np.array([-17.25, -17.0, -16.75])
+    dims = ("time", "latitude", "longitude")
+    shape = (TIMES.size, lat.size, lons.size)
+    carrier = xr.Dataset({name: (dims, np.ones(shape), {"units": "m s-1"}) for name in ("u10", "v10")},
+                         coords={"time": TIMES, "latitude": lat, "longitude": lons})
+    path = tmp_path / "era5_download.nc"
+    write_era5(carrier, path, layout=layout, pack=False)
+    (segment,) = describe_by_content(path)
+    bounds = segment.geometry.bounds
+    assert bounds[0] >= -180.0 and bounds[2] <= 180.0
+    for lon in covered:
+        assert segment.geometry.intersects(shapely.Point(lon, -17.0)), lon
+    for lon in outside:
+        assert not segment.geometry.intersects(shapely.Point(lon, -17.0)), lon
 
 
 def test_bbox_returns_bracketing_grid_points(tmp_path: Path) -> None:

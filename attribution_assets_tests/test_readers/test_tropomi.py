@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from attribution_assets.catalog.crawl import crawl_archive
+from attribution_assets.catalog.query import query_overpasses
+from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.readers.errors import EmptyAOIError, ProductFormatError
 from attribution_assets.readers.tropomi import read_tropomi_ch4
 from attribution_assets.samples.formats.tropomi import tropomi_ch4_filename, write_tropomi_ch4
@@ -175,3 +178,28 @@ def test_bad_files_name_file_and_variable(s5p_file: Path, tmp_path: Path) -> Non
         nc["PRODUCT/methane_mixing_ratio_bias_corrected"].units = "mol m-2"
     with pytest.raises(ProductFormatError, match=r"units\.nc.*methane_mixing_ratio_bias_corrected.*units"):
         read_tropomi_ch4(units)
+
+
+def test_a_swath_across_the_antimeridian_is_catalogued_on_both_sides(tmp_path: Path) -> None:
+    """A swath from 179.85 E to 179.87 W: its catalog footprint is split at 180 (both parts in
+    [-180, 180]), and a search on either side of 180 finds it, as the reader finds its pixels there."""
+    carrier = make_carrier()
+    for name in ("longitude", "longitude_bounds"):
+        carrier[name] = (carrier[name] + 279.85 + 180.0) % 360.0 - 180.0
+    name = tropomi_ch4_filename(datetime(2024, 6, 1, 17, 40), datetime(2024, 6, 1, 19, 21), 34567)
+    (tmp_path / "archive").mkdir()
+    path = tmp_path / "archive" / name
+    write_tropomi_ch4(carrier, path)
+    catalog = crawl_archive(tmp_path / "archive").catalog
+    assert len(catalog) == 1
+    footprint = catalog.geometry.iloc[0]
+    west, _, east, _ = footprint.bounds
+    assert footprint.geom_type == "MultiPolygon" and west == -180.0 and east == 180.0
+    assert footprint.area < 0.5 * (40.3 - 39.9)  # the swath, not the band of longitudes between its edges
+    stored = write_geoparquet(catalog, tmp_path / "catalog.parquet")
+    t0, t1 = datetime(2024, 6, 1, 17, tzinfo=UTC), datetime(2024, 6, 1, 20, tzinfo=UTC)
+    for side in ((179.93, 40.05, 179.98, 40.1), (-179.95, 40.05, -179.9, 40.1)):
+        assert len(query_overpasses(stored, side, t0, t1)) == 1, side
+        assert read_tropomi_ch4(path, side).sizes["pixel"] > 0, side
+    assert query_overpasses(stored, (179.0, 40.05, 179.5, 40.1), t0, t1).empty
+    assert query_overpasses(stored, (0.0, 40.05, 0.5, 40.1), t0, t1).empty
