@@ -15,7 +15,7 @@ import pytest
 import shapely
 import xarray as xr
 
-from attribution_assets.catalog.crawl import crawl_archive
+from attribution_assets.catalog.crawl import FOOTPRINT_METHOD, crawl_archive
 from attribution_assets.catalog.filenames import parse_native_name
 from attribution_assets.catalog.query import query_overpasses
 from attribution_assets.catalog.rejected import rejected_overlapping
@@ -52,6 +52,11 @@ def test_recrawl_reuses_unchanged_files(archive):
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
     third = crawl_archive(archive, previous=second.catalog)
     assert third.n_read == 1
+    # a catalog whose footprints were drawn before antimeridian-aware footprints: every file again
+    drawn_before = third.catalog.drop(columns="footprint_method")
+    fourth = crawl_archive(archive, previous=drawn_before)
+    assert fourth.n_reused == 0 and fourth.n_read == third.n_read + third.n_reused
+    assert set(fourth.catalog["footprint_method"]) == {FOOTPRINT_METHOD}
 
 
 def test_newest_processing_wins(archive):
