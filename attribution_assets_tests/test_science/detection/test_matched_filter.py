@@ -290,13 +290,21 @@ def test_enhance_emit_scene_carrier():
         coords={
             "wavelength": ("band", WAVELENGTH_NM),
             "fwhm": ("band", FWHM_NM),
+            "lat": (("downtrack", "crosstrack"), 35.0 - 0.0005 * np.arange(200)[:, None] + np.zeros((1, 6))),
+            "lon": (("downtrack", "crosstrack"), -103.0 + 0.0006 * np.arange(6) + np.zeros((200, 1))),
             "y_lat": ("y", 35.0 - 0.00054 * np.arange(ny)),
             "x_lon": ("x", -103.0 + 0.00054 * np.arange(nx)),
         },
         attrs={"instrument": "EMIT", "source_file": "/x/EMIT_L1B_RAD_001.nc", "checksum": "sha256:00"},
     )
     out = enhance_emit_scene(ds, K_HI, MatchedFilterOptions(second_pass=False))
-    assert set(out.data_vars) == {"ch4_enhancement_ppm_m", "ch4_enhancement_sd_ppm_m", "valid"}
+    assert set(out.data_vars) == {"ch4_enhancement_ppm_m", "ch4_enhancement_sd_ppm_m", "valid", "pixel_lat",
+                                  "pixel_lon", "pixel_index"}
+    filled = glt_row >= 0
+    np.testing.assert_array_equal(out["pixel_index"].values, np.where(filled, glt_row * 6 + glt_col, -1))
+    np.testing.assert_array_equal(out["pixel_lat"].values[filled], 35.0 - 0.0005 * glt_row[filled])
+    np.testing.assert_array_equal(out["pixel_lon"].values[filled], -103.0 + 0.0006 * glt_col[filled])
+    assert np.isnan(out["pixel_lat"].values[~filled]).all()
     assert out["ch4_enhancement_ppm_m"].dims == ("y", "x")
     assert out["ch4_enhancement_ppm_m"].attrs["units"] == "ppm m"
     assert out["lat"].dims == ("y",) and out["lon"].dims == ("x",)

@@ -67,6 +67,50 @@ def emit_scene(ny: int = 40, nx: int = 60) -> xr.Dataset:
     )
 
 
+def test_emit_block_places_each_raw_pixel_once_where_it_looked() -> None:
+    """A swath of 60 m pixels turned 20 degrees from north, resampled onto a north-up grid of 60 m
+    cells by the nearest pixel (as EMIT's GLT does): a cell's centre lies up to ~40 m from the pixel
+    it shows and some pixels show in two cells. The block has one observation per pixel shown, at
+    the pixel's own position and with its value, kept at the nearest of its cells."""
+    m_per_deg_lon = M_PER_DEG_LAT * np.cos(np.radians(31.0))
+    turn = np.radians(20.0)
+    down, across = np.meshgrid(np.arange(30) - 14.5, np.arange(20) - 9.5, indexing="ij")
+    px = 60.0 * (down * np.sin(turn) + across * np.cos(turn))
+    py = 60.0 * (down * np.cos(turn) - across * np.sin(turn))
+    raw_lon, raw_lat = FRAME.to_lonlat(px, py)
+    ny, nx = 36, 36
+    cell_lat = 31.0 + 0.0095 - np.arange(ny) * 60.0 / M_PER_DEG_LAT
+    cell_lon = -103.0 - 0.011 + np.arange(nx) * 60.0 / m_per_deg_lon
+    glon, glat = np.meshgrid(cell_lon, cell_lat)
+    cx, cy = FRAME.to_xy(glon, glat)
+    gap = np.hypot(cx[..., None] - px.ravel(), cy[..., None] - py.ravel())
+    nearest = np.argmin(gap, axis=-1)
+    shown = np.where(np.min(gap, axis=-1) < 45.0, nearest, -1)
+    values = np.arange(px.size, dtype=float)
+    enh = xr.Dataset(
+        {
+            "ch4_enhancement_ppm_m": (("y", "x"), np.where(shown >= 0, values[shown], np.nan)),
+            "ch4_enhancement_sd_ppm_m": (("y", "x"), np.full((ny, nx), 400.0)),
+            "valid": (("y", "x"), shown >= 0),
+            "pixel_index": (("y", "x"), shown),
+            "pixel_lat": (("y", "x"), np.where(shown >= 0, raw_lat.ravel()[shown], np.nan)),
+            "pixel_lon": (("y", "x"), np.where(shown >= 0, raw_lon.ravel()[shown], np.nan)),
+        },
+        coords={"lat": ("y", cell_lat), "lon": ("x", cell_lon)},
+    )
+    assert (shown >= 0).sum() > np.unique(shown[shown >= 0]).size  # some pixels show in two cells
+    block = emit_block(enh, FRAME, overpass=0)
+    pixels = block.y.astype(int)
+    assert sorted(pixels) == sorted(np.unique(shown[shown >= 0]))
+    np.testing.assert_allclose(block.points_xy_m[:, 0, 0], px.ravel()[pixels], atol=1e-6)
+    np.testing.assert_allclose(block.points_xy_m[:, 0, 1], py.ravel()[pixels], atol=1e-6)
+    for (row, col), pixel in zip(block.grid_index, pixels, strict=True):
+        assert gap[row, col, pixel] == np.min(gap[..., pixel][shown == pixel])
+    centre_offsets = np.hypot(cx[tuple(block.grid_index.T)] - px.ravel()[pixels],
+                              cy[tuple(block.grid_index.T)] - py.ravel()[pixels])
+    assert 15.0 < np.median(centre_offsets) < 40.0  # what the cell centres would have put wrong
+
+
 def test_emit_block_shapes_weights_and_factor() -> None:
     scene = emit_scene()
     block = emit_block(scene, FRAME, overpass=0, subpixel=2)

@@ -22,6 +22,10 @@ _OUTPUT_ATTRS = {
     "ch4_enhancement_ppm_m": {"units": "ppm m", "long_name": "CH4 path enhancement (matched filter)"},
     "ch4_enhancement_sd_ppm_m": {"units": "ppm m", "long_name": "1-sigma uncertainty of the CH4 enhancement"},
     "valid": {"units": "1", "long_name": "pixel passed screening and has matched-filter statistics"},
+    "pixel_lat": {"units": "degrees_north", "long_name": "latitude of the raw pixel the cell shows"},
+    "pixel_lon": {"units": "degrees_east", "long_name": "longitude of the raw pixel the cell shows"},
+    "pixel_index": {"units": "1", "long_name": "raw pixel the cell shows, downtrack * n_crosstrack + "
+                    "crosstrack (-1 = none); cells that repeat a pixel share it"},
 }
 
 
@@ -86,25 +90,36 @@ def enhance_emit_scene(
 
     Args:
         ds: reader carrier with ``radiance(downtrack, crosstrack, band)`` (uW cm-2 sr-1 nm-1), coords
-            ``wavelength(band)``, ``fwhm(band)`` (nm), ``glt_row``/``glt_col(y, x)`` (0-based, -1 = none),
-            ``y_lat(y)``, ``x_lon(x)`` and provenance attributes.
+            ``wavelength(band)``, ``fwhm(band)`` (nm), ``lat``/``lon(downtrack, crosstrack)`` (degrees),
+            ``glt_row``/``glt_col(y, x)`` (0-based, -1 = none), ``y_lat(y)``, ``x_lon(x)`` and
+            provenance attributes.
         k_hi: CH4 radiance LUT ``(wavelength_nm, radiance, concentration_ppm_m)``.
         options: :class:`~.filter.MatchedFilterOptions` of :func:`~.filter.matched_filter`.
 
     Returns:
         Dataset on ``(y, x)`` with ``ch4_enhancement_ppm_m``, ``ch4_enhancement_sd_ppm_m`` (float32, NaN
-        where invalid), ``valid`` (bool) and coords ``lat(y)``, ``lon(x)``; the input attributes plus
-        ``method``, ``matched_filter_n_column_groups`` and ``matched_filter_shrinkage_median``.
+        where invalid), ``valid`` (bool), the geolocation of the raw pixel each cell shows
+        (``pixel_lat``, ``pixel_lon``, degrees; the GLT picks the nearest pixel, up to ~40 m from the
+        cell centre) and its ``pixel_index`` (a pixel nearest to several cells repeats), and coords
+        ``lat(y)``, ``lon(x)`` (cell centres); the input attributes plus ``method``,
+        ``matched_filter_n_column_groups`` and ``matched_filter_shrinkage_median``.
     """
     radiance = ds["radiance"].transpose("downtrack", "crosstrack", "band").values
     result = matched_filter(radiance, ds["wavelength"].values, ds["fwhm"].values, k_hi, options)
     glt = GltIndex.from_glt(
         ds["glt_row"].transpose("y", "x").values, ds["glt_col"].transpose("y", "x").values, radiance.shape[:2]
     )
+    pixel_index = np.full(glt.filled.shape, -1, dtype=np.int64)
+    pixel_index[glt.filled] = glt.flat
+    raw_lat, raw_lon = (ds[name].transpose("downtrack", "crosstrack").values.astype(np.float64)
+                        for name in ("lat", "lon"))
     fields = {
         "ch4_enhancement_ppm_m": glt.orthorectify(result.enhancement_ppm_m, np.nan),
         "ch4_enhancement_sd_ppm_m": glt.orthorectify(result.sd_ppm_m, np.nan),
         "valid": glt.orthorectify(result.valid, False),
+        "pixel_lat": glt.orthorectify(raw_lat),
+        "pixel_lon": glt.orthorectify(raw_lon),
+        "pixel_index": pixel_index,
     }
     coords = {
         "lat": (
