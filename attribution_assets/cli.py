@@ -114,7 +114,7 @@ def ensure_instance_home() -> Path:
     with its storage created (under a lock: two commands starting on a fresh home both created its
     SQLite databases, and the instance no longer loaded). Raises :class:`CommandError` naming the
     folder when it cannot be written."""
-    from attribution_assets.orchestration.daemon import initialise_instance
+    from attribution_assets.orchestration.daemon import InstanceDatabaseUnreachable, initialise_instance
 
     home = os.environ.get("DAGSTER_HOME")
     if not home:
@@ -132,6 +132,8 @@ def ensure_instance_home() -> Path:
         reason = error.strerror or error
         raise CommandError(f"DAGSTER_HOME {path}: cannot write the instance there ({reason})", EXIT_FAILED) \
             from error
+    except InstanceDatabaseUnreachable as error:
+        raise CommandError(str(error), EXIT_FAILED) from error
     return path
 
 

@@ -88,6 +88,19 @@ class PostgresServer:
             connection.close()
         return PostgresServer(self.port, self.user, self.password, name, self.data_dir, self.host)
 
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        """Run one SQL statement that returns no rows against ``database``, outside a transaction."""
+        import psycopg2
+
+        connection = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                                      dbname=self.database)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        finally:
+            connection.close()
+
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Rows of one SQL statement run against ``database`` (a direct look into the storage)."""
         import psycopg2

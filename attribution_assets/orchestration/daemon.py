@@ -30,6 +30,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from filelock import FileLock
 
 from attribution_assets.atomic import atomic_path, process_alive
+from attribution_assets.orchestration.failures import instance_database_unreachable
 from attribution_assets.orchestration.shutdown import run_worker_pid, signals_deferred
 from attribution_assets.orchestration.workspace import workspace_file
 
@@ -159,13 +160,30 @@ def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
     return failed
 
 
+class InstanceDatabaseUnreachable(RuntimeError):
+    """The instance's database did not answer (a PostgreSQL server down, or a wrong host or port)."""
+
+
 def initialise_instance(home: Path) -> None:
     """Create the storage of the instance in ``home`` under the lock, so two commands starting on a
-    fresh ``DAGSTER_HOME`` do not both create its SQLite databases."""
-    with FileLock(home / LOCK_FILE), DagsterInstance.from_config(str(home)) as instance:
-        instance.get_runs(limit=1)
-        instance.get_daemon_heartbeats()
-        instance.all_instigator_state()
+    fresh ``DAGSTER_HOME`` do not both create its SQLite databases. Raises
+    :class:`InstanceDatabaseUnreachable` naming the instance file, the ``DAGSTER_PG_*`` address of the
+    production template and the storage's last word when the database does not answer."""
+    try:
+        with FileLock(home / LOCK_FILE), DagsterInstance.from_config(str(home)) as instance:
+            instance.get_runs(limit=1)
+            instance.get_daemon_heartbeats()
+            instance.all_instigator_state()
+    except Exception as error:  # the storage's own errors: only an unreachable database is reworded
+        if not instance_database_unreachable(error):
+            raise
+        address = ", ".join(f"{name}={os.environ.get(name, '(unset)')}"
+                            for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB"))
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise InstanceDatabaseUnreachable(
+            f"the instance database of {home / 'dagster.yaml'} cannot be reached ({address}): "
+            f"{type(error).__name__}: {lines[-1] if lines else ''}"
+        ) from error
 
 
 def daemon_in_use(lease: DaemonLease | None, instance: DagsterInstance) -> str:

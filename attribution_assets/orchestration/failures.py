@@ -1,7 +1,8 @@
 """Why a run failed, in one line for people: from the instance's event log (or an in-process
 result's events), the first failed blocking check with what it found, else the first failed step and
 the last line of its error, else (a run whose process was killed, or which the daemon's run monitoring
-marked failed) the step it was in and the run failure's reason."""
+marked failed) the step it was in and the run failure's reason; and whether an error means the
+instance database did not answer."""
 
 from __future__ import annotations
 
@@ -59,13 +60,45 @@ def step_failure(events) -> str:
 
 
 def _run_failure_without_step_failure(events: list) -> str:
-    """A run that failed with no failed step (its process killed, or the run marked failed by the
-    daemon's run monitoring): the step it was in and the run failure's first sentence."""
+    """A run that failed with no failed step (its process killed, its Celery worker lost, or the run
+    marked failed by the daemon's run monitoring): the step it was in, the run failure's first
+    sentence and, where the failure carries an error, that error's last line (``WorkerLostError:
+    Worker exited prematurely: signal 9 (SIGKILL)``; the first sentence alone said "Execution of
+    run ... failed")."""
     started = [e.step_key for e in events if e is not None and e.event_type == DagsterEventType.STEP_START]
     ended = {e.step_key for e in events if e is not None and e.event_type == DagsterEventType.STEP_SUCCESS}
     running = [step for step in started if step not in ended]
-    failure = next((e.message for e in reversed(events) if e is not None
-                    and e.event_type == DagsterEventType.RUN_FAILURE and e.message), "")
-    first = failure.strip().splitlines()[0].split(". ")[0].rstrip(".") if failure.strip() else ""
+    failure = next((e for e in reversed(events) if e is not None
+                    and e.event_type == DagsterEventType.RUN_FAILURE), None)
+    message = (failure.message or "").strip() if failure is not None else ""
+    first = message.splitlines()[0].split(". ")[0].rstrip(".") if message else ""
+    error = getattr(failure.event_specific_data, "error", None) if failure is not None else None
+    if error is not None:
+        error = error.cause or error
+        cause = error.message.strip()
+        last = QUALIFIED_CLASS.sub("", cause.splitlines()[-1]) if cause else ""
+        if last and error.cls_name and not last.startswith(error.cls_name):
+            last = f"{error.cls_name}: {last}"
+        if last and last not in first:
+            first = f"{first}; {last}" if first else last
     text = "run failed" + (f" during {running[-1]}" if running else "")
     return f"{text}: {first}" if first else text
+
+
+_UNREACHABLE = ("DagsterPostgresException", "OperationalError", "InterfaceError")
+"""Exception class names that mean the instance database did not answer: dagster-postgres's
+"too many retries for DB connection", and the DB-API's connection errors as SQLAlchemy and psycopg2
+name them."""
+
+
+def instance_database_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` (or an exception it was raised from) says the instance database did not
+    answer, as opposed to a fault of the code."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if type(current).__name__ in _UNREACHABLE:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

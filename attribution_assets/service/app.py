@@ -24,6 +24,7 @@ from attribution_assets.events import AlertFormatError, DetectionEvent, event_fr
 from attribution_assets.paths import archive_root, output_root
 from attribution_assets.pipeline import MetDataError, NoObservationsError
 from attribution_assets.service.answers import event_answer, row_values
+from attribution_assets.service.limits import BodyLimit
 from attribution_assets.service.problems import PROBLEM_MEDIA_TYPE, ProblemError, install_problem_handlers
 from attribution_assets.service.runtime import ServiceConfig, ServiceRuntime
 from attribution_assets.service.schemas import EventAnswer, EventRequest, Health, Problem
@@ -110,6 +111,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(BodyLimit)
     install_problem_handlers(app)
     guard = Depends(bearer_guard(token))
 

@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from attribution_assets.orchestration.failures import instance_database_unreachable
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:attribution-assets:problem:"
 """Problem types are URNs: ``urn:attribution-assets:problem:<slug>``."""
@@ -89,10 +91,15 @@ def _title(status: int) -> str:
         return "HTTP error"
 
 
+RETRY_AFTER_S = 30
+"""``Retry-After`` (seconds) of a 503 answered while the instance database is unreachable."""
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer :class:`ProblemError`, request validation errors (422), HTTP errors and unexpected
-    exceptions (500; the server logs the traceback, the detail does not repeat the exception) as
-    problems."""
+    """Answer :class:`ProblemError`, request validation errors (422), HTTP errors, an unreachable
+    instance database (503 with ``Retry-After``, so a load balancer takes the service out of rotation)
+    and unexpected exceptions (500; the server logs the traceback, the detail does not repeat the
+    exception) as problems."""
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, error: ProblemError) -> ProblemResponse:
@@ -112,6 +119,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> ProblemResponse:
+        if instance_database_unreachable(error):
+            return problem_response(
+                request, 503, "instance-unavailable", "Instance database unavailable",
+                f"the Dagster instance's database cannot be reached ({type(error).__name__}); the "
+                "request can be sent again once it is back", {"Retry-After": str(RETRY_AFTER_S)},
+            )
         return problem_response(
             request, 500, "internal-error", "Internal error",
             f"{type(error).__name__} while answering the request; the service log has the traceback",

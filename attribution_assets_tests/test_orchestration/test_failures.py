@@ -4,8 +4,9 @@ run monitor's reason."""
 from __future__ import annotations
 
 from dagster import DagsterEvent, DagsterEventType, instance_for_test, job, op
-from dagster._core.events import StepSuccessData
+from dagster._core.events import JobFailureData, StepSuccessData
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster._utils.error import SerializableErrorInfo
 
 from attribution_assets.orchestration.failures import QUALIFIED_CLASS, run_failure, step_failure
 
@@ -53,3 +54,22 @@ def test_a_run_killed_mid_step_is_reported_with_its_step_and_the_run_monitors_re
         instance.report_run_failed(run, f"{killed}. This usually indicates that the process was killed "
                                         "by the operating system due to running out of memory.")
         assert run_failure(instance, run.run_id) == f"run failed during source_posterior: {killed}"
+
+
+def test_a_run_whose_celery_worker_died_names_the_error_its_failure_carries() -> None:
+    """The run failure's first sentence is Dagster's generic one; the cause is in its error."""
+    with instance_for_test() as instance:
+        run = instance.add_run(DagsterRun(job_name="attribute_event", status=DagsterRunStatus.STARTED))
+        instance.report_dagster_event(DagsterEvent(DagsterEventType.STEP_START.value, "attribute_event",
+                                                   step_key="source_posterior"), run.run_id)
+        lost = "celery.exceptions.WorkerLostError: Worker exited prematurely: signal 9 (SIGKILL) Job: 0.\n"
+        failure = DagsterEvent(
+            DagsterEventType.RUN_FAILURE.value, "attribute_event",
+            message='Execution of run for "attribute_event" failed. An exception was thrown during '
+                    "execution.",
+            event_specific_data=JobFailureData(error=SerializableErrorInfo(lost, [], "WorkerLostError")),
+        )
+        instance.report_dagster_event(failure, run.run_id)
+        assert run_failure(instance, run.run_id) == (
+            'run failed during source_posterior: Execution of run for "attribute_event" failed; '
+            "WorkerLostError: Worker exited prematurely: signal 9 (SIGKILL) Job: 0.")

@@ -4,6 +4,7 @@ problem+json errors, and the fast answer of ``POST /events`` (registered, record
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,11 +15,13 @@ from attribution_assets.events import DetectionEvent, registered_events
 from attribution_assets.paths import SAMPLE_ARCHIVE
 from attribution_assets.pipeline import attribute_event
 from attribution_assets.science.inversion.settings import FAST_ANSWER_MAP
+from attribution_assets.service.limits import MAX_BODY_BYTES
 from attribution_assets.service.runtime import RUN_TAGS, WARM_UP_EVENT_ID, ServiceRuntime
 from attribution_assets.times import iso_z
 from attribution_assets_tests.test_service.conftest import TOKEN, Service, assert_row_equals
 
 PROBLEM = "application/problem+json"
+JSON = {"content-type": "application/json"}
 NOWHERE = {"event_time": "2025-08-14T12:00:00Z", "latitude": -30.0, "longitude": -140.0, "gas": "CH4"}
 NOWHERE_KEY = "CH4_20250814T120000Z_30.0000S_140.0000W"
 UNSEEN = {"event_time": "2025-01-02T03:04:05Z", "latitude": 10.0, "longitude": 10.0, "gas": "CO2"}
@@ -134,6 +137,28 @@ def test_a_missing_field_or_a_body_that_is_not_json_is_a_422_problem(service: Se
     headers = {"content-type": "text/plain"}
     not_json = service.client.post("/events", content=b"event_time=now", headers=headers)
     assert_problem(not_json, 422, "invalid-request")
+
+
+def test_an_oversized_body_is_a_413_before_it_is_read_parsed_or_authenticated(service: Service) -> None:
+    """Declared over the limit: refused at once, with or without the token. Sent without a length
+    (chunked): refused once the limit is passed. Nothing is registered."""
+    registered = set(service.instance.get_dynamic_partitions("detection_events"))
+    padded = json.dumps(VALID | {"event_id": "x" * (2 * MAX_BODY_BYTES)}).encode()
+    for headers in ({}, {"Authorization": f"Bearer {TOKEN}"}):
+        response = httpx.post(f"{service.base}/events", content=padded, headers=headers | JSON)
+        problem = assert_problem(response, 413, "payload-too-large")
+        assert f"at most {MAX_BODY_BYTES} bytes" in problem["detail"]
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(padded), 4096):
+            yield padded[start:start + 4096]
+
+    response = httpx.post(f"{service.base}/events", content=chunks(), headers=JSON)
+    assert f"more than {MAX_BODY_BYTES} bytes" in assert_problem(response, 413, "payload-too-large")["detail"]
+    small = json.dumps(VALID | {"latitude": 91.0}).encode()  # under the limit, chunked: read and judged
+    response = service.client.post("/events", content=iter([small[:10], small[10:]]), headers=JSON)
+    assert "latitude 91.0 outside" in assert_problem(response, 422, "invalid-event")["detail"]
+    assert set(service.instance.get_dynamic_partitions("detection_events")) == registered
 
 
 def test_an_event_outside_every_footprint_is_a_404_problem_and_is_not_registered(service: Service) -> None:

@@ -1,0 +1,61 @@
+"""What the instance settings of ``dagster.yaml`` (the production template has the same) do under faults.
+
+- A run killed while its inversion held a pool slot gives the slot back: without the daemon's freeing
+  of slots held by ended runs, a step process killed mid-inversion (an out-of-memory kill, a dead
+  worker) kept its ``inversion`` slot for good and no later inversion started.
+- A run dequeued while its code location cannot load (the database or code server briefly down) is
+  queued again: with Dagster's default, a 10 s PostgreSQL restart failed every run dequeued then."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import yaml
+from dagster import DagsterRunStatus
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.test_utils import create_test_daemon_workspace_context, instance_for_test
+from dagster._core.workspace.load_target import EmptyWorkspaceTarget
+from dagster._daemon.monitoring import concurrency
+from dagster._time import get_current_datetime
+
+from attribution_assets.paths import REPO_ROOT
+
+POOL = "inversion"
+
+
+def _settings() -> dict:
+    embedded = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    return {key: embedded[key] for key in ("run_monitoring", "concurrency", "run_coordinator")}
+
+
+def _free_slots_after(instance, seconds: float, monkeypatch) -> None:
+    """One pass of the daemon's slot monitor, as it runs ``seconds`` from now."""
+    later = get_current_datetime() + timedelta(seconds=seconds)
+    monkeypatch.setattr(concurrency, "get_current_datetime", lambda: later)
+    with create_test_daemon_workspace_context(EmptyWorkspaceTarget(), instance) as context:
+        list(concurrency.execute_concurrency_slots_iteration(context, logging.getLogger(__name__)))
+
+
+def test_a_failed_runs_inversion_slot_is_freed_after_the_configured_delay(monkeypatch) -> None:
+    delay = _settings()["run_monitoring"]["free_slots_after_run_end_seconds"]
+    with instance_for_test(overrides=_settings()) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots(POOL, 1)
+        killed = instance.add_run(DagsterRun(job_name="attribute_event", run_id="killed-run"))
+        assert storage.claim_concurrency_slot(POOL, killed.run_id, "source_posterior").is_claimed
+        instance.report_run_failed(killed, "step process killed during source_posterior")
+        assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
+        waiting = instance.add_run(DagsterRun(job_name="attribute_event", run_id="next-run"))
+        assert not storage.claim_concurrency_slot(POOL, waiting.run_id, "source_posterior").is_claimed
+        _free_slots_after(instance, delay / 2, monkeypatch)  # too early: the run may still be letting go
+        assert storage.get_concurrency_info(POOL).active_slot_count == 1
+        _free_slots_after(instance, delay + 5, monkeypatch)
+        assert storage.get_concurrency_info(POOL).active_slot_count == 0
+        assert storage.claim_concurrency_slot(POOL, waiting.run_id, "source_posterior").is_claimed
+
+
+def test_a_run_whose_code_location_fails_to_load_is_queued_again() -> None:
+    with instance_for_test(overrides=_settings()) as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_user_code_failure_retries == 3 and queue.user_code_failure_retry_delay == 20
