@@ -269,7 +269,8 @@ def describe_oco2(path: Path, name: NativeName) -> list[GranuleSegment]:
     piece_key = run * (1 << 32) + np.floor((along - run_start_km) / OCO2_SEGMENT_KM).astype(np.int64)
     _, piece = np.unique(piece_key, return_inverse=True)
     hulls = shapely.convex_hull(shapely.multipoints(np.column_stack([lon, lat]), indices=piece))
-    footprints = shapely.buffer(hulls, OCO2_SWATH_BUFFER_DEG, quad_segs=4)
+    buffered = shapely.buffer(hulls, OCO2_SWATH_BUFFER_DEG, quad_segs=4)
+    footprints = [_split_at_antimeridian(footprint) for footprint in buffered]
     first = np.r_[0, np.flatnonzero(np.diff(piece)) + 1]
     last = np.r_[first[1:], piece.size] - 1
     counts = last - first + 1
@@ -423,7 +424,7 @@ def _grid_extent(lon: np.ndarray, south: float, north: float) -> BaseGeometry:
         return shapely.box(columns[0], south, columns[0], north)
     gaps = np.diff(np.append(columns, columns[0] + 360.0))
     widest = int(np.argmax(gaps))
-    if gaps[widest] <= np.median(gaps) * (1.0 + 1e-6):
+    if gaps[widest] <= 1.5 * np.median(gaps):  # float32 columns: steps differ by ~1e-4 of a step
         return shapely.box(-180.0, south, 180.0, north)
     west = columns[(widest + 1) % columns.size]
     east = columns[widest] + (360.0 if widest + 1 < columns.size else 0.0)
@@ -431,10 +432,11 @@ def _grid_extent(lon: np.ndarray, south: float, north: float) -> BaseGeometry:
 
 
 def _describe_era5_zip(path: Path) -> list[GranuleSegment] | None:
-    """A CDS zip (one NetCDF member per step type): ERA5 when a member is on the ERA5 grid. A member
-    with no field the reader uses (a requested precipitation or gust field) is skipped, as
-    :func:`~attribution_assets.readers.era5.read_era5` skips it; a member that is not a NetCDF file
-    on that grid, or a zip without the 10 m wind, makes the reader, and so the crawl, refuse it."""
+    """A CDS zip (one NetCDF member per step type): ERA5 when a member holds an ERA5 field. A member
+    on the ERA5 grid with no field the reader uses (a requested precipitation or gust field) is
+    skipped, as :func:`~attribution_assets.readers.era5.read_era5` skips it; a member that is not a
+    NetCDF file on that grid, or an ERA5 zip without the 10 m wind, makes the reader, and so the
+    crawl, refuse it."""
     parts: list[_Era5Coords] = []
     names: set[str] = set()
     foreign: list[str] = []
@@ -450,7 +452,7 @@ def _describe_era5_zip(path: Path) -> list[GranuleSegment] | None:
                 coords = _era5_coords(handle, path, wind=False)
             if coords is not None:
                 parts.append(coords)
-    if len(foreign) == len(members):
+    if not parts:  # no member holds a field the reader uses: another product on a lat/lon grid
         return None
     if foreign:
         raise ProductFormatError(path, foreign[0], "a NetCDF member on the ERA5 grid (valid_time|time, "

@@ -53,10 +53,15 @@ def step_failure(events) -> str:
     for event in events:
         if event is not None and event.is_step_failure:
             error = event.step_failure_data.error
-            message = error.cause.message if error and error.cause else (error.message if error else "")
-            last = message.strip().splitlines()[-1] if message.strip() else "failed"
-            return f"{event.step_key}: {QUALIFIED_CLASS.sub('', last)}"
+            return f"{event.step_key}: {_last_line(error) if error else 'failed'}"
     return _run_failure_without_step_failure(events)
+
+
+def _last_line(error) -> str:
+    """The last line of a Dagster error's message (its cause's, when it has one) without a leading
+    dotted class name; "failed" when it has no message."""
+    message = (error.cause or error).message.strip()
+    return QUALIFIED_CLASS.sub("", message.splitlines()[-1]) if message else "failed"
 
 
 def _run_failure_without_step_failure(events: list) -> str:
@@ -74,30 +79,35 @@ def _run_failure_without_step_failure(events: list) -> str:
     first = message.splitlines()[0].split(". ")[0].rstrip(".") if message else ""
     error = getattr(failure.event_specific_data, "error", None) if failure is not None else None
     if error is not None:
-        error = error.cause or error
-        cause = error.message.strip()
-        last = QUALIFIED_CLASS.sub("", cause.splitlines()[-1]) if cause else ""
-        if last and error.cls_name and not last.startswith(error.cls_name):
-            last = f"{error.cls_name}: {last}"
-        if last and last not in first:
+        cause = error.cause or error
+        last = _last_line(error)
+        if last != "failed" and cause.cls_name and not last.startswith(cause.cls_name):
+            last = f"{cause.cls_name}: {last}"  # a lost worker: its error's type is the news
+        if last != "failed" and last not in first:
             first = f"{first}; {last}" if first else last
     text = "run failed" + (f" during {running[-1]}" if running else "")
     return f"{text}: {first}" if first else text
 
 
-_UNREACHABLE = ("DagsterPostgresException", "OperationalError", "InterfaceError")
-"""Exception class names that mean the instance database did not answer: dagster-postgres's
-"too many retries for DB connection", and the DB-API's connection errors as SQLAlchemy and psycopg2
-name them."""
+_CONNECTION_WORDS = ("could not connect", "connection refused", "not currently accepting connections",
+                     "server closed the connection", "terminating connection", "connection to server",
+                     "too many retries for db connection", "could not translate host name")
+"""Words of the PostgreSQL client (libpq through psycopg2, and dagster-postgres's own retry) that say
+the server did not answer, as opposed to a query that failed."""
+_DATABASE_MODULES = ("dagster_postgres", "psycopg2", "sqlalchemy")
 
 
 def instance_database_unreachable(error: BaseException) -> bool:
-    """Whether ``error`` (or an exception it was raised from) says the instance database did not
-    answer, as opposed to a fault of the code."""
+    """Whether ``error``, or an exception it was raised from or while handling, is the instance
+    database's client saying that the server did not answer (dagster-postgres, psycopg2 or SQLAlchemy
+    with a connection message). A failed query, a full disk, and DuckDB's or SQLite's own errors are
+    not: they are faults to report, not outages to wait out."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if type(current).__name__ in _UNREACHABLE:
+        module = type(current).__module__.split(".")[0]
+        message = str(current).lower()
+        if module in _DATABASE_MODULES and any(words in message for words in _CONNECTION_WORDS):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__

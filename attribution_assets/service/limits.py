@@ -53,8 +53,8 @@ class BodyLimit:
         received = 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":
-                break
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                return
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:

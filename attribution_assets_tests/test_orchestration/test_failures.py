@@ -73,3 +73,40 @@ def test_a_run_whose_celery_worker_died_names_the_error_its_failure_carries() ->
         assert run_failure(instance, run.run_id) == (
             'run failed during source_posterior: Execution of run for "attribute_event" failed; '
             "WorkerLostError: Worker exited prematurely: signal 9 (SIGKILL) Job: 0.")
+
+
+def _raised(make_error):
+    try:
+        make_error()
+    except Exception as error:  # the real error object, with its chain
+        return error
+    raise AssertionError("nothing raised")
+
+
+def test_only_a_database_that_does_not_answer_counts_as_unreachable(tmp_path) -> None:
+    """A refused PostgreSQL connection is an outage to wait out; a failed query, a corrupt DuckDB file or
+    SQLite's own errors are faults to report (they used to be answered 503 as well)."""
+    import sqlite3
+
+    import duckdb
+    import psycopg2
+
+    from attribution_assets.orchestration.failures import instance_database_unreachable
+
+    refused = _raised(lambda: psycopg2.connect(host="127.0.0.1", port=1, user="x", dbname="x"))
+    assert instance_database_unreachable(refused)
+
+    def wrapped() -> None:
+        try:
+            raise refused
+        except psycopg2.OperationalError as error:
+            raise RuntimeError("too many retries") from error
+
+    assert instance_database_unreachable(_raised(wrapped))
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet")
+    corrupt = _raised(lambda: duckdb.sql(f"select * from read_parquet('{broken}')").fetchall())
+    no_table = _raised(lambda: sqlite3.connect(":memory:").execute("select * from runs"))
+    assert not instance_database_unreachable(corrupt)
+    assert not instance_database_unreachable(no_table)
+    assert not instance_database_unreachable(ValueError("could not connect the dots"))

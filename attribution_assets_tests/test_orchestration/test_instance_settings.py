@@ -1,4 +1,4 @@
-"""What the instance settings of ``dagster.yaml`` (the production template has the same) do under faults.
+"""What the instance settings of ``dagster.yaml`` and of the production template do under faults.
 
 - A run killed while its inversion held a pool slot gives the slot back: without the daemon's freeing
   of slots held by ended runs, a step process killed mid-inversion (an out-of-memory kill, a dead
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 import yaml
 from dagster import DagsterRunStatus
 from dagster._core.storage.dagster_run import DagsterRun
@@ -24,9 +26,13 @@ from attribution_assets.paths import REPO_ROOT
 POOL = "inversion"
 
 
-def _settings() -> dict:
-    embedded = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    return {key: embedded[key] for key in ("run_monitoring", "concurrency", "run_coordinator")}
+TEMPLATES = [REPO_ROOT / "dagster.yaml", REPO_ROOT / "deploy" / "dagster.yaml"]
+
+
+def _settings(template: Path) -> dict:
+    """The queue, pool and monitoring settings of an instance template (not its storage)."""
+    config = yaml.safe_load(template.read_text())
+    return {key: config[key] for key in ("run_monitoring", "concurrency", "run_coordinator")}
 
 
 def _free_slots_after(instance, seconds: float, monkeypatch) -> None:
@@ -37,9 +43,12 @@ def _free_slots_after(instance, seconds: float, monkeypatch) -> None:
         list(concurrency.execute_concurrency_slots_iteration(context, logging.getLogger(__name__)))
 
 
-def test_a_failed_runs_inversion_slot_is_freed_after_the_configured_delay(monkeypatch) -> None:
-    delay = _settings()["run_monitoring"]["free_slots_after_run_end_seconds"]
-    with instance_for_test(overrides=_settings()) as instance:
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_a_failed_runs_inversion_slot_is_freed_after_the_configured_delay(
+    template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delay = _settings(template)["run_monitoring"]["free_slots_after_run_end_seconds"]
+    with instance_for_test(overrides=_settings(template)) as instance:
         storage = instance.event_log_storage
         storage.set_concurrency_slots(POOL, 1)
         killed = instance.add_run(DagsterRun(job_name="attribute_event", run_id="killed-run"))
@@ -55,7 +64,9 @@ def test_a_failed_runs_inversion_slot_is_freed_after_the_configured_delay(monkey
         assert storage.claim_concurrency_slot(POOL, waiting.run_id, "source_posterior").is_claimed
 
 
-def test_a_run_whose_code_location_fails_to_load_is_queued_again() -> None:
-    with instance_for_test(overrides=_settings()) as instance:
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_the_queue_is_told_to_retry_a_code_location_that_fails_to_load(template: Path) -> None:
+    """The setting reaches the queue as Dagster reads it (the retry itself is Dagster's daemon's)."""
+    with instance_for_test(overrides=_settings(template)) as instance:
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_user_code_failure_retries == 3 and queue.user_code_failure_retry_delay == 20

@@ -163,6 +163,10 @@ def test_zip_member_off_the_era5_grid_is_refused_by_reader_and_crawl(tmp_path: P
     for read in (read_era5, describe_by_content):  # a download that forgot the wind is named, not ignored
         with pytest.raises(ProductFormatError, match=r"era5_accum\.zip.*'u10'"):
             read(only_accum)
+    precipitation = tmp_path / "tp.nc"
+    write_era5(make_carrier()[["u10"]].rename(u10="tp"), precipitation)
+    other = _rezip(tmp_path / "other_product.zip", {"data.nc": precipitation})
+    assert describe_by_content(other) is None  # no ERA5 field at all: another product, passed over
 
 
 def test_bbox_edges_on_float32_grid_lines_keep_the_outer_points(tmp_path: Path) -> None:

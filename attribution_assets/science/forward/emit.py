@@ -83,6 +83,8 @@ def _raw_pixels(
     lon = np.asarray(enh["pixel_lon"].transpose("y", "x").values, np.float64)
     keep = keep & (pixel >= 0) & np.isfinite(lat) & np.isfinite(lon)
     cells = np.flatnonzero(keep)
+    if cells.size == 0:  # a cloudy or empty area: an empty block, as on the grid
+        return lat, lon, keep
     east = ((cell_lon - lon + 180.0) % 360.0 - 180.0) * np.cos(np.radians(lat))
     distance = np.hypot(cell_lat - lat, east).ravel()[cells]
     shown = pixel.ravel()[cells]

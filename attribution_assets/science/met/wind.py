@@ -252,8 +252,9 @@ def _longitude_terms(lons: np.ndarray, lon: float, source: str) -> tuple[tuple[i
     """Interpolation terms on an increasing longitude axis (degrees). A grid that is global, or that
     crosses the antimeridian (ERA5's columns are mapped to [-180, 180), so such a grid's last column
     is one step short of its first + 360), is interpolated across that wrap. Between two columns
-    further apart than a grid step (the part of the globe a regional grid across the antimeridian
-    leaves out) the longitude is outside the file; elsewhere as :func:`_axis_terms`."""
+    further apart than 1.5 grid steps (the part of the globe a regional grid across the antimeridian
+    leaves out; float32 coordinates make steps differ slightly) the longitude is outside the file;
+    elsewhere as :func:`_axis_terms`."""
     if lons.size < 2:
         return _axis_terms(lons, lon, "longitude", source)
     step = float(np.median(np.diff(lons)))
@@ -263,7 +264,7 @@ def _longitude_terms(lons: np.ndarray, lon: float, source: str) -> tuple[tuple[i
     i = int(np.searchsorted(columns, lon, side="right") - 1)
     i = min(i, columns.size - 2)
     width = columns[i + 1] - columns[i]
-    if not columns[i] <= lon <= columns[i + 1] or width > step * (1.0 + 1e-6):
+    if not columns[i] <= lon <= columns[i + 1] or width > 1.5 * step:
         raise ValueError(
             f"longitude {(lon + 180.0) % 360.0 - 180.0} is outside the {source} file's longitudes "
             f"(between its columns {columns[i]} and {(columns[i + 1] + 180.0) % 360.0 - 180.0})")

@@ -106,6 +106,11 @@ def test_emit_block_places_each_raw_pixel_once_where_it_looked() -> None:
     np.testing.assert_allclose(block.points_xy_m[:, 0, 1], py.ravel()[pixels], atol=1e-6)
     for (row, col), pixel in zip(block.grid_index, pixels, strict=True):
         assert gap[row, col, pixel] == np.min(gap[..., pixel][shown == pixel])
+    cloudy = enh.assign(valid=enh["valid"] & False)  # every pixel screened out: an empty block
+    assert emit_block(cloudy, FRAME, overpass=0).y.size == 0
+    near = emit_block(enh, FRAME, overpass=0, radius_m=200.0)  # the radius is measured at the pixels
+    assert 0 < near.y.size < block.y.size
+    assert np.all(np.hypot(*near.points_xy_m[:, 0, :].T) <= 200.0)
     centre_offsets = np.hypot(cx[tuple(block.grid_index.T)] - px.ravel()[pixels],
                               cy[tuple(block.grid_index.T)] - py.ravel()[pixels])
     assert 15.0 < np.median(centre_offsets) < 40.0  # what the cell centres would have put wrong
