@@ -22,16 +22,17 @@ def emit_block(
     ``enh``: ``ch4_enhancement_ppm_m``, ``ch4_enhancement_sd_ppm_m`` and ``valid`` on the
     orthorectified ``(y, x)`` grid with cell-centre coords ``lat(y)``, ``lon(x)`` (~60 m cells) and,
     from :func:`~attribution_assets.science.detection.matched_filter.enhance_emit_scene`, the raw
-    pixel each cell shows (``pixel_index``, ``pixel_lat``, ``pixel_lon``). Every raw pixel with a
-    valid, finite enhancement (within ``radius_m`` of the frame centre when given) becomes one
+    pixel each cell shows (``pixel_row``, ``pixel_col``, ``pixel_lat``, ``pixel_lon``). Every raw
+    pixel with a valid, finite enhancement (within ``radius_m`` of the frame centre when given) becomes one
     observation at that pixel's own geolocation: a cell is a copy of its nearest pixel, whose centre
     lies up to ~40 m from the cell's (a median 24 m on the Permian sample scene), and a pixel nearest
     to several cells (about one in seven) is one measurement, kept once at its nearest cell. An
-    enhancement on the ortho grid alone (no ``pixel_index``) places each valid cell at its centre.
+    enhancement on the ortho grid alone (no ``pixel_row``) places each valid cell at its centre.
     Each observation is averaged over ``subpixel x subpixel`` equally weighted points at the centres
     of its sub-cells; the remaining sub-cell width enters the block's ``sigma_floor_m`` (box-car
     variance ``w^2 / 12``), so the default single point per pixel already averages the plume over the
-    pixel crosswind. Each observation keeps its (row, column) on the grid (``grid_index``).
+    pixel crosswind. Each observation keeps its (row, column) on the pixel grid (``grid_index``): the
+    raw pixel's (downtrack, crosstrack), else the cell's (y, x).
     ``kg_m2_to_obs = 1 / 7.16e-7`` ppm m per kg m-2 (JPL EMIT conversion, Thorpe et al.
     2023, Sci. Adv. 9, eadh2391).
     """
@@ -42,8 +43,9 @@ def emit_block(
     keep = np.asarray(enh["valid"].transpose("y", "x").values, bool) & np.isfinite(y_all)
     keep &= np.isfinite(sd_all) & (sd_all > 0)
     lat2d, lon2d = np.meshgrid(lat_c, lon_c, indexing="ij")
-    if "pixel_index" in enh:
-        lat2d, lon2d, keep = _raw_pixels(enh, lat2d, lon2d, keep)
+    grid = np.indices(keep.shape).transpose(1, 2, 0)  # (row, column) of each cell
+    if "pixel_row" in enh:
+        lat2d, lon2d, grid, keep = _raw_pixels(enh, lat2d, lon2d, keep)
     if radius_m is not None:
         cx, cy = frame.to_xy(lon2d, lat2d)
         keep &= np.hypot(cx, cy) <= radius_m
@@ -68,28 +70,32 @@ def emit_block(
         lon=lon2d[keep],
         lat=lat2d[keep],
         sigma_floor_m=instrument_sigma_floor_m(abs(dlat) * METRES_PER_DEG_LAT / subpixel),
-        grid_index=np.argwhere(keep),
+        grid_index=grid[keep],
     )
 
 
 def _raw_pixels(
     enh: xr.Dataset, cell_lat: np.ndarray, cell_lon: np.ndarray, keep: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The raw pixels' latitude and longitude (degrees) on the ``(y, x)`` grid, and ``keep`` reduced to
-    one cell per raw pixel: of the kept cells that show one pixel, the one whose centre is nearest
-    to it."""
-    pixel = np.asarray(enh["pixel_index"].transpose("y", "x").values, np.int64)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """On the ``(y, x)`` grid: the raw pixels' latitude and longitude (degrees), their (downtrack,
+    crosstrack) position (the grid the matched filter's errors are correlated on, and the one
+    :mod:`~attribution_assets.science.inversion.correlated_error` fits its field on; the ortho grid,
+    with the repeats taken out, has holes), and ``keep`` reduced to one cell per raw pixel: of the
+    kept cells that show one pixel, the one whose centre is nearest to it."""
+    row = np.asarray(enh["pixel_row"].transpose("y", "x").values, np.int64)
+    col = np.asarray(enh["pixel_col"].transpose("y", "x").values, np.int64)
     lat = np.asarray(enh["pixel_lat"].transpose("y", "x").values, np.float64)
     lon = np.asarray(enh["pixel_lon"].transpose("y", "x").values, np.float64)
-    keep = keep & (pixel >= 0) & np.isfinite(lat) & np.isfinite(lon)
+    keep = keep & (row >= 0) & (col >= 0) & np.isfinite(lat) & np.isfinite(lon)
+    grid = np.stack([row, col], axis=-1)
     cells = np.flatnonzero(keep)
     if cells.size == 0:  # a cloudy or empty area: an empty block, as on the grid
-        return lat, lon, keep
+        return lat, lon, grid, keep
     east = ((cell_lon - lon + 180.0) % 360.0 - 180.0) * np.cos(np.radians(lat))
     distance = np.hypot(cell_lat - lat, east).ravel()[cells]
-    shown = pixel.ravel()[cells]
+    shown = row.ravel()[cells] * (int(col.max()) + 1) + col.ravel()[cells]
     order = np.lexsort((distance, shown))
     first = np.r_[True, shown[order][1:] != shown[order][:-1]]
     nearest = np.zeros(keep.size, bool)
     nearest[cells[order[first]]] = True
-    return lat, lon, nearest.reshape(keep.shape)
+    return lat, lon, grid, nearest.reshape(keep.shape)

@@ -299,9 +299,10 @@ def test_enhance_emit_scene_carrier():
     )
     out = enhance_emit_scene(ds, K_HI, MatchedFilterOptions(second_pass=False))
     assert set(out.data_vars) == {"ch4_enhancement_ppm_m", "ch4_enhancement_sd_ppm_m", "valid", "pixel_lat",
-                                  "pixel_lon", "pixel_index"}
+                                  "pixel_lon", "pixel_row", "pixel_col"}
     filled = glt_row >= 0
-    np.testing.assert_array_equal(out["pixel_index"].values, np.where(filled, glt_row * 6 + glt_col, -1))
+    np.testing.assert_array_equal(out["pixel_row"].values, np.where(filled, glt_row, -1))
+    np.testing.assert_array_equal(out["pixel_col"].values, np.where(filled, glt_col, -1))
     np.testing.assert_array_equal(out["pixel_lat"].values[filled], 35.0 - 0.0005 * glt_row[filled])
     np.testing.assert_array_equal(out["pixel_lon"].values[filled], -103.0 + 0.0006 * glt_col[filled])
     assert np.isnan(out["pixel_lat"].values[~filled]).all()

@@ -71,7 +71,7 @@ def test_emit_block_places_each_raw_pixel_once_where_it_looked() -> None:
     """A swath of 60 m pixels turned 20 degrees from north, resampled onto a north-up grid of 60 m
     cells by the nearest pixel (as EMIT's GLT does): a cell's centre lies up to ~40 m from the pixel
     it shows and some pixels show in two cells. The block has one observation per pixel shown, at
-    the pixel's own position and with its value, kept at the nearest of its cells."""
+    the pixel's own position and with its value, on the pixels' own grid."""
     m_per_deg_lon = M_PER_DEG_LAT * np.cos(np.radians(31.0))
     turn = np.radians(20.0)
     down, across = np.meshgrid(np.arange(30) - 14.5, np.arange(20) - 9.5, indexing="ij")
@@ -92,7 +92,8 @@ def test_emit_block_places_each_raw_pixel_once_where_it_looked() -> None:
             "ch4_enhancement_ppm_m": (("y", "x"), np.where(shown >= 0, values[shown], np.nan)),
             "ch4_enhancement_sd_ppm_m": (("y", "x"), np.full((ny, nx), 400.0)),
             "valid": (("y", "x"), shown >= 0),
-            "pixel_index": (("y", "x"), shown),
+            "pixel_row": (("y", "x"), np.where(shown >= 0, shown // down.shape[1], -1)),
+            "pixel_col": (("y", "x"), np.where(shown >= 0, shown % down.shape[1], -1)),
             "pixel_lat": (("y", "x"), np.where(shown >= 0, raw_lat.ravel()[shown], np.nan)),
             "pixel_lon": (("y", "x"), np.where(shown >= 0, raw_lon.ravel()[shown], np.nan)),
         },
@@ -104,15 +105,15 @@ def test_emit_block_places_each_raw_pixel_once_where_it_looked() -> None:
     assert sorted(pixels) == sorted(np.unique(shown[shown >= 0]))
     np.testing.assert_allclose(block.points_xy_m[:, 0, 0], px.ravel()[pixels], atol=1e-6)
     np.testing.assert_allclose(block.points_xy_m[:, 0, 1], py.ravel()[pixels], atol=1e-6)
-    for (row, col), pixel in zip(block.grid_index, pixels, strict=True):
-        assert gap[row, col, pixel] == np.min(gap[..., pixel][shown == pixel])
+    # on the pixels' own (downtrack, crosstrack) grid, where the matched filter's errors are correlated
+    np.testing.assert_array_equal(block.grid_index, np.stack(np.divmod(pixels, down.shape[1]), axis=-1))
+    np.testing.assert_array_equal(block.lat, raw_lat.ravel()[pixels])
     cloudy = enh.assign(valid=enh["valid"] & False)  # every pixel screened out: an empty block
     assert emit_block(cloudy, FRAME, overpass=0).y.size == 0
     near = emit_block(enh, FRAME, overpass=0, radius_m=200.0)  # the radius is measured at the pixels
     assert 0 < near.y.size < block.y.size
     assert np.all(np.hypot(*near.points_xy_m[:, 0, :].T) <= 200.0)
-    centre_offsets = np.hypot(cx[tuple(block.grid_index.T)] - px.ravel()[pixels],
-                              cy[tuple(block.grid_index.T)] - py.ravel()[pixels])
+    centre_offsets = np.min(np.where(shown[..., None] == pixels, gap[..., pixels], np.inf), axis=(0, 1))
     assert 15.0 < np.median(centre_offsets) < 40.0  # what the cell centres would have put wrong
 
 

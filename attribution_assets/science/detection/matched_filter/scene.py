@@ -24,8 +24,8 @@ _OUTPUT_ATTRS = {
     "valid": {"units": "1", "long_name": "pixel passed screening and has matched-filter statistics"},
     "pixel_lat": {"units": "degrees_north", "long_name": "latitude of the raw pixel the cell shows"},
     "pixel_lon": {"units": "degrees_east", "long_name": "longitude of the raw pixel the cell shows"},
-    "pixel_index": {"units": "1", "long_name": "raw pixel the cell shows, downtrack * n_crosstrack + "
-                    "crosstrack (-1 = none); cells that repeat a pixel share it"},
+    "pixel_row": {"units": "1", "long_name": "downtrack index of the raw pixel the cell shows (-1 = none)"},
+    "pixel_col": {"units": "1", "long_name": "crosstrack index of the raw pixel the cell shows (-1 = none)"},
 }
 
 
@@ -100,17 +100,17 @@ def enhance_emit_scene(
         Dataset on ``(y, x)`` with ``ch4_enhancement_ppm_m``, ``ch4_enhancement_sd_ppm_m`` (float32, NaN
         where invalid), ``valid`` (bool), the geolocation of the raw pixel each cell shows
         (``pixel_lat``, ``pixel_lon``, degrees; the GLT picks the nearest pixel, up to ~40 m from the
-        cell centre) and its ``pixel_index`` (a pixel nearest to several cells repeats), and coords
-        ``lat(y)``, ``lon(x)`` (cell centres); the input attributes plus ``method``,
-        ``matched_filter_n_column_groups`` and ``matched_filter_shrinkage_median``.
+        cell centre) and its (downtrack, crosstrack) index ``pixel_row``, ``pixel_col`` (-1 = none; a
+        pixel nearest to several cells repeats), and coords ``lat(y)``, ``lon(x)`` (cell centres);
+        the input attributes plus ``method``, ``matched_filter_n_column_groups`` and
+        ``matched_filter_shrinkage_median``.
     """
     radiance = ds["radiance"].transpose("downtrack", "crosstrack", "band").values
     result = matched_filter(radiance, ds["wavelength"].values, ds["fwhm"].values, k_hi, options)
     glt = GltIndex.from_glt(
         ds["glt_row"].transpose("y", "x").values, ds["glt_col"].transpose("y", "x").values, radiance.shape[:2]
     )
-    pixel_index = np.full(glt.filled.shape, -1, dtype=np.int64)
-    pixel_index[glt.filled] = glt.flat
+    rows, cols = np.indices(radiance.shape[:2], dtype=np.int32)
     raw_lat, raw_lon = (ds[name].transpose("downtrack", "crosstrack").values.astype(np.float64)
                         for name in ("lat", "lon"))
     fields = {
@@ -119,7 +119,8 @@ def enhance_emit_scene(
         "valid": glt.orthorectify(result.valid, False),
         "pixel_lat": glt.orthorectify(raw_lat),
         "pixel_lon": glt.orthorectify(raw_lon),
-        "pixel_index": pixel_index,
+        "pixel_row": glt.orthorectify(rows, np.int32(-1)),
+        "pixel_col": glt.orthorectify(cols, np.int32(-1)),
     }
     coords = {
         "lat": (
