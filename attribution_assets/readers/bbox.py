@@ -34,7 +34,8 @@ def overlaps_bbox(
     """Boolean mask: do the boxes [lon_min, lon_max] x [lat_min, lat_max] (degrees) touch ``bbox``?
 
     Longitudes are compared modulo 360, so a bbox with west > east (crossing the antimeridian) and
-    inputs in either [-180, 180) or [0, 360) work. NaN inputs give False.
+    inputs in either [-180, 180) or [0, 360) work. NaN inputs give False. (The same test as interval
+    copies, for SQL and shapely: :func:`longitude_copies`.)
     """
     west, south, east, north = bbox
     east_unwrapped = east + 360.0 if west > east else east
@@ -51,8 +52,9 @@ def longitude_copies(bbox: BBox) -> list[BBox]:
     """``bbox`` as boxes with west <= east that together cover it in every longitude convention a
     footprint may use ([-180, 180], [0, 360], or a little beyond +-180): the box with its west in
     [-180, 180), and that box shifted by -360 and +360 degrees. A box crossing the antimeridian
-    (west > east) or reaching past 180 is then found by plain interval tests on either side of it; a
-    box 360 degrees wide or wider covers every longitude."""
+    (west > east) or reaching past 180 is then found by plain interval tests on either side of it
+    (the catalog's SQL and shapely tests; arrays use :func:`overlaps_bbox`); a box 360 degrees wide or
+    wider covers every longitude."""
     west, south, east, north = bbox
     width = east - west if west <= east else east + 360.0 - west
     if width >= 360.0:

@@ -13,7 +13,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import shapely
-import xarray as xr
 
 from attribution_assets.catalog.crawl import FOOTPRINT_METHOD, crawl_archive
 from attribution_assets.catalog.filenames import parse_native_name
@@ -24,6 +23,7 @@ from attribution_assets.readers.checksum import file_checksum
 from attribution_assets.readers.emit import read_emit_l1b
 from attribution_assets.readers.oco2 import read_oco2_lite
 from attribution_assets.samples.formats.oco2 import oco2_lite_filename, write_oco2_lite
+from attribution_assets_tests.test_readers.test_oco2 import make_carrier
 
 
 @pytest.fixture()
@@ -191,32 +191,7 @@ def test_query_finds_a_track_across_the_antimeridian(tmp_path):
     the catalog finds the granule whichever way the box writes its longitudes, as the reader finds its
     soundings in that box; the rejected-file list is searched the same way."""
     n = 40
-    lat = -17.6 + 0.03 * np.arange(n)
-    lon = np.full(n, -179.95)
-    start = np.datetime64("2024-08-14T06:00:00", "ns")
-    carrier = xr.Dataset(
-        {
-            "xco2": ("sounding", np.full(n, 420.0)),
-            "xco2_uncertainty": ("sounding", np.full(n, 0.5)),
-            "xco2_quality_flag": ("sounding", np.zeros(n, dtype=np.int8)),
-            "psurf": ("sounding", np.full(n, 1000.0)),
-            "psurf_apriori": ("sounding", np.full(n, 1000.0)),
-            "windspeed_u_met": ("sounding", np.full(n, 3.0)),
-            "windspeed_v_met": ("sounding", np.full(n, 1.0)),
-            "orbit": ("sounding", np.full(n, 52000, dtype=np.int32)),
-            "footprint": ("sounding", (np.arange(n) % 8 + 1).astype(np.int8)),
-            "operation_mode": ("sounding", np.zeros(n, dtype=np.int8)),
-            "pressure_levels": (("sounding", "level"), np.tile(np.linspace(1, 1000, 20), (n, 1))),
-        },
-        coords={
-            "sounding_id": ("sounding", 2024081406000001 + 10 * np.arange(n, dtype=np.int64)),
-            "time": ("sounding", start + np.arange(n) * np.timedelta64(333, "ms")),
-            "latitude": ("sounding", lat),
-            "longitude": ("sounding", lon),
-            "vertex_latitude": (("sounding", "vertex"), lat[:, None] + np.array([-1, -1, 1, 1]) * 0.006),
-            "vertex_longitude": (("sounding", "vertex"), lon[:, None] + np.array([-1, 1, 1, -1]) * 0.0035),
-        },
-    )
+    carrier = make_carrier(n, lon0=-179.95, lat0=-17.6, t0=np.datetime64("2024-08-14T06:00:00", "ns"))
     archive = tmp_path / "archive"
     (archive / "oco2").mkdir(parents=True)
     granule = archive / "oco2" / oco2_lite_filename(date(2024, 8, 14))

@@ -20,29 +20,33 @@ N = 10
 T0 = np.datetime64("2023-10-19T19:40:00.000", "ns")
 
 
-def make_carrier() -> xr.Dataset:
+def make_carrier(
+    n: int = N, lon0: float = -103.0, lat0: float = 31.0, t0: np.datetime64 = T0
+) -> xr.Dataset:
+    """``n`` soundings along a track from (``lon0``, ``lat0``) degrees north-eastwards, from ``t0``;
+    every third flagged bad, the third sounding's XCO2 missing."""
     rng = np.random.default_rng(4)
-    lat = 31.0 + 0.02 * np.arange(N)
-    lon = -103.0 + 0.004 * np.arange(N)
-    xco2 = rng.uniform(415, 425, N)
+    lat = lat0 + 0.02 * np.arange(n)
+    lon = lon0 + 0.004 * np.arange(n)
+    xco2 = rng.uniform(415, 425, n)
     xco2[2] = np.nan
     return xr.Dataset(
         {
             "xco2": ("sounding", xco2),
-            "xco2_uncertainty": ("sounding", rng.uniform(0.4, 0.8, N)),
-            "xco2_quality_flag": ("sounding", (np.arange(N) % 3 == 0).astype(np.int8)),
-            "psurf": ("sounding", rng.uniform(880, 900, N)),
-            "psurf_apriori": ("sounding", rng.uniform(880, 900, N)),
-            "windspeed_u_met": ("sounding", rng.uniform(-3, 3, N)),
-            "windspeed_v_met": ("sounding", rng.uniform(-3, 3, N)),
-            "orbit": ("sounding", np.full(N, 48123, dtype=np.int32)),
-            "footprint": ("sounding", (np.arange(N) % 8 + 1).astype(np.int8)),
-            "operation_mode": ("sounding", np.ones(N, dtype=np.int8)),
-            "pressure_levels": (("sounding", "level"), np.tile(np.linspace(1, 890, 20), (N, 1))),
+            "xco2_uncertainty": ("sounding", rng.uniform(0.4, 0.8, n)),
+            "xco2_quality_flag": ("sounding", (np.arange(n) % 3 == 0).astype(np.int8)),
+            "psurf": ("sounding", rng.uniform(880, 900, n)),
+            "psurf_apriori": ("sounding", rng.uniform(880, 900, n)),
+            "windspeed_u_met": ("sounding", rng.uniform(-3, 3, n)),
+            "windspeed_v_met": ("sounding", rng.uniform(-3, 3, n)),
+            "orbit": ("sounding", np.full(n, 48123, dtype=np.int32)),
+            "footprint": ("sounding", (np.arange(n) % 8 + 1).astype(np.int8)),
+            "operation_mode": ("sounding", np.ones(n, dtype=np.int8)),
+            "pressure_levels": (("sounding", "level"), np.tile(np.linspace(1, 890, 20), (n, 1))),
         },
         coords={
-            "sounding_id": ("sounding", 2023101919400001 + 10 * np.arange(N, dtype=np.int64)),
-            "time": ("sounding", T0 + np.arange(N) * np.timedelta64(333, "ms")),
+            "sounding_id": ("sounding", 2023101919400001 + 10 * np.arange(n, dtype=np.int64)),
+            "time": ("sounding", t0 + np.arange(n) * np.timedelta64(333, "ms")),
             "latitude": ("sounding", lat),
             "longitude": ("sounding", lon),
             "vertex_latitude": (("sounding", "vertex"), lat[:, None] + np.array([-1, -1, 1, 1]) * 0.006),
