@@ -19,6 +19,7 @@ from attribution_assets.readers.reference import load_ch4_unit_absorption
 from attribution_assets.readers.tropomi import read_tropomi_ch4
 from attribution_assets.samples import generate
 from attribution_assets.samples.plume import plume_column_xy_kg_m2
+from attribution_assets.samples.simulate.emit import EMIT_PIXEL_M
 from attribution_assets.samples.simulate.ghgsat import GHGSAT_BACKGROUND_PPB
 from attribution_assets.samples.truth import load_events, load_overpasses
 from attribution_assets.samples.weather import era5_dataset
@@ -152,6 +153,27 @@ def test_true_plume_skips_only_negligible_points(event_id: str, instrument: str)
     assert 0.0 < kept.mean() < 0.5
     np.testing.assert_allclose(pruned[kept], full[kept], rtol=1e-5, atol=1e-9 * full.max())
     assert full[~kept].max() < 1e-6 * full.max()
+
+
+def test_imager_pixel_sees_the_plume_averaged_over_its_footprint() -> None:
+    """An EMIT pixel's true plume is the mean of the plume over its 60 m square (dense quadrature), not
+    the value at its centre, which near the source is far above that mean."""
+    ev, op = EVENTS["permian-ch4"], OVERPASSES[("permian-ch4", "EMIT")]
+    speed = np.hypot(op.true_u_m_s, op.true_v_m_s)
+    along = np.array([op.true_u_m_s, op.true_v_m_s]) / speed
+    across = np.array([-along[1], along[0]])
+    offsets = np.linspace(-30.0, 30.0, 121)
+    a, b = np.meshgrid(offsets, offsets)
+    for downwind_m in (90.0, 150.0, 300.0):
+        centre = np.asarray(ev.source_xy_m) + downwind_m * along
+        square = centre + a[..., None] * along + b[..., None] * across
+        footprint_mean = plume_column_xy_kg_m2(ev, op, square[..., 0], square[..., 1]).mean()
+        x, y = np.array([centre[0]]), np.array([centre[1]])
+        pixel = plume_column_xy_kg_m2(ev, op, x, y, pixel_m=EMIT_PIXEL_M)[0]
+        point = plume_column_xy_kg_m2(ev, op, x, y)[0]
+        assert pixel == pytest.approx(footprint_mean, rel=0.08)
+        if downwind_m < 200.0:
+            assert point > 1.2 * footprint_mean
 
 
 @pytest.mark.parametrize("event_id", ["permian-ch4", "korpezhe-ch4"])

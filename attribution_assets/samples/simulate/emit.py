@@ -227,7 +227,7 @@ def emit_scene(ev: Event, op: Overpass, era5: xr.Dataset, rng: np.random.Generat
     """Full EMIT L1B scene carrier (radiance with the true CH4 plume injected, geolocation, GLT).
 
     Radiance ``L = E0 mu0 / pi * T(lambda) * sum_e f_e rho_e(lambda) * exp(k(lambda) alpha) + noise`` in
-    uW/cm^2/SR/nm with ``alpha`` the true plume (ppm m) at each raw pixel centre:
+    uW/cm^2/SR/nm with ``alpha`` the true plume (ppm m) averaged over each raw pixel (60 m):
     ``alpha = Omega / 7.16e-7 kg m-2 per ppm m``.
     """
     centre = downwind_point_xy(ev, era5, op.time, 1200.0)
@@ -243,7 +243,7 @@ def emit_scene(ev: Event, op: Overpass, era5: xr.Dataset, rng: np.random.Generat
         EMIT_DOWNTRACK_BEARING_DEG - 90.0,
     )
     lon, lat = ev.frame.to_lonlat(x, y)
-    alpha_ppm_m = plume_column_kg_m2(ev, op, lon, lat) / KG_M2_PER_PPM_M_CH4
+    alpha_ppm_m = plume_column_kg_m2(ev, op, lon, lat, pixel_m=EMIT_PIXEL_M) / KG_M2_PER_PPM_M_CH4
     wavelength, fwhm = emit_band_parameters()
     k_band = band_unit_absorption(*load_ch4_unit_absorption(), wavelength, fwhm)
     mu0 = float(cos_solar_zenith(ev.source_lon, ev.source_lat, op.time))
