@@ -2,9 +2,10 @@
 
 It is the vertically integrated Gaussian plume of ``science.forward.plume`` (Briggs 1973 dispersion;
 Seinfeld & Pandis 2016, eq. 18.62 integrated over height) with the true wind and stability of the
-overpass, evaluated in fixed-size compiled chunks. The imagers' pixels (EMIT 60 m, GHGSat 25 m) see
-it averaged across their footprint, as a real detector integrates the light of its pixel; TROPOMI
-averages the means of 100 m cells over its footprints, OCO-2 points spread across its footprints.
+overpass, evaluated in fixed-size compiled chunks. EMIT's 60 m pixels see it averaged across their
+footprint, as a real detector integrates the light of its pixel (and as the inversion's EMIT operator
+assumes); the GHGSat scenes carry it at each 25 m pixel's centre, TROPOMI averages its values on a
+100 m grid over each footprint, and OCO-2 points spread across each footprint.
 """
 
 from __future__ import annotations
