@@ -12,7 +12,9 @@ Each tick:
    ``weekly_rollup`` run is requested with the roll-ups' queue priority.
 2. **Failed deliveries.** The weeks' delivery ledgers are read
    (:func:`~attribution_assets.alerting.retries.pending_resends`), and a run of a week's ``alerts``
-   alone is requested once one of its pending deliveries is due.
+   alone is requested once one of its pending deliveries is due. An unreadable ledger or delivery
+   record is logged as an error when first met (the cursor's ``reported`` list) and counted in the
+   skip reason of every tick while it lasts, not logged again each minute.
 
 A requested run that fails or is cancelled is requested again at the next tick, up to
 :data:`MAX_RUN_FAILURES` runs for the same posterior or failed round; then the sensor logs an error
@@ -199,8 +201,8 @@ def alert_delivery_sensor(
         del waiting[monday]
 
     resends, problems = pending_resends(ledger_dir(store), notifier.webhook_ids(), notifier.resend_backoff())
-    for problem in problems:
-        context.log.error(problem)
+    for problem in sorted(set(problems) - set(state.get("reported", []))):
+        context.log.error(problem)  # once while it lasts; the skip reason counts it on every tick
     requested = {request.partition_key for request in requests}
     due_subjects = set()
     for monday, due in sorted(due_by_week(resends, now).items()):
@@ -221,12 +223,14 @@ def alert_delivery_sensor(
             requests.append(week_request(monday, RESEND_FOR_TAG, subject, failures, "failed delivery",
                                          [ALERTS]))
 
-    cursor = json.dumps({"after": after, "waiting": waiting, "given_up": sorted(given_up & due_subjects)})
+    cursor = json.dumps({"after": after, "waiting": waiting, "given_up": sorted(given_up & due_subjects),
+                         "reported": sorted(set(problems))})
     skip = None
     if not requests:
         next_due = min((resend.due_at for resend in resends if resend.due_at > now), default=None)
         skip = (f"no run to request: {len(resends)} failed delivery(ies) pending"
                 f"{f' (next resend due {iso_z(next_due)})' if next_due else ''}, {len(waiting)} week(s) "
                 f"waiting for a run or backfill of theirs to end, {len(given_up & due_subjects)} resend(s) "
-                "given up")
+                "given up" + (f", {len(set(problems))} unreadable delivery record(s) (in the sensor's log "
+                              "when first met)" if problems else ""))
     return SensorResult(run_requests=requests, skip_reason=skip, cursor=cursor)

@@ -188,6 +188,28 @@ def test_a_failing_resend_run_is_requested_again_then_given_up(tmp_path):
         assert ticks.tick().run_requests == []
 
 
+def test_an_unreadable_ledger_is_logged_once_while_it_lasts_and_counted_on_every_tick(ticks, capfd):
+    """The sensor's log lines go to the process's stderr (the daemon's log)."""
+    ledger = ledger_path(ticks.store, WEEK)
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    ledger.write_text('{"webhooks": ')  # cut short by a full disk
+    stderr: list[str] = []
+
+    def logged() -> int:
+        stderr.append(capfd.readouterr().err)
+        return sum(f"ERROR - {ledger}: delivery ledger unreadable" in line
+                   for line in "".join(stderr).splitlines())
+
+    for expected in (1, 1):
+        assert "1 unreadable delivery record(s)" in ticks.tick().skip_reason.skip_message
+        assert logged() == expected
+    ledger.unlink()
+    assert "unreadable" not in ticks.tick().skip_reason.skip_message
+    ledger.write_text("[]")  # broken again: a new occurrence is logged again
+    ticks.tick()
+    assert logged() == 2
+
+
 @pytest.mark.slow
 def test_a_failed_delivery_is_resent_from_the_sensors_own_request(tmp_path):
     store = OutputStore(root=str(tmp_path))

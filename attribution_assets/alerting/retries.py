@@ -100,7 +100,10 @@ def pending_resends(
         try:
             parse_iso_week(week)
             pending = DeliveryLedger.load(path).pending()
-        except (AlertFormatError, LedgerError) as error:
+        except LedgerError as error:  # names the file
+            problems.append(str(error))
+            continue
+        except AlertFormatError as error:
             problems.append(f"{path}: {error}")
             continue
         for webhook, event_key, record in pending:
