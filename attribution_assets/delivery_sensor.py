@@ -13,8 +13,8 @@ Each tick:
 2. **Failed deliveries.** The weeks' delivery ledgers are read
    (:func:`~attribution_assets.alerting.retries.pending_resends`), and a run of a week's ``alerts``
    alone is requested once one of its pending deliveries is due. An unreadable ledger or delivery
-   record is logged as an error when first met (the cursor's ``reported`` list) and counted in the
-   skip reason of every tick while it lasts, not logged again each minute.
+   record is logged as an error when first met (the cursor's ``reported`` list), not again each
+   minute, and counted in the skip reason of every tick that requests nothing while it lasts.
 
 A requested run that fails or is cancelled is requested again at the next tick, up to
 :data:`MAX_RUN_FAILURES` runs for the same posterior or failed round; then the sensor logs an error

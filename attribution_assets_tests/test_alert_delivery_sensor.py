@@ -192,7 +192,8 @@ def test_an_unreadable_ledger_is_logged_once_while_it_lasts_and_counted_on_every
     """The sensor's log lines go to the process's stderr (the daemon's log)."""
     ledger = ledger_path(ticks.store, WEEK)
     ledger.parent.mkdir(parents=True, exist_ok=True)
-    ledger.write_text('{"webhooks": ')  # cut short by a full disk
+    broken = '{"webhooks": '  # cut short by a full disk
+    ledger.write_text(broken)
     stderr: list[str] = []
 
     def logged() -> int:
@@ -205,7 +206,7 @@ def test_an_unreadable_ledger_is_logged_once_while_it_lasts_and_counted_on_every
         assert logged() == expected
     ledger.unlink()
     assert "unreadable" not in ticks.tick().skip_reason.skip_message
-    ledger.write_text("[]")  # broken again: a new occurrence is logged again
+    ledger.write_text(broken)  # broken again: a new occurrence is logged again
     ticks.tick()
     assert logged() == 2
 

@@ -113,7 +113,8 @@ def pending_resends(
                 failed_at = parse_time(str(record["at"]))
                 failures = int(record.get("failures", 1))
             except (KeyError, TypeError, ValueError) as error:
-                problems.append(f"{path}: pending delivery of {event_key} has no readable failure time "
+                problems.append(f"{path}: pending delivery of {event_key} to webhook {webhook} has no "
+                                f"readable failure time "
                                 f"({type(error).__name__}: {error})")
                 continue
             due_at = failed_at + timedelta(seconds=backoff.wait_s(failures))

@@ -26,7 +26,7 @@ column_enhancement_jit = jax.jit(column_enhancement_kg_m2, static_argnames=("sig
 """``science.forward.plume.column_enhancement_kg_m2``, compiled once per crosswind floor (an
 instrument's pixel blur is a constant of its simulator)."""
 PLUME_CHUNK = 131_072
-"""Points per compiled plume call (fixed, so the plume compiles once per process)."""
+"""Points per compiled plume call (fixed, so the plume compiles once per process and crosswind floor)."""
 
 
 def plume_column_xy_kg_m2(
@@ -38,7 +38,9 @@ def plume_column_xy_kg_m2(
     imager's pixel of width ``pixel_m`` (m) sees the plume averaged over its footprint: across the
     plume, its box-car widens the Gaussian profile by ``pixel_m^2 / 12`` in variance
     (:func:`~attribution_assets.science.forward.plume.instrument_sigma_floor_m`), so the value at a
-    pixel's centre is the pixel's mean; ``pixel_m = 0`` gives the column at the points themselves.
+    pixel's centre is close to the pixel's mean (within 6 % from 90 m downwind on the Permian sample;
+    along the wind it is not averaged, and nearer the source it is up to 14 % above the mean);
+    ``pixel_m = 0`` gives the column at the points themselves.
     Points more than 300 m upwind, or more than 6 sigma_y (+300 m) crosswind, are skipped: there the
     model is below 1e-6 of its centre-line value (sigma_y of the next more unstable class bounds the
     interpolated one).
