@@ -18,10 +18,17 @@ GLOBAL_ASSETS = AssetSelection.assets(overpass_catalog, weekly_posteriors, alert
 EVENT_ASSETS = AssetSelection.all() - GLOBAL_ASSETS
 """Every asset partitioned by detection event."""
 
+EVENT_QUEUE_TAG = "attribution/queue"
+EVENT_RUN_TAGS = {EVENT_QUEUE_TAG: "events"}
+"""Run tags of every event run (the ``attribute_event`` job's runs, however launched, and the runs of
+a week backfill): the instance's queue limits the runs carrying them (``dagster.yaml``: two at once)
+below its run limit (three), so a roll-up or a crawl, seconds of work each, starts beside two event
+runs instead of waiting for one to end."""
 attribute_event_job = define_asset_job(
     "attribute_event",
     selection=EVENT_ASSETS,
     description="Every per-event stage, from the catalog query to the GeoParquet posterior row.",
+    run_tags=EVENT_RUN_TAGS,
 )
 detection_job = define_asset_job(
     "scan_detections",

@@ -7,9 +7,11 @@ no source.
 
 For each worker count ``w`` the command is ``attribution backfill --week 2025-W33 --archive <generated>
 --alerts <generated> --offline`` with the production sampler settings, on a fresh instance whose
-``dagster.yaml`` is the repository's with ``max_concurrent_runs``, the per-gas tag limit and the
-inversion pool all set to ``w``, its own output root and its own (cold) JAX compilation cache, so both
-pay the same compilation. A worker is one run process at a time; each run's JAX uses the cores it gets.
+``dagster.yaml`` is the repository's with the event-run limit (``attribution/queue``: every run of a
+week backfill carries it), the per-gas tag limit and the inversion pool all set to ``w`` (and
+``max_concurrent_runs`` to ``w + 1``, as the repository's leaves one run beside them), its own output
+root and its own (cold) JAX compilation cache, so both pay the same compilation. A worker is one
+event run process at a time; each run's JAX uses the cores it gets.
 
 Reported per worker count: events per hour (events / wall time from the backfill's creation to its
 last run's end), run and stage times (``bench_week_backfill.measure``), run time per event class, and
@@ -32,6 +34,7 @@ from mixed_week import WEEK, write_week
 from report import write_results
 
 from attribution_assets.compilation import CACHE_ENV
+from attribution_assets.jobs import EVENT_QUEUE_TAG
 from attribution_assets.paths import REPO_ROOT
 
 
@@ -47,13 +50,13 @@ def event_class(gas: str, rate_kg_h: float) -> str:
 
 
 def write_instance_config(home: Path, workers: int) -> None:
-    """The repository's ``dagster.yaml`` in ``home`` with the run queue, gas tag limit and inversion pool
-    set to ``workers``."""
+    """The repository's ``dagster.yaml`` in ``home`` with the event-run and gas tag limits and the
+    inversion pool set to ``workers``, and the run limit to ``workers + 1``."""
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     runs = config["concurrency"]["runs"]
-    runs["max_concurrent_runs"] = workers
+    runs["max_concurrent_runs"] = workers + 1
     for limit in runs["tag_concurrency_limits"]:
-        if limit["key"] == "attribution/gas":
+        if limit["key"] in (EVENT_QUEUE_TAG, "attribution/gas"):
             limit["limit"] = workers
     config["concurrency"]["pools"]["default_limit"] = workers
     home.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,8 @@ def stats(values: list[float]) -> dict[str, float]:
 def measure(instance, backfill, sampler: dict, week: str = WEEK, max_runs: int = 2) -> dict:
     """The numbers of a week backfill from the instance: finished event runs, wall time, events per hour,
     run and stage durations (seconds). For a backfill still going, the wall time runs to now.
-    ``max_runs``: the run queue's limit the backfill ran under."""
+    ``max_runs``: the runs at once the backfill ran under (the queue's event-run limit: every run of a
+    week backfill carries the event-run tag)."""
     from attribution_assets.events import is_event_key
     from attribution_assets.orchestration.backfill import TERMINAL, backfill_runs, step_seconds
 

@@ -37,16 +37,17 @@ def submit_run(
     partition_key: str | None = None,
 ) -> DagsterRun:
     """Create a run of ``job_name`` (for ``partition_key`` when given) and submit it to the instance's
-    run coordinator; returns the run as submitted (``QUEUED`` under the queued coordinator)."""
+    run coordinator; returns the run as submitted (``QUEUED`` under the queued coordinator). The run
+    carries the job's own run tags (as a sensor's or the UI's run of the job does), then ``tags``."""
     location = code_location(workspace)
     repository = next(iter(location.get_repositories().values()))
-    run_tags = dict(tags or {})
-    if partition_key is not None:
-        run_tags[PARTITION_TAG] = partition_key
     selector = JobSubsetSelector(
         location_name=location.name, repository_name=repository.name, job_name=job_name, op_selection=None
     )
     remote_job = location.get_job(selector)
+    run_tags = {**remote_job.run_tags, **(tags or {})}
+    if partition_key is not None:
+        run_tags[PARTITION_TAG] = partition_key
     config = dict(run_config or {})
     plan = location.get_execution_plan(
         remote_job, config, step_keys_to_execute=None, known_state=None, instance=instance

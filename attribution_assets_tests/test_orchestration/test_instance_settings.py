@@ -4,7 +4,9 @@
   of slots held by ended runs, a step process killed mid-inversion (an out-of-memory kill, a dead
   worker) kept its ``inversion`` slot for good and no later inversion started.
 - A run dequeued while its code location cannot load (the database or code server briefly down) is
-  queued again: with Dagster's default, a 10 s PostgreSQL restart failed every run dequeued then."""
+  queued again: with Dagster's default, a 10 s PostgreSQL restart failed every run dequeued then.
+- A roll-up starts beside two event runs, and a third event run waits: with one limit for all runs, a
+  finished week's roll-up (queue priority) took the next event run's slot."""
 
 from __future__ import annotations
 
@@ -15,12 +17,17 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import DagsterRunStatus
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.tags import PARTITION_NAME_TAG, PRIORITY_TAG
 from dagster._core.test_utils import create_test_daemon_workspace_context, instance_for_test
 from dagster._core.workspace.load_target import EmptyWorkspaceTarget
 from dagster._daemon.monitoring import concurrency
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster._time import get_current_datetime
 
+from attribution_assets.definitions import defs
+from attribution_assets.jobs import EVENT_RUN_TAGS, ROLLUP_PRIORITY
 from attribution_assets.paths import REPO_ROOT
 
 POOL = "inversion"
@@ -70,3 +77,36 @@ def test_the_queue_is_told_to_retry_a_code_location_that_fails_to_load(template:
     with instance_for_test(overrides=_settings(template)) as instance:
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_user_code_failure_retries == 3 and queue.user_code_failure_retry_delay == 20
+
+
+def _dequeue_once(instance) -> None:
+    """One pass of the daemon's queue (runs launched by Dagster's recording test launcher)."""
+    with create_test_daemon_workspace_context(EmptyWorkspaceTarget(), instance) as context:
+        list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(context))
+
+
+def _run(instance, job_name: str, partition: str, status: DagsterRunStatus, tags: dict | None = None):
+    """A run of ``job_name`` for ``partition`` (queued runs need the code location they come from)."""
+    repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("attribution_assets"), "__repository__")
+    tags = {**(tags or {}), PARTITION_NAME_TAG: partition}
+    return instance.add_run(DagsterRun(job_name=job_name, status=status, tags=tags,
+                                       remote_job_origin=RemoteJobOrigin(repository, job_name)))
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_a_roll_up_starts_beside_two_event_runs_and_a_third_event_run_waits(template: Path) -> None:
+    assert defs.resolve_job_def("attribute_event").run_tags == EVENT_RUN_TAGS  # however the job is launched
+    launcher = {"module": "dagster._core.test_utils", "class": "MockedRunLauncher"}
+    with instance_for_test(overrides={**_settings(template), "run_launcher": launcher}) as instance:
+        started = DagsterRunStatus.STARTED
+        events = [_run(instance, "attribute_event", f"CH4_{i}", started, EVENT_RUN_TAGS) for i in range(2)]
+        waiting = _run(instance, "attribute_event", "CH4_2", DagsterRunStatus.QUEUED, EVENT_RUN_TAGS)
+        rollup = _run(instance, "weekly_rollup", "2025-08-11", DagsterRunStatus.QUEUED,
+                      {PRIORITY_TAG: str(ROLLUP_PRIORITY)})
+        _dequeue_once(instance)
+        status = lambda run: instance.get_run_by_id(run.run_id).status  # noqa: E731
+        assert status(rollup) == DagsterRunStatus.STARTING, "the roll-up waited for an event run's slot"
+        assert status(waiting) == DagsterRunStatus.QUEUED, "three event runs at once"
+        instance.report_run_failed(events[0], "ended")
+        _dequeue_once(instance)
+        assert status(waiting) == DagsterRunStatus.STARTING
