@@ -8,7 +8,7 @@ separate partition and a separate run (its own JAX compilation and sampling).
 
 The command is ``attribution backfill --week 2025-W33 --alerts <the events> --offline`` with a cheap
 sampler (``--chains 2 --warmup W --samples S --no-escalate``) on a fresh instance (``DAGSTER_HOME`` in the
-work directory, the repository's ``dagster.yaml``: queued runs, at most 2 at a time) and a daemon
+work directory, the repository's ``dagster.yaml``: queued runs, at most 2 event runs at a time) and a daemon
 started for the command. Reported: events per hour (events / wall time from the backfill's creation to
 its last run's end), each run's wall time, and the time per stage (the steps' ``STEP_START`` to
 ``STEP_SUCCESS`` on the instance: median, mean, max over events, seconds).
