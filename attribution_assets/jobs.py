@@ -18,22 +18,25 @@ GLOBAL_ASSETS = AssetSelection.assets(overpass_catalog, weekly_posteriors, alert
 EVENT_ASSETS = AssetSelection.all() - GLOBAL_ASSETS
 """Every asset partitioned by detection event."""
 
-EVENT_QUEUE_TAG = "attribution/queue"
-EVENT_RUN_TAGS = {EVENT_QUEUE_TAG: "events"}
-"""Run tags of every event run (the ``attribute_event`` job's runs, however launched, and the runs of
-a week backfill): the instance's queue limits the runs carrying them (``dagster.yaml``: two at once)
-below its run limit (three), so a roll-up or a crawl, seconds of work each, starts beside two event
-runs instead of waiting for one to end."""
+QUEUE_TAG = "attribution/queue"
+COMPUTE_RUN_TAGS = {QUEUE_TAG: "compute"}
+"""Tags of the runs that keep a core busy for their whole length: event runs (every run of the
+``attribute_event`` job, however it is launched, and every run of a week backfill) and detection scans
+(``scan_detections``). The instance's queue runs at most two of them at once (``dagster.yaml``) below
+its limit of three runs, so a roll-up or a crawl, which read and write files and sample nothing, starts
+beside two of them instead of waiting for one to end. Given as the jobs' ``tags``, which Dagster also puts on
+every run of the job (the UI's launches copy a job's tags, not its separate ``run_tags``)."""
 attribute_event_job = define_asset_job(
     "attribute_event",
     selection=EVENT_ASSETS,
     description="Every per-event stage, from the catalog query to the GeoParquet posterior row.",
-    run_tags=EVENT_RUN_TAGS,
+    tags=COMPUTE_RUN_TAGS,
 )
 detection_job = define_asset_job(
     "scan_detections",
     selection=AssetSelection.assets(overpass_catalog, detections),
     description="Crawl, then scan every TROPOMI and OCO-2 granule for plumes; events go to the alert inbox.",
+    tags=COMPUTE_RUN_TAGS,
 )
 WEEK_ASSETS = AssetSelection.assets(weekly_posteriors, alerts)
 """The roll-up of a week and what follows from it (the week's alert list)."""

@@ -37,7 +37,7 @@ from attribution_assets.events import (
     record_events,
     registered_events,
 )
-from attribution_assets.jobs import EVENT_RUN_TAGS, ROLLUP_PRIORITY
+from attribution_assets.jobs import COMPUTE_RUN_TAGS, ROLLUP_PRIORITY
 from attribution_assets.orchestration.shutdown import COMMAND_TAG
 from attribution_assets.orchestration.submit import longest_first
 from attribution_assets.paths import REPO_ROOT, SAMPLE_ALERTS, SAMPLE_ARCHIVE
@@ -580,9 +580,9 @@ def test_run_offline_exits_3_on_partial_success_with_failure_records(
         rollups = instance.get_runs(filters=RunsFilter(job_name="weekly_rollup"))
         assert len(rollups) == 2, "one roll-up per week: Bełchatów's and the failed event's"
         assert {run.tags.get(PRIORITY_TAG) for run in rollups} == {str(ROLLUP_PRIORITY)}
-        assert not any(EVENT_RUN_TAGS.items() <= run.tags.items() for run in rollups), "beside event runs"
+        assert not any(COMPUTE_RUN_TAGS.items() <= run.tags.items() for run in rollups), "beside event runs"
         events = instance.get_runs(filters=RunsFilter(job_name="attribute_event"))
-        assert events and all(EVENT_RUN_TAGS.items() <= run.tags.items() for run in events)
+        assert events and all(COMPUTE_RUN_TAGS.items() <= run.tags.items() for run in events)
 
     only_nowhere = _alerts_csv(tmp_path / "nowhere.csv", rows[1:])
     argv = ["run", "--archive", str(SAMPLE_ARCHIVE), "--alerts", str(only_nowhere), "--output", str(output)]

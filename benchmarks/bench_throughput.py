@@ -34,7 +34,7 @@ from mixed_week import WEEK, write_week
 from report import write_results
 
 from attribution_assets.compilation import CACHE_ENV
-from attribution_assets.jobs import EVENT_QUEUE_TAG
+from attribution_assets.jobs import QUEUE_TAG
 from attribution_assets.paths import REPO_ROOT
 
 
@@ -56,7 +56,7 @@ def write_instance_config(home: Path, workers: int) -> None:
     runs = config["concurrency"]["runs"]
     runs["max_concurrent_runs"] = workers + 1
     for limit in runs["tag_concurrency_limits"]:
-        if limit["key"] in (EVENT_QUEUE_TAG, "attribution/gas"):
+        if limit["key"] in (QUEUE_TAG, "attribution/gas"):
             limit["limit"] = workers
     config["concurrency"]["pools"]["default_limit"] = workers
     home.mkdir(parents=True, exist_ok=True)

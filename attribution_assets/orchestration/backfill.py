@@ -36,7 +36,7 @@ from dagster._core.workspace.context import WorkspaceRequestContext
 from dagster._time import get_current_timestamp
 
 from attribution_assets.events import AlertFormatError, is_event_key
-from attribution_assets.jobs import EVENT_ASSETS, EVENT_RUN_TAGS, WEEK_ASSETS
+from attribution_assets.jobs import COMPUTE_RUN_TAGS, EVENT_ASSETS, WEEK_ASSETS
 from attribution_assets.orchestration.submit import (
     FINISHED,
     PARTITION_TAG,
@@ -122,7 +122,7 @@ def launch_week_backfill(
 
     ``run_config`` is given to every run of the backfill (archive, output and settings:
     :func:`~attribution_assets.orchestration.config.resources_config`). Every run of it carries
-    :data:`~attribution_assets.jobs.EVENT_RUN_TAGS` (an asset backfill gives its runs the backfill's
+    :data:`~attribution_assets.jobs.COMPUTE_RUN_TAGS` (an asset backfill gives its runs the backfill's
     tags: the roll-up's too, which runs after the events anyway), then ``tags``. The daemon executes it.
     Raises :class:`~attribution_assets.events.AlertFormatError` for a malformed week or one outside the
     week partitions, and ``ValueError`` when no event of the week is registered.
@@ -133,7 +133,7 @@ def launch_week_backfill(
     backfill = PartitionBackfill.from_asset_graph_subset(
         backfill_id=make_new_backfill_id(),
         backfill_timestamp=get_current_timestamp(),
-        tags={**EVENT_RUN_TAGS, **(tags or {}), WEEK_TAG: week},
+        tags={**COMPUTE_RUN_TAGS, **(tags or {}), WEEK_TAG: week},
         dynamic_partitions_store=instance,
         asset_graph_subset=subset,
         title=f"Week {week}: {len(keys)} event{'' if len(keys) == 1 else 's'}, then the roll-up",

@@ -27,7 +27,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import Queued
 from dagster._time import get_current_datetime
 
 from attribution_assets.definitions import defs
-from attribution_assets.jobs import EVENT_RUN_TAGS, ROLLUP_PRIORITY
+from attribution_assets.jobs import COMPUTE_RUN_TAGS, ROLLUP_PRIORITY
 from attribution_assets.paths import REPO_ROOT
 
 POOL = "inversion"
@@ -95,18 +95,22 @@ def _run(instance, job_name: str, partition: str, status: DagsterRunStatus, tags
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
 def test_a_roll_up_starts_beside_two_event_runs_and_a_third_event_run_waits(template: Path) -> None:
-    assert defs.resolve_job_def("attribute_event").run_tags == EVENT_RUN_TAGS  # however the job is launched
+    for name in ("attribute_event", "scan_detections"):  # a job's tags go on its runs however launched
+        job = defs.resolve_job_def(name)
+        assert job.tags == job.run_tags == COMPUTE_RUN_TAGS
     launcher = {"module": "dagster._core.test_utils", "class": "MockedRunLauncher"}
     with instance_for_test(overrides={**_settings(template), "run_launcher": launcher}) as instance:
+        status = lambda run: instance.get_run_by_id(run.run_id).status  # noqa: E731
         started = DagsterRunStatus.STARTED
-        events = [_run(instance, "attribute_event", f"CH4_{i}", started, EVENT_RUN_TAGS) for i in range(2)]
-        waiting = _run(instance, "attribute_event", "CH4_2", DagsterRunStatus.QUEUED, EVENT_RUN_TAGS)
+        events = [_run(instance, "attribute_event", f"CH4_{i}", started, COMPUTE_RUN_TAGS) for i in range(2)]
+        waiting = _run(instance, "attribute_event", "CH4_2", DagsterRunStatus.QUEUED, COMPUTE_RUN_TAGS)
+        _dequeue_once(instance)
+        assert status(waiting) == DagsterRunStatus.QUEUED, "three event runs at once"
         rollup = _run(instance, "weekly_rollup", "2025-08-11", DagsterRunStatus.QUEUED,
                       {PRIORITY_TAG: str(ROLLUP_PRIORITY)})
         _dequeue_once(instance)
-        status = lambda run: instance.get_run_by_id(run.run_id).status  # noqa: E731
         assert status(rollup) == DagsterRunStatus.STARTING, "the roll-up waited for an event run's slot"
-        assert status(waiting) == DagsterRunStatus.QUEUED, "three event runs at once"
+        assert status(waiting) == DagsterRunStatus.QUEUED
         instance.report_run_failed(events[0], "ended")
         _dequeue_once(instance)
         assert status(waiting) == DagsterRunStatus.STARTING
