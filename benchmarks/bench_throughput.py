@@ -7,8 +7,8 @@ no source.
 
 For each worker count ``w`` the command is ``attribution backfill --week 2025-W33 --archive <generated>
 --alerts <generated> --offline`` with the production sampler settings, on a fresh instance whose
-``dagster.yaml`` is the repository's with the event-run limit (``attribution/queue``: every run of a
-week backfill carries it), the per-gas tag limit and the inversion pool all set to ``w`` (and
+``dagster.yaml`` is the repository's with the compute-run limit (``attribution/queue: compute``: every
+run of a week backfill carries it), the per-gas tag limit and the inversion pool all set to ``w`` (and
 ``max_concurrent_runs`` to ``w + 1``, as the repository's leaves one run beside them), its own output
 root and its own (cold) JAX compilation cache, so both pay the same compilation. A worker is one
 event run process at a time; each run's JAX uses the cores it gets.
@@ -50,7 +50,7 @@ def event_class(gas: str, rate_kg_h: float) -> str:
 
 
 def write_instance_config(home: Path, workers: int) -> None:
-    """The repository's ``dagster.yaml`` in ``home`` with the event-run and gas tag limits and the
+    """The repository's ``dagster.yaml`` in ``home`` with the compute-run and gas tag limits and the
     inversion pool set to ``workers``, and the run limit to ``workers + 1``."""
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     runs = config["concurrency"]["runs"]

@@ -8,7 +8,7 @@ separate partition and a separate run (its own JAX compilation and sampling).
 
 The command is ``attribution backfill --week 2025-W33 --alerts <the events> --offline`` with a cheap
 sampler (``--chains 2 --warmup W --samples S --no-escalate``) on a fresh instance (``DAGSTER_HOME`` in the
-work directory, the repository's ``dagster.yaml``: queued runs, at most 2 event runs at a time) and a daemon
+work directory, the repository's ``dagster.yaml``: queued runs, at most 2 compute runs at a time) and a daemon
 started for the command. Reported: events per hour (events / wall time from the backfill's creation to
 its last run's end), each run's wall time, and the time per stage (the steps' ``STEP_START`` to
 ``STEP_SUCCESS`` on the instance: median, mean, max over events, seconds).
@@ -57,8 +57,8 @@ def stats(values: list[float]) -> dict[str, float]:
 def measure(instance, backfill, sampler: dict, week: str = WEEK, max_runs: int = 2) -> dict:
     """The numbers of a week backfill from the instance: finished event runs, wall time, events per hour,
     run and stage durations (seconds). For a backfill still going, the wall time runs to now.
-    ``max_runs``: the runs at once the backfill ran under (the queue's event-run limit: every run of a
-    week backfill carries the event-run tag)."""
+    ``max_runs``: the runs at once the backfill ran under (the queue's compute-run limit: every run of a
+    week backfill carries the compute-run tag; the output key is ``max_concurrent_runs``)."""
     from attribution_assets.events import is_event_key
     from attribution_assets.orchestration.backfill import TERMINAL, backfill_runs, step_seconds
 
