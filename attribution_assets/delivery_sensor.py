@@ -201,7 +201,8 @@ def alert_delivery_sensor(
         del waiting[monday]
 
     resends, problems = pending_resends(ledger_dir(store), notifier.webhook_ids(), notifier.resend_backoff())
-    for problem in sorted(set(problems) - set(state.get("reported", []))):
+    unreadable = sorted(set(problems))
+    for problem in sorted(set(unreadable) - set(state.get("reported", []))):
         context.log.error(problem)  # once while it lasts; the skip reason counts it on every tick
     requested = {request.partition_key for request in requests}
     due_subjects = set()
@@ -224,13 +225,13 @@ def alert_delivery_sensor(
                                          [ALERTS]))
 
     cursor = json.dumps({"after": after, "waiting": waiting, "given_up": sorted(given_up & due_subjects),
-                         "reported": sorted(set(problems))})
+                         "reported": unreadable})
     skip = None
     if not requests:
         next_due = min((resend.due_at for resend in resends if resend.due_at > now), default=None)
         skip = (f"no run to request: {len(resends)} failed delivery(ies) pending"
                 f"{f' (next resend due {iso_z(next_due)})' if next_due else ''}, {len(waiting)} week(s) "
                 f"waiting for a run or backfill of theirs to end, {len(given_up & due_subjects)} resend(s) "
-                "given up" + (f", {len(set(problems))} unreadable delivery record(s) (in the sensor's log "
-                              "when first met)" if problems else ""))
+                "given up" + (f", {len(unreadable)} unreadable delivery record(s) (in the sensor's log "
+                              "when first met)" if unreadable else ""))
     return SensorResult(run_requests=requests, skip_reason=skip, cursor=cursor)

@@ -114,8 +114,7 @@ def pending_resends(
                 failures = int(record.get("failures", 1))
             except (KeyError, TypeError, ValueError) as error:
                 problems.append(f"{path}: pending delivery of {event_key} to webhook {webhook} has no "
-                                f"readable failure time "
-                                f"({type(error).__name__}: {error})")
+                                f"readable failure time ({type(error).__name__}: {error})")
                 continue
             due_at = failed_at + timedelta(seconds=backoff.wait_s(failures))
             found.append(PendingResend(week, webhook, event_key, failures, failed_at, due_at))
