@@ -12,6 +12,9 @@ its backend (the first computation).
 - **Compilation cache.** Dagster runs every materialisation in a new process, where JAX would otherwise
   compile the plume likelihood, its gradient, the Laplace Hessian and the NUTS sampler again for every
   event (tens of seconds on a 2-core machine). With the cache, programs compiled once are loaded from disk.
+  Before JAX is imported, the cache is set through the environment variables JAX reads at import
+  (``JAX_COMPILATION_CACHE_DIR``, ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``), so configuring it
+  does not import JAX (about 1 s): a Dagster process that runs no event step never does.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ CACHE_ENV = "ATTRIBUTION_JAX_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "attribution_assets" / "jax"
 MIN_COMPILE_TIME_S = 0.5
 """Only programs that took at least this long to compile are written to the cache."""
+CACHE_DIR_JAX_ENV = "JAX_COMPILATION_CACHE_DIR"
+MIN_COMPILE_TIME_JAX_ENV = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
+"""The environment variables JAX reads, when it is imported, for its cache directory and threshold."""
 YNN_FUSION_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 YNN_REDUCE_OFF_FLAG = f"--{YNN_FUSION_OPTION}=-reduce"
 
@@ -83,17 +89,25 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
     """Point JAX's persistent compilation cache at ``directory``.
 
     Defaults to ``$ATTRIBUTION_JAX_CACHE_DIR`` or ``~/.cache/attribution_assets/jax``; the value
-    ``off`` disables the cache. Returns the directory in use (``None`` when disabled).
+    ``off`` disables the cache (also one a parent process passed on). Returns the directory in use
+    (``None`` when disabled). The settings go into this process's environment, which JAX reads when it
+    is imported and child processes inherit, and into JAX's configuration when JAX is imported
+    already; JAX is not imported here.
     """
-    import jax
-
     chosen = directory if directory is not None else os.environ.get(CACHE_ENV, str(DEFAULT_CACHE_DIR))
+    jax = sys.modules.get("jax")
     if str(chosen).strip().lower() == "off":
+        os.environ.pop(CACHE_DIR_JAX_ENV, None)
+        if jax is not None:
+            jax.config.update("jax_compilation_cache_dir", None)
         return None
     path = Path(chosen).expanduser()
     path.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
+    os.environ[CACHE_DIR_JAX_ENV] = str(path)
+    os.environ[MIN_COMPILE_TIME_JAX_ENV] = str(MIN_COMPILE_TIME_S)
+    if jax is not None:
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
     return path
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -27,7 +28,6 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from attribution_assets.atomic import atomic_path
 from attribution_assets.catalog.store import read_geoparquet, write_geoparquet
-from attribution_assets.science.arviz_import import az
 
 _SUFFIXES = {"dataset": ".nc", "groups": ".groups.nc", "table": ".parquet", "idata": ".idata.nc"}
 _UNREADABLE = (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError)
@@ -103,6 +103,13 @@ def read_groups(path: Path) -> dict[str, xr.Dataset]:
     return result
 
 
+def is_inference_data(value: object) -> bool:
+    """Whether ``value`` is an ArviZ ``InferenceData``. ArviZ (about 1 s to import) is not imported
+    here: a process holding an ``InferenceData`` has imported it already."""
+    arviz = sys.modules.get("arviz")
+    return arviz is not None and isinstance(value, arviz.InferenceData)
+
+
 def _read(kind: str, path: Path) -> object:
     """The stored object of ``kind`` (a key of ``_SUFFIXES``) at ``path``, loaded into memory."""
     if kind == "table":
@@ -111,6 +118,8 @@ def _read(kind: str, path: Path) -> object:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             return ds.load()
     if kind == "idata":
+        from attribution_assets.science.arviz_import import az
+
         return az.from_netcdf(str(path))
     return read_groups(path)
 
@@ -133,7 +142,7 @@ class EventStoreIOManager(ConfigurableIOManager):
             kind, write = "table", lambda p: write_geoparquet(obj, p)
         elif isinstance(obj, xr.Dataset):
             kind, write = "dataset", lambda p: obj.to_netcdf(p, engine="netcdf4")
-        elif isinstance(obj, az.InferenceData):
+        elif is_inference_data(obj):
             kind, write = "idata", lambda p: obj.to_netcdf(str(p))
         elif isinstance(obj, dict) and all(isinstance(v, xr.Dataset) for v in obj.values()):
             kind, write = "groups", lambda p: write_groups(obj, p)

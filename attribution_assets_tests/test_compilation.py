@@ -10,7 +10,9 @@ import jax
 import pytest
 
 from attribution_assets.compilation import (
+    CACHE_DIR_JAX_ENV,
     CACHE_ENV,
+    MIN_COMPILE_TIME_S,
     YNN_REDUCE_OFF_FLAG,
     configure_jax,
     enable_compilation_cache,
@@ -37,9 +39,11 @@ def test_cache_directory_from_argument_and_environment(tmp_path, monkeypatch, re
 
 def test_cache_can_be_switched_off(monkeypatch, tmp_path, restore_cache_dir) -> None:
     jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_JAX_ENV, str(tmp_path))  # as a parent process passes it on
     monkeypatch.setenv(CACHE_ENV, "off")
     assert enable_compilation_cache() is None
-    assert jax.config.jax_compilation_cache_dir == str(tmp_path)  # left as it was
+    assert jax.config.jax_compilation_cache_dir is None
+    assert CACHE_DIR_JAX_ENV not in os.environ
 
 
 def test_xla_flag_switches_off_the_ynn_reduce_fusion_on_jaxlib_0_10() -> None:
@@ -101,3 +105,28 @@ def test_attribute_event_sets_jax_up_as_the_dagster_runs_do(tmp_path) -> None:
     assert flags == xla_flags("")
     assert cache == str(tmp_path / "cache")
     assert "Error" in result.stderr  # an empty archive holds no overpass of the event
+
+
+def test_the_code_location_loads_without_the_sampling_stack(tmp_path) -> None:
+    """A code server, a crawl or a roll-up loads the definitions and never samples: loading them imports
+    neither JAX, NumPyro, ArviZ nor Matplotlib (about 2 s of a 4 s load on 2 cores), and JAX, imported
+    later by an event's step, still finds the XLA flag and the compilation cache they configured."""
+    code = (
+        "import os, sys\n"
+        "import attribution_assets.definitions\n"
+        "heavy = sorted(m for m in ('jax', 'numpyro', 'arviz', 'matplotlib') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "import jax\n"
+        "print(os.environ['XLA_FLAGS'])\n"
+        "print(jax.config.jax_compilation_cache_dir)\n"
+        "print(jax.config.jax_persistent_cache_min_compile_time_secs)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", CACHE_DIR_JAX_ENV)}
+    env[CACHE_ENV] = str(tmp_path / "cache")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    flags, cache, threshold = result.stdout.splitlines()[-3:]
+    assert flags == xla_flags("")
+    assert cache == str(tmp_path / "cache")
+    assert float(threshold) == MIN_COMPILE_TIME_S

@@ -8,14 +8,20 @@ facility when an unlisted source is more probable. The ``attribution_ess`` check
 
 import geopandas as gpd
 import pandas as pd
-from dagster import AssetExecutionContext, asset
+from dagster import AssetExecutionContext, AssetIn, asset
 
-from attribution_assets.assets.common import CODE_VERSION, ROW_COUNT, TABLE_KINDS, event_of, table_metadata
+from attribution_assets.assets.common import (
+    CODE_VERSION,
+    INFERENCE_DATA,
+    ROW_COUNT,
+    TABLE_KINDS,
+    InferenceData,
+    event_of,
+    table_metadata,
+)
 from attribution_assets.partitions import detection_events
-from attribution_assets.pipeline.attribution import attribute, load_candidates
 from attribution_assets.pipeline.posterior import attribution_columns
 from attribution_assets.resources import AnalysisSettings
-from attribution_assets.science.arviz_import import az
 
 RANKED_COLUMNS = ["rank", "facility_id", "name", "sector", "distance_m", "probability"]
 """Columns of the ranked-hypotheses table in the metadata (distance from the posterior mean, m)."""
@@ -51,14 +57,17 @@ def attribution_metadata(table: pd.DataFrame) -> dict[str, object]:
 @asset(
     partitions_def=detection_events,
     group_name="inversion",
+    ins={"source_posterior": AssetIn(dagster_type=INFERENCE_DATA)},
     kinds=TABLE_KINDS,
     code_version=CODE_VERSION,
     description="Posterior probability that the source is each inventory facility inside the AOI (power "
     "plants for CO2; the facility list and EDGAR cells for CH4) or a source not in the inventory.",
 )
 def source_attribution(
-    context: AssetExecutionContext, source_posterior: az.InferenceData, settings: AnalysisSettings
+    context: AssetExecutionContext, source_posterior: InferenceData, settings: AnalysisSettings
 ) -> gpd.GeoDataFrame:
+    from attribution_assets.pipeline.attribution import attribute, load_candidates  # SciPy, on use
+
     event = event_of(context)
     analysis = settings.event_settings()
     candidates = load_candidates(event, analysis, context.log)

@@ -6,24 +6,49 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    DagsterType,
     MetadataValue,
     TableColumn,
     TableRecord,
     TableSchema,
+    TypeCheck,
+    TypeCheckContext,
 )
-from matplotlib.figure import Figure
 
 from attribution_assets.atomic import atomic_path
 from attribution_assets.events import DetectionEvent, parse_event_key
+from attribution_assets.io_manager import is_inference_data
 from attribution_assets.pipeline.provenance import code_version
+
+if TYPE_CHECKING:
+    from arviz import InferenceData
+    from matplotlib.figure import Figure
+else:
+    InferenceData = Any
+    """The annotation of an ``InferenceData`` input or output: ArviZ is imported by the steps that make
+    or read one, not when the code location loads (a code server, a crawl or a roll-up has no use for
+    it); Dagster checks the value with :data:`INFERENCE_DATA`, given as the asset's type."""
 
 CODE_VERSION = code_version()
 """``code_version`` of every asset: the package version (bumped with any change to a stage's logic)."""
+
+def _check_inference_data(_context: TypeCheckContext, value: object) -> TypeCheck:
+    return TypeCheck(success=is_inference_data(value),
+                     description=None if is_inference_data(value) else f"got {type(value).__name__}")
+
+
+INFERENCE_DATA = DagsterType(
+    type_check_fn=_check_inference_data,
+    name="InferenceData",
+    description="ArviZ InferenceData: posterior draws, sample statistics and observed data (NetCDF)",
+)
+"""The Dagster type of ``source_posterior``, as its output and as the input of the assets that read it."""
 
 ROW_COUNT = "dagster/row_count"
 """The standard metadata key of a table's row count."""

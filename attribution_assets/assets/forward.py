@@ -8,8 +8,6 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from attribution_assets.assets.common import CODE_VERSION, event_of, figure_metadata, table_metadata
 from attribution_assets.partitions import detection_events
-from attribution_assets.pipeline.figures import observed_vs_simulated
-from attribution_assets.pipeline.forward import build_forward
 from attribution_assets.resources import OutputStore
 
 
@@ -30,6 +28,10 @@ def plume_forward(
     oco2_aoi: dict[str, xr.Dataset],
     store: OutputStore,
 ) -> dict[str, xr.Dataset]:
+    # the forward model is JAX: imported when the step runs, not when the code location loads
+    from attribution_assets.pipeline.figures import observed_vs_simulated
+    from attribution_assets.pipeline.forward import build_forward
+
     event = event_of(context)
     forward = build_forward(event, met_conditions, emit_enhancement, ghgsat_aoi, tropomi_aoi, oco2_aoi)
     for instrument, granule in forward.empty_granules:

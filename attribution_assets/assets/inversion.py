@@ -9,29 +9,27 @@ in its metadata; the ``sampler_converged`` and ``posterior_predictive`` checks
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
-from attribution_assets.assets.common import CODE_VERSION, event_of, figure_metadata, table_metadata
-from attribution_assets.partitions import detection_events
-from attribution_assets.pipeline.figures import posterior_figure, predictive_figure
-from attribution_assets.pipeline.forward import ForwardModel
-from attribution_assets.pipeline.inversion import NoObservationsError, invert_event
-from attribution_assets.pipeline.met import winds_from_dataset
-from attribution_assets.resources import AnalysisSettings, OutputStore
-from attribution_assets.science.arviz_import import az
-from attribution_assets.science.forward.operators import ObservationBlock
-from attribution_assets.science.geometry import LocalFrame
-from attribution_assets.science.inversion import (
-    InversionResult,
-    PosteriorSummary,
-    SamplerDiagnostics,
-    posterior_predictive,
+from attribution_assets.assets.common import (
+    CODE_VERSION,
+    INFERENCE_DATA,
+    InferenceData,
+    event_of,
+    figure_metadata,
+    table_metadata,
 )
+from attribution_assets.partitions import detection_events
+from attribution_assets.resources import AnalysisSettings, OutputStore
 
+if TYPE_CHECKING:
+    from attribution_assets.science.forward.operators import ObservationBlock
+    from attribution_assets.science.inversion import InversionResult, PosteriorSummary, SamplerDiagnostics
 
 def _finite(value: float, digits: int) -> float | None:
     """``value`` rounded, or None when it is not finite (no chains: NaN R-hat and ESS)."""
@@ -39,7 +37,7 @@ def _finite(value: float, digits: int) -> float | None:
 
 
 def predictive_rms(
-    names: Sequence[str], blocks: Sequence[ObservationBlock], predictive: Sequence[dict[str, np.ndarray]]
+    names: Sequence[str], blocks: Sequence["ObservationBlock"], predictive: Sequence[dict[str, np.ndarray]]
 ) -> dict[str, float]:
     """RMS (1) of ``(observed - posterior predictive mean) / sigma`` of every block, by block name."""
     return {
@@ -48,7 +46,7 @@ def predictive_rms(
     }
 
 
-def albedo_table(names: Sequence[str], result: InversionResult) -> pd.DataFrame:
+def albedo_table(names: Sequence[str], result: "InversionResult") -> pd.DataFrame:
     """The albedo artefact removed from each block that had one fitted (slope and standard error in
     the block's units per unit albedo)."""
     rows = [{"block": name, "slope_per_unit_albedo": fit.slope, "slope_se": fit.slope_se,
@@ -57,7 +55,7 @@ def albedo_table(names: Sequence[str], result: InversionResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["block", "slope_per_unit_albedo", "slope_se", "units", "observations"])
 
 
-def correlated_error_table(names: Sequence[str], result: InversionResult) -> pd.DataFrame:
+def correlated_error_table(names: Sequence[str], result: "InversionResult") -> pd.DataFrame:
     """The error field fitted to each imager block (variances in units of its reported sd squared):
     the variance of its normalised errors, the share left given the neighbours, the F test's
     log10 p-value and whether the likelihood used it."""
@@ -68,7 +66,7 @@ def correlated_error_table(names: Sequence[str], result: InversionResult) -> pd.
     return pd.DataFrame(rows, columns=columns)
 
 
-def diagnostics_metadata(diagnostics: SamplerDiagnostics, draws: int) -> dict[str, object]:
+def diagnostics_metadata(diagnostics: "SamplerDiagnostics", draws: int) -> dict[str, object]:
     """The sampler diagnostics (R-hat 1, ESS in draws) the ``sampler_converged`` check judges, and the
     sampler's work: NUTS leapfrog steps per draw, SMC tempering steps, random-walk acceptance and move
     pairs at the posterior (0 and None for the sampler not used), and the wall times (s) of MAP +
@@ -92,7 +90,7 @@ def diagnostics_metadata(diagnostics: SamplerDiagnostics, draws: int) -> dict[st
     }
 
 
-def summary_metadata(summary: PosteriorSummary) -> dict[str, object]:
+def summary_metadata(summary: "PosteriorSummary") -> dict[str, object]:
     """The emission and source summary, rounded, units in the names."""
     return {
         "emission_rate_kg_h": round(summary.emission_rate_kg_h, 1),
@@ -112,6 +110,7 @@ def summary_metadata(summary: PosteriorSummary) -> dict[str, object]:
     group_name="inversion",
     pool="inversion",  # instance concurrency pool: joint inversions sampling at once (dagster.yaml)
     kinds={"numpyro", "jax", "netcdf"},
+    dagster_type=INFERENCE_DATA,
     code_version=CODE_VERSION,
     description="Joint posterior of emission rate, source position, per-overpass wind and stability, "
     "per-instrument background and noise: multi-start MAP + Laplace, then NUTS or tempered SMC (chosen "
@@ -124,7 +123,15 @@ def source_posterior(
     met_conditions: xr.Dataset,
     settings: AnalysisSettings,
     store: OutputStore,
-) -> Output[az.InferenceData]:
+) -> Output[InferenceData]:
+    # the stages import JAX, NumPyro and ArviZ: here, not when the code location loads
+    from attribution_assets.pipeline.figures import posterior_figure, predictive_figure
+    from attribution_assets.pipeline.forward import ForwardModel
+    from attribution_assets.pipeline.inversion import NoObservationsError, invert_event
+    from attribution_assets.pipeline.met import winds_from_dataset
+    from attribution_assets.science.geometry import LocalFrame
+    from attribution_assets.science.inversion import posterior_predictive
+
     event = event_of(context)
     forward = ForwardModel.from_datasets(plume_forward, met_conditions)
     try:

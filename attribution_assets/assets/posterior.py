@@ -11,9 +11,17 @@ was written, so they always agree with it.
 import geopandas as gpd
 import pandas as pd
 import xarray as xr
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, MaterializeResult, MetadataValue, asset
 
-from attribution_assets.assets.common import CODE_VERSION, ROW_COUNT, event_of, png_markdown, table_metadata
+from attribution_assets.assets.common import (
+    CODE_VERSION,
+    INFERENCE_DATA,
+    ROW_COUNT,
+    InferenceData,
+    event_of,
+    png_markdown,
+    table_metadata,
+)
 from attribution_assets.assets.outcomes import event_instrument_outcomes
 from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.events import registered_events
@@ -21,9 +29,7 @@ from attribution_assets.partitions import detection_events
 from attribution_assets.pipeline.posterior import alert_score, interval_text, posterior_row
 from attribution_assets.pipeline.provenance import provenance_json
 from attribution_assets.resources import AnalysisSettings, OutputStore
-from attribution_assets.science.arviz_import import az
 from attribution_assets.science.attribution import UNLISTED_ID
-from attribution_assets.science.inversion import PosteriorSummary
 
 ROW_TABLE_COLUMNS = {
     "event_id": ("event_id", None),
@@ -126,6 +132,7 @@ def summary_card(row: pd.DataFrame, figure_png: bytes | None, threshold_kg_h: fl
 @asset(
     partitions_def=detection_events,
     group_name="outputs",
+    ins={"source_posterior": AssetIn(dagster_type=INFERENCE_DATA)},
     kinds={"geopandas", "geoparquet"},
     code_version=CODE_VERSION,
     description="The event's posterior as one GeoParquet row (schema in the README), written atomically "
@@ -133,7 +140,7 @@ def summary_card(row: pd.DataFrame, figure_png: bytes | None, threshold_kg_h: fl
 )
 def event_posterior(
     context: AssetExecutionContext,
-    source_posterior: az.InferenceData,
+    source_posterior: InferenceData,
     event_overpasses: gpd.GeoDataFrame,
     met_conditions: xr.Dataset,
     quantification_baselines: gpd.GeoDataFrame,
@@ -141,6 +148,8 @@ def event_posterior(
     settings: AnalysisSettings,
     store: OutputStore,
 ) -> MaterializeResult:
+    from attribution_assets.science.inversion import PosteriorSummary  # JAX: here, not at load
+
     event = event_of(context)
     event = {e.key: e for e in registered_events(store.event_registry_path)}.get(event.key, event)
     analysis = settings.event_settings()

@@ -14,6 +14,7 @@ backfill it orders the roll-up after every targeted event partition (see
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import geopandas as gpd
@@ -31,17 +32,18 @@ from dagster import (
     TableSchema,
     asset,
 )
-from matplotlib.figure import Figure
 
 from attribution_assets.assets.common import CODE_VERSION, figure_metadata
 from attribution_assets.assets.posterior import event_posterior
 from attribution_assets.catalog.store import write_geoparquet
 from attribution_assets.partitions import week_of_partition, weekly_partitions
-from attribution_assets.pipeline.figures import geographic_axes, new_figure, rate_unit
 from attribution_assets.pipeline.settings import EventSettings
 from attribution_assets.readers.errors import EmptyAOIError
 from attribution_assets.readers.inventory import read_facility_list, read_wri_gppd
 from attribution_assets.resources import AnalysisSettings, OutputStore
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ROLLUP_NAME = "posteriors.parquet"
 """File name of a week's roll-up inside ``OUTPUT/weekly/week=YYYY-Www/``."""
@@ -120,10 +122,12 @@ def week_facilities(settings: EventSettings, frame: pd.DataFrame) -> pd.DataFram
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=["longitude", "latitude"])
 
 
-def week_figure(frame: pd.DataFrame, facilities: pd.DataFrame, week: str) -> Figure:
+def week_figure(frame: pd.DataFrame, facilities: pd.DataFrame, week: str) -> "Figure":
     """Map of the week's events (posterior source position; colour: ``p_source``, area: emission rate)
     with the inventory facilities, and one emission-rate panel per gas (mean and 90 % interval; kg/h,
     t/h for CO2)."""
+    from attribution_assets.pipeline.figures import geographic_axes, new_figure, rate_unit  # Matplotlib
+
     gases = sorted(frame["gas"].unique())
     fig, axes = new_figure(1, 1 + len(gases), figsize=(5.5 + 4.0 * len(gases), 4.4), squeeze=False)
     ax_map = axes[0, 0]

@@ -12,43 +12,44 @@ them. Stages, in order:
 - :func:`invert_event`: the joint posterior;
 - :func:`load_candidates`, :func:`attribute`: the facility attribution;
 - :func:`posterior_row`: the output row.
+
+The names below are loaded on first use, as :mod:`attribution_assets.science.inversion` loads its
+own: the code location's definitions import the stage modules they need when a step runs, and a
+Dagster process that runs no event step (a code server, a crawl, a roll-up) imports neither JAX,
+NumPyro, ArviZ, SciPy nor Matplotlib.
 """
 
-from attribution_assets.pipeline.aoi import AoiExtract, extract_aoi, extract_aois
-from attribution_assets.pipeline.attribution import attribute, load_candidates
-from attribution_assets.pipeline.baselines import quantify_baselines
-from attribution_assets.pipeline.enhancement import enhance_emit
-from attribution_assets.pipeline.event import EventResult, attribute_event, write_posterior
-from attribution_assets.pipeline.forward import ForwardModel, build_forward
-from attribution_assets.pipeline.inversion import EventInversion, NoObservationsError, invert_event
-from attribution_assets.pipeline.met import MetDataError, prepare_met
-from attribution_assets.pipeline.overpasses import fetch_live, resolve_overpasses, update_catalog
-from attribution_assets.pipeline.posterior import alert_score, instrument_outcomes, posterior_row
-from attribution_assets.pipeline.settings import EventSettings
+from __future__ import annotations
 
-__all__ = [
-    "AoiExtract",
-    "EventInversion",
-    "EventResult",
-    "EventSettings",
-    "ForwardModel",
-    "MetDataError",
-    "NoObservationsError",
-    "alert_score",
-    "attribute",
-    "attribute_event",
-    "build_forward",
-    "enhance_emit",
-    "extract_aoi",
-    "extract_aois",
-    "fetch_live",
-    "instrument_outcomes",
-    "invert_event",
-    "load_candidates",
-    "posterior_row",
-    "prepare_met",
-    "quantify_baselines",
-    "resolve_overpasses",
-    "update_catalog",
-    "write_posterior",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "aoi": ("AoiExtract", "extract_aoi", "extract_aois"),
+    "attribution": ("attribute", "load_candidates"),
+    "baselines": ("quantify_baselines",),
+    "enhancement": ("enhance_emit",),
+    "event": ("EventResult", "attribute_event", "write_posterior"),
+    "forward": ("ForwardModel", "build_forward"),
+    "inversion": ("EventInversion", "NoObservationsError", "invert_event"),
+    "met": ("MetDataError", "prepare_met"),
+    "overpasses": ("fetch_live", "resolve_overpasses", "update_catalog"),
+    "posterior": ("alert_score", "instrument_outcomes", "posterior_row"),
+    "settings": ("EventSettings",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

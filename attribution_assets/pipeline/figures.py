@@ -1,21 +1,25 @@
 """Figures of one event (object-oriented Matplotlib: no pyplot state, drawable in any process or
-thread): observed vs simulated plume, the rate and position posterior, and the posterior predictive."""
+thread): observed vs simulated plume, the rate and position posterior, and the posterior predictive;
+and the helpers the week's figure shares with them (:func:`new_figure`, :func:`rate_unit`,
+:func:`geographic_axes`), which import neither JAX nor NumPyro."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from attribution_assets.pipeline.forward import ForwardModel, linear_rate_kg_s
-from attribution_assets.science.forward.operators import ObservationBlock
-from attribution_assets.science.geometry import LocalFrame
-from attribution_assets.science.inversion import InversionResult, posterior_predictive
-from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import kg_s_to_kg_h
+
+if TYPE_CHECKING:
+    from attribution_assets.pipeline.forward import ForwardModel
+    from attribution_assets.science.forward.operators import ObservationBlock
+    from attribution_assets.science.geometry import LocalFrame
+    from attribution_assets.science.inversion import InversionResult
+    from attribution_assets.science.met.wind import OverpassWind
 
 
 def new_figure(
@@ -44,6 +48,8 @@ def geographic_axes(ax: Any) -> None:
 def observed_vs_simulated(forward: ForwardModel, title: str) -> Figure:
     """For each block, observed minus background next to the simulated plume (linear fit at the alert
     point)."""
+    from attribution_assets.pipeline.forward import linear_rate_kg_s  # JAX: when an event is drawn
+
     blocks, jacobians = forward.blocks, forward.jacobians
     fig, axes = new_figure(len(blocks), 2, figsize=(9, 3.6 * len(blocks)), squeeze=False)
     for row, (block, jac) in enumerate(zip(blocks, jacobians, strict=True)):
@@ -105,6 +111,8 @@ def predictive_figure(
     the :func:`~attribution_assets.science.inversion.posterior_predictive` of ``result`` when the caller
     has it already (computed here otherwise)."""
     if predictive is None:
+        from attribution_assets.science.inversion import posterior_predictive
+
         predictive = posterior_predictive(result, blocks, winds)
     fig, axes = new_figure(1, len(blocks), figsize=(3.6 * len(blocks), 3.4), squeeze=False)
     for ax, block, pred in zip(axes[0], blocks, predictive, strict=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -19,7 +19,9 @@ from shapely.geometry import Point
 from attribution_assets.events import DetectionEvent
 from attribution_assets.pipeline.settings import INSTRUMENTS
 from attribution_assets.science.attribution import UNLISTED_ID
-from attribution_assets.science.inversion import PosteriorSummary
+
+if TYPE_CHECKING:
+    from attribution_assets.science.inversion import PosteriorSummary
 
 SUMMARY_COLUMNS = (
     "source_lon",

@@ -22,8 +22,11 @@ import xarray as xr
 from attribution_assets.pipeline.met import winds_from_dataset
 from attribution_assets.pipeline.overpasses import catalogued
 from attribution_assets.pipeline.settings import EventSettings
-from attribution_assets.science.inversion.problem import DEFAULT_Q_MEDIAN_KG_H
-from attribution_assets.science.inversion.settings import SAMPLER_SETTINGS, InversionSettings
+from attribution_assets.science.inversion.settings import (
+    DEFAULT_Q_MEDIAN_KG_H,
+    SAMPLER_SETTINGS,
+    InversionSettings,
+)
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 """The ``attribution_assets`` package folder."""

@@ -21,7 +21,6 @@ from typing import Any
 import h5py
 import netCDF4
 import numpy as np
-from scipy.io import netcdf_file
 
 from attribution_assets.readers.errors import ProductFormatError
 from attribution_assets.readers.values import attribute_text
@@ -107,6 +106,8 @@ def check_complete(path: str | os.PathLike[str]) -> None:
     with open(path, "rb") as handle:
         if handle.read(3) != NETCDF3_SIGNATURE:
             return
+    from scipy.io import netcdf_file  # SciPy's NetCDF-3 reader, for the few NetCDF-3 files only
+
     failure = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns when mapped variables outlive close()

@@ -59,9 +59,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "optimise": ("find_map", "find_modes", "starting_points"),
     "groups": ("ObservationGroup",),
-    "problem": ("DEFAULT_Q_MEDIAN_KG_H", "InversionProblem", "ModelConfig", "prepare"),
+    "problem": ("InversionProblem", "ModelConfig", "prepare"),
     "result": ("InversionResult", "LaplaceSummary", "PosteriorSummary", "posterior_predictive"),
     "settings": (
+        "DEFAULT_Q_MEDIAN_KG_H",
         "SAMPLER_SETTINGS",
         "InversionSettings",
         "PotentialKind",

@@ -36,14 +36,11 @@ from scipy.spatial import cKDTree
 
 from attribution_assets.science.forward.operators import ObservationBlock
 from attribution_assets.science.inversion.groups import ObservationGroup, assemble, block_statistics
-from attribution_assets.science.inversion.settings import InversionSettings
+from attribution_assets.science.inversion.settings import DEFAULT_Q_MEDIAN_KG_H, InversionSettings
 from attribution_assets.science.inversion.streams import RandomStream
 from attribution_assets.science.inversion.structured_error import block_weights
 from attribution_assets.science.met.wind import OverpassWind
 from attribution_assets.science.units import MAD_TO_SD
-
-DEFAULT_Q_MEDIAN_KG_H = {"CH4": 1000.0, "CO2": 1.0e6}
-"""Median of the emission-rate prior per gas, kg h-1 (``InversionSettings.q_median_kg_h`` overrides)."""
 
 
 @dataclass(frozen=True)

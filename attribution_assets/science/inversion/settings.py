@@ -16,6 +16,8 @@ SMC otherwise (see :func:`~attribution_assets.science.inversion.api.invert`); ``
 ``"smc"``: adaptive tempered SMC; ``"laplace"``: draws from the Laplace approximation only."""
 QPrior = Literal["lognormal", "normal"]
 """Family of the emission-rate prior."""
+DEFAULT_Q_MEDIAN_KG_H = {"CH4": 1000.0, "CO2": 1.0e6}
+"""Median of the emission-rate prior per gas, kg h-1 (``InversionSettings.q_median_kg_h`` overrides)."""
 PotentialKind = Literal["model", "present", "absent"]
 """Density of a potential: ``"model"`` (the presence mixture when presence is on), ``"present"``
 (source always present) or ``"absent"`` (no source)."""
