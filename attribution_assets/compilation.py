@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -109,6 +110,13 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
         jax.config.update("jax_compilation_cache_dir", str(path))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
     return path
+
+
+def no_compilation_cache(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` for a child process whose JAX compiles everything itself: the package's cache
+    switched off (:data:`CACHE_ENV` ``off``) and JAX's own cache directory variable removed, which
+    :func:`enable_compilation_cache` sets in this process and children inherit."""
+    return {**{k: v for k, v in environ.items() if k != CACHE_DIR_JAX_ENV}, CACHE_ENV: "off"}
 
 
 def configure_jax(cache_dir: str | os.PathLike | None = None) -> Path | None:

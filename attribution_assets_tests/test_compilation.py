@@ -12,13 +12,23 @@ import pytest
 from attribution_assets.compilation import (
     CACHE_DIR_JAX_ENV,
     CACHE_ENV,
+    MIN_COMPILE_TIME_JAX_ENV,
     MIN_COMPILE_TIME_S,
     YNN_REDUCE_OFF_FLAG,
     configure_jax,
     enable_compilation_cache,
+    no_compilation_cache,
     set_xla_flags,
     xla_flags,
 )
+
+
+@pytest.fixture(autouse=True)
+def restore_jax_environment(monkeypatch):
+    """``enable_compilation_cache`` sets JAX's variables in ``os.environ``: as they were after each test."""
+    for name in (CACHE_DIR_JAX_ENV, MIN_COMPILE_TIME_JAX_ENV):
+        monkeypatch.setenv(name, "")  # records the value before the test, or its absence
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -130,3 +140,21 @@ def test_the_code_location_loads_without_the_sampling_stack(tmp_path) -> None:
     assert flags == xla_flags("")
     assert cache == str(tmp_path / "cache")
     assert float(threshold) == MIN_COMPILE_TIME_S
+
+
+def test_a_child_process_can_be_started_without_the_inherited_cache(tmp_path, monkeypatch,
+                                                                    restore_cache_dir) -> None:
+    """``enable_compilation_cache`` passes the cache directory on to child processes through JAX's
+    variable; a benchmark's fresh interpreter, which must compile everything, gets an environment
+    without it (its JAX would otherwise load programs another process compiled)."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    enable_compilation_cache()
+    assert os.environ[CACHE_DIR_JAX_ENV] == str(tmp_path / "cache")
+    code = "import jax; print(jax.config.jax_compilation_cache_dir)"
+    inherited = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert inherited.stdout.strip() == str(tmp_path / "cache")
+    env = no_compilation_cache(os.environ)
+    assert env[CACHE_ENV] == "off" and CACHE_DIR_JAX_ENV not in env
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip() == "None"

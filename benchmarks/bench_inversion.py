@@ -28,7 +28,7 @@ import numpy as np
 from bench_forward import WINDS, event_blocks
 from report import write_results
 
-from attribution_assets.compilation import set_xla_flags
+from attribution_assets.compilation import no_compilation_cache, set_xla_flags
 from attribution_assets.science import inversion
 from attribution_assets.science.forward import operators
 
@@ -73,7 +73,7 @@ def fresh_process() -> float:
         "inv.invert(b.plume_event(), b.WINDS, 'CH4', inv.InversionSettings()); "
         "print(time.perf_counter() - t)"
     )
-    env = {**os.environ, "ATTRIBUTION_JAX_CACHE_DIR": "off"}
+    env = no_compilation_cache(os.environ)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 

@@ -72,7 +72,7 @@ import numpy as np
 from report import write_results
 from scipy import stats
 
-from attribution_assets.compilation import set_xla_flags
+from attribution_assets.compilation import no_compilation_cache, set_xla_flags
 from attribution_assets.pipeline.posterior import rate_interval
 from attribution_assets.science import inversion
 from attribution_assets.science.validation import KINDS, Scene, scene_kinds, set_scene
@@ -285,7 +285,7 @@ def child_argv(args: argparse.Namespace, index: int) -> list[str]:
 
 def fresh_events(args: argparse.Namespace, indices: list[int]) -> list[dict[str, object]]:
     """The first ``args.fresh`` of ``indices``, each the first event of a new interpreter (cache off)."""
-    env = {**os.environ, "ATTRIBUTION_JAX_CACHE_DIR": "off"}
+    env = no_compilation_cache(os.environ)
     out = []
     for count, index in enumerate(indices[: args.fresh], start=1):
         t0 = time.perf_counter()
