@@ -1,8 +1,10 @@
 """JAX set-up for this package's entry points: one XLA CPU option and the persistent compilation cache.
 
 Nothing here runs at import. :func:`configure_jax` is called by the entry points: ``definitions.py``
-for the Dagster code location, ``cli.main`` and the benchmarks; it must run before JAX initialises
-its backend (the first computation).
+for the Dagster code location (its code servers and run processes), ``cli.main``, the HTTP service
+(``service.runtime``) and :func:`~attribution_assets.pipeline.attribute_event`; the benchmarks set the
+XLA flag alone (:func:`set_xla_flags`). It must run before JAX initialises its backend (the first
+computation).
 
 - **XLA flag.** XLA reads ``XLA_FLAGS`` once, when JAX initialises its backend. With jaxlib 0.10,
   sums are not handed to the YNNPACK reduction fusion (``--xla_cpu_experimental_ynn_fusion_type=-reduce``),
@@ -89,11 +91,12 @@ def set_xla_flags() -> str:
 def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path | None:
     """Point JAX's persistent compilation cache at ``directory``.
 
-    Defaults to ``$ATTRIBUTION_JAX_CACHE_DIR`` or ``~/.cache/attribution_assets/jax``; the value
-    ``off`` disables the cache (also one a parent process passed on). Returns the directory in use
-    (``None`` when disabled). The settings go into this process's environment, which JAX reads when it
-    is imported and child processes inherit, and into JAX's configuration when JAX is imported
-    already; JAX is not imported here.
+    Defaults to ``$ATTRIBUTION_JAX_CACHE_DIR`` or ``~/.cache/attribution_assets/jax``. The settings
+    go into this process's environment, which JAX reads when it is imported and every child process
+    inherits, and into JAX's configuration when JAX is imported already; JAX is not imported here. A
+    ``JAX_COMPILATION_CACHE_DIR`` set before is replaced. The value ``off`` removes that variable (a
+    parent's or a user's) and JAX's cache directory: the cache is off in this process, if JAX has not
+    compiled yet, and in its children. Returns the directory in use (``None`` when off).
     """
     chosen = directory if directory is not None else os.environ.get(CACHE_ENV, str(DEFAULT_CACHE_DIR))
     jax = sys.modules.get("jax")
@@ -115,7 +118,8 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
 def no_compilation_cache(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` for a child process whose JAX compiles everything itself: the package's cache
     switched off (:data:`CACHE_ENV` ``off``) and JAX's own cache directory variable removed, which
-    :func:`enable_compilation_cache` sets in this process and children inherit."""
+    :func:`enable_compilation_cache` sets in any process that called it (a test process that loaded
+    the definitions included) and children inherit."""
     return {**{k: v for k, v in environ.items() if k != CACHE_DIR_JAX_ENV}, CACHE_ENV: "off"}
 
 

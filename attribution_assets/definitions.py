@@ -12,8 +12,8 @@ from dagster import DagsterExecutionInterruptedError, Definitions, in_process_ex
 
 from attribution_assets.stop_requests import redeliver_swallowed_stops
 
-# before the assets import JAX, whose gc callback can swallow a stop: a code server told to stop while
-# it loads this module would miss it
+# first, before anything imports JAX (the event steps do), whose gc callback can swallow a stop: a
+# process told to stop while that callback runs would otherwise miss it
 redeliver_swallowed_stops(DagsterExecutionInterruptedError)
 
 from attribution_assets.assets.alerts import alerts

@@ -170,6 +170,8 @@ class EventStoreIOManager(ConfigurableIOManager):
         for kind, suffix in _SUFFIXES.items():
             path = base.with_name(base.name + suffix)
             if path.exists():
+                if kind == "idata":  # an import that fails is not a damaged file: outside the try
+                    from attribution_assets.science.arviz_import import az  # noqa: F401
                 try:
                     return _read(kind, path)
                 except _UNREADABLE as error:

@@ -66,7 +66,7 @@ def attribution_metadata(table: pd.DataFrame) -> dict[str, object]:
 def source_attribution(
     context: AssetExecutionContext, source_posterior: InferenceData, settings: AnalysisSettings
 ) -> gpd.GeoDataFrame:
-    from attribution_assets.pipeline.attribution import attribute, load_candidates  # SciPy, on use
+    from attribution_assets.pipeline.attribution import attribute, load_candidates  # JAX: on use
 
     event = event_of(context)
     analysis = settings.event_settings()

@@ -38,9 +38,10 @@ else:
 CODE_VERSION = code_version()
 """``code_version`` of every asset: the package version (bumped with any change to a stage's logic)."""
 
+
 def _check_inference_data(_context: TypeCheckContext, value: object) -> TypeCheck:
-    return TypeCheck(success=is_inference_data(value),
-                     description=None if is_inference_data(value) else f"got {type(value).__name__}")
+    ok = is_inference_data(value)
+    return TypeCheck(success=ok, description=None if ok else f"got {type(value).__name__}")
 
 
 INFERENCE_DATA = DagsterType(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from attribution_assets.science.forward.operators import ObservationBlock
     from attribution_assets.science.inversion import InversionResult, PosteriorSummary, SamplerDiagnostics
 
+
 def _finite(value: float, digits: int) -> float | None:
     """``value`` rounded, or None when it is not finite (no chains: NaN R-hat and ESS)."""
     return round(float(value), digits) if math.isfinite(value) else None

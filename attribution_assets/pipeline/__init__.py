@@ -16,7 +16,7 @@ them. Stages, in order:
 The names below are loaded on first use, as :mod:`attribution_assets.science.inversion` loads its
 own: the code location's definitions import the stage modules they need when a step runs, and a
 Dagster process that runs no event step (a code server, a crawl, a roll-up) imports neither JAX,
-NumPyro, ArviZ, SciPy nor Matplotlib.
+NumPyro, ArviZ, Matplotlib nor SciPy's statistics.
 """
 
 from __future__ import annotations
