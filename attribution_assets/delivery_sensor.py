@@ -202,8 +202,10 @@ def alert_delivery_sensor(
 
     resends, problems = pending_resends(ledger_dir(store), notifier.webhook_ids(), notifier.resend_backoff())
     unreadable = sorted(set(problems))
-    for problem in sorted(set(unreadable) - set(state.get("reported", []))):
-        context.log.error(problem)  # once while it lasts; the skip reason counts it on every tick
+    reported = set(state.get("reported", []))
+    for problem in unreadable:
+        if problem not in reported:
+            context.log.error(problem)  # once while it lasts; the skip reason counts it on every tick
     requested = {request.partition_key for request in requests}
     due_subjects = set()
     for monday, due in sorted(due_by_week(resends, now).items()):

@@ -21,10 +21,9 @@ NumPyro, ArviZ, Matplotlib nor SciPy's statistics.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from attribution_assets.lazy_exports import lazy_exports
 
-_EXPORTS: dict[str, tuple[str, ...]] = {
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "aoi": ("AoiExtract", "extract_aoi", "extract_aois"),
     "attribution": ("attribute", "load_candidates"),
     "baselines": ("quantify_baselines",),
@@ -36,20 +35,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "overpasses": ("fetch_live", "resolve_overpasses", "update_catalog"),
     "posterior": ("alert_score", "instrument_outcomes", "posterior_row"),
     "settings": ("EventSettings",),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+})

@@ -39,10 +39,9 @@ and the command line do) does not import JAX and NumPyro (~5 s).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from attribution_assets.lazy_exports import lazy_exports
 
-_EXPORTS: dict[str, tuple[str, ...]] = {
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "albedo": ("AlbedoFit", "remove_albedo_artefacts"),
     "confidence": ("RateMeasurement", "confidence_interval_kg_h", "feldman_cousins", "rate_measurements"),
     "correlated_error": ("CorrelatedErrorFit", "model_correlated_errors"),
@@ -72,20 +71,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "settings_dict",
     ),
     "streams": ("RandomStream",),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+})
